@@ -1,0 +1,232 @@
+"""The one place that wires database, mailbox, intake, outbox and scheduler together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Config
+from mailbot.db import make_engine, migrate, session_factory
+from mailbot.intake import Intake, Outcome, Source
+from mailbot.mailbox import MailboxError, MailboxSource, open_source
+from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class IntakeStats:
+    fetched: int = 0
+    processed: int = 0
+    already_done: int = 0
+    duplicates: int = 0
+    machine: int = 0
+    quarantined: int = 0
+    ignored: int = 0
+    tickets: list[str] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome.already_done:
+            self.already_done += 1
+        elif outcome.status == "duplicate":
+            self.duplicates += 1
+        elif outcome.status == "machine":
+            self.machine += 1
+        elif outcome.status == "quarantined":
+            self.quarantined += 1
+        elif outcome.status == "ignored":
+            self.ignored += 1
+        else:
+            self.processed += 1
+            if outcome.ticket_number and outcome.ticket_number not in self.tickets:
+                self.tickets.append(outcome.ticket_number)
+
+
+class App:
+    """Built by `create_app`; tests get a fresh one per test with their own config and clock."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sender: Sender | None = None,
+        source_factory: Callable[[Config], MailboxSource] = open_source,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.engine = engine or make_engine(config.database_url, echo=config.settings.database.echo)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.intake = Intake(config)
+        self.outbox = Outbox(self.sessions, sender or make_sender(config.smtp, config.settings.smtp),
+                             config.settings.smtp, clock)
+        self.source_factory = source_factory
+        self.stop_flag = threading.Event()
+        # A hook for fault-injection tests: called between commit and marking in the mailbox.
+        self.after_commit: Callable[[Outcome], None] | None = None
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    # --- intake ------------------------------------------------------------------------
+
+    def process_raw(self, source: Source, raw: bytes) -> Outcome:
+        """Store and process one message in its own transaction, retrying on a lost race."""
+        delay = 0.2
+        for attempt in range(1, 8):
+            try:
+                with self.sessions.begin() as session:
+                    return self.intake.process_message(session, source, raw, self.clock())
+            except IntegrityError:
+                # Another process stored the same source key or took the same counter first.
+                if attempt >= 3:
+                    raise
+            except OperationalError as exc:
+                # Database locked or away: nothing was flagged; wait and try again.
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+        raise RuntimeError("unreachable")
+
+    def drain_mailbox(self, source: MailboxSource, stats: IntakeStats) -> None:
+        """Process everything now waiting in the folder, batch by batch."""
+        batch_size = self.config.settings.mailbox.batch_size
+        uidvalidity = source.uidvalidity()
+        while not self.stop_flag.is_set():
+            uids = source.pending(batch_size)
+            if not uids:
+                return
+            done: list[str] = []
+            quarantined: list[str] = []
+            try:
+                for uid, raw in source.fetch(uids):
+                    if self.stop_flag.is_set():
+                        break
+                    stats.fetched += 1
+                    outcome = self.process_raw(Source(source.name, uidvalidity, uid), raw)
+                    if self.after_commit is not None:
+                        self.after_commit(outcome)
+                    stats.count(outcome)
+                    (quarantined if outcome.quarantined else done).append(uid)
+            finally:
+                # Only what is committed is marked; a crash before this line re-reads those
+                # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.
+                if done:
+                    source.mark_done(done)
+                if quarantined:
+                    source.quarantine(quarantined)
+            if len(done) + len(quarantined) == 0:
+                return
+
+    def run_intake_once(self) -> IntakeStats:
+        stats = IntakeStats()
+        source = self.source_factory(self.config)
+        source.connect()
+        try:
+            self.drain_mailbox(source, stats)
+        finally:
+            source.close()
+        return stats
+
+    def intake_loop(self, wake_outbox: Callable[[], None]) -> None:
+        """The intake thread: connect, drain, wait (IDLE or poll); reconnect with backoff."""
+        settings = self.config.settings.mailbox
+        delay = 1.0
+        source: MailboxSource | None = None
+        while not self.stop_flag.is_set():
+            try:
+                if source is None:
+                    source = self.source_factory(self.config)
+                    source.connect()
+                    delay = 1.0
+                stats = IntakeStats()
+                self.drain_mailbox(source, stats)
+                if stats.fetched:
+                    log.info("intake: %s fetched, %s processed, %s duplicates, %s machine, %s quarantined",
+                             stats.fetched, stats.processed, stats.duplicates, stats.machine, stats.quarantined)
+                    wake_outbox()
+                source.wait(settings.idle_timeout, self.stop_flag)
+            except MailboxError as exc:
+                log.warning("mailbox error: %s; reconnecting in %.0fs", exc, delay)
+                if source is not None:
+                    source.close()
+                source = None
+                self.stop_flag.wait(delay)
+                delay = min(delay * 2, settings.reconnect_max_seconds)
+            except (DBAPIError, OSError) as exc:
+                log.error("intake paused: %s; retrying in %.0fs", exc, delay)
+                self.stop_flag.wait(delay)
+                delay = min(delay * 2, settings.reconnect_max_seconds)
+        if source is not None:
+            source.close()
+
+    # --- daemon ------------------------------------------------------------------------
+
+    async def send_pending(self) -> DrainResult:
+        return await self.outbox.drain()
+
+    async def run(self) -> None:
+        """The daemon: intake thread, outbox loop and scheduler until SIGTERM/SIGINT."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        stopping = asyncio.Event()
+
+        def request_stop() -> None:
+            log.info("stopping: finishing the message in hand")
+            self.stop_flag.set()
+            stopping.set()
+            wake.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, request_stop)
+
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        scheduler.add_job(wake.set, "interval", seconds=60, id="outbox-sweep")
+        scheduler.start()
+        intake = asyncio.create_task(asyncio.to_thread(self.intake_loop, lambda: loop.call_soon_threadsafe(wake.set)))
+        try:
+            while not stopping.is_set():
+                wake.clear()
+                result = await self.send_pending()
+                if result.sent or result.dead:
+                    log.info("outbox: %s sent, %s deferred, %s dead", result.sent, result.retried, result.dead)
+                next_due = self.outbox.next_due()
+                wait = 60.0 if next_due is None else (next_due - self.clock()).total_seconds()
+                await sleep_until(wake, min(max(wait, 0.05), 60.0))
+        finally:
+            self.stop_flag.set()
+            await intake
+            scheduler.shutdown(wait=False)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("stopped")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def create_app(config: Config, **kwargs: object) -> App:
+    app = App(config, **kwargs)  # type: ignore[arg-type]
+    app.migrate()
+    return app
+
+
+def data_path(config: Config, *parts: str) -> Path:
+    return config.data_dir.joinpath(*parts)

@@ -1,0 +1,386 @@
+"""The `mailbot` command: run, check-config, tickets, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+
+from mailbot import models, store
+from mailbot.app import App, create_app
+from mailbot.config import Config, ConfigError, load_config
+from mailbot.intake import Source
+from mailbot.mailbox import MailboxError, open_source
+from mailbot.outbox import SendError, make_sender
+from mailbot.privacy import MaskingFilter
+from mailbot.workflow import State
+
+log = logging.getLogger("mailbot")
+EXIT_TEMPFAIL = 75  # sysexits.h: try again later
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("apscheduler", "imapclient", "mailparser", "alembic", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if args.config else None)
+
+
+def _print_problems(problems: list[tuple[str, str]]) -> None:
+    for key, message in problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+
+
+# --- run ---------------------------------------------------------------------------
+
+
+def _seed_samples(config: Config) -> int:
+    """First run of the embedded default: drop sample requests into the local Maildir."""
+    if not config.service.seed_samples or config.mailbox.scheme != "maildir":
+        return 0
+    marker = config.data_dir / ".samples-seeded"
+    if marker.exists():
+        return 0
+    import mailbox as stdlib_mailbox
+
+    maildir = stdlib_mailbox.Maildir(config.mailbox.path, factory=None, create=True)
+    count = 0
+    for path in sorted(SAMPLES.glob("*.eml")):
+        maildir.add(path.read_bytes())
+        count += 1
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(datetime.now(UTC).isoformat())
+    return count
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    seeded = _seed_samples(config)
+    app = create_app(config)
+    try:
+        if seeded:
+            print(f"Dropped {seeded} sample requests (one incomplete) into {config.mailbox.path}/new")
+        if args.once:
+            return _run_once(app)
+        if seeded:
+            _where_to_look(app)
+        print(f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
+              f"database {_redact_db(config.database_url)}. Ctrl-C stops.")
+        asyncio.run(_run_daemon(app, show_first=seeded > 0))
+        return 0
+    finally:
+        app.close()
+
+
+async def _run_daemon(app: App, *, show_first: bool) -> None:
+    if show_first:
+        # Process the samples before going quiet, so a newcomer sees tickets right away.
+        stats = await asyncio.to_thread(app.run_intake_once)
+        await app.send_pending()
+        print(f"Processed {stats.fetched} messages: tickets {', '.join(stats.tickets) or '-'}")
+        _where_to_look(app)
+    await app.run()
+
+
+def _where_to_look(app: App) -> None:
+    config = app.config
+    print("Where to look:")
+    print("  tickets:          mailbot tickets list   (and: mailbot tickets show NUMBER)")
+    if config.smtp.scheme == "file":
+        print(f"  replies sent:     {config.smtp.path}/*.eml")
+    if config.mailbox.scheme == "maildir":
+        print(f"  new mail goes to: {config.mailbox.path}/new/ (processed mail moves to .Processed)")
+
+
+def _run_once(app: App) -> int:
+    try:
+        stats = app.run_intake_once()
+    except MailboxError as exc:
+        print(f"mailbox unavailable: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    result = asyncio.run(app.send_pending())
+    print(
+        f"intake: {stats.fetched} fetched, {stats.processed} processed, {stats.duplicates} duplicates, "
+        f"{stats.machine} machine mail, {stats.quarantined} quarantined, {stats.already_done} already done; "
+        f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead"
+    )
+    if stats.tickets:
+        print(f"tickets: {', '.join(stats.tickets)}")
+    _where_to_look(app)
+    if result.retried:
+        print("some mail could not be sent now and stays queued; run again later", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    return 0
+
+
+def _redact_db(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- check-config --------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.config) if args.config else None, create_secret=False)
+    except ConfigError as exc:
+        print(f"configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        _print_problems(exc.problems)
+        return 1
+    problems: list[tuple[str, str]] = []
+    if not config.secret:
+        problems.append(("security.secret_env", f"no secret in ${config.settings.security.secret_env} "
+                         f"nor in {config.settings.security.secret_file} (it is created on first run)"))
+    if not args.offline:
+        problems += _check_connections(config)
+    if problems:
+        print(f"configuration has {len(problems)} problem(s):", file=sys.stderr)
+        _print_problems(problems)
+        return 1
+    print(f"configuration OK: {config.source}")
+    print(f"  profiles: {', '.join(sorted(config.profiles))}; active: {config.profile.id}")
+    print(f"  staff: {len(config.settings.staff)}; mailbox: {config.mailbox.redacted()}; "
+          f"smtp: {config.smtp.redacted()}; database: {_redact_db(config.database_url)}")
+    return 0
+
+
+def _check_connections(config: Config) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    try:
+        from mailbot.db import make_engine
+
+        engine = make_engine(config.database_url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any driver error is a problem to report, not a crash
+        problems.append(("database.url", f"cannot connect: {type(exc).__name__}: {exc}"))
+    try:
+        source = open_source(config)
+        source.connect()
+        source.close()
+    except MailboxError as exc:
+        problems.append(("mailbox.url", f"cannot connect: {exc}"))
+    sender = make_sender(config.smtp, config.settings.smtp)
+
+    async def _try_smtp() -> None:
+        try:
+            await sender.open()
+        finally:
+            await sender.close()
+
+    try:
+        asyncio.run(_try_smtp())
+    except SendError as exc:
+        problems.append(("smtp.url", f"cannot connect: {exc}"))
+    except OSError as exc:
+        problems.append(("smtp.url", f"cannot use: {exc}"))
+    return problems
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+def _ticket_json(ticket: models.Ticket) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "state": ticket.state.value,
+        "profile": ticket.profile,
+        "applicant_email": ticket.applicant_email,
+        "applicant_name": ticket.applicant_name,
+        "subject": ticket.subject,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+        "assignee_email": ticket.assignee_email,
+        "fields": dict(ticket.fields),
+        "issues": list(ticket.issues),
+    }
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    config = _load(args)
+    app = create_app(config)
+    try:
+        with app.sessions() as session:
+            if args.tickets_command == "list":
+                state = State(args.state) if args.state else None
+                tickets = store.list_tickets(session, state=state, limit=args.limit)
+                if args.json:
+                    json.dump([_ticket_json(t) for t in tickets], sys.stdout, indent=2, ensure_ascii=False)
+                    print()
+                    return 0
+                if not tickets:
+                    print("no tickets")
+                    return 0
+                width = shutil.get_terminal_size((100, 20)).columns
+                print(f"{'NUMBER':<20} {'STATE':<17} {'CREATED':<17} {'APPLICANT':<30} SUBJECT")
+                for t in tickets:
+                    line = (f"{t.number:<20} {t.state.value:<17} {t.created_at:%Y-%m-%d %H:%M} "
+                            f"{t.applicant_email[:30]:<30} {t.subject}")
+                    print(line[:width])
+                return 0
+            ticket = store.ticket_by_number(session, args.number)
+            if ticket is None:
+                print(f"no ticket {args.number}", file=sys.stderr)
+                return 1
+            return _show_ticket(session, ticket, as_json=args.json)
+    finally:
+        app.close()
+
+
+def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
+    inbound, outbound = store.messages_of_ticket(session, ticket.id)
+    history = [
+        {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "state": e.state, "detail": e.detail,
+         "inbound_id": e.inbound_id, "outbound_id": e.outbound_id}
+        for e in ticket.events
+    ]
+    messages = [
+        {"direction": "in", "id": m.id, "message_id": m.message_id, "from": m.from_addr, "subject": m.subject,
+         "at": m.received_at.isoformat(), "status": m.status, "size": m.size}
+        for m in inbound
+    ] + [
+        {"direction": "out", "id": m.id, "message_id": m.message_id, "to": m.rcpt_to, "subject": m.subject,
+         "kind": m.kind, "at": m.created_at.isoformat(), "status": m.status, "attempts": m.attempts,
+         "last_error": m.last_error, "sent_at": m.sent_at.isoformat() if m.sent_at else None}
+        for m in outbound
+    ]
+    if as_json:
+        json.dump({**_ticket_json(ticket), "history": history, "messages": messages}, sys.stdout,
+                  indent=2, ensure_ascii=False)
+        print()
+        return 0
+    print(f"Ticket {ticket.number}  [{ticket.state.value}]  profile {ticket.profile}")
+    print(f"  applicant: {ticket.applicant_name} <{ticket.applicant_email}>")
+    print(f"  subject:   {ticket.subject}")
+    print(f"  created:   {ticket.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    print("  fields:")
+    for name, value in ticket.fields.items():
+        first_line = str(value).splitlines()[0] if value else ""
+        print(f"    {name:<10} {first_line[:90]}")
+    if ticket.issues:
+        print("  open issues: " + ", ".join(f"{i['field']} ({i['code']})" for i in ticket.issues))
+    print("  history:")
+    for h in history:
+        detail = h["detail"].splitlines()[0][:80] if h["detail"] else ""
+        print(f"    {h['at'][:19]}  {h['kind']:<20} {h['state']:<15} {h['actor'][:30]:<30} {detail}")
+    print("  messages:")
+    for m in messages:
+        who = m.get("from") or ", ".join(m.get("to") or [])
+        extra = f" ({m['last_error'][:60]})" if m.get("last_error") else ""
+        print(f"    {m['direction']:<3} #{m['id']:<5} {m['status']:<10} {who[:32]:<32} {m['subject'][:50]}{extra}")
+    return 0
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Process a quarantined message again (by inbound id) or a mail file."""
+    config = _load(args)
+    app = create_app(config)
+    try:
+        target: str = args.target
+        path = Path(target)
+        if path.exists():
+            raw = path.read_bytes()
+            source = Source("replay", 0, f"file:{path.resolve()}:{len(raw)}")
+        elif target.isdigit():
+            with app.sessions() as session:
+                row = session.get(models.InboundMessage, int(target))
+                if row is None:
+                    print(f"no inbound message #{target}", file=sys.stderr)
+                    return 1
+                raw = row.raw
+                if row.status != "quarantined" and not args.force:
+                    print(f"inbound #{target} is {row.status}, not quarantined; use --force to replay it",
+                          file=sys.stderr)
+                    return 1
+                attempts = session.execute(
+                    select(models.InboundMessage.id).where(models.InboundMessage.mailbox == "replay")
+                ).all()
+            source = Source("replay", 0, f"inbound:{target}:{len(attempts)}")
+        else:
+            print(f"{target}: no such file or inbound message id", file=sys.stderr)
+            return 1
+        outcome = app.process_raw(source, raw)
+        result = asyncio.run(app.send_pending())
+        print(f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
+              + (f", ticket {outcome.ticket_number}" if outcome.ticket_number else "")
+              + f"; outbox: {result.sent} sent")
+        return 0 if outcome.status != "quarantined" else 2
+    finally:
+        app.close()
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailbot", description="Email-driven consultation helpdesk.")
+    parser.add_argument("--config", help="configuration file (default: $MAILBOT_CONFIG or config/mailbot.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (or --once: process waiting mail, send, exit)")
+    run.add_argument("--once", action="store_true", help="process all mail now waiting, send what is queued, exit")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="report every problem in the configuration")
+    check.add_argument("--offline", action="store_true", help="do not try to reach the servers")
+    check.set_defaults(func=cmd_check_config)
+
+    tickets = sub.add_parser("tickets", help="list or show tickets")
+    tsub = tickets.add_subparsers(dest="tickets_command", required=True)
+    tlist = tsub.add_parser("list", help="list tickets, newest first")
+    tlist.add_argument("--json", action="store_true")
+    tlist.add_argument("--state", choices=[s.value for s in State])
+    tlist.add_argument("--limit", type=int, default=1000)
+    tshow = tsub.add_parser("show", help="one ticket with its history and messages")
+    tshow.add_argument("number")
+    tshow.add_argument("--json", action="store_true")
+    tickets.set_defaults(func=cmd_tickets)
+
+    replay = sub.add_parser("replay", help="process a quarantined message (by id) or a .eml file again")
+    replay.add_argument("target", help="FILE.eml or an inbound message id")
+    replay.add_argument("--force", action="store_true", help="replay a message that was not quarantined")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        _print_problems(exc.problems)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

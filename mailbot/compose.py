@@ -1,0 +1,140 @@
+"""Outgoing mail: Jinja2 templates (Indonesian first, English available) and the headers every
+automatic mail carries (threading, RFC 3834 Auto-Submitted, our loop header; DOMAIN.md s. 5)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mailbot.classify import LOOP_HEADER
+from mailbot.parse import clean_header_text
+
+TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parent.parent / "templates"))
+LANGUAGES = ("id", "en")
+
+
+@lru_cache(maxsize=4)
+def environment(directory: Path = TEMPLATES_DIR) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(directory)),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["datetime"] = _format_datetime
+    return env
+
+
+_MONTHS_ID = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+              "September", "Oktober", "November", "Desember"]  # fmt: skip
+
+
+def _format_datetime(value: datetime, language: str = "id", tz: Any = None) -> str:
+    if tz is not None:
+        value = value.astimezone(tz)
+    zone = value.tzname() or ""
+    if language == "id":
+        return f"{value.day} {_MONTHS_ID[value.month - 1]} {value.year} {value:%H.%M} {zone}".strip()
+    return f"{value:%d %B %Y %H:%M} {zone}".strip()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(name: str, language: str, context: dict[str, Any]) -> Rendered:
+    """Render `templates/<language>/<name>.txt.j2` (blocks `subject` and `body`) and `<name>.html.j2`."""
+    if language not in LANGUAGES:
+        language = "id"
+    env = environment()
+    ctx = {"language": language, **context}
+    text_tpl = env.get_template(f"{language}/{name}.txt.j2")
+    subject = "".join(text_tpl.blocks["subject"](text_tpl.new_context(ctx))).strip()
+    text = "".join(text_tpl.blocks["body"](text_tpl.new_context(ctx))).lstrip("\n")
+    html = env.get_template(f"{language}/{name}.html.j2").render(ctx)
+    return Rendered(clean_header_text(subject), text, html)
+
+
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A composed mail ready for the outbox."""
+
+    message_id: str
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    subject: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class MailSpec:
+    to_addr: str
+    to_name: str
+    rendered: Rendered
+    message_id: str
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    auto_submitted: str = "auto-replied"  # to a person who wrote to us; "auto-generated" otherwise
+    ticket_number: str = ""
+    language: str = "id"
+    attachments: tuple[OutgoingAttachment, ...] = field(default=())
+
+
+def build_mail(spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime) -> Envelope:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = formataddr((clean_header_text(from_name), from_addr))
+    msg["To"] = formataddr((clean_header_text(spec.to_name), clean_header_text(spec.to_addr)))
+    msg["Subject"] = spec.rendered.subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = spec.message_id
+    if spec.in_reply_to:
+        msg["In-Reply-To"] = spec.in_reply_to
+    refs = [r for r in spec.references if r]
+    if spec.in_reply_to and spec.in_reply_to not in refs:
+        refs.append(spec.in_reply_to)
+    if refs:
+        # RFC 5322 s. 3.6.4; keep the first and the newest when the chain grows long.
+        if len(refs) > 20:
+            refs = [refs[0], *refs[-19:]]
+        msg["References"] = " ".join(refs)
+    msg["Auto-Submitted"] = spec.auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg[LOOP_HEADER] = instance_id
+    if spec.ticket_number:
+        msg["X-Mailbot-Ticket"] = spec.ticket_number
+    msg["Content-Language"] = spec.language
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(spec.rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(spec.rendered.html, subtype="html", charset="utf-8")
+    for att in spec.attachments:
+        maintype, _, subtype = att.content_type.partition("/")
+        msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=clean_header_text(att.filename) or "lampiran.bin")
+    return Envelope(
+        message_id=spec.message_id,
+        mail_from=from_addr,
+        rcpt_to=(spec.to_addr,),
+        subject=spec.rendered.subject,
+        raw=msg.as_bytes(),
+    )

@@ -1,0 +1,454 @@
+"""Settings: a TOML file, secrets and connection URLs from the environment, service profiles.
+
+No globals: `load_config` returns a `Config`, and everything that needs a
+setting is handed the object. Validation collects every problem at once and
+names the key it belongs to (`mailbot check-config`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mailbot.durations import Duration, parse_duration
+
+ENV_CONFIG = "MAILBOT_CONFIG"
+ENV_DATABASE_URL = "MAILBOT_DATABASE_URL"
+ENV_MAILBOX_URL = "MAILBOT_MAILBOX_URL"
+ENV_SMTP_URL = "MAILBOT_SMTP_URL"
+ENV_SECRET = "MAILBOT_SECRET"
+
+_ADDR_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+FIELD_NAMES = ("name", "id_number", "unit", "position", "phone", "question")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every (key, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
+
+
+def _check_address(value: str) -> str:
+    _, addr = parseaddr(value)
+    if not addr or not _ADDR_RE.match(addr) or addr != value.strip():
+        raise ValueError(f"not an email address: {value!r}")
+    return addr.lower()
+
+
+EmailAddress = Annotated[str, AfterValidator(_check_address)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)") from exc
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSettings(_Strict):
+    name: str = "Layanan Konsultasi Online"
+    office: str = "Sekretariat"
+    address: EmailAddress = "konsultasi@localhost.localdomain"
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Jakarta"
+    language: Literal["id", "en"] = "id"
+    profile: str = "sop-002"
+    data_dir: Path = Path("var")
+    # Marks our own mail (the loop header); defaults to the service address.
+    instance_id: str = ""
+    # A first run of the embedded default drops sample requests into the Maildir.
+    seed_samples: bool = False
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite:///var/mailbot.db"
+    echo: bool = False
+
+
+class MailboxSettings(_Strict):
+    url: str = "maildir://var/mailbox"
+    password_env: str = "MAILBOT_IMAP_PASSWORD"
+    # What happens to a message once it is safely stored: moved to a folder, or flagged.
+    after: Literal["move", "flag"] = "move"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    idle: bool = True
+    idle_timeout: float = Field(default=300.0, gt=0)
+    poll_interval: float = Field(default=30.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    reconnect_max_seconds: float = Field(default=300.0, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+
+
+class SmtpSettings(_Strict):
+    url: str = "file://var/outbox"
+    password_env: str = "MAILBOT_SMTP_PASSWORD"
+    timeout: float = Field(default=30.0, gt=0)
+    # Temporary failures are retried with exponential backoff until this many attempts.
+    max_attempts: int = Field(default=12, ge=1)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    batch_size: int = Field(default=100, ge=1)
+
+
+class SecuritySettings(_Strict):
+    # HMAC secret for thread tokens; read from this environment variable,
+    # else from `secret_file` (created with a random secret on first run).
+    secret_env: str = ENV_SECRET
+    secret_file: Path = Path("var/secret.key")
+
+
+class LimitSettings(_Strict):
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_attachments: int = Field(default=50, ge=0)
+    max_mime_depth: int = Field(default=10, ge=1)
+    # Automatic mail to one recipient per hour; past it mail is held back (DOMAIN.md s. 5).
+    auto_replies_per_recipient_per_hour: int = Field(default=20, ge=1)
+    # A second identical request from the same sender inside this window is a duplicate.
+    duplicate_window_hours: float = Field(default=72.0, ge=0)
+
+
+class StaffMember(_Strict):
+    name: str
+    emails: list[EmailAddress] = Field(min_length=1)
+    role: Literal["secretariat", "head", "subhead", "consultant", "vendor"]
+    aliases: list[str] = []
+    nip: str = ""
+    position: str = ""
+    field: str = ""
+    region: str = ""
+    active: bool = True
+    # Profiles this person works in; empty means every profile.
+    profiles: list[str] = []
+
+
+class Settings(_Strict):
+    service: ServiceSettings = ServiceSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mailbox: MailboxSettings = MailboxSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    security: SecuritySettings = SecuritySettings()
+    limits: LimitSettings = LimitSettings()
+    profiles_dir: Path = Path("config/profiles")
+    staff: list[StaffMember] = []
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+class Step(_Strict):
+    id: str
+    title: str
+    actor: Literal["applicant", "secretariat", "head", "subhead", "consultant", "vendor", "system"]
+    duration: Annotated[str, AfterValidator(_check_duration)]
+
+    @property
+    def deadline(self) -> Duration:
+        return parse_duration(self.duration)
+
+
+class Profile(_Strict):
+    id: str
+    title: str
+    office: str = ""
+    sop_number: str = ""
+    number_format: str = "KONS-{year}-{seq:06d}"
+    language: Literal["id", "en"] = "id"
+    required_fields: list[Literal["name", "id_number", "unit", "position", "phone", "question"]] = (
+        list(FIELD_NAMES)
+    )
+    # Roles that receive the disposition request for a new, complete ticket.
+    notify_roles: list[Literal["secretariat", "head", "subhead"]] = ["head"]
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("number_format")
+    @classmethod
+    def _number_format_ok(cls, value: str) -> str:
+        try:
+            sample = value.format(year=2026, seq=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad format ({exc}); use {{year}} and {{seq}}") from exc
+        if "{seq" not in value:
+            raise ValueError("must contain {seq}")
+        if not re.fullmatch(r"[A-Za-z0-9/._-]+", sample):
+            raise ValueError("may only produce letters, digits and / . _ -")
+        return value
+
+    def number_pattern(self) -> re.Pattern[str]:
+        """A regex that finds this profile's ticket numbers in a subject line."""
+        parts = re.split(r"(\{[^}]*\})", self.number_format)
+        out = []
+        for part in parts:
+            if part.startswith("{year"):
+                out.append(r"\d{4}")
+            elif part.startswith("{seq"):
+                out.append(r"\d+")
+            else:
+                out.append(re.escape(part))
+        return re.compile(r"(?<![A-Za-z0-9])(" + "".join(out) + r")(?![0-9])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ConnectionUrl:
+    """A parsed mailbox or SMTP URL: scheme, host, port, user, password, path."""
+
+    scheme: str
+    host: str
+    port: int | None
+    user: str
+    password: str
+    path: str
+
+    def redacted(self) -> str:
+        auth = f"{self.user}:***@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        if self.scheme in ("maildir", "file"):
+            return f"{self.scheme}://{self.path}"
+        return f"{self.scheme}://{auth}{self.host}{port}/{self.path}"
+
+
+MAILBOX_SCHEMES = {"imap": 143, "imap+starttls": 143, "imaps": 993, "maildir": None}
+SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465, "file": None}
+
+
+def parse_connection_url(url: str, schemes: Mapping[str, int | None], base: Path) -> ConnectionUrl:
+    """Parse `imap://user:pw@host:port/FOLDER`, `maildir:///path`, `smtp+starttls://…`, `file://…`.
+
+    A relative local path (`maildir://var/mailbox`) is taken relative to `base`.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        raise ValueError(f"unsupported scheme {scheme!r} in {url!r}; use one of {', '.join(schemes)}")
+    if schemes[scheme] is None:
+        raw_path = unquote((parts.netloc or "") + parts.path)
+        if not raw_path:
+            raise ValueError(f"{url!r} names no folder")
+        path = Path(raw_path)
+        if not path.is_absolute():
+            path = base / path
+        return ConnectionUrl(scheme, "", None, "", "", str(path))
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    try:
+        port = parts.port or schemes[scheme]
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}") from exc
+    return ConnectionUrl(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        path=unquote(parts.path.lstrip("/")),
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The loaded configuration: settings, profiles, resolved paths and secrets."""
+
+    settings: Settings
+    profiles: dict[str, Profile]
+    base_dir: Path
+    source: Path | None
+    database_url: str
+    mailbox: ConnectionUrl
+    smtp: ConnectionUrl
+    secret: bytes
+
+    @property
+    def service(self) -> ServiceSettings:
+        return self.settings.service
+
+    @property
+    def data_dir(self) -> Path:
+        d = self.settings.service.data_dir
+        return d if d.is_absolute() else self.base_dir / d
+
+    @property
+    def profile(self) -> Profile:
+        return self.profiles[self.settings.service.profile]
+
+    @property
+    def instance_id(self) -> str:
+        return self.settings.service.instance_id or self.settings.service.address
+
+    def staff_by_email(self, address: str) -> StaffMember | None:
+        address = address.lower()
+        for member in self.settings.staff:
+            if member.active and address in member.emails:
+                return member
+        return None
+
+    def staff_with_roles(self, roles: list[str], profile: str) -> list[StaffMember]:
+        return [
+            m
+            for m in self.settings.staff
+            if m.active and m.role in roles and (not m.profiles or profile in m.profiles)
+        ]
+
+
+def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append((prefix + key, msg))
+    return problems
+
+
+def _read_toml(path: Path, key: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh), []
+    except OSError as exc:
+        return {}, [(key, f"cannot read {path}: {exc.strerror}")]
+    except tomllib.TOMLDecodeError as exc:
+        return {}, [(key, f"{path} is not valid TOML: {exc}")]
+
+
+def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[tuple[str, str]]]:
+    profiles: dict[str, Profile] = {}
+    problems: list[tuple[str, str]] = []
+    if not directory.is_dir():
+        return profiles, [("profiles_dir", f"{directory} is not a folder")]
+    for path in sorted(directory.glob("*.toml")):
+        data, errs = _read_toml(path, f"profiles_dir/{path.name}")
+        problems += errs
+        if errs:
+            continue
+        try:
+            profile = Profile.model_validate(data)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, f"{path.name}: ")
+            continue
+        if profile.id in profiles:
+            problems.append((f"{path.name}: id", f"profile {profile.id!r} defined twice"))
+        profiles[profile.id] = profile
+    return profiles, problems
+
+
+def default_config_path() -> Path:
+    """`config/mailbot.toml` beside the project, the embedded default."""
+    return Path(__file__).resolve().parent.parent / "config" / "mailbot.toml"
+
+
+def _load_secret(settings: Settings, data_dir: Path, base: Path, create: bool) -> bytes:
+    env_value = os.environ.get(settings.security.secret_env, "")
+    if env_value:
+        return env_value.encode()
+    path = settings.security.secret_file
+    if not path.is_absolute():
+        path = base / path
+    if path.exists():
+        return path.read_bytes().strip()
+    if not create:
+        return b""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = os.urandom(32).hex().encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return secret
+
+
+def load_config(path: Path | None = None, *, create_secret: bool = True) -> Config:
+    """Load and validate; raises ConfigError listing every problem found."""
+    if path is None:
+        env_path = os.environ.get(ENV_CONFIG)
+        path = Path(env_path) if env_path else default_config_path()
+    path = path.resolve()
+    data, problems = _read_toml(path, "config")
+    if problems:
+        raise ConfigError(problems)
+    # Relative paths in the file are relative to the project (the config folder's parent)
+    # when the file lives in a `config/` folder, else to the file's own folder.
+    base = path.parent.parent if path.parent.name == "config" else path.parent
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc)) from None
+
+    profiles_dir = settings.profiles_dir if settings.profiles_dir.is_absolute() else base / settings.profiles_dir
+    profiles, problems = load_profiles(profiles_dir)
+    if settings.service.profile not in profiles and not any(p[0] == "profiles_dir" for p in problems):
+        problems.append(("service.profile", f"no profile {settings.service.profile!r} in {profiles_dir}"))
+    for i, member in enumerate(settings.staff):
+        for p in member.profiles:
+            if p not in profiles:
+                problems.append((f"staff.{i}.profiles", f"no profile {p!r}"))
+    seen: dict[str, int] = {}
+    for i, member in enumerate(settings.staff):
+        for addr in member.emails:
+            if addr in seen:
+                problems.append((f"staff.{i}.emails", f"{addr} is also staff.{seen[addr]}"))
+            seen[addr] = i
+    if settings.service.address in seen:
+        problems.append(("service.address", "must not be a staff member's address"))
+
+    data_dir = settings.service.data_dir if settings.service.data_dir.is_absolute() else base / settings.service.data_dir
+
+    database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
+    database_url = _absolute_sqlite_url(database_url, base)
+    mailbox_url = os.environ.get(ENV_MAILBOX_URL) or settings.mailbox.url
+    smtp_url = os.environ.get(ENV_SMTP_URL) or settings.smtp.url
+    mailbox = smtp = None
+    try:
+        mailbox = parse_connection_url(mailbox_url, MAILBOX_SCHEMES, base)
+    except ValueError as exc:
+        problems.append((ENV_MAILBOX_URL if os.environ.get(ENV_MAILBOX_URL) else "mailbox.url", str(exc)))
+    try:
+        smtp = parse_connection_url(smtp_url, SMTP_SCHEMES, base)
+    except ValueError as exc:
+        problems.append((ENV_SMTP_URL if os.environ.get(ENV_SMTP_URL) else "smtp.url", str(exc)))
+    if problems or mailbox is None or smtp is None:
+        raise ConfigError(problems)
+    if mailbox.scheme.startswith("imap") and not mailbox.password:
+        mailbox = _with_password(mailbox, os.environ.get(settings.mailbox.password_env, ""))
+    if smtp.scheme.startswith("smtp") and smtp.user and not smtp.password:
+        smtp = _with_password(smtp, os.environ.get(settings.smtp.password_env, ""))
+    secret = _load_secret(settings, data_dir, base, create_secret)
+    return Config(
+        settings=settings,
+        profiles=profiles,
+        base_dir=base,
+        source=path,
+        database_url=database_url,
+        mailbox=mailbox,
+        smtp=smtp,
+        secret=secret,
+    )
+
+
+def _with_password(url: ConnectionUrl, password: str) -> ConnectionUrl:
+    return ConnectionUrl(url.scheme, url.host, url.port, url.user, password, url.path)
+
+
+def _absolute_sqlite_url(url: str, base: Path) -> str:
+    """`sqlite:///var/x.db` is relative; make it relative to the project, not the cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
+        rel = url[len(prefix) :]
+        return prefix + str(base / rel)
+    return url

@@ -1,0 +1,376 @@
+"""One inbound message, exactly once: store it, classify it, apply the workflow, queue the replies.
+
+`process_message` runs inside one transaction that the caller commits before the
+message is flagged or moved in its mailbox (DOMAIN.md s. 5). Run again on the same
+(mailbox, UIDVALIDITY, UID) it changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from mailbot import models, store
+from mailbot.classify import Kind, ThreadMatch, classify
+from mailbot.compose import MailSpec, build_mail, render
+from mailbot.config import Config, Profile, StaffMember
+from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
+from mailbot.parse import InboundMessage, UnreadableMessage, parse_message
+from mailbot.privacy import mask_number
+from mailbot.tokens import make_message_id, verify_tokens
+from mailbot.workflow import Event, State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message was read from: (mailbox, UIDVALIDITY, UID) is its identity there."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inbound_id: int
+    status: str  # processed | duplicate | machine | quarantined | ignored
+    kind: str
+    reason: str
+    ticket_number: str | None
+    already_done: bool = False
+
+    @property
+    def quarantined(self) -> bool:
+        return self.status == "quarantined"
+
+
+def content_hash(msg: InboundMessage) -> str:
+    """Same sender, subject, threading and words: the same request sent twice."""
+    subject = re.sub(r"^\s*((re|fw|fwd|aw|bls|balas|tr)\s*:\s*)+", "", msg.subject, flags=re.I)
+    body = re.sub(r"\s+", " ", msg.text).strip().lower()
+    key = "\x00".join([msg.from_addr, subject.strip().lower(), " ".join(msg.in_reply_to), body])
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+class Intake:
+    """The processing core's shell side: needs a Config and a Session, never a socket."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.service.timezone)
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def process_message(self, session: Session, source: Source, raw: bytes, now: datetime) -> Outcome:
+        existing = store.find_inbound_by_source(session, source.mailbox, source.uidvalidity, source.uid)
+        if existing is not None:
+            return Outcome(existing.id, existing.status, existing.kind, existing.reason,
+                           _number(session, existing.ticket_id), already_done=True)
+        raw_sha = hashlib.sha256(raw).hexdigest()
+        row = models.InboundMessage(
+            mailbox=source.mailbox,
+            uidvalidity=source.uidvalidity,
+            uid=source.uid,
+            raw_sha256=raw_sha,
+            received_at=now,
+            status="processing",
+            size=len(raw),
+            raw=raw,
+        )
+        limits = self.config.settings.limits
+        try:
+            msg = parse_message(raw, max_bytes=limits.max_message_bytes, max_depth=limits.max_mime_depth)
+        except UnreadableMessage as exc:
+            row.status, row.kind, row.reason = "quarantined", "unreadable", exc.reason
+            session.add(row)
+            session.flush()
+            log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
+            return Outcome(row.id, row.status, row.kind, row.reason, None)
+
+        row.message_id = msg.message_id[:998]
+        row.from_addr = msg.from_addr[:320]
+        row.subject = msg.subject[:500]
+        row.content_hash = content_hash(msg)
+
+        duplicate = store.find_duplicate(
+            session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
+        )
+        session.add(row)
+        session.flush()
+        if duplicate is not None:
+            return self._duplicate(session, row, duplicate, now, "same message already received")
+
+        thread = self._thread(session, msg)
+        staff = self.config.staff_by_email(msg.from_addr)
+        result = classify(msg, instance_id=self.config.instance_id, thread=thread, sender_is_staff=staff is not None)
+        row.kind = result.kind.value
+        row.reason = result.reason
+
+        if result.kind is Kind.MACHINE:
+            row.status = "machine"
+            if thread is not None:
+                ticket = session.get(models.Ticket, thread.ticket_id)
+                if ticket is not None:
+                    row.ticket_id = ticket.id
+                    store.record_event(session, ticket, "machine_mail", actor=msg.from_addr or "(unknown)",
+                                       now=now, detail=result.reason, inbound_id=row.id)
+            log.info("inbound #%s is machine mail (%s): no reply", row.id, result.reason)
+            return self._outcome(session, row)
+
+        if result.kind is Kind.NEW_REQUEST:
+            window = limits.duplicate_window_hours
+            same = store.find_same_content(session, row.content_hash, store.since(now, window)) if window else None
+            if same is not None and same.id != row.id:
+                return self._duplicate(session, row, same, now, "same request sent again")
+            self._new_request(session, row, msg, now)
+        elif result.kind is Kind.FOLLOW_UP:
+            assert thread is not None
+            self._follow_up(session, row, msg, thread, now)
+        elif result.kind in (Kind.THIRD_PARTY, Kind.STAFF_REPLY):
+            assert thread is not None
+            ticket = session.get(models.Ticket, thread.ticket_id)
+            assert ticket is not None
+            row.ticket_id = ticket.id
+            store.record_event(session, ticket, result.kind.value, actor=msg.from_addr, now=now,
+                               detail=msg.new_text[:2000], inbound_id=row.id)
+        else:  # STAFF_MAIL outside a thread: nothing to do yet, kept for the record
+            row.status = "ignored"
+            return self._outcome(session, row)
+        row.status = "processed"
+        return self._outcome(session, row)
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
+        session.flush()
+        return Outcome(row.id, row.status, row.kind, row.reason, _number(session, row.ticket_id))
+
+    def _duplicate(
+        self, session: Session, row: models.InboundMessage, original: models.InboundMessage, now: datetime, why: str
+    ) -> Outcome:
+        row.status, row.kind = "duplicate", original.kind or "duplicate"
+        row.reason = f"{why} (inbound #{original.id})"
+        row.ticket_id = original.ticket_id
+        if original.ticket_id is not None:
+            ticket = session.get(models.Ticket, original.ticket_id)
+            if ticket is not None:
+                store.record_event(session, ticket, "duplicate_received", actor=row.from_addr or "(unknown)",
+                                   now=now, detail=row.reason, inbound_id=row.id)
+        log.info("inbound #%s is a duplicate: %s", row.id, row.reason)
+        return self._outcome(session, row)
+
+    def _thread(self, session: Session, msg: InboundMessage) -> ThreadMatch | None:
+        """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
+        refs = msg.referenced_ids
+        for token in verify_tokens(self.config.secret, refs):
+            ticket = session.get(models.Ticket, token.ticket_id)
+            if ticket is not None:
+                return ThreadMatch(ticket.id, ticket.applicant_email, "token")
+        ticket = store.ticket_by_referenced_message(session, refs)
+        if ticket is not None:
+            return ThreadMatch(ticket.id, ticket.applicant_email, "message-id")
+        for profile in self.config.profiles.values():
+            for number in profile.number_pattern().findall(msg.subject):
+                ticket = store.ticket_by_number(session, number)
+                if ticket is not None:
+                    return ThreadMatch(ticket.id, ticket.applicant_email, "subject")
+        return None
+
+    def _new_request(self, session: Session, row: models.InboundMessage, msg: InboundMessage, now: datetime) -> None:
+        profile = self.config.profile
+        found = merge_fields(extract_fields(msg.text), extract_fields(msg.html_text) if msg.html_text else {})
+        if "name" not in found and msg.from_name:
+            # The display name is a fallback, never a reason to skip asking for a name.
+            found["name"] = msg.from_name
+        validation = validate_fields(found, profile.required_fields, now.astimezone(self.tz).date())
+        number = store.next_ticket_number(session, profile, now.astimezone(self.tz).year)
+        ticket = models.Ticket(
+            number=number,
+            profile=profile.id,
+            applicant_email=msg.reply_address,
+            applicant_name=validation.values.get("name", msg.from_name)[:200],
+            subject=msg.subject[:500],
+            fields={**{k: v for k, v in found.items() if k not in validation.values}, **validation.values},
+            issues=[_issue_dict(i) for i in validation.issues],
+            root_message_id=msg.message_id,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ticket)
+        event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
+        store.transition(session, ticket, event, actor=msg.from_addr, now=now, inbound_id=None,
+                         detail=_summary(validation.issues), data={"warnings": [i.code for i in validation.warnings]})
+        session.flush()
+        row.ticket_id = ticket.id
+        ticket.events[-1].inbound_id = row.id
+        if validation.complete:
+            self._registered(session, ticket, profile, msg, now)
+        else:
+            self._ask_missing(session, ticket, profile, msg, now, still=False)
+
+    def _follow_up(
+        self, session: Session, row: models.InboundMessage, msg: InboundMessage, thread: ThreadMatch, now: datetime
+    ) -> None:
+        ticket = session.get(models.Ticket, thread.ticket_id)
+        assert ticket is not None
+        row.ticket_id = ticket.id
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        if ticket.state is not State.AWAITING_INFO:
+            # Forwarding to the person handling it is the command issue's job; here it is recorded.
+            store.record_event(session, ticket, "applicant_follow_up", actor=msg.from_addr, now=now,
+                               detail=msg.new_text[:4000], inbound_id=row.id)
+            return
+        new = merge_fields(extract_fields(msg.new_text), extract_fields(msg.html_text) if msg.html_text else {})
+        # A reply may carry only the missing value, unlabelled ("19860926 201505 1 001").
+        new = _unlabelled_answer(new, msg.new_text, ticket.issues)
+        pending = {i["field"] for i in ticket.issues}
+        merged = dict(ticket.fields)
+        for name, value in new.items():
+            if name in pending or name not in merged:
+                merged[name] = value
+        validation = validate_fields(merged, profile.required_fields, now.astimezone(self.tz).date())
+        ticket.fields = {**merged, **validation.values}
+        ticket.issues = [_issue_dict(i) for i in validation.issues]
+        if validation.values.get("name"):
+            ticket.applicant_name = validation.values["name"][:200]
+        got = sorted(set(new) & pending)
+        if validation.complete:
+            store.transition(session, ticket, Event.REQUEST_COMPLETE, actor=msg.from_addr, now=now,
+                             inbound_id=row.id, detail=f"data completed: {', '.join(got) or '-'}")
+            self._registered(session, ticket, profile, msg, now)
+        else:
+            store.transition(session, ticket, Event.INFO_STILL_MISSING, actor=msg.from_addr, now=now,
+                             inbound_id=row.id, detail=_summary(validation.issues))
+            self._ask_missing(session, ticket, profile, msg, now, still=True)
+
+    # --- outgoing mail -------------------------------------------------------------------
+
+    def _context(self, ticket: models.Ticket, profile: Profile) -> dict[str, Any]:
+        fields = {name: ticket.fields.get(name, "") for name in FIELDS}
+        return {
+            "service": self.config.service,
+            "profile": profile,
+            "ticket": ticket,
+            "fields": fields,
+            "masked_id": mask_number(fields["id_number"]) if fields["id_number"] else "",
+            "masked_phone": mask_number(fields["phone"]) if fields["phone"] else "",
+            "steps": [{"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps],
+            "tz": self.tz,
+        }
+
+    def _send(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        *,
+        template: str,
+        kind: str,
+        to_addr: str,
+        to_name: str,
+        context: dict[str, Any],
+        now: datetime,
+        reply_to_applicant: bool,
+        language: str,
+    ) -> None:
+        limits = self.config.settings.limits
+        if store.auto_mail_count(session, to_addr.lower(), store.since(now, 1)) >= limits.auto_replies_per_recipient_per_hour:
+            store.record_event(session, ticket, "mail_suppressed", actor="system", now=now,
+                               detail=f"{kind} to {to_addr} held back: rate limit per recipient reached")
+            log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
+            return
+        domain = self.config.service.address.split("@", 1)[1]
+        rendered = render(template, language, context)
+        spec = MailSpec(
+            to_addr=to_addr,
+            to_name=to_name,
+            rendered=rendered,
+            message_id=make_message_id(self.config.secret, ticket.id, kind, domain),
+            in_reply_to=ticket.root_message_id if reply_to_applicant else "",
+            references=(ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else (),
+            auto_submitted="auto-replied" if reply_to_applicant else "auto-generated",
+            ticket_number=ticket.number,
+            language=language,
+        )
+        envelope = build_mail(spec, from_addr=self.config.service.address, from_name=self.config.service.name,
+                              instance_id=self.config.instance_id, now=now)
+        store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
+
+    def _registered(
+        self, session: Session, ticket: models.Ticket, profile: Profile, msg: InboundMessage, now: datetime
+    ) -> None:
+        """SOP 002 step 2: acknowledge the applicant, pass the request to the head(s)."""
+        ctx = self._context(ticket, profile)
+        self._send(session, ticket, template="ack", kind="ack", to_addr=ticket.applicant_email,
+                   to_name=ticket.applicant_name, context=ctx, now=now, reply_to_applicant=True,
+                   language=profile.language)
+        recipients = self.config.staff_with_roles(list(profile.notify_roles), profile.id)
+        if not recipients:
+            store.record_event(session, ticket, "no_recipient", actor="system", now=now,
+                               detail=f"no active staff with role {', '.join(profile.notify_roles)}")
+            log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
+        consultants = self.config.staff_with_roles(["consultant", "subhead"], profile.id)
+        assign_step = next((s for s in profile.steps if s.id == "assign"), profile.steps[0])
+        for member in recipients:
+            staff_ctx = {
+                **ctx,
+                "recipient": member,
+                "attachments": msg.attachments,
+                "assign_step": {"title": assign_step.title,
+                                "duration": assign_step.deadline.describe(profile.language)},
+                "example_assignee": consultants[0].name if consultants else "<nama>",
+            }
+            self._send(session, ticket, template="notify_head", kind="notify", to_addr=member.emails[0],
+                       to_name=member.name, context=staff_ctx, now=now, reply_to_applicant=False,
+                       language=_staff_language(member, profile))
+
+    def _ask_missing(
+        self, session: Session, ticket: models.Ticket, profile: Profile, msg: InboundMessage, now: datetime, *, still: bool
+    ) -> None:
+        ctx = {**self._context(ticket, profile), "issues": ticket.issues, "still": still}
+        self._send(session, ticket, template="missing_fields", kind="missing_fields", to_addr=ticket.applicant_email,
+                   to_name=ticket.applicant_name, context=ctx, now=now, reply_to_applicant=True,
+                   language=profile.language)
+
+
+def _staff_language(member: StaffMember, profile: Profile) -> str:
+    return profile.language
+
+
+def _issue_dict(issue: Any) -> dict[str, str]:
+    return {"field": issue.field, "code": issue.code, "value": issue.value if issue.field != "question" else ""}
+
+
+def _summary(issues: Any) -> str:
+    return "; ".join(f"{i.field}: {i.code}" for i in issues) if issues else "complete"
+
+
+def _number(session: Session, ticket_id: int | None) -> str | None:
+    if ticket_id is None:
+        return None
+    ticket = session.get(models.Ticket, ticket_id)
+    return ticket.number if ticket else None
+
+
+def _unlabelled_answer(found: dict[str, str], text: str, issues: list[dict[str, str]]) -> dict[str, str]:
+    """When exactly one field is pending and the reply has no label, its short text is the value."""
+    pending = [i["field"] for i in issues]
+    if len(pending) != 1 or pending[0] in found:
+        return found
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return found
+    field = pending[0]
+    if field == "question":
+        return {**found, field: "\n".join(lines)}
+    if len(lines) <= 3:
+        return {**found, field: lines[0]}
+    return found

@@ -1,0 +1,185 @@
+"""The consultation mailbox over IMAP with imapclient: TLS, STARTTLS or plain; IDLE or polling.
+
+RFC 3501/9051: messages are keyed by (folder, UIDVALIDITY, UID) and fetched with
+BODY.PEEK[] so that \\Seen stays as it was; UID MOVE (RFC 6851) where offered,
+COPY + \\Deleted + UID EXPUNGE otherwise. Errors of imaplib/ssl/socket are
+mapped to MailboxError here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from mailbot.config import ConnectionUrl, MailboxSettings
+from mailbot.mailbox import MailboxError
+
+log = logging.getLogger(__name__)
+
+DONE_KEYWORD = "$MailbotDone"
+QUARANTINE_KEYWORD = "$MailbotQuarantine"
+T = TypeVar("T")
+
+
+def _mapped(action: str, fn: Callable[[], T]) -> T:
+    """Run an IMAP call; every failure of the layers below becomes a MailboxError."""
+    try:
+        return fn()
+    except MailboxError:
+        raise
+    except IMAPClientError as exc:  # includes LoginError, CapabilityError, IMAP4.error
+        text = str(exc)
+        transient = "authenticationfailed" not in text.lower() and "login" not in action
+        raise MailboxError(f"IMAP {action} failed: {text}", transient=transient) from exc
+    except (imaplib.IMAP4.abort, OSError, ssl.SSLError, socket.timeout, EOFError) as exc:
+        raise MailboxError(f"IMAP {action} failed: {type(exc).__name__}: {exc}") from exc
+
+
+class ImapSource:
+    def __init__(self, url: ConnectionUrl, settings: MailboxSettings) -> None:
+        self.url = url
+        self.settings = settings
+        self.folder = url.path or "INBOX"
+        self.name = f"imap:{url.user}@{url.host}/{self.folder}"
+        self.client: IMAPClient | None = None
+        self._uidvalidity = 0
+        self._can_move = False
+        self._can_idle = False
+
+    # --- connection ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.close()
+
+        def _connect() -> IMAPClient:
+            context = ssl.create_default_context()
+            client = IMAPClient(
+                self.url.host,
+                port=self.url.port,
+                ssl=self.url.scheme == "imaps",
+                ssl_context=context if self.url.scheme == "imaps" else None,
+                timeout=self.settings.timeout,
+            )
+            try:
+                if self.url.scheme == "imap+starttls":
+                    client.starttls(context)
+                client.login(self.url.user, self.url.password)
+            except BaseException:
+                _quietly(client.logout)
+                raise
+            return client
+
+        client = _mapped("login", _connect)
+        self.client = client
+        caps = _mapped("capability", client.capabilities)
+        self._can_move = b"MOVE" in caps
+        self._can_idle = b"IDLE" in caps and self.settings.idle
+        info = _mapped("select", lambda: client.select_folder(self.folder))
+        self._uidvalidity = int(info[b"UIDVALIDITY"])
+        if self.settings.after == "move":
+            for folder in (self.settings.processed_folder, self.settings.quarantine_folder):
+                if not _mapped("list", lambda f=folder: client.folder_exists(f)):  # type: ignore[misc]
+                    _mapped("create", lambda f=folder: client.create_folder(f))  # type: ignore[misc]
+        log.info("IMAP connected to %s (UIDVALIDITY %s, MOVE %s, IDLE %s)", self.name,
+                 self._uidvalidity, self._can_move, self._can_idle)
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            _quietly(client.logout)
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise MailboxError("IMAP not connected")
+        return self.client
+
+    # --- reading ---------------------------------------------------------------------
+
+    def uidvalidity(self) -> int:
+        return self._uidvalidity
+
+    def pending(self, limit: int) -> list[str]:
+        client = self._client()
+        criteria: list[Any] = ["NOT", "DELETED"]
+        if self.settings.after == "flag":
+            criteria = ["NOT", "DELETED", "UNKEYWORD", DONE_KEYWORD]
+        uids = sorted(_mapped("search", lambda: client.search(criteria)))
+        return [str(u) for u in uids[:limit]]
+
+    def fetch(self, uids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        client = self._client()
+        if not uids:
+            return
+        data = _mapped("fetch", lambda: client.fetch([int(u) for u in uids], ["BODY.PEEK[]"]))
+        for uid in uids:
+            item = data.get(int(uid))
+            if item is None:
+                continue  # expunged meanwhile
+            raw = item.get(b"BODY[]")
+            if raw is None:
+                continue
+            yield uid, bytes(raw)
+
+    # --- marking -------------------------------------------------------------------
+
+    def _move(self, uids: Sequence[str], folder: str, keyword: str) -> None:
+        client = self._client()
+        if not uids:
+            return
+        ids = [int(u) for u in uids]
+        if self.settings.after == "flag":
+            _mapped("store", lambda: client.add_flags(ids, [keyword.encode()]))
+            return
+        if self._can_move:
+            _mapped("move", lambda: client.move(ids, folder))
+            return
+        _mapped("copy", lambda: client.copy(ids, folder))
+        _mapped("store", lambda: client.delete_messages(ids))
+        _mapped("expunge", lambda: client.uid_expunge(ids) if client.has_capability("UIDPLUS") else client.expunge())
+
+    def mark_done(self, uids: Sequence[str]) -> None:
+        self._move(uids, self.settings.processed_folder, DONE_KEYWORD)
+
+    def quarantine(self, uids: Sequence[str]) -> None:
+        if self.settings.after == "flag":
+            client = self._client()
+            ids = [int(u) for u in uids]
+            if ids:
+                _mapped("store", lambda: client.add_flags(ids, [QUARANTINE_KEYWORD.encode(), DONE_KEYWORD.encode()]))
+            return
+        self._move(uids, self.settings.quarantine_folder, QUARANTINE_KEYWORD)
+
+    # --- waiting ---------------------------------------------------------------------
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """IDLE (RFC 2177) when offered, checking `stop` every second; else a plain poll interval."""
+        client = self._client()
+        if not self._can_idle:
+            stop.wait(min(timeout, self.settings.poll_interval))
+            _mapped("noop", client.noop)
+            return
+        deadline = time.monotonic() + min(timeout, self.settings.idle_timeout)
+        _mapped("idle", client.idle)
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                responses = _mapped("idle", lambda: client.idle_check(timeout=1))
+                if any(r[1] in (b"EXISTS", b"RECENT") for r in responses if len(r) > 1):
+                    return
+        finally:
+            _mapped("idle", client.idle_done)
+
+
+def _quietly(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:  # closing a broken connection: nothing left to save
+        log.debug("ignored error while closing IMAP connection", exc_info=True)

@@ -1,0 +1,263 @@
+"""The durable outbox, drained with aiosmtplib (or into a folder for the embedded default).
+
+A mail is sent at least once and marked sent right after the server accepts it;
+its Message-ID was fixed when it was queued. Temporary failures (4xx, no
+connection) are retried with exponential backoff, in order per ticket;
+permanent ones (5xx) become dead letters with the server's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import models
+from mailbot.config import ConnectionUrl, SmtpSettings
+
+log = logging.getLogger(__name__)
+
+
+class SendError(Exception):
+    """Sending failed. `permanent` means retrying cannot help (a 5xx reply)."""
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+        self.permanent = permanent
+        self.code = code
+        super().__init__(message)
+
+
+class Sender(Protocol):
+    async def open(self) -> None: ...
+    async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None: ...
+    async def close(self) -> None: ...
+
+
+class SmtpSender:
+    """One reused SMTP connection per drain; errors mapped to SendError at this boundary."""
+
+    def __init__(self, url: ConnectionUrl, settings: SmtpSettings) -> None:
+        self.url = url
+        self.settings = settings
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def open(self) -> None:
+        if self.client is not None and self.client.is_connected:
+            return
+        client = aiosmtplib.SMTP(
+            hostname=self.url.host,
+            port=self.url.port,
+            use_tls=self.url.scheme == "smtps",
+            start_tls=self.url.scheme == "smtp+starttls",
+            timeout=self.settings.timeout,
+            tls_context=ssl.create_default_context(),
+        )
+        try:
+            await client.connect()
+            if self.url.user:
+                await client.login(self.url.user, self.url.password)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _close(client)
+            raise SendError(f"SMTP {exc.code} {exc.message}", permanent=False, code=exc.code) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await _close(client)
+            raise SendError(f"SMTP connection failed: {exc}", permanent=False) from exc
+        self.client = client
+
+    async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
+        await self.open()
+        assert self.client is not None
+        try:
+            errors, _ = await self.client.sendmail(mail_from, rcpt_to, raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            permanent = all(500 <= c < 600 for c in codes)
+            raise SendError("recipients refused: " + "; ".join(f"{r.recipient}: {r.code} {r.message}"
+                                                              for r in exc.recipients),
+                            permanent=permanent, code=codes[0] if codes else None) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SendError(f"SMTP {exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            raise SendError(f"SMTP connection failed: {exc}", permanent=False) from exc
+        if errors:
+            raise SendError(f"some recipients refused: {errors}", permanent=False)
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await _close(client)
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
+
+
+class FolderSender:
+    """The embedded default: each mail written as an .eml file (atomically) into a folder."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    async def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
+        await self.open()
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        safe_rcpt = "".join(c if c.isalnum() or c in "@._-" else "_" for c in rcpt_to[0])[:80]
+        final = self.directory / f"{stamp}-{safe_rcpt}.eml"
+        tmp = self.directory / f".{final.name}.tmp"
+        try:
+            tmp.write_bytes(raw)
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise SendError(f"cannot write {final}: {exc}", permanent=False) from exc
+
+    async def close(self) -> None:
+        return None
+
+
+def make_sender(url: ConnectionUrl, settings: SmtpSettings) -> Sender:
+    if url.scheme == "file":
+        return FolderSender(url.path)
+    return SmtpSender(url, settings)
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int, settings: SmtpSettings) -> timedelta:
+    return timedelta(seconds=min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1)))
+
+
+class Outbox:
+    def __init__(self, sessions: sessionmaker[Session], sender: Sender, settings: SmtpSettings,
+                 clock: Callable[[], datetime]) -> None:
+        self.sessions = sessions
+        self.sender = sender
+        self.settings = settings
+        self.clock = clock
+
+    def _due(self, now: datetime) -> list[tuple[int, int | None, bool]]:
+        """(id, ticket id, due?) of every pending mail, oldest first."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(models.OutboundMessage.id, models.OutboundMessage.ticket_id,
+                       models.OutboundMessage.next_attempt_at)
+                .where(models.OutboundMessage.status == "pending")
+                .order_by(models.OutboundMessage.id)
+                .limit(self.settings.batch_size * 10)
+            ).all()
+        return [(r[0], r[1], r[2] <= now) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        with self.sessions() as s:
+            return s.execute(
+                select(models.OutboundMessage.next_attempt_at)
+                .where(models.OutboundMessage.status == "pending")
+                .order_by(models.OutboundMessage.next_attempt_at)
+                .limit(1)
+            ).scalar_one_or_none()
+
+    async def drain(self) -> DrainResult:
+        """Send every due mail once; stop at the first connection failure (the server is away)."""
+        result = DrainResult()
+        while True:
+            now = self.clock()
+            batch = self._due(now)
+            blocked: set[int] = set()
+            sent_any = False
+            for out_id, ticket_id, due in batch:
+                if ticket_id is not None and ticket_id in blocked:
+                    result.skipped += 1
+                    continue
+                if not due:
+                    if ticket_id is not None:
+                        blocked.add(ticket_id)  # a later mail of this ticket waits for it
+                    continue
+                ok, connection_down = await self._send_one(out_id, result)
+                if ok:
+                    sent_any = True
+                elif ticket_id is not None:
+                    blocked.add(ticket_id)
+                if connection_down:
+                    await self.sender.close()
+                    return result
+            if not sent_any:
+                break
+        await self.sender.close()
+        return result
+
+    async def _send_one(self, out_id: int, result: DrainResult) -> tuple[bool, bool]:
+        with self.sessions() as s:
+            row = s.get(models.OutboundMessage, out_id)
+            if row is None or row.status != "pending":
+                return False, False
+            mail_from, rcpt_to, raw = row.mail_from, list(row.rcpt_to), row.raw
+        error: SendError | None = None
+        try:
+            await self.sender.send(mail_from, rcpt_to, raw)
+        except SendError as exc:
+            error = exc
+        now = self.clock()
+        with self.sessions.begin() as s:
+            row = s.get(models.OutboundMessage, out_id)
+            assert row is not None
+            row.attempts += 1
+            if error is None:
+                row.status, row.sent_at, row.last_error = "sent", now, ""
+                result.sent += 1
+                _history(s, row, "mail_sent", now, f"{row.kind} → {', '.join(row.rcpt_to)}")
+                return True, False
+            row.last_error = str(error)[:2000]
+            if error.permanent or row.attempts >= self.settings.max_attempts:
+                row.status = "dead"
+                result.dead += 1
+                why = "permanent failure" if error.permanent else f"gave up after {row.attempts} attempts"
+                _history(s, row, "mail_dead", now, f"{row.kind} → {', '.join(row.rcpt_to)}: {why}: {error}")
+                log.error("outbound #%s dead-lettered: %s", row.id, error)
+            else:
+                row.next_attempt_at = now + backoff(row.attempts, self.settings)
+                result.retried += 1
+                log.warning("outbound #%s deferred (attempt %s): %s", row.id, row.attempts, error)
+            result.errors.append(str(error))
+        connection_down = error is not None and not error.permanent and error.code is None
+        return False, connection_down
+
+
+def _history(session: Session, row: models.OutboundMessage, kind: str, now: datetime, detail: str) -> None:
+    if row.ticket_id is None:
+        return
+    ticket = session.get(models.Ticket, row.ticket_id)
+    if ticket is None:
+        return
+    session.add(models.TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind=kind,
+                                   state=ticket.state.value, detail=detail, outbound_id=row.id, data={}))
+
+
+async def sleep_until(event: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        pass

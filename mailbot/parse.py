@@ -1,0 +1,248 @@
+"""Raw message bytes → `InboundMessage`: addresses, threading ids, decoded text, quote-stripped text.
+
+Parsing is done by mail-parser (over the standard library's email package);
+here it is wrapped so that any failure becomes one `UnreadableMessage` with a
+reason a person can act on, never an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.header
+import email.message
+import email.utils
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import mailparser
+
+from mailbot.fields import html_to_text
+from mailbot.quotes import strip_quotes
+
+log = logging.getLogger(__name__)
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
+_MSGID_RE = re.compile(r"<[^<>\s]+>")
+
+
+class UnreadableMessage(Exception):
+    """The bytes are not a mail we can process; `reason` says why (it is stored with the quarantine)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """What the core needs to know about one received mail."""
+
+    message_id: str
+    from_name: str
+    from_addr: str
+    reply_to: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    date: datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    headers: dict[str, tuple[str, ...]]
+    content_types: tuple[str, ...]
+    text: str
+    new_text: str
+    html_text: str
+    attachments: tuple[Attachment, ...] = ()
+    defects: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str:
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+    def has_header(self, name: str) -> bool:
+        return name.lower() in self.headers
+
+    @property
+    def referenced_ids(self) -> list[str]:
+        """In-Reply-To first, then References newest first (RFC 5322 s. 3.6.4)."""
+        seen: list[str] = []
+        for mid in [*self.in_reply_to, *reversed(self.references)]:
+            if mid not in seen:
+                seen.append(mid)
+        return seen
+
+    @property
+    def reply_address(self) -> str:
+        return self.reply_to or self.from_addr
+
+
+def clean_header_text(value: str) -> str:
+    """A header value safe to echo: CR, LF and other controls removed, whitespace collapsed."""
+    value = re.sub(r"[\x00-\x1f\x7f]+", " ", value)
+    return re.sub(r"\s{2,}", " ", value).strip()
+
+
+def decode_header(value: object) -> str:
+    """Decode RFC 2047 encoded words; bad charsets degrade to replacement characters."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        chunks = email.header.decode_header(value)
+    else:
+        text = str(value)
+        try:
+            chunks = email.header.decode_header(text)
+        except (ValueError, LookupError, UnicodeError):
+            return clean_header_text(text)
+    parts = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, bytes):
+            try:
+                parts.append(chunk.decode(charset or "utf-8", "replace"))
+            except LookupError:
+                parts.append(chunk.decode("utf-8", "replace"))
+        else:
+            parts.append(chunk)
+    # decode_header drops the whitespace between an encoded and a plain chunk.
+    joined = "".join(parts) if len(parts) > 1 else (parts[0] if parts else "")
+    return clean_header_text(joined.replace("\udcff", "\ufffd"))
+
+
+def _looks_like_mail(raw: bytes) -> str | None:
+    """None when the bytes start like an RFC 5322 message, else the reason they do not."""
+    if not raw.strip():
+        return "empty message"
+    if raw.startswith(b"\xd0\xcf\x11\xe0"):
+        return "not an RFC 5322 message: an Outlook .msg / OLE2 compound file"
+    head = raw.lstrip(b"\r\n")[:4096]
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if first.startswith(b"From "):  # mbox separator line
+        head = head.split(b"\n", 1)[1] if b"\n" in head else b""
+        first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if not _HEADER_LINE.match(first):
+        return "not an RFC 5322 message: no header at the start"
+    header_block = re.split(rb"\r?\n\r?\n|\r\r", head, maxsplit=1)[0]
+    if b"\x00" in header_block:
+        return "not an RFC 5322 message: NUL bytes in the header"
+    return None
+
+
+def _mime_depth(msg: email.message.Message, depth: int = 1) -> int:
+    if not msg.is_multipart():
+        return depth
+    payload = msg.get_payload()
+    if not isinstance(payload, list) or not payload:
+        return depth
+    return max(_mime_depth(p, depth + 1) for p in payload if isinstance(p, email.message.Message))
+
+
+def _message_ids(value: str) -> tuple[str, ...]:
+    return tuple(_MSGID_RE.findall(value))
+
+
+def parse_message(raw: bytes, *, max_bytes: int = 25 * 1024 * 1024, max_depth: int = 10) -> InboundMessage:
+    """Parse raw bytes; raises UnreadableMessage (never anything else) when it cannot."""
+    if len(raw) > max_bytes:
+        raise UnreadableMessage(f"message too large: {len(raw)} bytes, limit {max_bytes}")
+    reason = _looks_like_mail(raw)
+    if reason:
+        raise UnreadableMessage(reason)
+    try:
+        return _parse(raw, max_depth)
+    except UnreadableMessage:
+        raise
+    except RecursionError as exc:
+        raise UnreadableMessage("MIME structure nested too deeply") from exc
+    except Exception as exc:  # the parser's failure modes are open-ended; we quarantine all of them
+        log.warning("parser failed: %s: %s", type(exc).__name__, exc)
+        raise UnreadableMessage(f"parser failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(raw: bytes, max_depth: int) -> InboundMessage:
+    mail = mailparser.parse_from_bytes(raw)
+    msg: email.message.Message = mail.message
+    depth = _mime_depth(msg)
+    if depth > max_depth:
+        raise UnreadableMessage(f"MIME structure nested {depth} levels deep, limit {max_depth}")
+
+    headers: dict[str, list[str]] = {}
+    for name, value in msg.items():
+        headers.setdefault(name.lower().strip(), []).append(decode_header(value))
+
+    def first(name: str) -> str:
+        values = headers.get(name)
+        return values[0] if values else ""
+
+    from_pairs = email.utils.getaddresses([first("from")]) if first("from") else []
+    from_name, from_addr = ("", "")
+    for name, addr in from_pairs:
+        if "@" in addr:
+            from_name, from_addr = name, addr
+            break
+    if not from_addr and first("sender"):
+        from_name, from_addr = email.utils.parseaddr(first("sender"))
+    reply_pairs = email.utils.getaddresses(headers.get("reply-to", []))
+    reply_to = next((a for _, a in reply_pairs if "@" in a), "")
+
+    def addresses(name: str) -> tuple[str, ...]:
+        return tuple(a.lower() for _, a in email.utils.getaddresses(headers.get(name, [])) if "@" in a)
+
+    date = None
+    if first("date"):
+        try:
+            date = email.utils.parsedate_to_datetime(first("date"))
+        except (TypeError, ValueError, IndexError):
+            date = None
+
+    plain = "\n".join(mail.text_plain or [])
+    html = "\n".join(mail.text_html or [])
+    html_text = html_to_text(html) if html else ""
+    text = plain if plain.strip() else html_text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+
+    attachments = []
+    for att in mail.attachments:
+        payload = att.get("payload") or ""
+        size = len(payload)
+        if att.get("binary"):
+            try:
+                size = len(base64.b64decode(payload))
+            except (ValueError, TypeError):
+                size = len(payload)
+        attachments.append(
+            Attachment(
+                filename=clean_header_text(str(att.get("filename") or "")),
+                content_type=str(att.get("mail_content_type") or "application/octet-stream"),
+                size=size,
+            )
+        )
+
+    message_ids = _message_ids(first("message-id"))
+    return InboundMessage(
+        message_id=message_ids[0] if message_ids else "",
+        from_name=clean_header_text(from_name),
+        from_addr=from_addr.strip().lower(),
+        reply_to=reply_to.strip().lower(),
+        to=addresses("to"),
+        cc=addresses("cc"),
+        subject=first("subject"),
+        date=date,
+        in_reply_to=_message_ids(first("in-reply-to")),
+        references=_message_ids(" ".join(headers.get("references", []))),
+        headers={k: tuple(v) for k, v in headers.items()},
+        content_types=tuple(p.get_content_type() for p in msg.walk()),
+        text=text,
+        new_text=strip_quotes(text),
+        html_text=html_text,
+        attachments=tuple(attachments),
+        defects=tuple(str(d) for d in (mail.defects_categories or ())),
+    )

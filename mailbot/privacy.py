@@ -1,0 +1,38 @@
+"""Masking of personal data (UU 27/2022): NIK, NIP and phone numbers never appear whole in logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_LONG_NUMBER = re.compile(r"(?<![\d])(\+?\d[\d .\-]{7,24}\d)(?![\d])")
+
+
+def mask_number(value: str) -> str:
+    """`3273010101900001` → `3273********0001`; keeps 4 digits at each end (3 for short numbers)."""
+    digits = re.sub(r"\D", "", value)
+    if len(digits) < 8:
+        return "*" * len(digits)
+    keep = 4 if len(digits) >= 12 else 2
+    prefix = "+" if value.strip().startswith("+") else ""
+    return prefix + digits[:keep] + "*" * (len(digits) - 2 * keep) + digits[-keep:]
+
+
+def mask_text(text: str) -> str:
+    """Mask every run of 8 or more digits (with spaces, dots or dashes inside) in free text."""
+    return _LONG_NUMBER.sub(lambda m: mask_number(m.group(1)), text)
+
+
+class MaskingFilter(logging.Filter):
+    """A logging filter that masks identity and phone numbers in every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        masked = mask_text(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True

@@ -1,0 +1,214 @@
+"""Queries and persistence. Every function takes the caller's Session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailbot import models
+from mailbot.compose import Envelope
+from mailbot.config import Profile
+from mailbot.workflow import Event, State, next_state
+
+
+def next_ticket_number(session: Session, profile: Profile, year: int) -> str:
+    """Allocate the next number of the profile's sequence for the year, e.g. KONS-2026-000123.
+
+    The counter row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serializes writers), so two processes never share a number.
+    """
+    name = f"{profile.id}:{year}"
+    counter = session.execute(
+        select(models.Counter).where(models.Counter.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if counter is None:
+        counter = models.Counter(name=name, value=0)
+        session.add(counter)
+        session.flush()  # a concurrent first insert fails here and the message is retried
+    counter.value += 1
+    return profile.number_format.format(year=year, seq=counter.value)
+
+
+def transition(
+    session: Session,
+    ticket: models.Ticket,
+    event: Event,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    inbound_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> State:
+    """The one way a ticket changes state: checked against the table, recorded in the history."""
+    current = ticket.state if ticket.id is not None else None
+    new = next_state(current, event)
+    ticket.state = new
+    ticket.updated_at = now
+    record_event(
+        session, ticket, event.value, actor=actor, now=now, detail=detail, inbound_id=inbound_id, data=data
+    )
+    return new
+
+
+def record_event(
+    session: Session,
+    ticket: models.Ticket,
+    kind: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: str = "",
+    inbound_id: int | None = None,
+    outbound_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> models.TicketEvent:
+    entry = models.TicketEvent(
+        at=now,
+        actor=actor,
+        kind=kind,
+        state=ticket.state.value,
+        detail=detail,
+        inbound_id=inbound_id,
+        outbound_id=outbound_id,
+        data=data or {},
+    )
+    ticket.events.append(entry)
+    return entry
+
+
+def enqueue(
+    session: Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
+) -> models.OutboundMessage:
+    """Write an outgoing mail into the outbox, in the caller's transaction."""
+    row = models.OutboundMessage(
+        ticket_id=ticket.id if ticket is not None else None,
+        kind=kind,
+        message_id=envelope.message_id,
+        mail_from=envelope.mail_from,
+        rcpt_to=list(envelope.rcpt_to),
+        recipient=envelope.rcpt_to[0].lower() if envelope.rcpt_to else "",
+        subject=envelope.subject[:500],
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        raw=envelope.raw,
+    )
+    session.add(row)
+    session.flush()
+    if ticket is not None:
+        record_event(
+            session,
+            ticket,
+            "mail_queued",
+            actor="system",
+            now=now,
+            detail=f"{kind} → {', '.join(envelope.rcpt_to)}",
+            outbound_id=row.id,
+        )
+    return row
+
+
+def auto_mail_count(session: Session, recipient: str, since: datetime) -> int:
+    """How many automatic mails went (or wait to go) to one recipient since a time."""
+    return session.execute(
+        select(func.count())
+        .select_from(models.OutboundMessage)
+        .where(models.OutboundMessage.recipient == recipient, models.OutboundMessage.created_at >= since)
+    ).scalar_one()
+
+
+def find_inbound_by_source(session: Session, mailbox: str, uidvalidity: int, uid: str) -> models.InboundMessage | None:
+    return session.execute(
+        select(models.InboundMessage).where(
+            models.InboundMessage.mailbox == mailbox,
+            models.InboundMessage.uidvalidity == uidvalidity,
+            models.InboundMessage.uid == uid,
+        )
+    ).scalar_one_or_none()
+
+
+def find_duplicate(
+    session: Session, *, raw_sha256: str, message_id: str, from_addr: str
+) -> models.InboundMessage | None:
+    """An earlier copy of this mail: the same bytes, or the same Message-ID from the same sender."""
+    hit = session.execute(
+        select(models.InboundMessage)
+        .where(models.InboundMessage.raw_sha256 == raw_sha256)
+        .order_by(models.InboundMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if hit is not None or not message_id:
+        return hit
+    return session.execute(
+        select(models.InboundMessage)
+        .where(
+            models.InboundMessage.message_id == message_id,
+            models.InboundMessage.from_addr == from_addr,
+        )
+        .order_by(models.InboundMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def find_same_content(session: Session, content_hash: str, since: datetime) -> models.InboundMessage | None:
+    return session.execute(
+        select(models.InboundMessage)
+        .where(
+            models.InboundMessage.content_hash == content_hash,
+            models.InboundMessage.received_at >= since,
+            models.InboundMessage.ticket_id.is_not(None),
+        )
+        .order_by(models.InboundMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def ticket_by_referenced_message(session: Session, message_ids: list[str]) -> models.Ticket | None:
+    """A ticket whose stored inbound or outbound mail has one of these Message-IDs."""
+    if not message_ids:
+        return None
+    for model in (models.OutboundMessage, models.InboundMessage):
+        ticket_id = session.execute(
+            select(model.ticket_id)
+            .where(model.message_id.in_(message_ids), model.ticket_id.is_not(None))
+            .limit(1)
+        ).scalar_one_or_none()
+        if ticket_id is not None:
+            return session.get(models.Ticket, ticket_id)
+    return None
+
+
+def ticket_by_number(session: Session, number: str) -> models.Ticket | None:
+    return session.execute(
+        select(models.Ticket).where(func.upper(models.Ticket.number) == number.upper())
+    ).scalar_one_or_none()
+
+
+def list_tickets(session: Session, state: State | None = None, limit: int = 1000) -> list[models.Ticket]:
+    stmt = select(models.Ticket).order_by(models.Ticket.id.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(models.Ticket.state == state)
+    return list(session.execute(stmt).scalars())
+
+
+def messages_of_ticket(session: Session, ticket_id: int) -> tuple[list[models.InboundMessage], list[models.OutboundMessage]]:
+    inbound = list(
+        session.execute(
+            select(models.InboundMessage).where(models.InboundMessage.ticket_id == ticket_id).order_by(models.InboundMessage.id)
+        ).scalars()
+    )
+    outbound = list(
+        session.execute(
+            select(models.OutboundMessage).where(models.OutboundMessage.ticket_id == ticket_id).order_by(models.OutboundMessage.id)
+        ).scalars()
+    )
+    return inbound, outbound
+
+
+def since(now: datetime, hours: float) -> datetime:
+    return now - timedelta(hours=hours)
