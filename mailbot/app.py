@@ -75,8 +75,12 @@ class App:
         self.engine = engine or make_engine(config.database_url, echo=config.settings.database.echo)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.intake = Intake(config)
-        self.outbox = Outbox(self.sessions, sender or make_sender(config.smtp, config.settings.smtp),
-                             config.settings.smtp, clock)
+        self.outbox = Outbox(
+            self.sessions,
+            sender or make_sender(config.smtp, config.settings.smtp),
+            config.settings.smtp,
+            clock,
+        )
         self.source_factory = source_factory
         self.stop_flag = threading.Event()
         # A hook for fault-injection tests: called between commit and marking in the mailbox.
@@ -159,8 +163,14 @@ class App:
                 stats = IntakeStats()
                 self.drain_mailbox(source, stats)
                 if stats.fetched:
-                    log.info("intake: %s fetched, %s processed, %s duplicates, %s machine, %s quarantined",
-                             stats.fetched, stats.processed, stats.duplicates, stats.machine, stats.quarantined)
+                    log.info(
+                        "intake: %s fetched, %s processed, %s duplicates, %s machine, %s quarantined",
+                        stats.fetched,
+                        stats.processed,
+                        stats.duplicates,
+                        stats.machine,
+                        stats.quarantined,
+                    )
                     wake_outbox()
                 source.wait(settings.idle_timeout, self.stop_flag)
             except MailboxError as exc:
@@ -200,13 +210,22 @@ class App:
         scheduler = AsyncIOScheduler(event_loop=loop)
         scheduler.add_job(wake.set, "interval", seconds=60, id="outbox-sweep")
         scheduler.start()
-        intake = asyncio.create_task(asyncio.to_thread(self.intake_loop, lambda: loop.call_soon_threadsafe(wake.set)))
+
+        def wake_from_thread() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        intake = asyncio.create_task(asyncio.to_thread(self.intake_loop, wake_from_thread))
         try:
             while not stopping.is_set():
                 wake.clear()
                 result = await self.send_pending()
                 if result.sent or result.dead:
-                    log.info("outbox: %s sent, %s deferred, %s dead", result.sent, result.retried, result.dead)
+                    log.info(
+                        "outbox: %s sent, %s deferred, %s dead",
+                        result.sent,
+                        result.retried,
+                        result.dead,
+                    )
                 next_due = self.outbox.next_due()
                 wait = 60.0 if next_due is None else (next_due - self.clock()).total_seconds()
                 await sleep_until(wake, min(max(wait, 0.05), 60.0))

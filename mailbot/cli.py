@@ -82,8 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _run_once(app)
         if seeded:
             _where_to_look(app)
-        print(f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
-              f"database {_redact_db(config.database_url)}. Ctrl-C stops.")
+        print(
+            f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
+            f"database {_redact_db(config.database_url)}. Ctrl-C stops."
+        )
         asyncio.run(_run_daemon(app, show_first=seeded > 0))
         return 0
     finally:
@@ -149,8 +151,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     problems: list[tuple[str, str]] = []
     if not config.secret:
-        problems.append(("security.secret_env", f"no secret in ${config.settings.security.secret_env} "
-                         f"nor in {config.settings.security.secret_file} (it is created on first run)"))
+        problems.append(
+            (
+                "security.secret_env",
+                f"no secret in ${config.settings.security.secret_env} "
+                f"nor in {config.settings.security.secret_file} (it is created on first run)",
+            )
+        )
     if not args.offline:
         problems += _check_connections(config)
     if problems:
@@ -159,8 +166,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"configuration OK: {config.source}")
     print(f"  profiles: {', '.join(sorted(config.profiles))}; active: {config.profile.id}")
-    print(f"  staff: {len(config.settings.staff)}; mailbox: {config.mailbox.redacted()}; "
-          f"smtp: {config.smtp.redacted()}; database: {_redact_db(config.database_url)}")
+    print(
+        f"  staff: {len(config.settings.staff)}; mailbox: {config.mailbox.redacted()}; "
+        f"smtp: {config.smtp.redacted()}; database: {_redact_db(config.database_url)}"
+    )
     return 0
 
 
@@ -235,8 +244,10 @@ def cmd_tickets(args: argparse.Namespace) -> int:
                 width = shutil.get_terminal_size((100, 20)).columns
                 print(f"{'NUMBER':<20} {'STATE':<17} {'CREATED':<17} {'APPLICANT':<30} SUBJECT")
                 for t in tickets:
-                    line = (f"{t.number:<20} {t.state.value:<17} {t.created_at:%Y-%m-%d %H:%M} "
-                            f"{t.applicant_email[:30]:<30} {t.subject}")
+                    line = (
+                        f"{t.number:<20} {t.state.value:<17} {t.created_at:%Y-%m-%d %H:%M} "
+                        f"{t.applicant_email[:30]:<30} {t.subject}"
+                    )
                     print(line[:width])
                 return 0
             ticket = store.ticket_by_number(session, args.number)
@@ -250,24 +261,53 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
 def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
     inbound, outbound = store.messages_of_ticket(session, ticket.id)
-    history = [
-        {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "state": e.state, "detail": e.detail,
-         "inbound_id": e.inbound_id, "outbound_id": e.outbound_id}
+    history: list[dict[str, Any]] = [
+        {
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "kind": e.kind,
+            "state": e.state,
+            "detail": e.detail,
+            "inbound_id": e.inbound_id,
+            "outbound_id": e.outbound_id,
+        }
         for e in ticket.events
     ]
-    messages = [
-        {"direction": "in", "id": m.id, "message_id": m.message_id, "from": m.from_addr, "subject": m.subject,
-         "at": m.received_at.isoformat(), "status": m.status, "size": m.size}
+    messages: list[dict[str, Any]] = [
+        {
+            "direction": "in",
+            "id": m.id,
+            "message_id": m.message_id,
+            "from": m.from_addr,
+            "subject": m.subject,
+            "at": m.received_at.isoformat(),
+            "status": m.status,
+            "size": m.size,
+        }
         for m in inbound
     ] + [
-        {"direction": "out", "id": m.id, "message_id": m.message_id, "to": m.rcpt_to, "subject": m.subject,
-         "kind": m.kind, "at": m.created_at.isoformat(), "status": m.status, "attempts": m.attempts,
-         "last_error": m.last_error, "sent_at": m.sent_at.isoformat() if m.sent_at else None}
+        {
+            "direction": "out",
+            "id": m.id,
+            "message_id": m.message_id,
+            "to": m.rcpt_to,
+            "subject": m.subject,
+            "kind": m.kind,
+            "at": m.created_at.isoformat(),
+            "status": m.status,
+            "attempts": m.attempts,
+            "last_error": m.last_error,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+        }
         for m in outbound
     ]
     if as_json:
-        json.dump({**_ticket_json(ticket), "history": history, "messages": messages}, sys.stdout,
-                  indent=2, ensure_ascii=False)
+        json.dump(
+            {**_ticket_json(ticket), "history": history, "messages": messages},
+            sys.stdout,
+            indent=2,
+            ensure_ascii=False,
+        )
         print()
         return 0
     print(f"Ticket {ticket.number}  [{ticket.state.value}]  profile {ticket.profile}")
@@ -288,7 +328,8 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
     for m in messages:
         who = m.get("from") or ", ".join(m.get("to") or [])
         extra = f" ({m['last_error'][:60]})" if m.get("last_error") else ""
-        print(f"    {m['direction']:<3} #{m['id']:<5} {m['status']:<10} {who[:32]:<32} {m['subject'][:50]}{extra}")
+        head = f"    {m['direction']:<3} #{m['id']:<5} {m['status']:<10} {who[:32]:<32}"
+        print(f"{head} {m['subject'][:50]}{extra}")
     return 0
 
 
@@ -313,8 +354,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     return 1
                 raw = row.raw
                 if row.status != "quarantined" and not args.force:
-                    print(f"inbound #{target} is {row.status}, not quarantined; use --force to replay it",
-                          file=sys.stderr)
+                    print(
+                        f"inbound #{target} is {row.status}, not quarantined; use --force to replay it",
+                        file=sys.stderr,
+                    )
                     return 1
                 attempts = session.execute(
                     select(models.InboundMessage.id).where(models.InboundMessage.mailbox == "replay")
@@ -325,9 +368,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 1
         outcome = app.process_raw(source, raw)
         result = asyncio.run(app.send_pending())
-        print(f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
-              + (f", ticket {outcome.ticket_number}" if outcome.ticket_number else "")
-              + f"; outbox: {result.sent} sent")
+        print(
+            f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
+            + (f", ticket {outcome.ticket_number}" if outcome.ticket_number else "")
+            + f"; outbox: {result.sent} sent"
+        )
         return 0 if outcome.status != "quarantined" else 2
     finally:
         app.close()
@@ -338,12 +383,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description="Email-driven consultation helpdesk.")
-    parser.add_argument("--config", help="configuration file (default: $MAILBOT_CONFIG or config/mailbot.toml)")
+    parser.add_argument(
+        "--config", help="configuration file (default: $MAILBOT_CONFIG or config/mailbot.toml)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon (or --once: process waiting mail, send, exit)")
-    run.add_argument("--once", action="store_true", help="process all mail now waiting, send what is queued, exit")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="process all mail now waiting, send what is queued, exit",
+    )
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="report every problem in the configuration")

@@ -18,7 +18,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from mailbot.classify import LOOP_HEADER
 from mailbot.parse import clean_header_text
 
-TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parent.parent / "templates"))
+TEMPLATES_DIR = Path(
+    os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parent.parent / "templates")
+)
 LANGUAGES = ("id", "en")
 
 
@@ -101,7 +103,9 @@ class MailSpec:
     attachments: tuple[OutgoingAttachment, ...] = field(default=())
 
 
-def build_mail(spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime) -> Envelope:
+def build_mail(
+    spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime
+) -> Envelope:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr((clean_header_text(from_name), from_addr))
     msg["To"] = formataddr((clean_header_text(spec.to_name), clean_header_text(spec.to_addr)))
@@ -129,8 +133,12 @@ def build_mail(spec: MailSpec, *, from_addr: str, from_name: str, instance_id: s
     msg.add_alternative(spec.rendered.html, subtype="html", charset="utf-8")
     for att in spec.attachments:
         maintype, _, subtype = att.content_type.partition("/")
-        msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
-                           filename=clean_header_text(att.filename) or "lampiran.bin")
+        msg.add_attachment(
+            att.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=clean_header_text(att.filename) or "lampiran.bin",
+        )
     return Envelope(
         message_id=spec.message_id,
         mail_from=from_addr,

@@ -29,7 +29,8 @@ ENV_SMTP_URL = "MAILBOT_SMTP_URL"
 ENV_SECRET = "MAILBOT_SECRET"
 
 _ADDR_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-FIELD_NAMES = ("name", "id_number", "unit", "position", "phone", "question")
+FieldName = Literal["name", "id_number", "unit", "position", "phone", "question"]
+FIELD_NAMES: tuple[FieldName, ...] = ("name", "id_number", "unit", "position", "phone", "question")
 
 
 class ConfigError(Exception):
@@ -54,7 +55,9 @@ def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)") from exc
+        raise ValueError(
+            f"unknown time zone {value!r} (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)"
+        ) from exc
     return value
 
 
@@ -172,9 +175,7 @@ class Profile(_Strict):
     sop_number: str = ""
     number_format: str = "KONS-{year}-{seq:06d}"
     language: Literal["id", "en"] = "id"
-    required_fields: list[Literal["name", "id_number", "unit", "position", "phone", "question"]] = (
-        list(FIELD_NAMES)
-    )
+    required_fields: list[FieldName] = list(FIELD_NAMES)
     # Roles that receive the disposition request for a new, complete ticket.
     notify_roles: list[Literal["secretariat", "head", "subhead"]] = ["head"]
     steps: list[Step] = Field(min_length=1)
@@ -390,7 +391,9 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc)) from None
 
-    profiles_dir = settings.profiles_dir if settings.profiles_dir.is_absolute() else base / settings.profiles_dir
+    profiles_dir = (
+        settings.profiles_dir if settings.profiles_dir.is_absolute() else base / settings.profiles_dir
+    )
     profiles, problems = load_profiles(profiles_dir)
     if settings.service.profile not in profiles and not any(p[0] == "profiles_dir" for p in problems):
         problems.append(("service.profile", f"no profile {settings.service.profile!r} in {profiles_dir}"))
@@ -407,7 +410,11 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     if settings.service.address in seen:
         problems.append(("service.address", "must not be a staff member's address"))
 
-    data_dir = settings.service.data_dir if settings.service.data_dir.is_absolute() else base / settings.service.data_dir
+    data_dir = (
+        settings.service.data_dir
+        if settings.service.data_dir.is_absolute()
+        else base / settings.service.data_dir
+    )
 
     database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
     database_url = _absolute_sqlite_url(database_url, base)

@@ -73,8 +73,14 @@ class Intake:
     def process_message(self, session: Session, source: Source, raw: bytes, now: datetime) -> Outcome:
         existing = store.find_inbound_by_source(session, source.mailbox, source.uidvalidity, source.uid)
         if existing is not None:
-            return Outcome(existing.id, existing.status, existing.kind, existing.reason,
-                           _number(session, existing.ticket_id), already_done=True)
+            return Outcome(
+                existing.id,
+                existing.status,
+                existing.kind,
+                existing.reason,
+                _number(session, existing.ticket_id),
+                already_done=True,
+            )
         raw_sha = hashlib.sha256(raw).hexdigest()
         row = models.InboundMessage(
             mailbox=source.mailbox,
@@ -111,7 +117,12 @@ class Intake:
 
         thread = self._thread(session, msg)
         staff = self.config.staff_by_email(msg.from_addr)
-        result = classify(msg, instance_id=self.config.instance_id, thread=thread, sender_is_staff=staff is not None)
+        result = classify(
+            msg,
+            instance_id=self.config.instance_id,
+            thread=thread,
+            sender_is_staff=staff is not None,
+        )
         row.kind = result.kind.value
         row.reason = result.reason
 
@@ -121,14 +132,25 @@ class Intake:
                 ticket = session.get(models.Ticket, thread.ticket_id)
                 if ticket is not None:
                     row.ticket_id = ticket.id
-                    store.record_event(session, ticket, "machine_mail", actor=msg.from_addr or "(unknown)",
-                                       now=now, detail=result.reason, inbound_id=row.id)
+                    store.record_event(
+                        session,
+                        ticket,
+                        "machine_mail",
+                        actor=msg.from_addr or "(unknown)",
+                        now=now,
+                        detail=result.reason,
+                        inbound_id=row.id,
+                    )
             log.info("inbound #%s is machine mail (%s): no reply", row.id, result.reason)
             return self._outcome(session, row)
 
         if result.kind is Kind.NEW_REQUEST:
             window = limits.duplicate_window_hours
-            same = store.find_same_content(session, row.content_hash, store.since(now, window)) if window else None
+            same = (
+                store.find_same_content(session, row.content_hash, store.since(now, window))
+                if window
+                else None
+            )
             if same is not None and same.id != row.id:
                 return self._duplicate(session, row, same, now, "same request sent again")
             self._new_request(session, row, msg, now)
@@ -140,8 +162,15 @@ class Intake:
             ticket = session.get(models.Ticket, thread.ticket_id)
             assert ticket is not None
             row.ticket_id = ticket.id
-            store.record_event(session, ticket, result.kind.value, actor=msg.from_addr, now=now,
-                               detail=msg.new_text[:2000], inbound_id=row.id)
+            store.record_event(
+                session,
+                ticket,
+                result.kind.value,
+                actor=msg.from_addr,
+                now=now,
+                detail=msg.new_text[:2000],
+                inbound_id=row.id,
+            )
         else:  # STAFF_MAIL outside a thread: nothing to do yet, kept for the record
             row.status = "ignored"
             return self._outcome(session, row)
@@ -155,7 +184,12 @@ class Intake:
         return Outcome(row.id, row.status, row.kind, row.reason, _number(session, row.ticket_id))
 
     def _duplicate(
-        self, session: Session, row: models.InboundMessage, original: models.InboundMessage, now: datetime, why: str
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        original: models.InboundMessage,
+        now: datetime,
+        why: str,
     ) -> Outcome:
         row.status, row.kind = "duplicate", original.kind or "duplicate"
         row.reason = f"{why} (inbound #{original.id})"
@@ -163,8 +197,15 @@ class Intake:
         if original.ticket_id is not None:
             ticket = session.get(models.Ticket, original.ticket_id)
             if ticket is not None:
-                store.record_event(session, ticket, "duplicate_received", actor=row.from_addr or "(unknown)",
-                                   now=now, detail=row.reason, inbound_id=row.id)
+                store.record_event(
+                    session,
+                    ticket,
+                    "duplicate_received",
+                    actor=row.from_addr or "(unknown)",
+                    now=now,
+                    detail=row.reason,
+                    inbound_id=row.id,
+                )
         log.info("inbound #%s is a duplicate: %s", row.id, row.reason)
         return self._outcome(session, row)
 
@@ -185,7 +226,9 @@ class Intake:
                     return ThreadMatch(ticket.id, ticket.applicant_email, "subject")
         return None
 
-    def _new_request(self, session: Session, row: models.InboundMessage, msg: InboundMessage, now: datetime) -> None:
+    def _new_request(
+        self, session: Session, row: models.InboundMessage, msg: InboundMessage, now: datetime
+    ) -> None:
         profile = self.config.profile
         found = merge_fields(extract_fields(msg.text), extract_fields(msg.html_text) if msg.html_text else {})
         if "name" not in found and msg.from_name:
@@ -199,7 +242,10 @@ class Intake:
             applicant_email=msg.reply_address,
             applicant_name=validation.values.get("name", msg.from_name)[:200],
             subject=msg.subject[:500],
-            fields={**{k: v for k, v in found.items() if k not in validation.values}, **validation.values},
+            fields={
+                **{k: v for k, v in found.items() if k not in validation.values},
+                **validation.values,
+            },
             issues=[_issue_dict(i) for i in validation.issues],
             root_message_id=msg.message_id,
             created_at=now,
@@ -207,8 +253,16 @@ class Intake:
         )
         session.add(ticket)
         event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
-        store.transition(session, ticket, event, actor=msg.from_addr, now=now, inbound_id=None,
-                         detail=_summary(validation.issues), data={"warnings": [i.code for i in validation.warnings]})
+        store.transition(
+            session,
+            ticket,
+            event,
+            actor=msg.from_addr,
+            now=now,
+            inbound_id=None,
+            detail=_summary(validation.issues),
+            data={"warnings": [i.code for i in validation.warnings]},
+        )
         session.flush()
         row.ticket_id = ticket.id
         ticket.events[-1].inbound_id = row.id
@@ -218,7 +272,12 @@ class Intake:
             self._ask_missing(session, ticket, profile, msg, now, still=False)
 
     def _follow_up(
-        self, session: Session, row: models.InboundMessage, msg: InboundMessage, thread: ThreadMatch, now: datetime
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        thread: ThreadMatch,
+        now: datetime,
     ) -> None:
         ticket = session.get(models.Ticket, thread.ticket_id)
         assert ticket is not None
@@ -226,10 +285,19 @@ class Intake:
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         if ticket.state is not State.AWAITING_INFO:
             # Forwarding to the person handling it is the command issue's job; here it is recorded.
-            store.record_event(session, ticket, "applicant_follow_up", actor=msg.from_addr, now=now,
-                               detail=msg.new_text[:4000], inbound_id=row.id)
+            store.record_event(
+                session,
+                ticket,
+                "applicant_follow_up",
+                actor=msg.from_addr,
+                now=now,
+                detail=msg.new_text[:4000],
+                inbound_id=row.id,
+            )
             return
-        new = merge_fields(extract_fields(msg.new_text), extract_fields(msg.html_text) if msg.html_text else {})
+        new = merge_fields(
+            extract_fields(msg.new_text), extract_fields(msg.html_text) if msg.html_text else {}
+        )
         # A reply may carry only the missing value, unlabelled ("19860926 201505 1 001").
         new = _unlabelled_answer(new, msg.new_text, ticket.issues)
         pending = {i["field"] for i in ticket.issues}
@@ -244,12 +312,26 @@ class Intake:
             ticket.applicant_name = validation.values["name"][:200]
         got = sorted(set(new) & pending)
         if validation.complete:
-            store.transition(session, ticket, Event.REQUEST_COMPLETE, actor=msg.from_addr, now=now,
-                             inbound_id=row.id, detail=f"data completed: {', '.join(got) or '-'}")
+            store.transition(
+                session,
+                ticket,
+                Event.REQUEST_COMPLETE,
+                actor=msg.from_addr,
+                now=now,
+                inbound_id=row.id,
+                detail=f"data completed: {', '.join(got) or '-'}",
+            )
             self._registered(session, ticket, profile, msg, now)
         else:
-            store.transition(session, ticket, Event.INFO_STILL_MISSING, actor=msg.from_addr, now=now,
-                             inbound_id=row.id, detail=_summary(validation.issues))
+            store.transition(
+                session,
+                ticket,
+                Event.INFO_STILL_MISSING,
+                actor=msg.from_addr,
+                now=now,
+                inbound_id=row.id,
+                detail=_summary(validation.issues),
+            )
             self._ask_missing(session, ticket, profile, msg, now, still=True)
 
     # --- outgoing mail -------------------------------------------------------------------
@@ -263,7 +345,9 @@ class Intake:
             "fields": fields,
             "masked_id": mask_number(fields["id_number"]) if fields["id_number"] else "",
             "masked_phone": mask_number(fields["phone"]) if fields["phone"] else "",
-            "steps": [{"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps],
+            "steps": [
+                {"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps
+            ],
             "tz": self.tz,
         }
 
@@ -282,9 +366,18 @@ class Intake:
         language: str,
     ) -> None:
         limits = self.config.settings.limits
-        if store.auto_mail_count(session, to_addr.lower(), store.since(now, 1)) >= limits.auto_replies_per_recipient_per_hour:
-            store.record_event(session, ticket, "mail_suppressed", actor="system", now=now,
-                               detail=f"{kind} to {to_addr} held back: rate limit per recipient reached")
+        if (
+            store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
+            >= limits.auto_replies_per_recipient_per_hour
+        ):
+            store.record_event(
+                session,
+                ticket,
+                "mail_suppressed",
+                actor="system",
+                now=now,
+                detail=f"{kind} to {to_addr} held back: rate limit per recipient reached",
+            )
             log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
             return
         domain = self.config.service.address.split("@", 1)[1]
@@ -300,22 +393,47 @@ class Intake:
             ticket_number=ticket.number,
             language=language,
         )
-        envelope = build_mail(spec, from_addr=self.config.service.address, from_name=self.config.service.name,
-                              instance_id=self.config.instance_id, now=now)
+        envelope = build_mail(
+            spec,
+            from_addr=self.config.service.address,
+            from_name=self.config.service.name,
+            instance_id=self.config.instance_id,
+            now=now,
+        )
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
 
     def _registered(
-        self, session: Session, ticket: models.Ticket, profile: Profile, msg: InboundMessage, now: datetime
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        msg: InboundMessage,
+        now: datetime,
     ) -> None:
         """SOP 002 step 2: acknowledge the applicant, pass the request to the head(s)."""
         ctx = self._context(ticket, profile)
-        self._send(session, ticket, template="ack", kind="ack", to_addr=ticket.applicant_email,
-                   to_name=ticket.applicant_name, context=ctx, now=now, reply_to_applicant=True,
-                   language=profile.language)
+        self._send(
+            session,
+            ticket,
+            template="ack",
+            kind="ack",
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+        )
         recipients = self.config.staff_with_roles(list(profile.notify_roles), profile.id)
         if not recipients:
-            store.record_event(session, ticket, "no_recipient", actor="system", now=now,
-                               detail=f"no active staff with role {', '.join(profile.notify_roles)}")
+            store.record_event(
+                session,
+                ticket,
+                "no_recipient",
+                actor="system",
+                now=now,
+                detail=f"no active staff with role {', '.join(profile.notify_roles)}",
+            )
             log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
         consultants = self.config.staff_with_roles(["consultant", "subhead"], profile.id)
         assign_step = next((s for s in profile.steps if s.id == "assign"), profile.steps[0])
@@ -324,21 +442,48 @@ class Intake:
                 **ctx,
                 "recipient": member,
                 "attachments": msg.attachments,
-                "assign_step": {"title": assign_step.title,
-                                "duration": assign_step.deadline.describe(profile.language)},
+                "assign_step": {
+                    "title": assign_step.title,
+                    "duration": assign_step.deadline.describe(profile.language),
+                },
                 "example_assignee": consultants[0].name if consultants else "<nama>",
             }
-            self._send(session, ticket, template="notify_head", kind="notify", to_addr=member.emails[0],
-                       to_name=member.name, context=staff_ctx, now=now, reply_to_applicant=False,
-                       language=_staff_language(member, profile))
+            self._send(
+                session,
+                ticket,
+                template="notify_head",
+                kind="notify",
+                to_addr=member.emails[0],
+                to_name=member.name,
+                context=staff_ctx,
+                now=now,
+                reply_to_applicant=False,
+                language=_staff_language(member, profile),
+            )
 
     def _ask_missing(
-        self, session: Session, ticket: models.Ticket, profile: Profile, msg: InboundMessage, now: datetime, *, still: bool
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        msg: InboundMessage,
+        now: datetime,
+        *,
+        still: bool,
     ) -> None:
         ctx = {**self._context(ticket, profile), "issues": ticket.issues, "still": still}
-        self._send(session, ticket, template="missing_fields", kind="missing_fields", to_addr=ticket.applicant_email,
-                   to_name=ticket.applicant_name, context=ctx, now=now, reply_to_applicant=True,
-                   language=profile.language)
+        self._send(
+            session,
+            ticket,
+            template="missing_fields",
+            kind="missing_fields",
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+        )
 
 
 def _staff_language(member: StaffMember, profile: Profile) -> str:
@@ -346,7 +491,11 @@ def _staff_language(member: StaffMember, profile: Profile) -> str:
 
 
 def _issue_dict(issue: Any) -> dict[str, str]:
-    return {"field": issue.field, "code": issue.code, "value": issue.value if issue.field != "question" else ""}
+    return {
+        "field": issue.field,
+        "code": issue.code,
+        "value": issue.value if issue.field != "question" else "",
+    }
 
 
 def _summary(issues: Any) -> str:

@@ -9,6 +9,7 @@ permanent ones (5xx) become dead letters with the server's reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -82,11 +83,16 @@ class SmtpSender:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             permanent = all(500 <= c < 600 for c in codes)
-            raise SendError("recipients refused: " + "; ".join(f"{r.recipient}: {r.code} {r.message}"
-                                                              for r in exc.recipients),
-                            permanent=permanent, code=codes[0] if codes else None) from exc
+            raise SendError(
+                "recipients refused: "
+                + "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients),
+                permanent=permanent,
+                code=codes[0] if codes else None,
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise SendError(f"SMTP {exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code) from exc
+            raise SendError(
+                f"SMTP {exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             raise SendError(f"SMTP connection failed: {exc}", permanent=False) from exc
@@ -148,12 +154,19 @@ class DrainResult:
 
 
 def backoff(attempts: int, settings: SmtpSettings) -> timedelta:
-    return timedelta(seconds=min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1)))
+    return timedelta(
+        seconds=min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1))
+    )
 
 
 class Outbox:
-    def __init__(self, sessions: sessionmaker[Session], sender: Sender, settings: SmtpSettings,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        sender: Sender,
+        settings: SmtpSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.sessions = sessions
         self.sender = sender
         self.settings = settings
@@ -163,8 +176,11 @@ class Outbox:
         """(id, ticket id, due?) of every pending mail, oldest first."""
         with self.sessions() as s:
             rows = s.execute(
-                select(models.OutboundMessage.id, models.OutboundMessage.ticket_id,
-                       models.OutboundMessage.next_attempt_at)
+                select(
+                    models.OutboundMessage.id,
+                    models.OutboundMessage.ticket_id,
+                    models.OutboundMessage.next_attempt_at,
+                )
                 .where(models.OutboundMessage.status == "pending")
                 .order_by(models.OutboundMessage.id)
                 .limit(self.settings.batch_size * 10)
@@ -235,7 +251,13 @@ class Outbox:
                 row.status = "dead"
                 result.dead += 1
                 why = "permanent failure" if error.permanent else f"gave up after {row.attempts} attempts"
-                _history(s, row, "mail_dead", now, f"{row.kind} → {', '.join(row.rcpt_to)}: {why}: {error}")
+                _history(
+                    s,
+                    row,
+                    "mail_dead",
+                    now,
+                    f"{row.kind} → {', '.join(row.rcpt_to)}: {why}: {error}",
+                )
                 log.error("outbound #%s dead-lettered: %s", row.id, error)
             else:
                 row.next_attempt_at = now + backoff(row.attempts, self.settings)
@@ -252,12 +274,20 @@ def _history(session: Session, row: models.OutboundMessage, kind: str, now: date
     ticket = session.get(models.Ticket, row.ticket_id)
     if ticket is None:
         return
-    session.add(models.TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind=kind,
-                                   state=ticket.state.value, detail=detail, outbound_id=row.id, data={}))
+    session.add(
+        models.TicketEvent(
+            ticket_id=ticket.id,
+            at=now,
+            actor="system",
+            kind=kind,
+            state=ticket.state.value,
+            detail=detail,
+            outbound_id=row.id,
+            data={},
+        )
+    )
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
-    except TimeoutError:
-        pass

@@ -49,7 +49,14 @@ def transition(
     ticket.state = new
     ticket.updated_at = now
     record_event(
-        session, ticket, event.value, actor=actor, now=now, detail=detail, inbound_id=inbound_id, data=data
+        session,
+        ticket,
+        event.value,
+        actor=actor,
+        now=now,
+        detail=detail,
+        inbound_id=inbound_id,
+        data=data,
     )
     return new
 
@@ -118,11 +125,16 @@ def auto_mail_count(session: Session, recipient: str, since: datetime) -> int:
     return session.execute(
         select(func.count())
         .select_from(models.OutboundMessage)
-        .where(models.OutboundMessage.recipient == recipient, models.OutboundMessage.created_at >= since)
+        .where(
+            models.OutboundMessage.recipient == recipient,
+            models.OutboundMessage.created_at >= since,
+        )
     ).scalar_one()
 
 
-def find_inbound_by_source(session: Session, mailbox: str, uidvalidity: int, uid: str) -> models.InboundMessage | None:
+def find_inbound_by_source(
+    session: Session, mailbox: str, uidvalidity: int, uid: str
+) -> models.InboundMessage | None:
     return session.execute(
         select(models.InboundMessage).where(
             models.InboundMessage.mailbox == mailbox,
@@ -196,15 +208,21 @@ def list_tickets(session: Session, state: State | None = None, limit: int = 1000
     return list(session.execute(stmt).scalars())
 
 
-def messages_of_ticket(session: Session, ticket_id: int) -> tuple[list[models.InboundMessage], list[models.OutboundMessage]]:
+def messages_of_ticket(
+    session: Session, ticket_id: int
+) -> tuple[list[models.InboundMessage], list[models.OutboundMessage]]:
     inbound = list(
         session.execute(
-            select(models.InboundMessage).where(models.InboundMessage.ticket_id == ticket_id).order_by(models.InboundMessage.id)
+            select(models.InboundMessage)
+            .where(models.InboundMessage.ticket_id == ticket_id)
+            .order_by(models.InboundMessage.id)
         ).scalars()
     )
     outbound = list(
         session.execute(
-            select(models.OutboundMessage).where(models.OutboundMessage.ticket_id == ticket_id).order_by(models.OutboundMessage.id)
+            select(models.OutboundMessage)
+            .where(models.OutboundMessage.ticket_id == ticket_id)
+            .order_by(models.OutboundMessage.id)
         ).scalars()
     )
     return inbound, outbound

@@ -56,7 +56,12 @@ def verify_tokens(secret: bytes, message_ids: list[str]) -> list[ThreadToken]:
         m = _TOKEN_RE.fullmatch(mid.strip())
         if not m:
             continue
-        ticket_id, kind, nonce, sig = int(m.group(1)), m.group(2).lower(), m.group(3).lower(), m.group(4)
+        ticket_id, kind, nonce, sig = (
+            int(m.group(1)),
+            m.group(2).lower(),
+            m.group(3).lower(),
+            m.group(4),
+        )
         expected = _signature(secret, ticket_id, kind, nonce)
         if hmac.compare_digest(expected, sig.lower()):
             found.append(ThreadToken(ticket_id, kind, nonce))

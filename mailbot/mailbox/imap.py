@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import imaplib
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -40,7 +39,7 @@ def _mapped(action: str, fn: Callable[[], T]) -> T:
         text = str(exc)
         transient = "authenticationfailed" not in text.lower() and "login" not in action
         raise MailboxError(f"IMAP {action} failed: {text}", transient=transient) from exc
-    except (imaplib.IMAP4.abort, OSError, ssl.SSLError, socket.timeout, EOFError) as exc:
+    except (TimeoutError, imaplib.IMAP4.abort, OSError, ssl.SSLError, EOFError) as exc:
         raise MailboxError(f"IMAP {action} failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -89,8 +88,13 @@ class ImapSource:
             for folder in (self.settings.processed_folder, self.settings.quarantine_folder):
                 if not _mapped("list", lambda f=folder: client.folder_exists(f)):  # type: ignore[misc]
                     _mapped("create", lambda f=folder: client.create_folder(f))  # type: ignore[misc]
-        log.info("IMAP connected to %s (UIDVALIDITY %s, MOVE %s, IDLE %s)", self.name,
-                 self._uidvalidity, self._can_move, self._can_idle)
+        log.info(
+            "IMAP connected to %s (UIDVALIDITY %s, MOVE %s, IDLE %s)",
+            self.name,
+            self._uidvalidity,
+            self._can_move,
+            self._can_idle,
+        )
 
     def close(self) -> None:
         client, self.client = self.client, None
@@ -144,7 +148,10 @@ class ImapSource:
             return
         _mapped("copy", lambda: client.copy(ids, folder))
         _mapped("store", lambda: client.delete_messages(ids))
-        _mapped("expunge", lambda: client.uid_expunge(ids) if client.has_capability("UIDPLUS") else client.expunge())
+        _mapped(
+            "expunge",
+            lambda: client.uid_expunge(ids) if client.has_capability("UIDPLUS") else client.expunge(),
+        )
 
     def mark_done(self, uids: Sequence[str]) -> None:
         self._move(uids, self.settings.processed_folder, DONE_KEYWORD)
@@ -154,7 +161,10 @@ class ImapSource:
             client = self._client()
             ids = [int(u) for u in uids]
             if ids:
-                _mapped("store", lambda: client.add_flags(ids, [QUARANTINE_KEYWORD.encode(), DONE_KEYWORD.encode()]))
+                _mapped(
+                    "store",
+                    lambda: client.add_flags(ids, [QUARANTINE_KEYWORD.encode(), DONE_KEYWORD.encode()]),
+                )
             return
         self._move(uids, self.settings.quarantine_folder, QUARANTINE_KEYWORD)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -68,9 +67,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("number"),
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_tickets_applicant_email"), ["applicant_email"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_tickets_applicant_email"), ["applicant_email"], unique=False)
         batch_op.create_index("ix_tickets_state", ["state"], unique=False)
 
     op.create_table(
@@ -99,19 +96,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_source"),
     )
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_inbound_messages_content_hash"), ["content_hash"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_inbound_messages_raw_sha256"), ["raw_sha256"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_inbound_messages_content_hash"), ["content_hash"], unique=False)
+        batch_op.create_index(batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_inbound_messages_raw_sha256"), ["raw_sha256"], unique=False)
         batch_op.create_index(batch_op.f("ix_inbound_messages_status"), ["status"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_inbound_messages_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_inbound_messages_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "outbound_messages",
@@ -140,9 +129,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
         batch_op.create_index("ix_outbound_due", ["status", "next_attempt_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_outbound_messages_recipient"), ["recipient"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_outbound_messages_ticket_id"), ["ticket_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_outbound_messages_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "ticket_events",

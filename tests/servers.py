@@ -1,0 +1,233 @@
+"""Real servers for tests: a throwaway Dovecot (IMAP) and an aiosmtpd SMTP peer that records
+and can be told to fail (the way aiosmtplib's own tests do it)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from imapclient import IMAPClient
+
+DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {tmp}/run
+state_dir = {tmp}/run/state
+log_path = {tmp}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{tmp}/mail/%u
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {tmp}/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={tmp}/mail/%u
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open within {timeout}s")
+
+
+@dataclass
+class ImapAccount:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def url(self, folder: str = "INBOX") -> str:
+        return f"imap://{self.user}:{self.password}@{self.host}:{self.port}/{folder}"
+
+    def client(self) -> IMAPClient:
+        c = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        c.login(self.user, self.password)
+        return c
+
+    def deliver(self, *raws: bytes, folder: str = "INBOX") -> None:
+        """Put mail in the mailbox the honest way: IMAP APPEND."""
+        c = self.client()
+        try:
+            for raw in raws:
+                c.append(folder, raw)
+        finally:
+            c.logout()
+
+    def count(self, folder: str = "INBOX") -> int:
+        c = self.client()
+        try:
+            if not c.folder_exists(folder):
+                return 0
+            c.select_folder(folder, readonly=True)
+            return len(c.search(["NOT", "DELETED"]))
+        finally:
+            c.logout()
+
+    def messages(self, folder: str) -> list[bytes]:
+        c = self.client()
+        try:
+            c.select_folder(folder, readonly=True)
+            uids = c.search(["NOT", "DELETED"])
+            data = c.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+            return [bytes(data[u][b"BODY[]"]) for u in sorted(data)]
+        finally:
+            c.logout()
+
+
+class Dovecot:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.conf = root / "dovecot.conf"
+        self.users = root / "users"
+
+    def start(self) -> None:
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        for sub in ("run", "mail"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        for parent in self.root.parents:
+            if parent == Path("/"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o055)
+        shutil.chown(self.root / "mail", "nobody", "nogroup")
+        # All accounts exist before the server starts: Dovecot re-reads a changed passwd-file
+        # only when its mtime moves, which has one-second resolution.
+        self._accounts = [
+            (f"u{i:04d}-{secrets.token_hex(3)}@example.go.id", secrets.token_hex(8)) for i in range(400)
+        ]
+        self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
+        self.conf.write_text(DOVECOT_CONF.format(tmp=self.root, port=self.port))
+        subprocess.run([binary, "-c", str(self.conf)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run([doveadm, "-c", str(self.conf), "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+
+    def new_account(self) -> ImapAccount:
+        user, password = self._accounts.pop(0)
+        return ImapAccount("127.0.0.1", self.port, user, password)
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> Message:
+        return message_from_bytes(self.data)
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"] or "")
+
+    def text(self) -> str:
+        msg = self.message
+        for part in msg.walk():
+            if part.get_content_type() == "text/plain":
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    return payload.decode(part.get_content_charset() or "utf-8")
+        return ""
+
+
+@dataclass
+class RecordingHandler:
+    """Records every accepted mail; `replies` queues responses (e.g. "451 try later") to inject."""
+
+    received: list[Received] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        with self.lock:
+            if self.replies:
+                return self.replies.pop(0)
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.received if address in r.rcpt_tos]
+
+
+@dataclass
+class SmtpServer:
+    controller: Controller
+    handler: RecordingHandler
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+def start_smtp() -> SmtpServer:
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return SmtpServer(controller, handler)
+
+
+def iter_corpus(directory: Path) -> Iterator[tuple[str, str]]:
+    for line in (directory / "EXPECTED.tsv").read_text().splitlines()[1:]:
+        if line.strip():
+            name, expected = line.split("\t")
+            yield name, expected
