@@ -102,6 +102,7 @@ def _auto_reply_headers(msg: InboundMessage, _: str) -> str | None:
         "x-autoreply-from",
         "x-mail-autoreply",
         "x-failed-recipients",
+        "x-loop",  # list managers and procmail mark mail passing through automation
         "x-ms-exchange-generated-message-source",
     ):
         if msg.has_header(name):
@@ -115,8 +116,6 @@ def _auto_reply_headers(msg: InboundMessage, _: str) -> str | None:
 
 def _machine_sender(msg: InboundMessage, _: str) -> str | None:
     local = msg.from_addr.split("@", 1)[0]
-    if not msg.from_addr:
-        return "no sender address"
     if _MACHINE_SENDER.match(local):
         return f"sender {msg.from_addr} is a mail system address"
     return None
@@ -142,12 +141,21 @@ MACHINE_RULES: tuple[Rule, ...] = (
     _return_path_null,
     _auto_submitted,
     _report,
-    _precedence,
     _list_headers,
     _auto_reply_headers,
     _machine_sender,
     _auto_subject,
 )
+
+
+def no_autoreply_reason(msg: InboundMessage) -> str | None:
+    """A person's mail that must still not be answered automatically (DOMAIN.md s. 5).
+
+    `Precedence: bulk|junk|list` without any other machine signal is a person writing
+    through a list expander: the request is registered, but an automatic answer would
+    go to the list.
+    """
+    return _precedence(msg, "")
 
 
 def machine_reason(msg: InboundMessage, instance_id: str) -> str | None:

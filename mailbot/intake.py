@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot import models, store
-from mailbot.classify import Kind, ThreadMatch, classify
+from mailbot.classify import Kind, ThreadMatch, classify, no_autoreply_reason
 from mailbot.compose import MailSpec, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
@@ -364,6 +364,7 @@ class Intake:
         now: datetime,
         reply_to_applicant: bool,
         language: str,
+        quiet: str | None = None,
     ) -> None:
         limits = self.config.settings.limits
         if (
@@ -423,6 +424,7 @@ class Intake:
             now=now,
             reply_to_applicant=True,
             language=profile.language,
+            quiet=no_autoreply_reason(msg),
         )
         recipients = self.config.staff_with_roles(list(profile.notify_roles), profile.id)
         if not recipients:
@@ -483,6 +485,7 @@ class Intake:
             now=now,
             reply_to_applicant=True,
             language=profile.language,
+            quiet=no_autoreply_reason(msg),
         )
 
 

@@ -123,7 +123,7 @@ def _looks_like_mail(raw: bytes) -> str | None:
         return "empty message"
     if raw.startswith(b"\xd0\xcf\x11\xe0"):
         return "not an RFC 5322 message: an Outlook .msg / OLE2 compound file"
-    head = raw.lstrip(b"\r\n")[:4096]
+    head = raw.lstrip(b" \t\r\n")[:4096]
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
     if first.startswith(b"From "):  # mbox separator line
         head = head.split(b"\n", 1)[1] if b"\n" in head else b""
@@ -168,7 +168,9 @@ def parse_message(raw: bytes, *, max_bytes: int = 25 * 1024 * 1024, max_depth: i
 
 
 def _parse(raw: bytes, max_depth: int) -> InboundMessage:
-    mail = mailparser.parse_from_bytes(raw)
+    # Leading blank lines or spaces before the first header occur in the wild; the stored
+    # bytes stay as received, the parser gets them trimmed.
+    mail = mailparser.parse_from_bytes(raw.lstrip(b" \t\r\n"))
     msg: email.message.Message = mail.message
     depth = _mime_depth(msg)
     if depth > max_depth:

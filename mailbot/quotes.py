@@ -8,14 +8,17 @@ import re
 _QUOTE_HEADERS = [
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"^\s*-{2,}\s*(?:original message|pesan asli|pesan yang diteruskan|forwarded message)\s*-{2,}\s*$",
+        r"^\s*-{2,}\s*(?:original message|pesan asli|pesan yang diteruskan|forwarded message|ursprüngliche nachricht|message d.origine|mensaje original)\s*-{2,}\s*$",
         r"^\s*_{10,}\s*$",  # Outlook's rule above the quoted header block
         r"^\s*(?:on|pada|am|le|el)\b.{0,200}\b(?:wrote|menulis|schrieb|a écrit|escribió)\s*:?\s*$",
-        r"^\s*(?:from|dari)\s*:.*$",  # followed by Sent/Dikirim within a few lines (checked below)
+        r"^\s*\*?(?:from|dari|von|de)\s*:.*$",  # followed by Sent/Dikirim within a few lines (checked below)
         r"^\s*begin forwarded message\s*:?\s*$",
     )
 ]
-_OUTLOOK_SENT = re.compile(r"^\s*(?:sent|dikirim|date|tanggal|terkirim)\s*:", re.IGNORECASE)
+_OUTLOOK_SENT = re.compile(
+    r"^\s*\*?(?:sent|dikirim|date|tanggal|terkirim|waktu|to|kepada|gesendet|datum|an|envoy[ée]|enviado)\*?\s*:",
+    re.IGNORECASE,
+)
 _SIGNATURE = re.compile(r"^(?:--|-- |__)\s*$")
 _MOBILE_SIG = re.compile(
     r"^\s*(?:sent from my|dikirim dari|get outlook for|dapatkan outlook untuk)\b.*$", re.IGNORECASE

@@ -154,7 +154,7 @@ office = "BPSDM Kementerian Desa PDTT"
 address = "{SERVICE_ADDRESS}"
 timezone = "Asia/Jakarta"
 profile = "sop-002"
-data_dir = "{tmp_path / 'var'}"
+data_dir = "{tmp_path / "var"}"
 
 [database]
 url = "{database_url}"
@@ -171,7 +171,7 @@ url = "{smtp_url}"
 retry_base_seconds = 60
 
 [security]
-secret_file = "{tmp_path / 'var' / 'secret.key'}"
+secret_file = "{tmp_path / "var" / "secret.key"}"
 {extra}
 {staff}
 """
@@ -184,8 +184,9 @@ def make_app(tmp_path: Path, clock: Clock) -> Iterator[Callable[..., App]]:
     apps: list[App] = []
 
     def factory(*, database_url: str, mailbox_url: str, smtp_url: str, **kwargs: Any) -> App:
-        path = write_config(tmp_path, database_url=database_url, mailbox_url=mailbox_url,
-                            smtp_url=smtp_url, **kwargs)
+        path = write_config(
+            tmp_path, database_url=database_url, mailbox_url=mailbox_url, smtp_url=smtp_url, **kwargs
+        )
         config = load_config(path)
         app = create_app(config, clock=clock)
         apps.append(app)

@@ -143,14 +143,24 @@ class Dovecot:
         ]
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
         self.conf.write_text(DOVECOT_CONF.format(tmp=self.root, port=self.port))
-        subprocess.run([binary, "-c", str(self.conf)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30)
+        subprocess.run(
+            [binary, "-c", str(self.conf)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
-        subprocess.run([doveadm, "-c", str(self.conf), "stop"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+        subprocess.run(
+            [doveadm, "-c", str(self.conf), "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
 
     def new_account(self) -> ImapAccount:
         user, password = self._accounts.pop(0)
@@ -197,8 +207,9 @@ class RecordingHandler:
         with self.lock:
             if self.replies:
                 return self.replies.pop(0)
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          bytes(envelope.original_content)))
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            )
         return "250 OK"
 
     def to(self, address: str) -> list[Received]:

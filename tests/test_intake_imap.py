@@ -164,29 +164,46 @@ def test_unreadable_mail_is_quarantined_and_replayable(imap, smtp, sqlite_url, m
     assert stats.quarantined == 1 and stats.processed == 1
     assert imap.count("Quarantine") == 1 and imap.count("INBOX") == 0
     with app.sessions() as s:
-        q = s.execute(select(models.InboundMessage).where(models.InboundMessage.status == "quarantined")).scalar_one()
+        q = s.execute(
+            select(models.InboundMessage).where(models.InboundMessage.status == "quarantined")
+        ).scalar_one()
         assert "Outlook .msg" in q.reason
     # Replay by id goes through the CLI; a still-unreadable message stays quarantined (exit 2).
     config = tmp_path / "mailbot.toml"
-    out = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "replay", str(q.id)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "replay", str(q.id)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert "quarantined" in out.stdout
 
 
-def test_sigkill_between_commit_and_flag_loses_nothing_and_doubles_nothing(imap, smtp, database_url, tmp_path):
+def test_sigkill_between_commit_and_flag_loses_nothing_and_doubles_nothing(
+    imap, smtp, database_url, tmp_path
+):
     config = write_config(tmp_path, database_url=database_url, mailbox_url=imap.url(), smtp_url=smtp.url)
     imap.deliver(request_mail())
     crash = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("crash_runner.py")), str(config), "after_commit"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert crash.returncode == -9, crash.stderr  # killed by SIGKILL right after the commit
     assert imap.count("INBOX") == 1  # stored, but not yet moved
     assert smtp.handler.received == []  # the acknowledgment waits in the outbox
 
-    again = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert "1 already done" in again.stdout
     assert imap.count("INBOX") == 0 and imap.count("Processed") == 1

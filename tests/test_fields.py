@@ -1,0 +1,239 @@
+"""Field extraction and NIP / NI PPPK / NIK / phone validation, table-driven on real message text."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from mailbot.fields import (
+    extract_fields,
+    html_to_text,
+    label_field,
+    validate_fields,
+    validate_id_number,
+    validate_phone,
+)
+from mailbot.parse import parse_message
+from tests.conftest import DATA
+
+TODAY = date(2026, 11, 21)
+ALL = ("name", "id_number", "unit", "position", "phone", "question")
+
+
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [
+        ("Nama", "name"),
+        ("Nama Lengkap", "name"),
+        ("**Nama Lengkap**", "name"),
+        ("Full Name", "name"),
+        ("NIP", "id_number"),
+        ("NIK", "id_number"),
+        ("NIP/NIK", "id_number"),
+        ("NIP / NIK", "id_number"),
+        ("NI PPPK", "id_number"),
+        ("Unit Kerja", "unit"),
+        ("Instansi", "unit"),
+        ("Unit Kerja/Instansi", "unit"),
+        ("Work unit", "unit"),
+        ("Jabatan", "position"),
+        ("Position", "position"),
+        ("No. HP", "phone"),
+        ("No.HP", "phone"),
+        ("Nomor Telepon", "phone"),
+        ("No HP / WA", "phone"),
+        ("Telp.", "phone"),
+        ("Phone number", "phone"),
+        ("Permasalahan", "question"),
+        ("Substansi Permasalahan", "question"),
+        ("Pertanyaan", "question"),
+        ("Question", "question"),
+        ("Tanggal", None),
+        ("Hormat saya", None),
+    ],
+)
+def test_label_variants(label: str, field: str | None) -> None:
+    assert label_field(label) == field
+
+
+EXTRACTION_CASES = [
+    pytest.param(
+        "Nama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\nUnit Kerja : Biro Umum\n"
+        "Jabatan : Analis\nNo. HP : 0812-3456-7890\nPermasalahan : Bagaimana cara menyusun ABK?\n",
+        {
+            "name": "Rina Kartika",
+            "id_number": "19860926 201505 2 001",
+            "unit": "Biro Umum",
+            "position": "Analis",
+            "phone": "0812-3456-7890",
+            "question": "Bagaimana cara menyusun ABK?",
+        },
+        id="colon-aligned",
+    ),
+    pytest.param(
+        "- Nama = Agus\n- NIK = 3516041205880003\n* Instansi = Desa Sukamaju\n"
+        "• Jabatan - Sekretaris Desa\n1. Telepon: (0321) 329188\n",
+        {
+            "name": "Agus",
+            "id_number": "3516041205880003",
+            "unit": "Desa Sukamaju",
+            "position": "Sekretaris Desa",
+            "phone": "(0321) 329188",
+        },
+        id="bullets-and-separators",
+    ),
+    pytest.param(
+        "*Nama:* Dewi\n**NIP/NIK**: 1990 0101 2019 0320 01\n__Unit Kerja__: Itjen\n",
+        {"name": "Dewi", "id_number": "1990 0101 2019 0320 01", "unit": "Itjen"},
+        id="bold-labels",
+    ),
+    pytest.param(
+        "| Nama | Yohanes |\n| Jabatan | Pendamping Desa |\n",
+        {"name": "Yohanes", "position": "Pendamping Desa"},
+        id="pipe-table",
+    ),
+    pytest.param(
+        "Nama:\nSiti Aminah\nPertanyaan:\nApakah tunjangan kinerja dibayarkan\nselama cuti besar?\n\n"
+        "Terima kasih\nSiti",
+        {"name": "Siti Aminah", "question": "Apakah tunjangan kinerja dibayarkan\nselama cuti besar?"},
+        id="values-on-next-line-multiline-question",
+    ),
+    pytest.param(
+        "Yth. Bapak/Ibu,\nDengan hormat,\nSaya ingin bertanya mengenai prosedur mutasi pegawai antar instansi.\n"
+        "Nama: Andi\n\nSalam,\nAndi",
+        {"name": "Andi", "question": "Saya ingin bertanya mengenai prosedur mutasi pegawai antar instansi."},
+        id="unlabelled-question-is-the-prose",
+    ),
+    pytest.param(
+        "Full name: John Tan\nEmployee ID: 199001012019031002\nWork unit: Bureau of Planning\n"
+        "Position: Analyst\nPhone: +62 812 3456 7890\nQuestion: How is the workload analysis done?",
+        {
+            "name": "John Tan",
+            "id_number": "199001012019031002",
+            "unit": "Bureau of Planning",
+            "position": "Analyst",
+            "phone": "+62 812 3456 7890",
+            "question": "How is the workload analysis done?",
+        },
+        id="english-labels",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXTRACTION_CASES)
+def test_extract_fields(text: str, expected: dict[str, str]) -> None:
+    assert extract_fields(text) == expected
+
+
+def test_html_only_mail_with_table_and_bold_labels() -> None:
+    msg = parse_message((DATA / "request_html_table.eml").read_bytes())
+    assert msg.text == msg.html_text  # no text/plain part
+    found = extract_fields(msg.text)
+    assert found["name"] == "Agus Salim"
+    assert found["unit"] == "Pemerintah Desa Sukamaju, Kab. Mojokerto"
+    assert found["position"] == "Sekretaris Desa"
+    result = validate_fields(found, ALL, TODAY)
+    assert result.complete, result.issues
+    assert result.values["id_number"] == "3516041205880003"
+    assert result.values["phone"] == "+62321329188"
+    assert "Dana Desa" in result.values["question"]
+
+
+def test_html_to_text_escapes_and_scripts() -> None:
+    html = (
+        "<p>Nama: <b>A&amp;B</b></p><script>alert(1)</script><table><tr><td>NIP</td><td>1</td></tr></table>"
+    )
+    assert html_to_text(html) == "Nama: A&B\n\nNIP\t1"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "error"),
+    [
+        ("19860926 201505 1 001", "nip", None),  # DOMAIN.md example
+        ("198609262015051001", "nip", None),
+        ("19860926.201505.1.001", "nip", None),
+        ("19860926 201513 1 001", "nip", "nip_bad_appointment"),  # month 13
+        ("19860926 201500 1 001", "nip", "nip_bad_appointment"),  # month 00
+        ("19860230 201505 1 001", "nip", "nip_bad_birth_date"),  # 30 February
+        ("19860926 201505 3 001", "nip", "nip_bad_gender"),
+        ("19860926 199505 1 001", "nip", "nip_bad_appointment"),  # appointed at 8
+        ("19900101 2022 2 1 1 001", "pppk", None),  # NI PPPK: digit 13 is 2
+        ("199001012022214001", "pppk", "nip_bad_gender"),
+        ("131234567", "nip_old", None),  # legacy 9 digits: accepted with a warning
+        ("3273014101900001", "nik", None),  # woman: day 41 = 1st
+        ("3273010101900001", "nik", None),
+        ("9201010101050001", "nik", None),  # new Papua province (92): not rejected on region
+        ("6501014507150001", "nik", None),  # Kalimantan Utara (65), born 2015 not 1915
+        ("3273013202900001", "nik", "nik_bad_birth_date"),  # 32 February
+        ("3273017201900001", "nik", "nik_bad_birth_date"),  # day 72
+        ("0073010101900001", "nik", "nik_bad_format"),
+        ("3273010101900000", "nik", "nik_bad_format"),
+        ("1986 0926 2015", None, "id_bad_length"),
+        ("tidak ada", None, "id_bad_length"),
+    ],
+)
+def test_id_numbers(value: str, kind: str | None, error: str | None) -> None:
+    _, got_kind, got_error = validate_id_number(value, TODAY)
+    assert (got_kind, got_error) == (kind, error)
+
+
+@pytest.mark.parametrize(
+    ("value", "e164"),
+    [
+        ("0812-3456-7890", "+6281234567890"),
+        ("+62 812 3456 7890", "+6281234567890"),
+        ("62 812 3456 7890", "+6281234567890"),  # bare 62 is the country code
+        ("6281234567890", "+6281234567890"),
+        ("(0321) 329188", "+62321329188"),
+        ("021-5551234", "+62215551234"),
+        ("0812 3456 7890 (WA)", "+6281234567890"),
+        ("0812-3456-7890 / 021-5551234", "+6281234567890"),
+    ],
+)
+def test_valid_phones(value: str, e164: str) -> None:
+    assert validate_phone(value) == (e164, None)
+
+
+@pytest.mark.parametrize("value", ["12345", "0812", "nomor saya", "+1 202 555", "0000000000"])
+def test_invalid_phones(value: str) -> None:
+    assert validate_phone(value) == ("", "phone_invalid")
+
+
+def test_validation_reports_each_missing_or_invalid_field() -> None:
+    found = {"name": "Rina", "id_number": "1986", "phone": "12345", "question": "Bagaimana prosedurnya?"}
+    result = validate_fields(found, ALL, TODAY)
+    assert not result.complete
+    assert [(i.field, i.code) for i in result.issues] == [
+        ("id_number", "id_bad_length"),
+        ("unit", "missing"),
+        ("position", "missing"),
+        ("phone", "phone_invalid"),
+    ]
+    assert result.values == {"name": "Rina", "question": "Bagaimana prosedurnya?"}
+
+
+def test_only_required_fields_are_issues() -> None:
+    result = validate_fields(
+        {"name": "Rina Kartika", "question": "Pertanyaan saya panjang."}, ("name", "question"), TODAY
+    )
+    assert result.complete
+
+
+def test_old_nip_is_a_warning_not_an_error() -> None:
+    found = {
+        "name": "Bambang",
+        "id_number": "130 456 789",
+        "unit": "Itjen",
+        "position": "Auditor",
+        "phone": "08123456789",
+        "question": "Bagaimana prosedurnya?",
+    }
+    result = validate_fields(found, ALL, TODAY)
+    assert result.complete
+    assert [w.code for w in result.warnings] == ["nip_old"]
+
+
+def test_name_with_digits_is_rejected() -> None:
+    result = validate_fields({"name": "Rina 198609262015"}, ("name",), TODAY)
+    assert [i.code for i in result.issues] == ["name_has_digits"]
