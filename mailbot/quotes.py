@@ -8,7 +8,8 @@ import re
 _QUOTE_HEADERS = [
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"^\s*-{2,}\s*(?:original message|pesan asli|pesan yang diteruskan|forwarded message|ursprüngliche nachricht|message d.origine|mensaje original)\s*-{2,}\s*$",
+        r"^\s*-{2,}\s*(?:original message|pesan asli|pesan yang diteruskan|forwarded message|"
+        r"ursprüngliche nachricht|message d.origine|mensaje original)\s*-{2,}\s*$",
         r"^\s*_{10,}\s*$",  # Outlook's rule above the quoted header block
         r"^\s*(?:on|pada|am|le|el)\b.{0,200}\b(?:wrote|menulis|schrieb|a écrit|escribió)\s*:?\s*$",
         r"^\s*\*?(?:from|dari|von|de)\s*:.*$",  # followed by Sent/Dikirim within a few lines (checked below)

@@ -100,7 +100,8 @@ EXTRACTION_CASES = [
         id="values-on-next-line-multiline-question",
     ),
     pytest.param(
-        "Yth. Bapak/Ibu,\nDengan hormat,\nSaya ingin bertanya mengenai prosedur mutasi pegawai antar instansi.\n"
+        "Yth. Bapak/Ibu,\nDengan hormat,\n"
+        "Saya ingin bertanya mengenai prosedur mutasi pegawai antar instansi.\n"
         "Nama: Andi\n\nSalam,\nAndi",
         {"name": "Andi", "question": "Saya ingin bertanya mengenai prosedur mutasi pegawai antar instansi."},
         id="unlabelled-question-is-the-prose",
