@@ -212,11 +212,11 @@ class Outbox:
                     if ticket_id is not None:
                         blocked.add(ticket_id)  # a later mail of this ticket waits for it
                     continue
-                ok, connection_down = await self._send_one(out_id, result)
-                if ok:
+                status, connection_down = await self._send_one(out_id, result)
+                if status == "sent":
                     sent_any = True
-                elif ticket_id is not None:
-                    blocked.add(ticket_id)
+                elif status == "deferred" and ticket_id is not None:
+                    blocked.add(ticket_id)  # keep the ticket's mail in order
                 if connection_down:
                     await self.sender.close()
                     return result
@@ -225,11 +225,12 @@ class Outbox:
         await self.sender.close()
         return result
 
-    async def _send_one(self, out_id: int, result: DrainResult) -> tuple[bool, bool]:
+    async def _send_one(self, out_id: int, result: DrainResult) -> tuple[str, bool]:
+        """Send one mail: ("sent" | "deferred" | "dead" | "gone", whether the connection is down)."""
         with self.sessions() as s:
             row = s.get(models.OutboundMessage, out_id)
             if row is None or row.status != "pending":
-                return False, False
+                return "gone", False
             mail_from, rcpt_to, raw = row.mail_from, list(row.rcpt_to), row.raw
         error: SendError | None = None
         try:
@@ -245,9 +246,10 @@ class Outbox:
                 row.status, row.sent_at, row.last_error = "sent", now, ""
                 result.sent += 1
                 _history(s, row, "mail_sent", now, f"{row.kind} → {', '.join(row.rcpt_to)}")
-                return True, False
+                return "sent", False
             row.last_error = str(error)[:2000]
             if error.permanent or row.attempts >= self.settings.max_attempts:
+                status = "dead"
                 row.status = "dead"
                 result.dead += 1
                 why = "permanent failure" if error.permanent else f"gave up after {row.attempts} attempts"
@@ -260,12 +262,13 @@ class Outbox:
                 )
                 log.error("outbound #%s dead-lettered: %s", row.id, error)
             else:
+                status = "deferred"
                 row.next_attempt_at = now + backoff(row.attempts, self.settings)
                 result.retried += 1
                 log.warning("outbound #%s deferred (attempt %s): %s", row.id, row.attempts, error)
             result.errors.append(str(error))
-        connection_down = error is not None and not error.permanent and error.code is None
-        return False, connection_down
+        connection_down = not error.permanent and error.code is None
+        return status, connection_down
 
 
 def _history(session: Session, row: models.OutboundMessage, kind: str, now: datetime, detail: str) -> None:

@@ -1,0 +1,212 @@
+"""Configuration: every problem reported at once with its key; URLs from the environment win."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailbot.config import ConfigError, load_config, parse_connection_url
+from mailbot.durations import parse_duration
+from tests.conftest import PROFILES, ROOT, write_config
+from tests.servers import free_port
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_example_configs_are_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MAILBOT_SECRET", "x" * 32)
+    config = load_config(ROOT / "config" / "mailbot.toml", create_secret=False)
+    assert config.profile.id == "sop-002"
+    assert config.mailbox.scheme == "maildir" and config.smtp.scheme == "file"
+    assert config.database_url == f"sqlite:///{ROOT / 'var' / 'mailbot.db'}"
+    prod = load_config(ROOT / "config" / "example-production.toml", create_secret=False)
+    assert prod.mailbox.scheme == "imaps" and prod.smtp.scheme == "smtp+starttls"
+
+
+def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        f"""
+profiles_dir = "{PROFILES}"
+colour = "blue"
+[service]
+address = "not an address"
+timezone = "Asia/Atlantis"
+profile = "sop-999"
+[mailbox]
+url = "pop3://mail.example.go.id"
+batch_size = 0
+[smtp]
+url = "smtp://"
+[[staff]]
+name = "X"
+emails = ["x@@example"]
+role = "boss"
+"""
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    keys = {key for key, _ in err.value.problems}
+    assert {
+        "colour",
+        "service.address",
+        "service.timezone",
+        "mailbox.batch_size",
+        "staff.0.emails.0",
+        "staff.0.role",
+    } <= keys
+    assert dict(err.value.problems)["colour"] == "unknown key"
+
+
+def test_second_pass_problems_name_their_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        f"""
+profiles_dir = "{PROFILES}"
+[service]
+profile = "sop-999"
+[mailbox]
+url = "pop3://mail.example.go.id"
+[smtp]
+url = "smtp://"
+"""
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    problems = dict(err.value.problems)
+    assert "no profile 'sop-999'" in problems["service.profile"]
+    assert "unsupported scheme 'pop3'" in problems["mailbox.url"]
+    assert "names no host" in problems["smtp.url"]
+
+
+def test_environment_urls_override_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(
+        tmp_path, database_url="sqlite:///x.db", mailbox_url="maildir:///tmp/x", smtp_url="file:///tmp/out"
+    )
+    monkeypatch.setenv("MAILBOT_DATABASE_URL", "postgresql+psycopg://u:p@db.example:5433/helpdesk")
+    monkeypatch.setenv(
+        "MAILBOT_MAILBOX_URL", "imap+starttls://kons%40x.go.id:rahasia@mail.x.go.id/INBOX.Konsultasi"
+    )
+    monkeypatch.setenv("MAILBOT_SMTP_URL", "smtps://relay.x.go.id")
+    config = load_config(path)
+    assert config.database_url == "postgresql+psycopg://u:p@db.example:5433/helpdesk"
+    assert (config.mailbox.scheme, config.mailbox.host, config.mailbox.port) == (
+        "imap+starttls",
+        "mail.x.go.id",
+        143,
+    )
+    assert (config.mailbox.user, config.mailbox.password, config.mailbox.path) == (
+        "kons@x.go.id",
+        "rahasia",
+        "INBOX.Konsultasi",
+    )
+    assert (config.smtp.scheme, config.smtp.port) == ("smtps", 465)
+    assert "rahasia" not in config.mailbox.redacted()
+
+
+def test_bad_environment_url_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(
+        tmp_path, database_url="sqlite:///x.db", mailbox_url="maildir:///tmp/x", smtp_url="file:///tmp/out"
+    )
+    monkeypatch.setenv("MAILBOT_SMTP_URL", "http://relay")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert [k for k, _ in err.value.problems] == ["MAILBOT_SMTP_URL"]
+
+
+def test_password_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(
+        tmp_path,
+        database_url="sqlite:///x.db",
+        mailbox_url="imaps://kons@mail.x.go.id/INBOX",
+        smtp_url="smtp+starttls://kons@mail.x.go.id",
+    )
+    monkeypatch.setenv("MAILBOT_IMAP_PASSWORD", "imap-secret")
+    monkeypatch.setenv("MAILBOT_SMTP_PASSWORD", "smtp-secret")
+    config = load_config(path)
+    assert config.mailbox.password == "imap-secret" and config.smtp.password == "smtp-secret"
+
+
+def test_connection_url_forms() -> None:
+    base = Path("/srv/mailbot")
+    md = parse_connection_url("maildir://var/mailbox", {"maildir": None}, base)
+    assert md.path == "/srv/mailbot/var/mailbox"
+    assert parse_connection_url("maildir:///abs/box", {"maildir": None}, base).path == "/abs/box"
+    with pytest.raises(ValueError, match="bad port"):
+        parse_connection_url("imap://h:99999/INBOX", {"imap": 143}, base)
+
+
+def test_check_config_reports_unreachable_servers_with_their_keys(tmp_path: Path) -> None:
+    dead = free_port()
+    path = write_config(
+        tmp_path,
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        mailbox_url=f"imap://u:p@127.0.0.1:{dead}/INBOX",
+        smtp_url=f"smtp://127.0.0.1:{dead}",
+    )
+    out = _run("--config", str(path), "check-config")
+    assert out.returncode == 1
+    assert "database.url: cannot connect" in out.stderr
+    assert "mailbox.url: cannot connect" in out.stderr
+    assert "smtp.url: cannot connect" in out.stderr
+
+
+def test_check_config_ok_on_embedded_default(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret.key").write_text("s" * 32)
+    out = _run("--config", str(path), "check-config")
+    assert out.returncode == 0, out.stderr
+    assert "configuration OK" in out.stdout
+
+
+def test_check_config_lists_file_problems(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[service]\naddress = "nope"\nfoo = 1\n')
+    out = _run("--config", str(path), "check-config")
+    assert out.returncode == 1
+    assert "service.address" in out.stderr and "service.foo: unknown key" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "unit", "working"),
+    [
+        ("10 menit", 10, "minutes", False),
+        ("1 x 24 jam", 24, "hours", False),
+        ("2 x 24 jam", 48, "hours", False),
+        ("1 hari kerja", 1, "days", True),
+        ("3 hari kerja", 3, "days", True),
+        ("3 hari", 3, "days", True),
+        ("setengah hari", 0.5, "days", True),
+        ("2 jam", 2, "hours", False),
+        ("2 jam kerja", 2, "hours", True),
+        ("3 working days", 3, "days", True),
+        ("30m", 30, "minutes", False),
+    ],
+)
+def test_step_durations(text: str, amount: float, unit: str, working: bool) -> None:
+    d = parse_duration(text)
+    assert (d.amount, d.unit, d.working) == (amount, unit, working)
+
+
+@pytest.mark.parametrize("text", ["", "segera", "3 minggu", "0 menit", "x jam"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)

@@ -1,0 +1,123 @@
+"""`mailbot run` as a real process: IDLE pickup, the embedded default's first run, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HEAD, PROFILES, ROOT, request_mail, write_config
+
+APPLICANT = "rina.kartika@kemendesa.example.go.id"
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    """Wait for an event a real server reports (never a sleep standing in for a deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.imap
+def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite_url, tmp_path):
+    config = write_config(
+        tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url, mailbox_extra=""
+    )
+    log = (tmp_path / "daemon.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for(lambda: "IDLE True" in (tmp_path / "daemon.log").read_text())
+        imap.deliver(request_mail())
+        _wait_for(lambda: len(smtp.handler.received) == 2)
+        imap.deliver(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Pertanyaan kedua"))
+        _wait_for(lambda: len(smtp.handler.received) == 4)
+        assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    text = (tmp_path / "daemon.log").read_text()
+    assert "stopping: finishing the message in hand" in text and "stopped" in text
+    assert "Traceback" not in text
+    assert imap.count("INBOX") == 0 and imap.count("Processed") == 2
+
+
+def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_path: Path):
+    config = tmp_path / "config" / "mailbot.toml"
+    config.parent.mkdir()
+    # The shipped embedded-default file, with its profiles found from this temporary folder.
+    config.write_text(f'profiles_dir = "{PROFILES}"\n' + (ROOT / "config" / "mailbot.toml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Dropped 3 sample requests" in out.stdout
+    assert "tickets: KONS-2026-000001, KONS-2026-000002, KONS-2026-000003" in out.stdout
+    assert str(tmp_path / "var" / "outbox") in out.stdout
+    assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == 5  # 2 acks, 2 head mails, 1 ask
+    listing = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "tickets", "list", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    tickets = json.loads(listing.stdout)
+    assert sorted(t["state"] for t in tickets) == ["awaiting_info", "new", "new"]
+    for t in tickets:
+        assert {"number", "state", "applicant_email", "created_at", "fields"} <= set(t)
+    show = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailbot",
+            "--config",
+            str(config),
+            "tickets",
+            "show",
+            "KONS-2026-000003",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    detail = json.loads(show.stdout)
+    assert detail["state"] == "awaiting_info"
+    assert [m["direction"] for m in detail["messages"]] == ["in", "out"]
+    assert detail["history"][0]["kind"] == "request_incomplete"
+    # A second run does not seed again.
+    again = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert "Dropped" not in again.stdout and "0 fetched" in again.stdout

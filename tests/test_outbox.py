@@ -1,0 +1,107 @@
+"""The outbox against a real aiosmtpd: temporary failures retried in order, permanent ones dead-lettered."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailbot import models
+from mailbot.intake import Source
+from tests.conftest import HEAD, request_mail, send_all
+from tests.servers import free_port
+
+APPLICANT = "rina.kartika@kemendesa.example.go.id"
+
+
+def _app(make_app, sqlite_url, tmp_path, smtp_url):
+    return make_app(database_url=sqlite_url, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=smtp_url)
+
+
+def _outbound(app):
+    with app.sessions() as s:
+        return list(s.execute(select(models.OutboundMessage).order_by(models.OutboundMessage.id)).scalars())
+
+
+def test_temporary_failure_is_retried_after_backoff_in_order_per_ticket(
+    make_app, sqlite_url, tmp_path, smtp, clock
+):
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())  # queues ack (applicant) then notify (head)
+    smtp.handler.replies = ["451 4.3.0 try again later"]
+
+    first = send_all(app)
+    assert (first.sent, first.retried) == (0, 1)
+    assert smtp.handler.received == []  # the head's mail waits behind the applicant's
+    ack, notify = _outbound(app)
+    assert ack.status == "pending" and ack.attempts == 1 and "451" in ack.last_error
+    assert notify.status == "pending" and notify.attempts == 0
+
+    assert send_all(app).sent == 0  # not due yet: nothing goes out before the backoff
+    clock.advance(seconds=61)
+    assert send_all(app).sent == 2
+    assert [r.rcpt_tos for r in smtp.handler.received] == [[APPLICANT], [HEAD]]
+    assert all(o.status == "sent" for o in _outbound(app))
+    assert send_all(app).sent == 0  # nothing twice
+
+
+def test_permanent_failure_is_dead_lettered_with_the_reason(make_app, sqlite_url, tmp_path, smtp):
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    smtp.handler.replies = ["550 5.1.1 mailbox unknown"]
+    result = send_all(app)
+    assert (result.sent, result.dead) == (1, 1)
+    ack, notify = _outbound(app)
+    assert ack.status == "dead" and "550" in ack.last_error
+    assert notify.status == "sent"
+    with app.sessions() as s:
+        events = s.scalars(
+            select(models.TicketEvent.detail).where(models.TicketEvent.kind == "mail_dead")
+        ).all()
+    assert len(events) == 1 and "permanent failure" in events[0] and "550" in events[0]
+
+
+def test_server_unreachable_then_back(make_app, sqlite_url, tmp_path, clock):
+    port = free_port()
+    app = _app(make_app, sqlite_url, tmp_path, f"smtp://127.0.0.1:{port}")
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    down = send_all(app)
+    assert down.sent == 0 and down.retried == 1 and "connection" in down.errors[0].lower()
+
+    from aiosmtpd.controller import Controller
+
+    from tests.servers import RecordingHandler
+
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        clock.advance(minutes=5)
+        assert send_all(app).sent == 2
+        assert [r.rcpt_tos for r in handler.received] == [[APPLICANT], [HEAD]]
+    finally:
+        controller.stop()
+
+
+def test_gives_up_after_max_attempts(make_app, sqlite_url, tmp_path, smtp, clock):
+    app = _app(
+        make_app,
+        sqlite_url,
+        tmp_path,
+        smtp.url,
+    )
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    attempts = app.config.settings.smtp.max_attempts
+    for _ in range(attempts):
+        smtp.handler.replies = ["421 4.7.0 busy"]
+        send_all(app)
+        clock.advance(hours=2)
+    ack = _outbound(app)[0]
+    assert ack.status == "dead" and ack.attempts == attempts
+
+
+def test_folder_sender_writes_eml_files(make_app, sqlite_url, tmp_path):
+    app = _app(make_app, sqlite_url, tmp_path, f"file://{tmp_path / 'out'}")
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    assert send_all(app).sent == 2
+    files = sorted((tmp_path / "out").glob("*.eml"))
+    assert len(files) == 2
+    assert {f.read_bytes() for f in files} == {o.raw for o in _outbound(app)}
