@@ -150,11 +150,25 @@ def test_machine_mail_gets_no_reply_and_no_ticket(imap, smtp, sqlite_url, make_a
     imap.deliver(
         request_mail(subject="Automatic reply: Konsultasi", headers="Auto-Submitted: auto-replied\r\n"),
         request_mail(subject="Balasan otomatis: Konsultasi"),  # Exchange OOF without headers
-        request_mail(headers="Precedence: bulk\r\n"),
+        request_mail(headers="List-Id: <pegawai.example.go.id>\r\nPrecedence: list\r\n"),
     )
     stats = app.run_intake_once()
     send_all(app)
     assert stats.machine == 3 and _tickets(app) == [] and smtp.handler.received == []
+
+
+def test_person_writing_through_a_list_gets_a_ticket_but_no_automatic_answer(
+    imap, smtp, sqlite_url, make_app
+):
+    app = make_app(database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    imap.deliver(request_mail(headers="Precedence: bulk\r\n"))
+    app.run_intake_once()
+    send_all(app)
+    [ticket] = _tickets(app)
+    assert smtp.handler.to(APPLICANT) == [] and len(smtp.handler.to(HEAD)) == 1
+    with app.sessions() as s:
+        details = [e.detail for e in s.get(models.Ticket, ticket.id).events if e.kind == "reply_suppressed"]
+    assert details == [f"ack to {APPLICANT} not sent: Precedence: bulk"]
 
 
 def test_unreadable_mail_is_quarantined_and_replayable(imap, smtp, sqlite_url, make_app, tmp_path):
