@@ -366,6 +366,28 @@ class Intake:
         language: str,
         quiet: str | None = None,
     ) -> None:
+        """Queue one automatic mail, unless a rule says not to; the history says which."""
+        if quiet:
+            store.record_event(
+                session,
+                ticket,
+                "reply_suppressed",
+                actor="system",
+                now=now,
+                detail=f"{kind} to {to_addr} not sent: {quiet}",
+            )
+            return
+        if not to_addr:
+            store.record_event(
+                session,
+                ticket,
+                "mail_not_sent",
+                actor="system",
+                now=now,
+                detail=f"{kind}: the request has no sender address to answer",
+            )
+            log.warning("ticket %s: no address to send %s to", ticket.number, kind)
+            return
         limits = self.config.settings.limits
         if (
             store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
