@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import models
 from mailbot.config import Config
 from mailbot.db import make_engine, migrate, session_factory
 from mailbot.intake import Intake, Outcome, Source
@@ -113,6 +114,7 @@ class App:
         """Process everything now waiting in the folder, batch by batch."""
         batch_size = self.config.settings.mailbox.batch_size
         uidvalidity = source.uidvalidity()
+        self._note_uidvalidity(source.name, uidvalidity)
         while not self.stop_flag.is_set():
             uids = source.pending(batch_size)
             if not uids:
@@ -138,6 +140,29 @@ class App:
                     source.quarantine(quarantined)
             if len(done) + len(quarantined) == 0:
                 return
+
+    def _note_uidvalidity(self, mailbox: str, uidvalidity: int) -> None:
+        """Remember the folder's UIDVALIDITY; a change is logged (RFC 3501 s. 2.3.1.1).
+
+        Nothing is re-ingested because of it: the new UIDs are new keys, and the
+        same bytes / Message-ID dedupe finds every message already handled.
+        """
+        with self.sessions.begin() as session:
+            state = session.get(models.MailboxState, mailbox)
+            if state is None:
+                session.add(
+                    models.MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, updated_at=self.clock())
+                )
+            elif state.uidvalidity != uidvalidity:
+                log.warning(
+                    "UIDVALIDITY of %s changed from %s to %s: messages already handled are "
+                    "recognised by content and Message-ID, not processed again",
+                    mailbox,
+                    state.uidvalidity,
+                    uidvalidity,
+                )
+                state.uidvalidity = uidvalidity
+                state.updated_at = self.clock()
 
     def run_intake_once(self) -> IntakeStats:
         stats = IntakeStats()

@@ -244,3 +244,37 @@ def test_staff_reply_in_thread_is_recorded_not_a_new_ticket(imap, smtp, sqlite_u
     with app.sessions() as s:
         kinds = [e.kind for e in s.get(models.Ticket, ticket.id).events]
     assert "staff_reply" in kinds
+
+
+def test_uidvalidity_change_reprocesses_nothing(imap, smtp, sqlite_url, make_app, caplog):
+    """Folder deleted and recreated (new UIDVALIDITY) with the same mail in it: no second ticket."""
+    c = imap.client()
+    c.create_folder("Konsultasi")
+    c.logout()
+    app = make_app(
+        database_url=sqlite_url,
+        mailbox_url=imap.url("Konsultasi"),
+        smtp_url=smtp.url,
+        mailbox_extra='after = "flag"',
+    )
+    mails = [
+        request_mail(),
+        request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Dana Desa"),
+    ]
+    imap.deliver(*mails, folder="Konsultasi")
+    first = app.run_intake_once()
+    send_all(app)
+    assert first.processed == 2 and len(smtp.handler.received) == 4
+    assert imap.count("Konsultasi") == 2  # flag mode: the mail stays, marked $MailbotDone
+
+    c = imap.client()
+    c.delete_folder("Konsultasi")
+    c.create_folder("Konsultasi")
+    c.logout()
+    imap.deliver(*mails, folder="Konsultasi")
+    second = app.run_intake_once()
+    send_all(app)
+    assert second.fetched == 2 and second.duplicates == 2 and second.processed == 0
+    assert len(_tickets(app)) == 2 and len(smtp.handler.received) == 4
+    assert "UIDVALIDITY of" in caplog.text and "changed" in caplog.text
+    assert app.run_intake_once().fetched == 0  # flagged: not fetched again
