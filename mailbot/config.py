@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ class MailboxSettings(_Strict):
     batch_size: int = Field(default=200, ge=1, le=5000)
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
     timeout: float = Field(default=60.0, gt=0)
+    # PEM file of the CA that signed the server's certificate; empty: the system's CAs.
+    ca_file: str = ""
 
 
 class SmtpSettings(_Strict):
@@ -108,6 +111,7 @@ class SmtpSettings(_Strict):
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     batch_size: int = Field(default=100, ge=1)
+    ca_file: str = ""
 
 
 class SecuritySettings(_Strict):
@@ -446,6 +450,11 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
         smtp=smtp,
         secret=secret,
     )
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """A verifying TLS context; `ca_file` adds an office's own CA (never disables verification)."""
+    return ssl.create_default_context(cafile=ca_file or None)
 
 
 def _with_password(url: ConnectionUrl, password: str) -> ConnectionUrl:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import models
-from mailbot.config import ConnectionUrl, SmtpSettings
+from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class SmtpSender:
             use_tls=self.url.scheme == "smtps",
             start_tls=self.url.scheme == "smtp+starttls",
             timeout=self.settings.timeout,
-            tls_context=ssl.create_default_context(),
+            tls_context=tls_context(self.settings.ca_file),
         )
         try:
             await client.connect()

@@ -142,6 +142,7 @@ def write_config(
     extra: str = "",
     staff: str = STAFF_TOML,
     mailbox_extra: str = "",
+    smtp_extra: str = "",
 ) -> Path:
     path = tmp_path / "mailbot.toml"
     path.write_text(
@@ -169,6 +170,7 @@ reconnect_max_seconds = 2
 [smtp]
 url = "{smtp_url}"
 retry_base_seconds = 60
+{smtp_extra}
 
 [security]
 secret_file = "{tmp_path / "var" / "secret.key"}"

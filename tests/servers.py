@@ -16,6 +16,7 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiosmtpd.controller import Controller
 from imapclient import IMAPClient
@@ -26,7 +27,9 @@ listen = 127.0.0.1
 base_dir = {tmp}/run
 state_dir = {tmp}/run/state
 log_path = {tmp}/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <{tmp}/cert.pem
+ssl_key = <{tmp}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{tmp}/mail/%u
@@ -40,7 +43,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -55,6 +59,34 @@ userdb {{
   args = uid=nobody gid=nogroup home={tmp}/mail/%u
 }}
 """
+
+
+def make_certificate(directory: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (cert.pem doubles as the CA file)."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(directory / "key.pem"),
+            "-out",
+            str(directory / "cert.pem"),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    os.chmod(directory / "key.pem", 0o644)
 
 
 def free_port() -> int:
@@ -80,9 +112,11 @@ class ImapAccount:
     port: int
     user: str
     password: str
+    tls_port: int = 0
 
-    def url(self, folder: str = "INBOX") -> str:
-        return f"imap://{self.user}:{self.password}@{self.host}:{self.port}/{folder}"
+    def url(self, folder: str = "INBOX", scheme: str = "imap") -> str:
+        port = self.tls_port if scheme == "imaps" else self.port
+        return f"{scheme}://{quote(self.user)}:{self.password}@{self.host}:{port}/{folder}"
 
     def client(self) -> IMAPClient:
         c = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
@@ -123,6 +157,8 @@ class Dovecot:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = free_port()
+        self.tls_port = free_port()
+        self.ca_file = root / "cert.pem"
         self.conf = root / "dovecot.conf"
         self.users = root / "users"
 
@@ -142,7 +178,8 @@ class Dovecot:
             (f"u{i:04d}-{secrets.token_hex(3)}@example.go.id", secrets.token_hex(8)) for i in range(400)
         ]
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
-        self.conf.write_text(DOVECOT_CONF.format(tmp=self.root, port=self.port))
+        make_certificate(self.root)
+        self.conf.write_text(DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port))
         subprocess.run(
             [binary, "-c", str(self.conf)],
             check=True,
@@ -164,7 +201,7 @@ class Dovecot:
 
     def new_account(self) -> ImapAccount:
         user, password = self._accounts.pop(0)
-        return ImapAccount("127.0.0.1", self.port, user, password)
+        return ImapAccount("127.0.0.1", self.port, user, password, self.tls_port)
 
     def log(self) -> str:
         path = self.root / "dovecot.log"

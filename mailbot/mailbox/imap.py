@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from mailbot.config import ConnectionUrl, MailboxSettings
+from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
 from mailbot.mailbox import MailboxError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class ImapSource:
         self.close()
 
         def _connect() -> IMAPClient:
-            context = ssl.create_default_context()
+            context = tls_context(self.settings.ca_file)
             client = IMAPClient(
                 self.url.host,
                 port=self.url.port,
