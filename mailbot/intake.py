@@ -212,7 +212,7 @@ class Intake:
     def _thread(self, session: Session, msg: InboundMessage) -> ThreadMatch | None:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
         refs = msg.referenced_ids
-        for token in verify_tokens(self.config.secret, refs):
+        for token in verify_tokens(self.config.secret, refs, msg.from_addr):
             ticket = session.get(models.Ticket, token.ticket_id)
             if ticket is not None:
                 return ThreadMatch(ticket.id, ticket.applicant_email, "token")
@@ -409,7 +409,7 @@ class Intake:
             to_addr=to_addr,
             to_name=to_name,
             rendered=rendered,
-            message_id=make_message_id(self.config.secret, ticket.id, kind, domain),
+            message_id=make_message_id(self.config.secret, ticket.id, kind, domain, to_addr),
             in_reply_to=ticket.root_message_id if reply_to_applicant else "",
             references=(ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else (),
             auto_submitted="auto-replied" if reply_to_applicant else "auto-generated",

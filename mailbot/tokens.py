@@ -1,8 +1,10 @@
 """Signed thread tokens in the Message-IDs we send: a reply naming one proves it answers our mail.
 
 `<mb.42.notify.k3j9x2.3f1c…@domain>`: ticket id, the kind of mail, a nonce and an
-HMAC-SHA256 over them with the configured secret (DOMAIN.md s. 5: a token
-cannot be forged without the secret).
+HMAC-SHA256 over them and the recipient's address, with the configured secret
+(DOMAIN.md s. 5: a token cannot be forged without the secret). Binding the
+recipient means a token only vouches for a reply from the person the mail was
+sent to: a forwarded copy answered by someone else carries no authority.
 """
 
 from __future__ import annotations
@@ -24,17 +26,17 @@ class ThreadToken:
     nonce: str
 
 
-def _signature(secret: bytes, ticket_id: int, kind: str, nonce: str) -> str:
-    mac = hmac.new(secret, f"{ticket_id}.{kind}.{nonce}".encode(), hashlib.sha256)
+def _signature(secret: bytes, ticket_id: int, kind: str, nonce: str, recipient: str) -> str:
+    mac = hmac.new(secret, f"{ticket_id}.{kind}.{nonce}.{recipient.strip().lower()}".encode(), hashlib.sha256)
     return mac.hexdigest()[:_SIG_HEX]
 
 
-def make_message_id(secret: bytes, ticket_id: int, kind: str, domain: str) -> str:
-    """A fresh Message-ID carrying a signed token for this ticket."""
+def make_message_id(secret: bytes, ticket_id: int, kind: str, domain: str, recipient: str) -> str:
+    """A fresh Message-ID carrying a token for this ticket, signed for one recipient."""
     if not re.fullmatch(r"[a-z_]+", kind):
         raise ValueError(f"bad token kind {kind!r}")
     nonce = secrets.token_hex(6)
-    sig = _signature(secret, ticket_id, kind, nonce)
+    sig = _signature(secret, ticket_id, kind, nonce, recipient)
     return f"<mb.{ticket_id}.{kind}.{nonce}.{sig}@{domain}>"
 
 
@@ -43,11 +45,11 @@ def make_plain_message_id(domain: str) -> str:
     return f"<mb.x.{secrets.token_hex(12)}@{domain}>"
 
 
-def verify_tokens(secret: bytes, message_ids: list[str]) -> list[ThreadToken]:
-    """The valid tokens among referenced Message-IDs, most recent reference first.
+def verify_tokens(secret: bytes, message_ids: list[str], sender: str) -> list[ThreadToken]:
+    """The tokens among referenced Message-IDs that were signed for `sender`, newest reference first.
 
-    A token with a bad signature is dropped silently here; the caller treats the
-    mail as if it referenced nothing of ours.
+    A token with a bad signature, or signed for someone else, is dropped here; the
+    caller treats the mail as if it referenced nothing of ours.
     """
     found: list[ThreadToken] = []
     if not secret:
@@ -62,7 +64,7 @@ def verify_tokens(secret: bytes, message_ids: list[str]) -> list[ThreadToken]:
             m.group(3).lower(),
             m.group(4),
         )
-        expected = _signature(secret, ticket_id, kind, nonce)
+        expected = _signature(secret, ticket_id, kind, nonce, sender)
         if hmac.compare_digest(expected, sig.lower()):
             found.append(ThreadToken(ticket_id, kind, nonce))
     return found

@@ -1,32 +1,34 @@
-"""Signed thread tokens: valid ones verify, forged or tampered ones do not."""
+"""Signed thread tokens: valid ones verify for their recipient, forged or tampered ones do not."""
 
 from __future__ import annotations
 
 from mailbot.tokens import make_message_id, verify_tokens
 
 SECRET = b"0123456789abcdef"
+HEAD = "kabag.umum@bpsdm.example.go.id"
 
 
-def test_round_trip() -> None:
-    mid = make_message_id(SECRET, 42, "notify", "bpsdm.example.go.id")
-    [token] = verify_tokens(SECRET, [mid])
+def test_round_trip_for_the_recipient_only() -> None:
+    mid = make_message_id(SECRET, 42, "notify", "bpsdm.example.go.id", HEAD)
+    [token] = verify_tokens(SECRET, [mid], HEAD.upper())
     assert (token.ticket_id, token.kind) == (42, "notify")
+    assert verify_tokens(SECRET, [mid], "someone.else@bpsdm.example.go.id") == []
 
 
 def test_tampered_ticket_id_kind_or_signature_fails() -> None:
-    mid = make_message_id(SECRET, 42, "notify", "bpsdm.example.go.id")
-    assert verify_tokens(SECRET, [mid.replace("mb.42.", "mb.43.")]) == []
-    assert verify_tokens(SECRET, [mid.replace(".notify.", ".ack.")]) == []
+    mid = make_message_id(SECRET, 42, "notify", "bpsdm.example.go.id", HEAD)
+    assert verify_tokens(SECRET, [mid.replace("mb.42.", "mb.43.")], HEAD) == []
+    assert verify_tokens(SECRET, [mid.replace(".notify.", ".ack.")], HEAD) == []
     sig = mid.split(".")[4].split("@")[0]
     flipped = ("0" if sig[0] != "0" else "1") + sig[1:]
-    assert verify_tokens(SECRET, [mid.replace(sig, flipped)]) == []
+    assert verify_tokens(SECRET, [mid.replace(sig, flipped)], HEAD) == []
 
 
 def test_other_secret_or_no_secret_fails() -> None:
-    mid = make_message_id(SECRET, 7, "ack", "x.go.id")
-    assert verify_tokens(b"another secret", [mid]) == []
-    assert verify_tokens(b"", [mid]) == []
+    mid = make_message_id(SECRET, 7, "ack", "x.go.id", HEAD)
+    assert verify_tokens(b"another secret", [mid], HEAD) == []
+    assert verify_tokens(b"", [mid], HEAD) == []
 
 
 def test_ordinary_message_ids_are_ignored() -> None:
-    assert verify_tokens(SECRET, ["<CAF=abc@mail.gmail.com>", "<mb.x.123@x>", ""]) == []
+    assert verify_tokens(SECRET, ["<CAF=abc@mail.gmail.com>", "<mb.x.123@x>", ""], HEAD) == []
