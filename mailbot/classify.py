@@ -174,6 +174,8 @@ class ThreadMatch:
     ticket_id: int
     applicant_email: str
     via: str  # "token" | "message-id" | "subject"
+    # The Message-ID of our mail that the token was found in (via "token" only).
+    answered: str = ""
 
 
 def classify(

@@ -7,12 +7,13 @@ names the key it belongs to (`mailbot check-config`).
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -153,6 +154,8 @@ class Settings(_Strict):
     security: SecuritySettings = SecuritySettings()
     limits: LimitSettings = LimitSettings()
     profiles_dir: Path = Path("config/profiles")
+    # Staff directory rows from a CSV file (see README), added to [[staff]].
+    staff_csv: Path | None = None
     staff: list[StaffMember] = []
 
 
@@ -172,6 +175,27 @@ class Step(_Strict):
         return parse_duration(self.duration)
 
 
+Role = Literal["secretariat", "head", "subhead", "consultant", "vendor"]
+
+
+class Route(_Strict):
+    """A routing rule: when `match` (a case-insensitive regex) finds the applicant's work unit
+    (route_by = "region" or "unit") or the question and subject (route_by = "field"), the
+    ticket goes to the staff whose region / field is `to`."""
+
+    match: str
+    to: str
+
+    @field_validator("match")
+    @classmethod
+    def _regex_ok(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression: {exc}") from exc
+        return value
+
+
 class Profile(_Strict):
     id: str
     title: str
@@ -182,6 +206,26 @@ class Profile(_Strict):
     required_fields: list[FieldName] = list(FIELD_NAMES)
     # Roles that receive the disposition request for a new, complete ticket.
     notify_roles: list[Literal["secretariat", "head", "subhead"]] = ["head"]
+    # The chain of disposition: a person may ASSIGN to a role further down the list
+    # (SOP 004: secretary → Inspektur Pembantu → auditor).
+    delegation: list[Role] = ["head", "consultant"]
+    # SOP 000: the secretariat answers normative questions itself (ANSWER).
+    secretariat_answers: bool = False
+    # SOP 003: tickets can be forwarded to an external vendor (FORWARD).
+    vendors: bool = False
+    # Tell the applicant who handles the ticket once it is assigned.
+    notify_applicant_on_assign: bool = True
+    # Routing of a new ticket by the applicant's region / work unit or the question's field.
+    route_by: Literal["none", "region", "unit", "field"] = "none"
+    routes: list[Route] = []
+    # Assign the routed person directly instead of suggesting them (SOP 001's customer service).
+    auto_assign_routed: bool = False
+    # SOP 000: a CSV of active employees (column `nip`); applicants not in it are refused.
+    eligibility_roster: str = ""
+    # Commands count only with DMARC or DKIM pass for the sender's domain in an
+    # Authentication-Results header from this server (authserv-id).
+    require_authentication: bool = False
+    authserv_id: str = ""
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("number_format")
@@ -279,6 +323,10 @@ class Config:
     mailbox: ConnectionUrl
     smtp: ConnectionUrl
     secret: bytes
+    # [[staff]] and the rows of staff_csv.
+    staff: tuple[StaffMember, ...] = ()
+    # Per profile with an eligibility roster: the NIPs in it.
+    rosters: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def service(self) -> ServiceSettings:
@@ -299,7 +347,7 @@ class Config:
 
     def staff_by_email(self, address: str) -> StaffMember | None:
         address = address.lower()
-        for member in self.settings.staff:
+        for member in self.staff:
             if member.active and address in member.emails:
                 return member
         return None
@@ -307,7 +355,7 @@ class Config:
     def staff_with_roles(self, roles: list[str], profile: str) -> list[StaffMember]:
         return [
             m
-            for m in self.settings.staff
+            for m in self.staff
             if m.active and m.role in roles and (not m.profiles or profile in m.profiles)
         ]
 
@@ -352,6 +400,57 @@ def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[tuple[str, 
             problems.append((f"{path.name}: id", f"profile {profile.id!r} defined twice"))
         profiles[profile.id] = profile
     return profiles, problems
+
+
+STAFF_CSV_COLUMNS = (
+    "name",
+    "emails",
+    "role",
+    "aliases",
+    "nip",
+    "position",
+    "field",
+    "region",
+    "active",
+    "profiles",
+)
+
+
+def load_staff_csv(path: Path) -> tuple[list[tuple[str, StaffMember]], list[tuple[str, str]]]:
+    """Staff rows from a CSV file; list cells (emails, aliases, profiles) are separated by ';'."""
+    rows: list[tuple[str, StaffMember]] = []
+    problems: list[tuple[str, str]] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            unknown = set(reader.fieldnames or ()) - set(STAFF_CSV_COLUMNS)
+            if unknown:
+                problems.append(("staff_csv", f"unknown columns: {', '.join(sorted(unknown))}"))
+            for n, row in enumerate(reader, start=2):
+                key = f"staff_csv:{n}"
+                data: dict[str, Any] = {
+                    k: (v or "").strip() for k, v in row.items() if k in STAFF_CSV_COLUMNS
+                }
+                for list_key in ("emails", "aliases", "profiles"):
+                    data[list_key] = [x.strip() for x in data.get(list_key, "").split(";") if x.strip()]
+                active = str(data.pop("active", "") or "yes").lower()
+                data["active"] = active not in ("no", "tidak", "false", "0", "n")
+                try:
+                    rows.append((key, StaffMember.model_validate(data)))
+                except ValidationError as exc:
+                    problems += _pydantic_problems(exc, f"{key}.")
+    except OSError as exc:
+        problems.append(("staff_csv", f"cannot read {path}: {exc.strerror}"))
+    return rows, problems
+
+
+def load_roster(path: Path) -> frozenset[str]:
+    """The NIPs of an employee roster CSV (a `nip` column; spaces and dots inside are ignored)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if "nip" not in (reader.fieldnames or ()):
+            raise ValueError(f"{path} has no 'nip' column")
+        return frozenset(re.sub(r"\D", "", row["nip"] or "") for row in reader if row.get("nip"))
 
 
 def default_config_path() -> Path:
@@ -401,18 +500,33 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     profiles, problems = load_profiles(profiles_dir)
     if settings.service.profile not in profiles and not any(p[0] == "profiles_dir" for p in problems):
         problems.append(("service.profile", f"no profile {settings.service.profile!r} in {profiles_dir}"))
-    for i, member in enumerate(settings.staff):
+    staff: list[tuple[str, StaffMember]] = [(f"staff.{i}", m) for i, m in enumerate(settings.staff)]
+    if settings.staff_csv is not None:
+        csv_path = settings.staff_csv if settings.staff_csv.is_absolute() else base / settings.staff_csv
+        rows, errs = load_staff_csv(csv_path)
+        staff += rows
+        problems += errs
+    for key, member in staff:
         for p in member.profiles:
             if p not in profiles:
-                problems.append((f"staff.{i}.profiles", f"no profile {p!r}"))
-    seen: dict[str, int] = {}
-    for i, member in enumerate(settings.staff):
+                problems.append((f"{key}.profiles", f"no profile {p!r}"))
+    seen: dict[str, str] = {}
+    for key, member in staff:
         for addr in member.emails:
             if addr in seen:
-                problems.append((f"staff.{i}.emails", f"{addr} is also staff.{seen[addr]}"))
-            seen[addr] = i
+                problems.append((f"{key}.emails", f"{addr} is also {seen[addr]}"))
+            seen[addr] = key
     if settings.service.address in seen:
         problems.append(("service.address", "must not be a staff member's address"))
+    rosters: dict[str, frozenset[str]] = {}
+    for profile in profiles.values():
+        if profile.eligibility_roster:
+            roster_path = Path(profile.eligibility_roster)
+            roster_path = roster_path if roster_path.is_absolute() else base / roster_path
+            try:
+                rosters[profile.id] = load_roster(roster_path)
+            except (OSError, ValueError) as exc:
+                problems.append((f"{profile.id}.eligibility_roster", str(exc)))
 
     data_dir = (
         settings.service.data_dir
@@ -449,6 +563,8 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
         mailbox=mailbox,
         smtp=smtp,
         secret=secret,
+        staff=tuple(m for _, m in staff),
+        rosters=rosters,
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import models, store
 from mailbot.classify import Kind, ThreadMatch, classify, no_autoreply_reason
-from mailbot.compose import MailSpec, build_mail, render
+from mailbot.compose import MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_message
@@ -215,7 +215,7 @@ class Intake:
         for token in verify_tokens(self.config.secret, refs, msg.from_addr):
             ticket = session.get(models.Ticket, token.ticket_id)
             if ticket is not None:
-                return ThreadMatch(ticket.id, ticket.applicant_email, "token")
+                return ThreadMatch(ticket.id, ticket.applicant_email, "token", token.message_id)
         ticket = store.ticket_by_referenced_message(session, refs)
         if ticket is not None:
             return ThreadMatch(ticket.id, ticket.applicant_email, "message-id")
@@ -336,7 +336,7 @@ class Intake:
 
     # --- outgoing mail -------------------------------------------------------------------
 
-    def _context(self, ticket: models.Ticket, profile: Profile) -> dict[str, Any]:
+    def context(self, ticket: models.Ticket, profile: Profile) -> dict[str, Any]:
         fields = {name: ticket.fields.get(name, "") for name in FIELDS}
         return {
             "service": self.config.service,
@@ -351,7 +351,7 @@ class Intake:
             "tz": self.tz,
         }
 
-    def _send(
+    def send(
         self,
         session: Session,
         ticket: models.Ticket,
@@ -365,7 +365,9 @@ class Intake:
         reply_to_applicant: bool,
         language: str,
         quiet: str | None = None,
-    ) -> None:
+        thread: tuple[str, tuple[str, ...]] | None = None,
+        attachments: tuple[OutgoingAttachment, ...] = (),
+    ) -> str | None:
         """Queue one automatic mail, unless a rule says not to; the history says which."""
         if quiet:
             store.record_event(
@@ -376,7 +378,7 @@ class Intake:
                 now=now,
                 detail=f"{kind} to {to_addr} not sent: {quiet}",
             )
-            return
+            return None
         if not to_addr:
             store.record_event(
                 session,
@@ -387,9 +389,9 @@ class Intake:
                 detail=f"{kind}: the request has no sender address to answer",
             )
             log.warning("ticket %s: no address to send %s to", ticket.number, kind)
-            return
+            return None
         limits = self.config.settings.limits
-        if (
+        if self.config.staff_by_email(to_addr) is None and (
             store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
             >= limits.auto_replies_per_recipient_per_hour
         ):
@@ -402,7 +404,7 @@ class Intake:
                 detail=f"{kind} to {to_addr} held back: rate limit per recipient reached",
             )
             log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
-            return
+            return None
         domain = self.config.service.address.split("@", 1)[1]
         rendered = render(template, language, context)
         spec = MailSpec(
@@ -410,11 +412,14 @@ class Intake:
             to_name=to_name,
             rendered=rendered,
             message_id=make_message_id(self.config.secret, ticket.id, kind, domain, to_addr),
-            in_reply_to=ticket.root_message_id if reply_to_applicant else "",
-            references=(ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else (),
+            in_reply_to=thread[0] if thread else (ticket.root_message_id if reply_to_applicant else ""),
+            references=thread[1]
+            if thread
+            else ((ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else ()),
             auto_submitted="auto-replied" if reply_to_applicant else "auto-generated",
             ticket_number=ticket.number,
             language=language,
+            attachments=attachments,
         )
         envelope = build_mail(
             spec,
@@ -424,6 +429,7 @@ class Intake:
             now=now,
         )
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
+        return envelope.message_id
 
     def _registered(
         self,
@@ -434,8 +440,8 @@ class Intake:
         now: datetime,
     ) -> None:
         """SOP 002 step 2: acknowledge the applicant, pass the request to the head(s)."""
-        ctx = self._context(ticket, profile)
-        self._send(
+        ctx = self.context(ticket, profile)
+        self.send(
             session,
             ticket,
             template="ack",
@@ -472,7 +478,7 @@ class Intake:
                 },
                 "example_assignee": consultants[0].name if consultants else "<nama>",
             }
-            self._send(
+            self.send(
                 session,
                 ticket,
                 template="notify_head",
@@ -495,8 +501,8 @@ class Intake:
         *,
         still: bool,
     ) -> None:
-        ctx = {**self._context(ticket, profile), "issues": ticket.issues, "still": still}
-        self._send(
+        ctx = {**self.context(ticket, profile), "issues": ticket.issues, "still": still}
+        self.send(
             session,
             ticket,
             template="missing_fields",

@@ -24,6 +24,7 @@ class ThreadToken:
     ticket_id: int
     kind: str
     nonce: str
+    message_id: str
 
 
 def _signature(secret: bytes, ticket_id: int, kind: str, nonce: str, recipient: str) -> str:
@@ -66,5 +67,5 @@ def verify_tokens(secret: bytes, message_ids: list[str], sender: str) -> list[Th
         )
         expected = _signature(secret, ticket_id, kind, nonce, sender)
         if hmac.compare_digest(expected, sig.lower()):
-            found.append(ThreadToken(ticket_id, kind, nonce))
+            found.append(ThreadToken(ticket_id, kind, nonce, mid.strip()))
     return found
