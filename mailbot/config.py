@@ -220,7 +220,8 @@ class Profile(_Strict):
     routes: list[Route] = []
     # Assign the routed person directly instead of suggesting them (SOP 001's customer service).
     auto_assign_routed: bool = False
-    # SOP 000: a CSV of active employees (column `nip`); applicants not in it are refused.
+    # SOP 000: a CSV of active employees (column `nip`), relative to the profiles folder;
+    # applicants not in it are refused.
     eligibility_roster: str = ""
     # Commands count only with DMARC or DKIM pass for the sender's domain in an
     # Authentication-Results header from this server (authserv-id).
@@ -522,7 +523,7 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     for profile in profiles.values():
         if profile.eligibility_roster:
             roster_path = Path(profile.eligibility_roster)
-            roster_path = roster_path if roster_path.is_absolute() else base / roster_path
+            roster_path = roster_path if roster_path.is_absolute() else profiles_dir / roster_path
             try:
                 rosters[profile.id] = load_roster(roster_path)
             except (OSError, ValueError) as exc:
