@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from mailbot.classify import LOOP_HEADER
 from mailbot.parse import clean_header_text
@@ -67,7 +67,13 @@ def render(name: str, language: str, context: dict[str, Any]) -> Rendered:
     text_tpl = env.get_template(f"{language}/{name}.txt.j2")
     subject = "".join(text_tpl.blocks["subject"](text_tpl.new_context(ctx))).strip()
     text = "".join(text_tpl.blocks["body"](text_tpl.new_context(ctx))).lstrip("\n")
-    html = env.get_template(f"{language}/{name}.html.j2").render(ctx)
+    try:
+        html_tpl = env.get_template(f"{language}/{name}.html.j2")
+    except TemplateNotFound:
+        # Staff-facing mails have no designed HTML: the text, escaped, in the common layout.
+        html = env.get_template(f"{language}/_text.html.j2").render({**ctx, "subject": subject, "text": text})
+    else:
+        html = html_tpl.render(ctx)
     return Rendered(clean_header_text(subject), text, html)
 
 

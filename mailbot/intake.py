@@ -21,10 +21,11 @@ from mailbot import models, store
 from mailbot.classify import Kind, ThreadMatch, classify, no_autoreply_reason
 from mailbot.compose import MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
+from mailbot.dispatch import Dispatcher
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_message
 from mailbot.privacy import mask_number
-from mailbot.tokens import make_message_id, verify_tokens
+from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
 from mailbot.workflow import Event, State
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Intake:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.tz = ZoneInfo(config.service.timezone)
+        self.dispatch = Dispatcher(self)
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -157,7 +159,12 @@ class Intake:
         elif result.kind is Kind.FOLLOW_UP:
             assert thread is not None
             self._follow_up(session, row, msg, thread, now)
-        elif result.kind in (Kind.THIRD_PARTY, Kind.STAFF_REPLY):
+        elif result.kind in (Kind.STAFF_REPLY, Kind.STAFF_MAIL):
+            assert staff is not None
+            self.dispatch.staff_mail(session, row, msg, staff, thread, result.kind, now)
+            if row.status == "ignored":
+                return self._outcome(session, row)
+        elif result.kind is Kind.THIRD_PARTY:
             assert thread is not None
             ticket = session.get(models.Ticket, thread.ticket_id)
             assert ticket is not None
@@ -171,9 +178,6 @@ class Intake:
                 detail=msg.new_text[:2000],
                 inbound_id=row.id,
             )
-        else:  # STAFF_MAIL outside a thread: nothing to do yet, kept for the record
-            row.status = "ignored"
-            return self._outcome(session, row)
         row.status = "processed"
         return self._outcome(session, row)
 
@@ -284,16 +288,7 @@ class Intake:
         row.ticket_id = ticket.id
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         if ticket.state is not State.AWAITING_INFO:
-            # Forwarding to the person handling it is the command issue's job; here it is recorded.
-            store.record_event(
-                session,
-                ticket,
-                "applicant_follow_up",
-                actor=msg.from_addr,
-                now=now,
-                detail=msg.new_text[:4000],
-                inbound_id=row.id,
-            )
+            self.dispatch.applicant_follow_up(session, row, msg, ticket, now)
             return
         new = merge_fields(
             extract_fields(msg.new_text), extract_fields(msg.html_text) if msg.html_text else {}
@@ -431,6 +426,60 @@ class Intake:
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
         return envelope.message_id
 
+    def send_plain(
+        self,
+        session: Session,
+        *,
+        template: str,
+        kind: str,
+        to_addr: str,
+        to_name: str,
+        context: dict[str, Any],
+        now: datetime,
+        in_reply_to: str,
+        language: str,
+    ) -> None:
+        """A mail that belongs to no ticket (HELP or LIST outside a thread)."""
+        domain = self.config.service.address.split("@", 1)[1]
+        spec = MailSpec(
+            to_addr=to_addr,
+            to_name=to_name,
+            rendered=render(template, language, context),
+            message_id=make_plain_message_id(domain),
+            in_reply_to=in_reply_to,
+            references=(in_reply_to,) if in_reply_to else (),
+            auto_submitted="auto-replied",
+            language=language,
+        )
+        envelope = build_mail(
+            spec,
+            from_addr=self.config.service.address,
+            from_name=self.config.service.name,
+            instance_id=self.config.instance_id,
+            now=now,
+        )
+        store.enqueue(session, envelope, kind=kind, ticket=None, now=now)
+
+    def route(self, ticket: models.Ticket, profile: Profile) -> tuple[str, list[StaffMember]]:
+        """The region / field / unit a new ticket belongs to and the staff who serve it."""
+        if profile.route_by == "none":
+            return "", []
+        haystack = (
+            f"{ticket.subject}\n{ticket.fields.get('question', '')}"
+            if profile.route_by == "field"
+            else str(ticket.fields.get("unit", ""))
+        )
+        for rule in profile.routes:
+            if re.search(rule.match, haystack, re.IGNORECASE):
+                attribute = "field" if profile.route_by == "field" else "region"
+                people = [
+                    m
+                    for m in self.config.staff_with_roles(list(profile.delegation[1:]), profile.id)
+                    if getattr(m, attribute).casefold() == rule.to.casefold()
+                ]
+                return rule.to, people
+        return "", []
+
     def _registered(
         self,
         session: Session,
@@ -439,8 +488,35 @@ class Intake:
         msg: InboundMessage,
         now: datetime,
     ) -> None:
-        """SOP 002 step 2: acknowledge the applicant, pass the request to the head(s)."""
+        """SOP 002 step 2: acknowledge the applicant, pass the request to the head(s).
+
+        With an eligibility roster (SOP 000), an applicant whose NIP is not in it is refused.
+        """
         ctx = self.context(ticket, profile)
+        roster = self.config.rosters.get(profile.id)
+        if roster is not None and ticket.fields.get("id_number", "") not in roster:
+            store.transition(
+                session,
+                ticket,
+                Event.REJECT,
+                actor="system",
+                now=now,
+                detail="not eligible: NIP not in the employee roster",
+            )
+            self.send(
+                session,
+                ticket,
+                template="not_eligible",
+                kind="not_eligible",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+                quiet=no_autoreply_reason(msg),
+            )
+            return
         self.send(
             session,
             ticket,
@@ -465,7 +541,31 @@ class Intake:
                 detail=f"no active staff with role {', '.join(profile.notify_roles)}",
             )
             log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
-        consultants = self.config.staff_with_roles(["consultant", "subhead"], profile.id)
+        route, routed = self.route(ticket, profile)
+        if route:
+            store.record_event(
+                session,
+                ticket,
+                "routed",
+                actor="system",
+                now=now,
+                detail=f"{profile.route_by} {route}: {', '.join(m.name for m in routed) or '-'}",
+            )
+        if profile.auto_assign_routed and len(routed) == 1:
+            target = routed[0]
+            ticket.assignee_email = target.emails[0]
+            store.transition(
+                session,
+                ticket,
+                Event.ASSIGN,
+                actor="system",
+                now=now,
+                detail=f"→ {target.name} <{target.emails[0]}> ({profile.route_by} {route})",
+            )
+            self.dispatch.assigned(session, ticket, profile, None, target, now)
+            return
+        delegates = self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
+        suggested = routed or delegates
         assign_step = next((s for s in profile.steps if s.id == "assign"), profile.steps[0])
         for member in recipients:
             staff_ctx = {
@@ -476,7 +576,9 @@ class Intake:
                     "title": assign_step.title,
                     "duration": assign_step.deadline.describe(profile.language),
                 },
-                "example_assignee": consultants[0].name if consultants else "<nama>",
+                "example_assignee": suggested[0].name if suggested else "<nama>",
+                "route": route,
+                "routed": routed,
             }
             self.send(
                 session,

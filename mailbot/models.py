@@ -72,6 +72,9 @@ class Ticket(Base):
     # The applicant's first Message-ID: replies to the applicant thread under it.
     root_message_id: Mapped[str] = mapped_column(String(998), default="")
     assignee_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    # Working days added to the current step's deadline by EXTEND.
+    extension_days: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)

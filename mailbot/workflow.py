@@ -55,7 +55,6 @@ TRANSITIONS: dict[tuple[State | None, Event], State] = {
     (State.AWAITING_INFO, Event.CLOSE): State.CLOSED,
     (State.NEW, Event.ASSIGN): State.ASSIGNED,
     (State.NEW, Event.FORWARD): State.FORWARDED,
-    (State.NEW, Event.REQUEST_INFO): State.WAITING_APPLICANT,
     (State.NEW, Event.ANSWER): State.ANSWERED,
     (State.NEW, Event.REJECT): State.REJECTED,
     (State.NEW, Event.CLOSE): State.CLOSED,

@@ -232,18 +232,22 @@ def test_sigkill_between_commit_and_flag_loses_nothing_and_doubles_nothing(
     engine.dispose()
 
 
-def test_staff_reply_in_thread_is_recorded_not_a_new_ticket(imap, smtp, sqlite_url, make_app):
-    app = make_app(database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+def test_head_assigns_by_replying_to_the_notification(imap, smtp, database_url, make_app):
+    app = make_app(database_url=database_url, mailbox_url=imap.url(), smtp_url=smtp.url)
     imap.deliver(request_mail())
     app.run_intake_once()
     send_all(app)
     [notify] = smtp.handler.to(HEAD)
-    imap.deliver(_reply(notify.data, HEAD, f"ASSIGN Budi Santoso\nTolong ditindaklanjuti, {CONSULTANT}"))
+    imap.deliver(_reply(notify.data, HEAD, "ASSIGN budi santoso\nTolong ditindaklanjuti."))
     app.run_intake_once()
+    send_all(app)
     [ticket] = _tickets(app)
-    with app.sessions() as s:
-        kinds = [e.kind for e in s.get(models.Ticket, ticket.id).events]
-    assert "staff_reply" in kinds
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == CONSULTANT
+    [transcript] = smtp.handler.to(HEAD)[1:]
+    assert "DILAKSANAKAN: ditugaskan kepada Budi Santoso" in transcript.text()
+    [assignment] = smtp.handler.to(CONSULTANT)
+    assert "Penugasan (Surat Tugas)" in assignment.subject and "Riwayat konsultasi" in assignment.text()
+    assert "sedang ditangani" in smtp.handler.to(APPLICANT)[-1].subject
 
 
 def test_uidvalidity_change_reprocesses_nothing(imap, smtp, sqlite_url, make_app, caplog):

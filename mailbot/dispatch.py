@@ -1,0 +1,672 @@
+"""Staff commands by email: authorize, execute all-or-nothing, answer with one transcript.
+
+A command counts only when the sender is an active staff member whose role
+permits it on that ticket, and the mail answers one of our mails through a
+token signed for that sender (tokens.py); optionally the organisation's own
+server must vouch for the sender (Authentication-Results). Validation runs
+over every command of a mail before any is executed, so a mail never acts halfway.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot import models, store
+from mailbot.authz import GLOBAL_VERBS, TicketFacts, authenticated, can_receive, is_lead, level, may
+from mailbot.classify import Kind, ThreadMatch
+from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_commands
+from mailbot.compose import OutgoingAttachment
+from mailbot.config import Profile, StaffMember
+from mailbot.parse import InboundMessage
+from mailbot.workflow import OPEN_STATES, Event, InvalidTransition, State, next_state
+
+if TYPE_CHECKING:
+    from mailbot.intake import Intake
+
+log = logging.getLogger(__name__)
+
+# Commands that change the ticket's state: the first of two concurrent ones wins.
+STATE_CHANGING = frozenset(
+    {Verb.ASSIGN, Verb.ANSWER, Verb.FORWARD, Verb.REQUEST_INFO, Verb.CLOSE, Verb.REJECT, Verb.REOPEN}
+)
+_EVENT_FOR = {
+    Verb.ASSIGN: Event.ASSIGN,
+    Verb.ANSWER: Event.ANSWER,
+    Verb.FORWARD: Event.FORWARD,
+    Verb.REQUEST_INFO: Event.REQUEST_INFO,
+    Verb.CLOSE: Event.CLOSE,
+    Verb.REJECT: Event.REJECT,
+    Verb.REOPEN: Event.REOPEN,
+}
+_STATE_EVENTS = {e.value for e in Event}
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Line:
+    """One line of the transcript: the command as written, what happened, details for the template."""
+
+    line: str
+    ok: bool
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    command: Command
+    target: StaffMember | None = None
+
+
+class Dispatcher:
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self.config = intake.config
+
+    # --- staff mail ----------------------------------------------------------------------
+
+    def staff_mail(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        member: StaffMember,
+        thread: ThreadMatch | None,
+        kind: Kind,
+        now: datetime,
+    ) -> None:
+        ticket = session.get(models.Ticket, thread.ticket_id) if thread else None
+        if ticket is not None:
+            row.ticket_id = ticket.id
+        parsed = parse_commands(msg.new_text)
+        if parsed.empty:
+            self._plain_reply(session, row, msg, member, ticket, thread, now)
+            return
+        profile = (
+            self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
+        )
+        lines, plans = self._check(session, msg, member, ticket, thread, parsed, profile)
+        executed = bool(plans) and all(line.ok for line in lines)
+        if executed:
+            assert ticket is not None or all(p.command.verb in GLOBAL_VERBS for p in plans)
+            lines = [self._execute(session, row, msg, member, ticket, profile, plan, now) for plan in plans]
+        elif plans:
+            for line in lines:
+                if line.ok:
+                    line.ok, line.code = False, "not_executed"
+        if ticket is not None:
+            store.record_event(
+                session,
+                ticket,
+                "commands" if executed else "commands_refused",
+                actor=member.emails[0],
+                now=now,
+                inbound_id=row.id,
+                detail="; ".join(f"{x.line} → {x.code}" for x in lines)[:4000],
+            )
+        self._transcript(session, msg, member, ticket, profile, lines, executed, now)
+
+    def _check(
+        self,
+        session: Session,
+        msg: InboundMessage,
+        member: StaffMember,
+        ticket: models.Ticket | None,
+        thread: ThreadMatch | None,
+        parsed: ParsedCommands,
+        profile: Profile,
+    ) -> tuple[list[Line], list[Plan]]:
+        """Validate every command without changing anything."""
+        lines: list[Line] = [Line(e.line, False, e.code) for e in parsed.errors]
+        plans: list[Plan] = []
+        signed = thread is not None and thread.via == "token"
+        vouched = not profile.require_authentication or authenticated(
+            msg.headers.get("authentication-results", ()), profile.authserv_id, msg.from_addr
+        )
+        state = ticket.state if ticket else None
+        assignee = ticket.assignee_email if ticket else None
+        for command in parsed.commands:
+            verb = command.verb
+            if verb in GLOBAL_VERBS:
+                lines.append(Line(command.line, True, "ok"))
+                plans.append(Plan(command))
+                continue
+            if ticket is None:
+                lines.append(Line(command.line, False, "no_ticket"))
+                continue
+            if not signed:
+                lines.append(Line(command.line, False, "not_signed"))
+                continue
+            if not vouched:
+                lines.append(Line(command.line, False, "not_authenticated"))
+                continue
+            refusal = may(verb, member, TicketFacts(state or ticket.state, assignee), profile)
+            if refusal:
+                lines.append(Line(command.line, False, refusal))
+                continue
+            if verb in STATE_CHANGING:
+                assert thread is not None
+                overtaken = self._overtaken(session, ticket, thread, member)
+                if overtaken is not None:
+                    lines.append(Line(command.line, False, "already_handled", overtaken))
+                    continue
+                try:
+                    new_state = next_state(state, _EVENT_FOR[verb])
+                except InvalidTransition:
+                    lines.append(
+                        Line(command.line, False, "bad_state", {"state": (state or ticket.state).value})
+                    )
+                    continue
+            plan = Plan(command)
+            if verb in (Verb.ASSIGN, Verb.FORWARD):
+                line = self._resolve_person(command, member, profile, plan)
+                if not line.ok:
+                    lines.append(line)
+                    continue
+                if plan.target is not None and verb is Verb.ASSIGN:
+                    assignee = plan.target.emails[0]
+            if verb is Verb.ANSWER and not command.arg.strip():
+                lines.append(Line(command.line, False, "empty_answer"))
+                continue
+            if verb in STATE_CHANGING:
+                state = new_state
+            lines.append(Line(command.line, True, "ok"))
+            plans.append(plan)
+        return lines, plans
+
+    def _overtaken(
+        self, session: Session, ticket: models.Ticket, thread: ThreadMatch, member: StaffMember
+    ) -> dict[str, Any] | None:
+        """The state change someone else made after the mail this command answers, if any."""
+        outbound_id = session.execute(
+            select(models.OutboundMessage.id).where(models.OutboundMessage.message_id == thread.answered)
+        ).scalar_one_or_none()
+        queued = next(
+            (e.id for e in ticket.events if e.outbound_id == outbound_id and e.kind == "mail_queued"), None
+        )
+        if outbound_id is None or queued is None:
+            return None
+        # Events are ordered by id: what came after our mail was queued, the sender has not seen.
+        for event in ticket.events:
+            if event.id > queued and event.kind in _STATE_EVENTS and event.actor not in member.emails:
+                return {"kind": event.kind, "actor": event.actor, "at": event.at, "state": event.state}
+        return None
+
+    def _resolve_person(self, command: Command, member: StaffMember, profile: Profile, plan: Plan) -> Line:
+        if command.verb is Verb.FORWARD:
+            pool = list(self.config.staff_with_roles(["vendor"], profile.id))
+        else:
+            mine = level(profile, member.role)
+            pool = [
+                m
+                for m in self.config.staff
+                if m.active
+                and (not m.profiles or profile.id in m.profiles)
+                and (lvl := level(profile, m.role)) is not None
+                and lvl > (mine if mine is not None else 0)
+                and m.role != "vendor"
+            ]
+        found = match_person(command.arg, pool)
+        if not found:
+            return Line(command.line, False, "unknown_person", {"name": command.arg, "candidates": pool})
+        if len(found) > 1:
+            return Line(command.line, False, "ambiguous_person", {"name": command.arg, "candidates": found})
+        target = found[0]
+        if command.verb is Verb.ASSIGN:
+            refusal = can_receive(profile, member, target)
+            if refusal:
+                return Line(command.line, False, refusal, {"name": target.name})
+        plan.target = target
+        return Line(command.line, True, "ok")
+
+    # --- execution ---------------------------------------------------------------------
+
+    def _execute(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        member: StaffMember,
+        ticket: models.Ticket | None,
+        profile: Profile,
+        plan: Plan,
+        now: datetime,
+    ) -> Line:
+        command = plan.command
+        verb = command.verb
+        actor = member.emails[0]
+        if verb is Verb.HELP:
+            return Line(command.line, True, "help")
+        if verb is Verb.LIST:
+            return Line(command.line, True, "list", {"tickets": self._my_tickets(session, member, profile)})
+        assert ticket is not None
+        if verb is Verb.STATUS:
+            return Line(command.line, True, "status", {"ticket": ticket})
+        if verb is Verb.NOTE:
+            store.record_event(
+                session, ticket, "note", actor=actor, now=now, detail=command.arg, inbound_id=row.id
+            )
+            return Line(command.line, True, "noted")
+        if verb is Verb.URGENT:
+            ticket.urgent = True
+            store.record_event(session, ticket, "urgent", actor=actor, now=now, inbound_id=row.id)
+            return Line(command.line, True, "urgent")
+        if verb is Verb.EXTEND:
+            ticket.extension_days += command.days
+            store.record_event(
+                session,
+                ticket,
+                "extended",
+                actor=actor,
+                now=now,
+                inbound_id=row.id,
+                detail=f"+{command.days} hari kerja",
+                data={"days": command.days},
+            )
+            return Line(command.line, True, "extended", {"days": command.days})
+        event = _EVENT_FOR[verb]
+        if verb is Verb.ASSIGN:
+            assert plan.target is not None
+            target = plan.target
+            ticket.assignee_email = target.emails[0]
+            store.transition(
+                session,
+                ticket,
+                event,
+                actor=actor,
+                now=now,
+                inbound_id=row.id,
+                detail=f"→ {target.name} <{target.emails[0]}>",
+                data={"assignee": target.emails[0], "by": member.name},
+            )
+            self.assigned(session, ticket, profile, member, target, now)
+            return Line(command.line, True, "assigned", {"name": target.name})
+        if verb is Verb.FORWARD:
+            assert plan.target is not None
+            vendor = plan.target
+            ticket.assignee_email = vendor.emails[0]
+            store.transition(
+                session,
+                ticket,
+                event,
+                actor=actor,
+                now=now,
+                inbound_id=row.id,
+                detail=f"→ {vendor.name} <{vendor.emails[0]}>",
+            )
+            self._assignment_mail(session, ticket, profile, member, vendor, now, kind="forward")
+            return Line(command.line, True, "forwarded", {"name": vendor.name})
+        if verb is Verb.ANSWER:
+            self.answer(session, ticket, profile, member, command.arg, row, msg, now)
+            return Line(command.line, True, "answered")
+        if verb is Verb.REQUEST_INFO:
+            store.transition(
+                session, ticket, event, actor=actor, now=now, inbound_id=row.id, detail=command.arg
+            )
+            ctx = {**self.intake.context(ticket, profile), "question_for_applicant": command.arg}
+            self.intake.send(
+                session,
+                ticket,
+                template="request_info",
+                kind="request_info",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+            return Line(command.line, True, "info_requested")
+        if verb in (Verb.CLOSE, Verb.REJECT):
+            store.transition(
+                session, ticket, event, actor=actor, now=now, inbound_id=row.id, detail=command.arg
+            )
+            ctx = {**self.intake.context(ticket, profile), "reason": command.arg}
+            template = "closed" if verb is Verb.CLOSE else "rejected"
+            self.intake.send(
+                session,
+                ticket,
+                template=template,
+                kind=template,
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+            return Line(command.line, True, template)
+        if verb is Verb.REOPEN:
+            store.transition(session, ticket, event, actor=actor, now=now, inbound_id=row.id)
+            return Line(command.line, True, "reopened")
+        raise AssertionError(f"unhandled verb {verb}")
+
+    def assigned(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        by: StaffMember | None,
+        target: StaffMember,
+        now: datetime,
+    ) -> None:
+        """After an assignment: the Surat Tugas mail, and the applicant told who handles it."""
+        self._assignment_mail(session, ticket, profile, by, target, now, kind="assign")
+        if profile.notify_applicant_on_assign:
+            ctx = {**self.intake.context(ticket, profile), "assignee": target}
+            self.intake.send(
+                session,
+                ticket,
+                template="assigned_applicant",
+                kind="assigned",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+
+    def answer(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        member: StaffMember,
+        text: str,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        now: datetime,
+    ) -> None:
+        """The answer reaches the applicant with a copy of the consultation history."""
+        store.transition(
+            session,
+            ticket,
+            Event.ANSWER,
+            actor=member.emails[0],
+            now=now,
+            inbound_id=row.id,
+            detail=text[:8000],
+            data={"answer": text},
+        )
+        ctx = {
+            **self.intake.context(ticket, profile),
+            "answer": text,
+            "answered_by": member,
+            "history": self.history(ticket),
+        }
+        attachments = attachments_of(row.raw)
+        self.intake.send(
+            session,
+            ticket,
+            template="answer",
+            kind="answer",
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+            attachments=attachments,
+        )
+
+    def _assignment_mail(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        by: StaffMember | None,
+        target: StaffMember,
+        now: datetime,
+        *,
+        kind: str,
+    ) -> None:
+        """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
+        inbound, _ = store.messages_of_ticket(session, ticket.id)
+        files: list[OutgoingAttachment] = []
+        for m in inbound:
+            if m.from_addr == ticket.applicant_email:
+                files += attachments_of(m.raw)
+        ctx = {
+            **self.intake.context(ticket, profile),
+            "assignee": target,
+            "assigned_by": by,
+            "history": self.history(ticket),
+            "attachments": files,
+            "vendor": kind == "forward",
+            "can_delegate": (level(profile, target.role) or 0) < len(profile.delegation) - 1,
+        }
+        self.intake.send(
+            session,
+            ticket,
+            template="assignment",
+            kind=kind,
+            to_addr=target.emails[0],
+            to_name=target.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+            attachments=tuple(files),
+        )
+
+    def _transcript(
+        self,
+        session: Session,
+        msg: InboundMessage,
+        member: StaffMember,
+        ticket: models.Ticket | None,
+        profile: Profile,
+        lines: list[Line],
+        executed: bool,
+        now: datetime,
+    ) -> None:
+        if ticket is None:
+            # A transcript outside any ticket (HELP, LIST): threaded to the staff member's mail only.
+            self.intake.send_plain(
+                session,
+                template="transcript",
+                kind="transcript",
+                to_addr=member.emails[0],
+                to_name=member.name,
+                context={
+                    "service": self.config.service,
+                    "profile": profile,
+                    "ticket": None,
+                    "lines": lines,
+                    "executed": executed,
+                    "member": member,
+                    "tz": self.intake.tz,
+                },
+                now=now,
+                in_reply_to=msg.message_id,
+                language=profile.language,
+            )
+            return
+        ctx = {
+            **self.intake.context(ticket, profile),
+            "lines": lines,
+            "executed": executed,
+            "member": member,
+            "history": self.history(ticket),
+        }
+        refs = (*msg.references, msg.message_id) if msg.message_id else msg.references
+        self.intake.send(
+            session,
+            ticket,
+            template="transcript",
+            kind="transcript",
+            to_addr=member.emails[0],
+            to_name=member.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+            thread=(msg.message_id, tuple(refs)),
+        )
+
+    def _plain_reply(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        member: StaffMember,
+        ticket: models.Ticket | None,
+        thread: ThreadMatch | None,
+        now: datetime,
+    ) -> None:
+        """A staff reply without commands: the assignee's answer, a vendor's report, or a note."""
+        if ticket is None:
+            row.status = "ignored"
+            return
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        text = msg.new_text.strip()
+        signed = thread is not None and thread.via == "token"
+        mine = ticket.assignee_email is not None and ticket.assignee_email in member.emails
+        if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
+            overtaken = self._overtaken(session, ticket, thread, member) if thread else None
+            if overtaken is None:
+                self.answer(session, ticket, profile, member, text, row, msg, now)
+                return
+        store.record_event(
+            session,
+            ticket,
+            "staff_reply",
+            actor=msg.from_addr,
+            now=now,
+            detail=text[:4000],
+            inbound_id=row.id,
+        )
+        if signed and member.role == "vendor" and text:
+            # SOP 003: the vendor's report goes to the team, who answer the applicant.
+            for lead in self._leads(profile):
+                self._relay(session, ticket, profile, lead, text, "vendor_report", member.name, row, now)
+
+    # --- applicant follow-ups --------------------------------------------------------------
+
+    def applicant_follow_up(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        ticket: models.Ticket,
+        now: datetime,
+    ) -> None:
+        """Recorded, and forwarded to whoever handles the ticket now."""
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        text = msg.new_text.strip()
+        if ticket.state is State.WAITING_APPLICANT:
+            store.transition(
+                session,
+                ticket,
+                Event.INFO_RECEIVED,
+                actor=msg.from_addr,
+                now=now,
+                inbound_id=row.id,
+                detail=text[:4000],
+            )
+        else:
+            store.record_event(
+                session,
+                ticket,
+                "applicant_follow_up",
+                actor=msg.from_addr,
+                now=now,
+                detail=text[:4000],
+                inbound_id=row.id,
+            )
+        if ticket.state not in OPEN_STATES:
+            return
+        handler = self.config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
+        recipients = [handler] if handler else self._leads(profile)
+        for person in recipients:
+            self._relay(session, ticket, profile, person, text, "follow_up", ticket.applicant_name, row, now)
+
+    def _relay(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        person: StaffMember,
+        text: str,
+        kind: str,
+        author: str,
+        row: models.InboundMessage,
+        now: datetime,
+    ) -> None:
+        ctx = {
+            **self.intake.context(ticket, profile),
+            "recipient": person,
+            "text": text,
+            "author": author,
+            "relay_kind": kind,
+            "history": self.history(ticket),
+        }
+        self.intake.send(
+            session,
+            ticket,
+            template="follow_up",
+            kind=kind,
+            to_addr=person.emails[0],
+            to_name=person.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+            attachments=attachments_of(row.raw),
+        )
+
+    def _leads(self, profile: Profile) -> list[StaffMember]:
+        return self.config.staff_with_roles(list(profile.notify_roles), profile.id)
+
+    def _my_tickets(self, session: Session, member: StaffMember, profile: Profile) -> list[models.Ticket]:
+        stmt = (
+            select(models.Ticket).where(models.Ticket.state.in_(list(OPEN_STATES))).order_by(models.Ticket.id)
+        )
+        if not is_lead(profile, member):
+            stmt = stmt.where(models.Ticket.assignee_email.in_(member.emails))
+        return list(session.execute(stmt.limit(200)).scalars())
+
+    def history(self, ticket: models.Ticket) -> list[dict[str, Any]]:
+        """The riwayat konsultasi as people read it: every event but the mail bookkeeping."""
+        hidden = {"mail_queued", "mail_sent"}
+        return [
+            {
+                "at": e.at.astimezone(self.intake.tz),
+                "actor": e.actor,
+                "kind": e.kind,
+                "state": e.state,
+                "detail": e.detail,
+            }
+            for e in ticket.events
+            if e.kind not in hidden
+        ]
+
+
+def attachments_of(raw: bytes) -> tuple[OutgoingAttachment, ...]:
+    """The attached files of a stored mail, to pass along (bounded in size)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception:  # a mail we stored is readable; if not, there is nothing to pass on
+        return ()
+    files: list[OutgoingAttachment] = []
+    total = 0
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_disposition() != "attachment":
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        total += len(data)
+        if total > MAX_ATTACHMENT_BYTES:
+            break
+        files.append(OutgoingAttachment(part.get_filename() or "lampiran.bin", part.get_content_type(), data))
+    return tuple(files)
