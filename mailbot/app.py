@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot import models
 from mailbot.config import Config
@@ -99,8 +100,9 @@ class App:
             try:
                 with self.sessions.begin() as session:
                     return self.intake.process_message(session, source, raw, self.clock())
-            except IntegrityError:
-                # Another process stored the same source key or took the same counter first.
+            except (IntegrityError, StaleDataError):
+                # Another process stored the same source key, took the same counter, or changed
+                # the same ticket first: run the message again against what it committed.
                 if attempt >= 3:
                     raise
             except OperationalError as exc:

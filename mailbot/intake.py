@@ -461,7 +461,8 @@ class Intake:
         store.enqueue(session, envelope, kind=kind, ticket=None, now=now)
 
     def route(self, ticket: models.Ticket, profile: Profile) -> tuple[str, list[StaffMember]]:
-        """The region / field / unit a new ticket belongs to and the staff who serve it."""
+        """The region / field / unit a new ticket belongs to, and the people one level below the
+        lead who serve it (SOP 004: the Inspektur Pembantu of the region; SOP 001: the field's consultant)."""
         if profile.route_by == "none":
             return "", []
         haystack = (
@@ -474,7 +475,7 @@ class Intake:
                 attribute = "field" if profile.route_by == "field" else "region"
                 people = [
                     m
-                    for m in self.config.staff_with_roles(list(profile.delegation[1:]), profile.id)
+                    for m in self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
                     if getattr(m, attribute).casefold() == rule.to.casefold()
                 ]
                 return rule.to, people

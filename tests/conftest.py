@@ -143,18 +143,20 @@ def write_config(
     staff: str = STAFF_TOML,
     mailbox_extra: str = "",
     smtp_extra: str = "",
+    profile: str = "sop-002",
+    profiles_dir: Path = PROFILES,
 ) -> Path:
     path = tmp_path / "mailbot.toml"
     path.write_text(
         f"""
-profiles_dir = "{PROFILES}"
+profiles_dir = "{profiles_dir}"
 
 [service]
 name = "Layanan Konsultasi Online"
 office = "BPSDM Kementerian Desa PDTT"
 address = "{SERVICE_ADDRESS}"
 timezone = "Asia/Jakarta"
-profile = "sop-002"
+profile = "{profile}"
 data_dir = "{tmp_path / "var"}"
 
 [database]

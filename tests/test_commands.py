@@ -1,0 +1,122 @@
+"""The command parser, name matching and the Authentication-Results check (pure parts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailbot.authz import authenticated
+from mailbot.commands import Verb, fold, match_person, parse_commands
+from mailbot.config import StaffMember
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ASSIGN Budi Santoso", [(Verb.ASSIGN, "Budi Santoso")]),
+        ("TUGASKAN budi", [(Verb.ASSIGN, "budi")]),
+        ("DISPOSISI: Dewi Lestari", [(Verb.ASSIGN, "Dewi Lestari")]),
+        ("REQUEST-INFO Mohon kirim SK", [(Verb.REQUEST_INFO, "Mohon kirim SK")]),
+        ("REQUEST INFO Mohon kirim SK", [(Verb.REQUEST_INFO, "Mohon kirim SK")]),
+        ("MINTA-DATA lampiran SK", [(Verb.REQUEST_INFO, "lampiran SK")]),
+        ("**URGENT**\nNOTE cek dulu", [(Verb.URGENT, ""), (Verb.NOTE, "cek dulu")]),
+        ("\n\nSTATUS\nLIST\nHELP\n", [(Verb.STATUS, ""), (Verb.LIST, ""), (Verb.HELP, "")]),
+        ("PERPANJANG 2 hari", [(Verb.EXTEND, "2 hari")]),
+        ("TOLAK bukan kewenangan kami", [(Verb.REJECT, "bukan kewenangan kami")]),
+        ("BUKA-KEMBALI", [(Verb.REOPEN, "")]),
+    ],
+)
+def test_parse_commands(text: str, expected: list[tuple[Verb, str]]) -> None:
+    parsed = parse_commands(text)
+    assert not parsed.errors
+    assert [(c.verb, c.arg) for c in parsed.commands] == expected
+
+
+def test_parsing_stops_at_the_first_line_that_is_not_a_command() -> None:
+    parsed = parse_commands("ASSIGN Budi\nMohon segera ditindaklanjuti.\nCLOSE selesai\n")
+    assert [c.verb for c in parsed.commands] == [Verb.ASSIGN]
+    assert parsed.body.startswith("Mohon segera")
+
+
+def test_answer_takes_the_rest_of_the_mail() -> None:
+    parsed = parse_commands("NOTE normatif\nJAWAB\nSesuai PP 11/2017, cuti besar\ndiberikan setelah 5 tahun.")
+    assert [c.verb for c in parsed.commands] == [Verb.NOTE, Verb.ANSWER]
+    assert parsed.commands[1].arg == "Sesuai PP 11/2017, cuti besar\ndiberikan setelah 5 tahun."
+
+
+def test_prose_and_lowercase_words_are_not_commands() -> None:
+    for text in (
+        "Status kepegawaian Anda sudah aktif.",
+        "Catatan: harap dibaca",
+        "note that this is fine",
+        "> ASSIGN Budi",
+        "Terima kasih",
+    ):
+        assert parse_commands(text).empty, text
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("ASSIGN", "missing_argument"),
+        ("NOTE", "missing_argument"),
+        ("STATUS sekarang", "unexpected_argument"),
+        ("EXTEND lama", "bad_days"),
+        ("EXTEND 45", "bad_days"),
+        ("EXTEND 0", "bad_days"),
+    ],
+)
+def test_malformed_commands(text: str, code: str) -> None:
+    parsed = parse_commands(text)
+    assert [e.code for e in parsed.errors] == [code] and not parsed.commands
+
+
+def _m(name: str, email: str, *aliases: str) -> StaffMember:
+    return StaffMember(name=name, emails=[email], role="consultant", aliases=list(aliases))
+
+
+PEOPLE = [
+    _m("Budi Santoso", "budi.santoso@x.go.id", "Pak Budi"),
+    _m("Budi Hartono", "bhartono@x.go.id"),
+    _m("Dédé Suryadi", "dede@x.go.id"),
+    _m("Siti Aminah", "siti.aminah@x.go.id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("Budi Santoso", ["Budi Santoso"]),
+        ("budi santoso", ["Budi Santoso"]),
+        ("pak budi", ["Budi Santoso"]),
+        ("bhartono", ["Budi Hartono"]),
+        ("budi.santoso@x.go.id", ["Budi Santoso"]),
+        ("Dede Suryadi", ["Dédé Suryadi"]),
+        ("DEDE", ["Dédé Suryadi"]),
+        ("Budi", ["Budi Santoso", "Budi Hartono"]),
+        ("Joko", []),
+    ],
+)
+def test_match_person(query: str, names: list[str]) -> None:
+    assert [p.name for p in match_person(query, PEOPLE)] == names
+
+
+def test_fold() -> None:
+    assert fold("  Dédé   SURYADI ") == "dede suryadi"
+
+
+OUR = "mx.kemendesa.go.id"
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ([f"{OUR}; dkim=pass header.d=kemendesa.go.id; spf=pass"], True),
+        ([f"{OUR}; dmarc=pass (p=quarantine) header.from=kemendesa.go.id"], True),
+        ([f"{OUR}; dkim=fail header.d=kemendesa.go.id; dmarc=fail header.from=kemendesa.go.id"], False),
+        ([f"{OUR}; dkim=pass header.d=evil.example"], False),
+        (["evil.example; dkim=pass header.d=kemendesa.go.id; dmarc=pass"], False),  # not our server
+        ([], False),
+    ],
+)
+def test_authentication_results(headers: list[str], ok: bool) -> None:
+    assert authenticated(tuple(headers), OUR, "kabag@kemendesa.go.id") is ok

@@ -1,0 +1,515 @@
+"""Disposition by email through the whole intake, on SQLite and PostgreSQL: every mail is real
+RFC 5322 text, every reply answers a mail mailbot actually queued (read back from the outbox)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import secrets
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailbot import models
+from mailbot.app import App
+from mailbot.intake import Outcome, Source
+from mailbot.workflow import State
+from tests.conftest import PROFILES, SERVICE_ADDRESS, request_mail
+
+APPLICANT = "rina.kartika@kemendesa.example.go.id"
+HEAD = "kabag.umum@bpsdm.example.go.id"
+HEAD2 = "plh.kabag@bpsdm.example.go.id"
+SECRETARIAT = "sekretariat@bpsdm.example.go.id"
+BUDI = "budi.santoso@bpsdm.example.go.id"
+BUDI2 = "budi.hartono@bpsdm.example.go.id"
+DEWI = "dewi.lestari@bpsdm.example.go.id"
+IRBAN2 = "irban2@inspektorat.example.go.id"
+VENDOR = "support@vendor.example.com"
+
+STAFF = f"""
+[[staff]]
+name = "Siti Rahmawati"
+aliases = ["Kabag Umum"]
+emails = ["{HEAD}"]
+role = "head"
+position = "Kepala Bagian Umum dan Rumah Tangga"
+
+[[staff]]
+name = "Agus Plh"
+emails = ["{HEAD2}"]
+role = "head"
+
+[[staff]]
+name = "Tim Sekretariat"
+emails = ["{SECRETARIAT}"]
+role = "secretariat"
+
+[[staff]]
+name = "Budi Santoso"
+emails = ["{BUDI}"]
+role = "consultant"
+nip = "198001012005011001"
+position = "Analis SDM Aparatur"
+field = "kepegawaian"
+region = "Wilayah I"
+
+[[staff]]
+name = "Budi Hartono"
+emails = ["{BUDI2}"]
+role = "consultant"
+field = "pengadaan"
+region = "Wilayah II"
+
+[[staff]]
+name = "Dewi Lestari"
+emails = ["{DEWI}"]
+role = "consultant"
+active = false
+
+[[staff]]
+name = "Irban Wilayah II"
+aliases = ["Irban II"]
+emails = ["{IRBAN2}"]
+role = "subhead"
+region = "Wilayah II"
+
+[[staff]]
+name = "PT Jaringan Andal"
+aliases = ["vendor jaringan"]
+emails = ["{VENDOR}"]
+role = "vendor"
+"""
+
+
+class Desk:
+    """One app, and the people around it writing real mail to it."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.n = 0
+
+    def deliver(self, raw: bytes) -> Outcome:
+        self.n += 1
+        return self.app.process_raw(Source("test", 1, str(self.n)), raw)
+
+    def outbox(self, to: str | None = None, kind: str | None = None) -> list[models.OutboundMessage]:
+        with self.app.sessions() as s:
+            stmt = select(models.OutboundMessage).order_by(models.OutboundMessage.id)
+            rows = list(s.execute(stmt).scalars())
+        return [r for r in rows if (to is None or r.recipient == to) and (kind is None or r.kind == kind)]
+
+    def last(self, to: str, kind: str | None = None) -> models.OutboundMessage:
+        rows = self.outbox(to, kind)
+        assert rows, f"no mail to {to} ({kind})"
+        return rows[-1]
+
+    def ticket(self) -> models.Ticket:
+        with self.app.sessions() as s:
+            return s.execute(select(models.Ticket).order_by(models.Ticket.id.desc())).scalars().first()
+
+    def reply(
+        self,
+        to: models.OutboundMessage,
+        sender: str,
+        body: str,
+        *,
+        headers: dict[str, str] | None = None,
+        attach: tuple[str, bytes] | None = None,
+    ) -> Outcome:
+        return self.deliver(reply_bytes(to, sender, body, headers=headers, attach=attach))
+
+
+def reply_bytes(
+    to: models.OutboundMessage,
+    sender: str,
+    body: str,
+    *,
+    headers: dict[str, str] | None = None,
+    attach: tuple[str, bytes] | None = None,
+) -> bytes:
+    """`sender` answers one of our mails as a mail client does: threading headers, the quote below."""
+    original = email.message_from_bytes(to.raw, policy=email.policy.default)
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = SERVICE_ADDRESS
+    msg["Subject"] = "Re: " + str(original["Subject"])
+    msg["Message-ID"] = f"<{secrets.token_hex(8)}@mail.example.go.id>"
+    msg["In-Reply-To"] = str(original["Message-ID"])
+    msg["References"] = f"{original.get('References', '')} {original['Message-ID']}".strip()
+    for k, v in (headers or {}).items():
+        msg[k] = v
+    quoted = "\n".join("> " + x for x in text_of(to).splitlines())
+    msg.set_content(f"{body}\n\nPada Sen, 16 Nov 2026 09.20, Layanan Konsultasi menulis:\n{quoted}\n")
+    if attach:
+        msg.add_attachment(attach[1], maintype="application", subtype="pdf", filename=attach[0])
+    return msg.as_bytes()
+
+
+def text_of(row: models.OutboundMessage) -> str:
+    msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+    return str(msg.get_body(("plain",)).get_content())
+
+
+def attachment_names(row: models.OutboundMessage) -> list[str]:
+    msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+    return [p.get_filename() or "" for p in msg.iter_attachments()]
+
+
+def with_attachment(raw: bytes, name: str, data: bytes) -> bytes:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.make_mixed()
+    msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def desk(make_app, database_url, tmp_path) -> Desk:
+    app = make_app(
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        staff=STAFF,
+    )
+    return Desk(app)
+
+
+def _profile_desk(make_app, sqlite_url, tmp_path, profile: str, extra_profile: str = "") -> Desk:
+    profiles = PROFILES
+    if extra_profile:
+        profiles = tmp_path / "profiles"
+        profiles.mkdir()
+        for p in PROFILES.glob("*.toml"):
+            (profiles / p.name).write_text(p.read_text())
+        (profiles / "../roster-ehrm.example.csv").write_text(
+            (PROFILES.parent / "roster-ehrm.example.csv").read_text()
+        )
+        keys = {line.split("=")[0].strip() for line in extra_profile.splitlines() if "=" in line}
+        kept = [
+            line
+            for line in (PROFILES / f"{profile}.toml").read_text().splitlines()
+            if line.split("=")[0].strip() not in keys
+        ]
+        (profiles / f"{profile}.toml").write_text(extra_profile + "\n".join(kept) + "\n")
+    app = make_app(
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        staff=STAFF,
+        profile=profile,
+        profiles_dir=profiles,
+    )
+    return Desk(app)
+
+
+# --- SOP 002 -------------------------------------------------------------------------------
+
+
+def test_full_disposition_loop(desk: Desk) -> None:
+    desk.deliver(with_attachment(request_mail(), "SK-pengangkatan.pdf", b"%PDF-1.4 sk"))
+    notify = desk.last(HEAD, "notify")
+    assert "ASSIGN Budi Santoso" in text_of(notify)
+
+    desk.reply(notify, HEAD, "ASSIGN budi santoso\nNOTE mohon dijawab hari ini\n\nSiti")
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI
+
+    transcript = desk.last(HEAD, "transcript")
+    text = text_of(transcript)
+    assert "> ASSIGN budi santoso" in text and "DILAKSANAKAN: ditugaskan kepada Budi Santoso" in text
+    assert "> NOTE mohon dijawab hari ini" in text and "catatan disimpan" in text
+    assert "sedang ditangani, ditangani budi.santoso@bpsdm.example.go.id" in text
+
+    assignment = desk.last(BUDI, "assign")
+    body = text_of(assignment)
+    assert "Penerima tugas : Budi Santoso, NIP 198001012005011001, Analis SDM Aparatur" in body
+    assert "Riwayat konsultasi:" in body and "Disposisi / penugasan (kabag.umum@" in body
+    assert attachment_names(assignment) == ["SK-pengangkatan.pdf"]
+    assert "Budi Santoso" in text_of(desk.last(APPLICANT, "assigned"))
+
+    # The consultant's plain reply is the answer; the quote below it is not.
+    desk.reply(assignment, BUDI, "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.")
+    ticket = desk.ticket()
+    assert ticket.state is State.ANSWERED
+    answer = text_of(desk.last(APPLICANT, "answer"))
+    assert "ABK disusun per jabatan dengan 1.250 jam efektif per tahun." in answer
+    assert "Salinan riwayat konsultasi" in answer and "Disposisi / penugasan" in answer
+    assert "Penerima tugas" not in answer  # the quoted assignment mail did not leak into the answer
+
+
+def test_ambiguous_and_unknown_names_change_nothing(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    notify = desk.last(HEAD, "notify")
+    desk.reply(notify, HEAD, "ASSIGN Budi")
+    assert desk.ticket().state is State.NEW
+    text = text_of(desk.last(HEAD, "transcript"))
+    assert (
+        '"Budi" cocok dengan beberapa orang: Budi Santoso <budi.santoso@' in text and "Budi Hartono" in text
+    )
+
+    desk.reply(notify, HEAD, "TUGASKAN Joko Widodo")
+    text = text_of(desk.last(HEAD, "transcript"))
+    assert 'tidak ada petugas bernama "Joko Widodo"' in text
+    # Who may be assigned in SOP 002's chain: consultants, not the inactive Dewi, not a sub-head.
+    assert "Yang dapat ditugaskan: Budi Santoso, Budi Hartono\r\n" in text
+    assert desk.ticket().state is State.NEW
+
+
+def test_forged_from_and_forwarded_tokens_do_not_command(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    ticket = desk.ticket()
+    # Forged: From the head, the ticket number in the subject, but no token of ours.
+    forged = request_mail(
+        sender=HEAD, name="Siti", subject=f"Re: [{ticket.number}] disposisi", body="ASSIGN Budi Santoso\n"
+    )
+    desk.deliver(forged)
+    assert desk.ticket().state is State.NEW
+    assert "hanya berlaku sebagai balasan langsung" in text_of(desk.last(HEAD, "transcript"))
+    # The head's mail forwarded to the other head, who replies to it: the token is not theirs.
+    desk.reply(desk.last(HEAD, "notify"), HEAD2, "ASSIGN Budi Santoso")
+    assert desk.ticket().state is State.NEW
+    assert "hanya berlaku sebagai balasan langsung" in text_of(desk.last(HEAD2, "transcript"))
+    # A staff member using the applicant's acknowledgment (signed for the applicant) gets nothing either.
+    desk.reply(desk.last(APPLICANT, "ack"), HEAD, "ASSIGN Budi Santoso")
+    assert desk.ticket().state is State.NEW
+
+
+def test_role_refusal_makes_the_whole_mail_act_not_at_all(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    assignment = desk.last(BUDI, "assign")
+    desk.reply(assignment, BUDI, "NOTE sudah saya cek\nCLOSE selesai\n")
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED
+    text = text_of(desk.last(BUDI, "transcript"))
+    assert "TIDAK dijalankan" in text and "hanya pimpinan atau sekretariat" in text
+    with desk.app.sessions() as s:
+        kinds = [e.kind for e in s.get(models.Ticket, ticket.id).events]
+    assert "note" not in kinds and "commands_refused" in kinds
+
+
+def test_first_of_two_heads_wins_and_the_second_is_told(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    n1, n2 = desk.last(HEAD, "notify"), desk.last(HEAD2, "notify")
+    desk.reply(n1, HEAD, "ASSIGN Budi Santoso")
+    desk.reply(n2, HEAD2, "ASSIGN Budi Hartono")
+    ticket = desk.ticket()
+    assert ticket.assignee_email == BUDI
+    text = text_of(desk.last(HEAD2, "transcript"))
+    assert f"sudah ditangani lebih dulu oleh {HEAD}" in text and "sedang ditangani" in text
+    assert desk.outbox(BUDI2) == []
+
+
+def test_concurrent_commands_no_lost_update(desk: Desk) -> None:
+    """Two heads' ASSIGNs in overlapping transactions: the first commits, the second is re-run
+    against the committed ticket (PostgreSQL: version check; SQLite: the write lock) and refused."""
+    desk.deliver(request_mail())
+    n1, n2 = desk.last(HEAD, "notify"), desk.last(HEAD2, "notify")
+    first = reply_bytes(n1, HEAD, "ASSIGN Budi Santoso")
+    second = reply_bytes(n2, HEAD2, "ASSIGN Budi Hartono")
+    app = desk.app
+    session = app.sessions()
+    session.begin()
+    app.intake.process_message(session, Source("race", 1, "a"), first, app.clock())  # flushed, not committed
+    other = threading.Thread(target=lambda: app.process_raw(Source("race", 1, "b"), second))
+    other.start()
+    if app.engine.dialect.name == "postgresql":
+        _wait_until_blocked(app)
+    session.commit()
+    session.close()
+    other.join(timeout=60)
+    assert not other.is_alive()
+    ticket = desk.ticket()
+    assert ticket.assignee_email == BUDI and ticket.version == 2  # created, then assigned once
+    assert f"sudah ditangani lebih dulu oleh {HEAD}" in text_of(desk.last(HEAD2, "transcript"))
+    assert desk.outbox(BUDI2) == []
+
+
+def _wait_until_blocked(app: App) -> None:
+    """Until the second transaction waits on the first one's row lock (seen in pg_locks)."""
+    deadline = time.monotonic() + 20
+    with app.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
+                return
+            conn.rollback()
+            time.sleep(0.02)
+    raise AssertionError("the second transaction never blocked")
+
+
+def test_follow_ups_and_request_info_reach_the_handler(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    desk.reply(desk.last(APPLICANT, "assigned"), APPLICANT, "Tambahan: unit kami berdiri tahun 2024.")
+    relayed = desk.last(BUDI, "follow_up")
+    assert "Tambahan: unit kami berdiri tahun 2024." in text_of(relayed)
+
+    desk.reply(desk.last(BUDI, "assign"), BUDI, "REQUEST-INFO Mohon kirim SK pembentukan unit.")
+    assert desk.ticket().state is State.WAITING_APPLICANT
+    ask = desk.last(APPLICANT, "request_info")
+    assert "Mohon kirim SK pembentukan unit." in text_of(ask)
+    desk.reply(ask, APPLICANT, "Terlampir SK-nya.", attach=("SK-2024.pdf", b"%PDF sk"))
+    assert desk.ticket().state is State.ASSIGNED
+    relayed = desk.last(BUDI, "follow_up")
+    assert "Terlampir SK-nya." in text_of(relayed) and attachment_names(relayed) == ["SK-2024.pdf"]
+
+
+def test_lead_commands(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    notify = desk.last(HEAD, "notify")
+    desk.reply(notify, HEAD, "URGENT\nPERPANJANG 2\nSTATUS")
+    ticket = desk.ticket()
+    assert ticket.urgent and ticket.extension_days == 2
+    text = text_of(desk.last(HEAD, "transcript"))
+    assert "ditandai segera" in text and "diperpanjang 2 hari kerja" in text and "Riwayat konsultasi" in text
+    desk.reply(notify, HEAD, "REJECT bukan kewenangan BPSDM")
+    assert desk.ticket().state is State.REJECTED
+    assert "bukan kewenangan BPSDM" in text_of(desk.last(APPLICANT, "rejected"))
+    desk.reply(desk.last(HEAD, "transcript"), HEAD, "REOPEN")
+    assert desk.ticket().state is State.NEW
+
+
+def test_help_and_list_outside_a_thread(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.deliver(request_mail(sender=HEAD, name="Siti", subject="perintah", body="LIST\nHELP\n"))
+    text = text_of(desk.last(HEAD, "transcript"))
+    assert "KONS-2026-000001" in text and "ASSIGN <nama>" in text
+
+
+def test_malformed_command_is_answered_not_executed(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN\nEXTEND seminggu")
+    assert desk.ticket().state is State.NEW
+    text = text_of(desk.last(HEAD, "transcript"))
+    assert "memerlukan keterangan" in text and "1 sampai 30" in text
+
+
+# --- the other SOPs ------------------------------------------------------------------------
+
+
+def test_sop_000_roster_refusal_and_direct_answer(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-000")
+    outsider = request_mail(
+        sender="luar@example.com",
+        name="Orang Luar",
+        body=request_mail().decode().split("\r\n\r\n", 1)[1].replace("2 001", "1 009"),
+    )
+    desk.deliver(outsider)
+    ticket = desk.ticket()
+    assert ticket.state is State.REJECTED and ticket.number.startswith("KKO-2026-")
+    assert "tidak terdaftar pada data pegawai" in text_of(desk.last("luar@example.com", "not_eligible"))
+
+    desk.deliver(request_mail())  # Rina is in the roster
+    notify = desk.last(SECRETARIAT, "notify")
+    desk.reply(notify, SECRETARIAT, "JAWAB\nSesuai Permenpan RB 1/2023, ABK disusun oleh unit pembina.")
+    assert desk.ticket().state is State.ANSWERED
+    assert "unit pembina" in text_of(desk.last(APPLICANT, "answer"))
+
+
+def test_sop_003_forward_to_vendor_and_report_back(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
+    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login"))
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan")
+    assert desk.ticket().state is State.FORWARDED
+    forwarded = desk.last(VENDOR, "forward")
+    assert "Penerusan keluhan" in text_of(forwarded) or "keluhan" in forwarded.subject.lower()
+    desk.reply(forwarded, VENDOR, "Akun sudah direset, silakan login ulang.")
+    report = desk.last(SECRETARIAT, "vendor_report")
+    assert "Akun sudah direset" in text_of(report)
+    desk.reply(report, SECRETARIAT, "ANSWER\nAkun Anda sudah direset oleh penyedia jasa.")
+    assert desk.ticket().state is State.ANSWERED
+
+
+def test_sop_004_three_levels_routed_by_region(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-004")
+    body = (
+        request_mail()
+        .decode()
+        .split("\r\n\r\n", 1)[1]
+        .replace("Biro Perencanaan, Kementerian Desa PDTT", "Dinas Pekerjaan Umum dan Penataan Ruang")
+    )
+    desk.deliver(request_mail(body=body))
+    ticket = desk.ticket()
+    assert ticket.number == "SIKUWAS-2026-0001"
+    notify = desk.last(HEAD, "notify")
+    assert "ASSIGN Irban Wilayah II" in text_of(notify)  # the routed Inspektur Pembantu is suggested
+    desk.reply(notify, HEAD, "DISPOSISI Irban II")
+    assignment = desk.last(IRBAN2, "assign")
+    assert "ASSIGN <nama>" in text_of(assignment)  # a sub-head can delegate further
+    desk.reply(assignment, IRBAN2, "ASSIGN Budi Hartono")
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI2
+    auditor_mail = desk.last(BUDI2, "assign")
+    assert "ASSIGN <nama>" not in text_of(auditor_mail)  # the last level answers
+    desk.reply(auditor_mail, BUDI2, "ASSIGN Budi Santoso")
+    assert "peran Anda tidak dapat mendisposisikan" in text_of(desk.last(BUDI2, "transcript"))
+    desk.reply(auditor_mail, BUDI2, "Hasil konsultasi: pengadaan dapat dilakukan melalui e-katalog.")
+    assert desk.ticket().state is State.ANSWERED
+
+
+def test_sop_001_auto_assign_by_field(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-001", "auto_assign_routed = true\n")
+    body = (
+        request_mail()
+        .decode()
+        .split("\r\n\r\n", 1)[1]
+        .replace(
+            "Bagaimana tata cara penyusunan Analisis Beban Kerja",
+            "Bagaimana prosedur pengadaan barang dan jasa",
+        )
+    )
+    desk.deliver(request_mail(body=body))
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI2
+    assert desk.outbox(BUDI2, "assign")
+
+
+def test_authentication_results_required(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(
+        make_app,
+        sqlite_url,
+        tmp_path,
+        "sop-002",
+        'require_authentication = true\nauthserv_id = "mx.bpsdm.example.go.id"\n',
+    )
+    desk.deliver(request_mail())
+    notify = desk.last(HEAD, "notify")
+    desk.reply(
+        notify,
+        HEAD,
+        "ASSIGN Budi Santoso",
+        headers={"Authentication-Results": "evil.example; dkim=pass header.d=bpsdm.example.go.id"},
+    )
+    assert desk.ticket().state is State.NEW
+    assert "tidak memastikan keaslian pengirim" in text_of(desk.last(HEAD, "transcript"))
+    desk.reply(
+        notify,
+        HEAD,
+        "ASSIGN Budi Santoso",
+        headers={
+            "Authentication-Results": "mx.bpsdm.example.go.id; dmarc=pass header.from=bpsdm.example.go.id"
+        },
+    )
+    assert desk.ticket().state is State.ASSIGNED
+
+
+def test_staff_from_csv(tmp_path: Path) -> None:
+    from mailbot.config import load_staff_csv
+
+    path = tmp_path / "staff.csv"
+    path.write_text(
+        "name,emails,role,aliases,region,active\n"
+        "Irban I,irban1@x.go.id;irban.satu@x.go.id,subhead,Irban Satu,Wilayah I,ya\n"
+        "Auditor Lama,lama@x.go.id,consultant,,,tidak\n"
+        "Salah,bukan-alamat,boss,,,\n"
+    )
+    rows, problems = load_staff_csv(path)
+    assert [(m.name, m.emails, m.active) for _, m in rows] == [
+        ("Irban I", ["irban1@x.go.id", "irban.satu@x.go.id"], True),
+        ("Auditor Lama", ["lama@x.go.id"], False),
+    ]
+    assert {k for k, _ in problems} == {"staff_csv:4.emails.0", "staff_csv:4.role"}
