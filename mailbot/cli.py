@@ -9,9 +9,10 @@ import logging
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
@@ -22,6 +23,7 @@ from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
 from mailbot.privacy import MaskingFilter
+from mailbot.reports import format_ikm_table, ikm_report
 from mailbot.workflow import State
 
 log = logging.getLogger("mailbot")
@@ -378,6 +380,42 @@ def cmd_replay(args: argparse.Namespace) -> int:
         app.close()
 
 
+# --- reports ------------------------------------------------------------------------------
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.start > args.end:
+        print("--from is after --to", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    try:
+        tz = ZoneInfo(config.service.timezone)
+        with app.sessions() as session:
+            rows = ikm_report(session, args.start, args.end, tz, args.by)
+        if args.json:
+            payload = {
+                "from": args.start.isoformat(),
+                "to": args.end.isoformat(),
+                "by": args.by,
+                "groups": [r.as_json() for r in rows],
+            }
+            json.dump(payload, sys.stdout, indent=2, ensure_ascii=False)
+            print()
+        else:
+            print(format_ikm_table(rows, args.start, args.end, args.by))
+        return 0
+    finally:
+        app.close()
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -411,6 +449,15 @@ def build_parser() -> argparse.ArgumentParser:
     tshow.add_argument("number")
     tshow.add_argument("--json", action="store_true")
     tickets.set_defaults(func=cmd_tickets)
+
+    report = sub.add_parser("report", help="reports: ikm")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    rikm = rsub.add_parser("ikm", help="the satisfaction index (IKM) per period and group")
+    rikm.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    rikm.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    rikm.add_argument("--by", choices=["all", "unit", "consultant", "profile"], default="all")
+    rikm.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
 
     replay = sub.add_parser("replay", help="process a quarantined message (by id) or a .eml file again")
     replay.add_argument("target", help="FILE.eml or an inbound message id")

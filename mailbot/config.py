@@ -227,6 +227,11 @@ class Profile(_Strict):
     # Authentication-Results header from this server (authserv-id).
     require_authentication: bool = False
     authserv_id: str = ""
+    # The answer carries the satisfaction form (SKM); a complete survey closes the ticket.
+    survey: bool = True
+    # A follow-up question within this many days after the answer reopens the ticket;
+    # later it opens a new ticket linked to the old one.
+    reopen_window_days: int = Field(default=14, ge=0)
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("number_format")

@@ -13,7 +13,7 @@ import email
 import email.policy
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -26,6 +26,7 @@ from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_
 from mailbot.compose import OutgoingAttachment
 from mailbot.config import Profile, StaffMember
 from mailbot.parse import InboundMessage
+from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
 from mailbot.workflow import OPEN_STATES, Event, InvalidTransition, State, next_state
 
 if TYPE_CHECKING:
@@ -399,6 +400,7 @@ class Dispatcher:
         )
         ctx = {
             **self.intake.context(ticket, profile),
+            "survey_elements": ELEMENTS if profile.survey else (),
             "answer": text,
             "answered_by": member,
             "history": self.history(ticket),
@@ -560,10 +562,46 @@ class Dispatcher:
         ticket: models.Ticket,
         now: datetime,
     ) -> None:
-        """Recorded, and forwarded to whoever handles the ticket now."""
+        """Recorded, and forwarded to whoever handles the ticket now.
+
+        After the answer, a reply is the survey when it carries survey answers; otherwise a
+        further question reopens the ticket within the profile's window, or (later) opens
+        a new ticket linked to this one.
+        """
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         text = msg.new_text.strip()
-        if ticket.state is State.WAITING_APPLICANT:
+        if ticket.state in (State.ANSWERED, State.CLOSED, State.REJECTED):
+            if ticket.state is State.ANSWERED and profile.survey:
+                reply = parse_survey(msg.text, msg.html_text)
+                if reply.found:
+                    self.survey_reply(session, row, ticket, profile, reply, now)
+                    return
+            if not text:
+                store.record_event(
+                    session,
+                    ticket,
+                    "applicant_follow_up",
+                    actor=msg.from_addr,
+                    now=now,
+                    inbound_id=row.id,
+                    detail="(empty)",
+                )
+                return
+            answered_at = next((e.at for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
+            window = timedelta(days=profile.reopen_window_days)
+            if ticket.state is State.REJECTED or answered_at is None or now - answered_at > window:
+                self.intake.open_linked(session, row, msg, ticket, now)
+                return
+            store.transition(
+                session,
+                ticket,
+                Event.REOPEN,
+                actor=msg.from_addr,
+                now=now,
+                inbound_id=row.id,
+                detail=text[:4000],
+            )
+        elif ticket.state is State.WAITING_APPLICANT:
             store.transition(
                 session,
                 ticket,
@@ -589,6 +627,86 @@ class Dispatcher:
         recipients = [handler] if handler else self._leads(profile)
         for person in recipients:
             self._relay(session, ticket, profile, person, text, "follow_up", ticket.applicant_name, row, now)
+
+    def survey_reply(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        ticket: models.Ticket,
+        profile: Profile,
+        reply: SurveyReply,
+        now: datetime,
+    ) -> None:
+        """Record survey answers; a complete survey closes the ticket (SOP 002 steps 7-8)."""
+        survey = session.execute(
+            select(models.Survey).where(models.Survey.ticket_id == ticket.id)
+        ).scalar_one_or_none()
+        if survey is None:
+            survey = models.Survey(
+                ticket_id=ticket.id, scores={}, comment="", complete=False, received_at=now
+            )
+            session.add(survey)
+        scores = {**survey.scores, **{str(k): v for k, v in reply.scores.items()}}
+        survey.scores = scores
+        survey.comment = reply.comment or survey.comment
+        survey.received_at = now
+        have = {int(k): int(v) for k, v in scores.items()}
+        missing = reply.missing(have)
+        store.record_event(
+            session,
+            ticket,
+            "survey_answer",
+            actor=ticket.applicant_email,
+            now=now,
+            inbound_id=row.id,
+            detail=" ".join(f"U{k}={v}" for k, v in sorted(have.items()))
+            + (
+                f"; salah: {', '.join(f'U{e.element}={e.value}' for e in reply.errors)}"
+                if reply.errors
+                else ""
+            ),
+        )
+        ctx = {**self.intake.context(ticket, profile), "elements": ELEMENTS, "have": have}
+        if reply.errors or missing:
+            ctx |= {"errors": reply.errors, "missing": missing}
+            self.intake.send(
+                session,
+                ticket,
+                template="survey_incomplete",
+                kind="survey_incomplete",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+            return
+        survey.complete = True
+        survey.profile = ticket.profile
+        survey.unit = str(ticket.fields.get("unit", ""))[:200]
+        survey.consultant = ticket.assignee_email or ""
+        store.transition(
+            session,
+            ticket,
+            Event.SURVEY_RECEIVED,
+            actor=ticket.applicant_email,
+            now=now,
+            inbound_id=row.id,
+            detail=survey.comment[:2000],
+        )
+        self.intake.send(
+            session,
+            ticket,
+            template="survey_thanks",
+            kind="survey_thanks",
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+        )
 
     def _relay(
         self,

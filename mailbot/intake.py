@@ -230,11 +230,47 @@ class Intake:
                     return ThreadMatch(ticket.id, ticket.applicant_email, "subject")
         return None
 
-    def _new_request(
-        self, session: Session, row: models.InboundMessage, msg: InboundMessage, now: datetime
+    def open_linked(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        parent: models.Ticket,
+        now: datetime,
     ) -> None:
-        profile = self.config.profile
-        found = merge_fields(extract_fields(msg.text), extract_fields(msg.html_text) if msg.html_text else {})
+        """A follow-up after the reopen window: a new ticket, linked to the old one, with the
+        applicant's data carried over and the new text as the question."""
+        store.record_event(
+            session,
+            parent,
+            "follow_up_new_ticket",
+            actor=msg.from_addr,
+            now=now,
+            inbound_id=row.id,
+            detail=msg.new_text[:2000],
+        )
+        self._new_request(session, row, msg, now, parent=parent)
+
+    def _new_request(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        msg: InboundMessage,
+        now: datetime,
+        parent: models.Ticket | None = None,
+    ) -> None:
+        profile = (
+            self.config.profiles.get(parent.profile, self.config.profile) if parent else self.config.profile
+        )
+        if parent is None:
+            found = merge_fields(
+                extract_fields(msg.text), extract_fields(msg.html_text) if msg.html_text else {}
+            )
+        else:
+            carried = {k: str(v) for k, v in parent.fields.items() if k != "question"}
+            found = merge_fields(extract_fields(msg.new_text), carried)
+            if msg.new_text.strip():
+                found["question"] = msg.new_text.strip()
         if "name" not in found and msg.from_name:
             # The display name is a fallback, never a reason to skip asking for a name.
             found["name"] = msg.from_name
@@ -252,6 +288,7 @@ class Intake:
             },
             issues=[_issue_dict(i) for i in validation.issues],
             root_message_id=msg.message_id,
+            parent_id=parent.id if parent else None,
             created_at=now,
             updated_at=now,
         )

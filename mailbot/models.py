@@ -73,6 +73,8 @@ class Ticket(Base):
     root_message_id: Mapped[str] = mapped_column(String(998), default="")
     assignee_email: Mapped[str | None] = mapped_column(String(320), default=None)
     urgent: Mapped[bool] = mapped_column(default=False)
+    # A follow-up after the reopen window opens a new ticket linked to the old one.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     # Working days added to the current step's deadline by EXTEND.
     extension_days: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
@@ -156,6 +158,24 @@ class OutboundMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)
+
+
+class Survey(Base):
+    """A satisfaction survey (SKM) of one ticket: answers so far, complete or not."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    # {"1": 4, ..., "9": 3}: element number -> score 1..4
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    complete: Mapped[bool] = mapped_column(default=False, index=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    # Grouping keys for reports, fixed when the survey is complete.
+    profile: Mapped[str] = mapped_column(String(64), default="")
+    unit: Mapped[str] = mapped_column(String(200), default="")
+    consultant: Mapped[str] = mapped_column(String(320), default="")
 
 
 class Counter(Base):

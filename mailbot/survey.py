@@ -110,7 +110,8 @@ _ELEMENT_LINE = re.compile(
 )
 _ROW = re.compile(r"^(?P<digits>(?:[0-9]\s*[,;/\-]?\s*){9})$")
 _COMMENT = re.compile(
-    r"^(?:komentar|saran|masukan|comment|comments|suggestions?)\s*(?:dan saran)?\s*[:=\-]\s*(?P<c>.*)$",
+    r"^(?:komentar|saran|masukan|comments?|suggestions?)"
+    r"(?:\s*(?:/|dan|and)\s*(?:saran|masukan|suggestions?))?\s*[:=\-]\s*(?P<c>.*)$",
     re.IGNORECASE,
 )
 
@@ -155,7 +156,7 @@ def parse_survey(text: str, html: str = "") -> SurveyReply:
             if not line or "___" in line:
                 continue  # an unanswered line of our own form
             m = _COMMENT.match(line)
-            if m and not quoted:
+            if m:
                 comment = comment or m.group("c").strip()
                 continue
             row = _ROW.match(line)

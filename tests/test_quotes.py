@@ -20,7 +20,10 @@ REPLIES = DATA / "replies"
         ("apple_id.txt", "Terlampir SK pembentukan unit kami."),
         ("thunderbird_id.txt", "Nomor telepon kantor kami (0321) 329188."),
         ("mobile_id.txt", "Siap, terima kasih Pak."),
-        ("outlook_en.txt", "Thank you, that answers my question.\n\n- first point understood\n- second point understood"),
+        (
+            "outlook_en.txt",
+            "Thank you, that answers my question.\n\n- first point understood\n- second point understood",
+        ),
     ],
 )
 def test_indonesian_and_english_clients(name: str, expected: str) -> None:
