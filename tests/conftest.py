@@ -27,6 +27,8 @@ PROFILES = ROOT / "config" / "profiles"
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = Path(os.environ.get("MAILBOT_CORPUS", ROOT.parent / "shared" / "corpus"))
 
+pytest_plugins = ["tests.desk"]  # the `desk` fixture
+
 SERVICE_ADDRESS = "konsultasi@bpsdm.example.go.id"
 HEAD = "kabag.umum@bpsdm.example.go.id"
 CONSULTANT = "budi.santoso@bpsdm.example.go.id"

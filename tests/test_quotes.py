@@ -32,8 +32,13 @@ def test_indonesian_and_english_clients(name: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["reply_talon_android_base64_ru.eml", "reply_talon_apple_mail.eml", "reply_talon_gmail.eml",
-     "reply_talon_outlook.eml", "reply_talon_yahoo.eml"],
+    [
+        "reply_talon_android_base64_ru.eml",
+        "reply_talon_apple_mail.eml",
+        "reply_talon_gmail.eml",
+        "reply_talon_outlook.eml",
+        "reply_talon_yahoo.eml",
+    ],
 )
 def test_corpus_replies(name: str) -> None:
     if not (CORPUS / name).exists():

@@ -16,14 +16,19 @@ ALL4 = dict.fromkeys(range(1, 10), 4)
     ("text", "scores"),
     [
         ("1. 4\n2. 4\n3. 3\n4. 4\n5. 4\n6. 4\n7. 4\n8. 3\n9. 4", {**ALL4, 3: 3, 8: 3}),
-        ("U1: Sangat sesuai\nU2: Mudah\nU3: Kurang cepat\nU4: Gratis\nU5: Sesuai\nU6: Sangat kompeten\n"
-         "U7: Sopan dan ramah\nU8: Dikelola dengan baik\nU9: Baik",
-         {1: 4, 2: 3, 3: 2, 4: 4, 5: 3, 6: 4, 7: 3, 8: 4, 9: 3}),
+        (
+            "U1: Sangat sesuai\nU2: Mudah\nU3: Kurang cepat\nU4: Gratis\nU5: Sesuai\nU6: Sangat kompeten\n"
+            "U7: Sopan dan ramah\nU8: Dikelola dengan baik\nU9: Baik",
+            {1: 4, 2: 3, 3: 2, 4: 4, 5: 3, 6: 4, 7: 3, 8: 4, 9: 3},
+        ),
         ("4 4 3 4 4 4 4 3 4", {**ALL4, 3: 3, 8: 3}),
         ("443444434", {**ALL4, 3: 3, 8: 3}),
         ("4,4,4,4,4,4,4,4,1", {**ALL4, 9: 1}),
-        ("1) Sangat sesuai\n2) Sangat mudah\n3) Sangat cepat\n4) Gratis\n5) Sangat sesuai\n"
-         "6) Sangat kompeten\n7) Sangat sopan dan ramah\n8) Dikelola dengan baik\n9) Sangat baik", ALL4),
+        (
+            "1) Sangat sesuai\n2) Sangat mudah\n3) Sangat cepat\n4) Gratis\n5) Sangat sesuai\n"
+            "6) Sangat kompeten\n7) Sangat sopan dan ramah\n8) Dikelola dengan baik\n9) Sangat baik",
+            ALL4,
+        ),
         ("Unsur 1 - 3\nUnsur 2 - 3", {1: 3, 2: 3}),
         ("U1 = 2", {1: 2}),
         ("U4: Cukup mahal", {4: 2}),
@@ -55,9 +60,13 @@ def test_answers_typed_inside_the_quoted_form() -> None:
 
 
 def test_html_table() -> None:
-    html = "<table>" + "".join(
-        f"<tr><td>U{i}</td><td>Unsur {i}</td><td>{3 if i % 2 else 4}</td></tr>" for i in range(1, 10)
-    ) + "</table><p>Komentar: pelayanan cepat</p>"
+    html = (
+        "<table>"
+        + "".join(
+            f"<tr><td>U{i}</td><td>Unsur {i}</td><td>{3 if i % 2 else 4}</td></tr>" for i in range(1, 10)
+        )
+        + "</table><p>Komentar: pelayanan cepat</p>"
+    )
     reply = parse_survey("", html)
     assert reply.scores == {i: 3 if i % 2 else 4 for i in range(1, 10)}
     assert reply.comment == "pelayanan cepat"
