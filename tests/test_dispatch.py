@@ -84,13 +84,19 @@ def test_full_disposition_loop(desk: Desk) -> None:
     assert "Budi Santoso" in text_of(desk.last(APPLICANT, "assigned"))
 
     # The consultant's plain reply is the answer; the quote below it is not.
-    desk.reply(assignment, BUDI, "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.")
+    desk.reply(
+        assignment,
+        BUDI,
+        "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.",
+        attach=("Pedoman-ABK.pdf", b"%PDF-1.4 pedoman"),
+    )
     ticket = desk.ticket()
     assert ticket.state is State.ANSWERED
     answer = text_of(desk.last(APPLICANT, "answer"))
     assert "ABK disusun per jabatan dengan 1.250 jam efektif per tahun." in answer
     assert "Salinan riwayat konsultasi" in answer and "Disposisi / penugasan" in answer
     assert "Penerima tugas" not in answer  # the quoted assignment mail did not leak into the answer
+    assert attachment_names(desk.last(APPLICANT, "answer")) == ["Pedoman-ABK.pdf"]  # the consultant's file
 
 
 def test_ambiguous_and_unknown_names_change_nothing(desk: Desk) -> None:
