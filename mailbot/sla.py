@@ -127,8 +127,7 @@ class WorkCalendar:
             intervals = self.intervals(day)
             target = datetime.combine(day, begin.timetz())
             target = min(target, intervals[-1][1])
-            if target < intervals[0][0]:
-                target = intervals[0][0]
+            target = max(target, intervals[0][0])
             begin = target
         fraction = days - whole
         return self.add_working(begin, self.day_length * fraction) if fraction else begin
