@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mailbot import models
 from mailbot.config import Config
 from mailbot.db import make_engine, migrate, session_factory
+from mailbot.deadlines import Deadlines
 from mailbot.intake import Intake, Outcome, Source
 from mailbot.mailbox import MailboxError, MailboxSource, open_source
 from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
@@ -77,6 +78,7 @@ class App:
         self.engine = engine or make_engine(config.database_url, echo=config.settings.database.echo)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.intake = Intake(config)
+        self.deadlines = Deadlines(self.intake, self.sessions)
         self.outbox = Outbox(
             self.sessions,
             sender or make_sender(config.smtp, config.settings.smtp),
@@ -216,6 +218,10 @@ class App:
 
     # --- daemon ------------------------------------------------------------------------
 
+    def sweep_deadlines(self) -> int:
+        """Reminders, escalations, survey reminders, auto-close, digests that are due now."""
+        return self.deadlines.sweep(self.clock())
+
     async def send_pending(self) -> DrainResult:
         return await self.outbox.drain()
 
@@ -236,6 +242,23 @@ class App:
 
         scheduler = AsyncIOScheduler(event_loop=loop)
         scheduler.add_job(wake.set, "interval", seconds=60, id="outbox-sweep")
+
+        async def deadline_sweep() -> None:
+            try:
+                if await asyncio.to_thread(self.sweep_deadlines):
+                    wake.set()
+            except (DBAPIError, OSError) as exc:  # the database away: the next sweep catches up
+                log.error("deadline sweep failed: %s", exc)
+
+        scheduler.add_job(
+            deadline_sweep,
+            "interval",
+            seconds=self.config.settings.calendar.sweep_seconds,
+            id="deadline-sweep",
+            next_run_time=self.clock(),
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.start()
 
         def wake_from_thread() -> None:

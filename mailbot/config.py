@@ -14,6 +14,7 @@ import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, time
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -122,6 +123,17 @@ class SecuritySettings(_Strict):
     secret_file: Path = Path("var/secret.key")
 
 
+class CalendarSettings(_Strict):
+    """Working time (DOMAIN.md s. 4): national holidays and cuti bersama come from `holidays`."""
+
+    closed_days: list[date] = []  # extra days the office is closed
+    open_days: list[date] = []  # holidays on which the office is open nonetheless
+    # The daily digest to each head, office time.
+    digest_time: time = time(7, 30)
+    # How often deadlines are checked.
+    sweep_seconds: float = Field(default=60.0, gt=0)
+
+
 class LimitSettings(_Strict):
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_attachments: int = Field(default=50, ge=0)
@@ -153,6 +165,7 @@ class Settings(_Strict):
     smtp: SmtpSettings = SmtpSettings()
     security: SecuritySettings = SecuritySettings()
     limits: LimitSettings = LimitSettings()
+    calendar: CalendarSettings = CalendarSettings()
     profiles_dir: Path = Path("config/profiles")
     # Staff directory rows from a CSV file (see README), added to [[staff]].
     staff_csv: Path | None = None
@@ -232,6 +245,18 @@ class Profile(_Strict):
     # A follow-up question within this many days after the answer reopens the ticket;
     # later it opens a new ticket linked to the old one.
     reopen_window_days: int = Field(default=14, ge=0)
+    # Which step's clock runs in which ticket state (step ids of `steps`).
+    state_steps: dict[Literal["new", "assigned", "forwarded", "answered"], str] = {
+        "new": "assign",
+        "assigned": "review",
+        "forwarded": "review",
+        "answered": "survey",
+    }
+    # The person responsible is reminded when this share of a step's time has passed.
+    remind_at: float = Field(default=0.75, gt=0, lt=1)
+    # Applicants who have not returned the survey are reminded, then the ticket closes without it.
+    survey_reminder_after: Annotated[str, AfterValidator(_check_duration)] = "2 hari kerja"
+    survey_close_after: Annotated[str, AfterValidator(_check_duration)] = "5 hari kerja"
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("number_format")

@@ -21,6 +21,7 @@ from mailbot import models, store
 from mailbot.classify import Kind, ThreadMatch, classify, no_autoreply_reason
 from mailbot.compose import MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
+from mailbot.deadlines import Clocks
 from mailbot.dispatch import Dispatcher
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_message
@@ -69,6 +70,7 @@ class Intake:
         self.config = config
         self.tz = ZoneInfo(config.service.timezone)
         self.dispatch = Dispatcher(self)
+        self.clocks = Clocks(config)
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -185,6 +187,11 @@ class Intake:
 
     def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
         session.flush()
+        if row.ticket_id is not None:
+            ticket = session.get(models.Ticket, row.ticket_id)
+            if ticket is not None:
+                self.clocks.refresh(ticket)
+                session.flush()
         return Outcome(row.id, row.status, row.kind, row.reason, _number(session, row.ticket_id))
 
     def _duplicate(

@@ -73,6 +73,9 @@ class Ticket(Base):
     root_message_id: Mapped[str] = mapped_column(String(998), default="")
     assignee_email: Mapped[str | None] = mapped_column(String(320), default=None)
     urgent: Mapped[bool] = mapped_column(default=False)
+    # The running step of the SOP and when it is due (refreshed after every change and sweep).
+    step: Mapped[str] = mapped_column(String(64), default="")
+    due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     # A follow-up after the reopen window opens a new ticket linked to the old one.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     # Working days added to the current step's deadline by EXTEND.
@@ -176,6 +179,21 @@ class Survey(Base):
     profile: Mapped[str] = mapped_column(String(64), default="")
     unit: Mapped[str] = mapped_column(String(200), default="")
     consultant: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Notice(Base):
+    """A reminder, escalation or digest that was sent: the unique key makes it once only,
+    however many schedulers run and however often the daemon restarts."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("key", "kind", name="uq_notice"),)
 
 
 class Counter(Base):

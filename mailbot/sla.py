@@ -144,3 +144,83 @@ class WorkCalendar:
 
 def make_calendar(tz: str, closed: Iterable[date] = (), open_days: Iterable[date] = ()) -> WorkCalendar:
     return WorkCalendar(ZoneInfo(tz), DEFAULT_HOURS, frozenset(closed), frozenset(open_days))
+
+
+# --- the clock of a ticket's current step --------------------------------------------------
+
+WAITING_STATES = frozenset({"awaiting_info", "waiting_applicant"})
+DEFAULT_STATE_STEPS = {"new": "assign", "assigned": "review", "forwarded": "review", "answered": "survey"}
+
+
+@dataclass(frozen=True)
+class Happening:
+    """What the clock needs of one history entry."""
+
+    id: int
+    at: datetime
+    kind: str
+    state: str  # the ticket's state after it
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepClock:
+    step: str
+    key: str  # the step instance: step id and the history entry that started it
+    started_at: datetime
+    due_at: datetime
+    duration: Duration
+
+
+def step_clock(
+    state: str,
+    history: list[Happening],
+    steps: Mapping[str, Duration],
+    state_steps: Mapping[str, str],
+    cal: WorkCalendar,
+    transitions: frozenset[str],
+) -> StepClock | None:
+    """The running step of a ticket in `state`, or None when no clock runs (waiting, done).
+
+    The step starts with the last transition into `state` other than a return from
+    waiting for the applicant; time spent waiting for the applicant after that is added
+    back, and every EXTEND adds its working days.
+    """
+    step = state_steps.get(state)
+    if step is None or step not in steps or state in WAITING_STATES:
+        return None
+    duration = steps[step]
+    start: Happening | None = None
+    for h in reversed(history):
+        if h.kind in transitions and h.state == state and h.kind != "info_received":
+            start = h
+            break
+    if start is None:
+        return None
+    due = cal.deadline(start.at, duration)
+    waiting_since: datetime | None = None
+    paused = timedelta()
+    extend_days = 0.0
+    for h in history:
+        if h.id <= start.id:
+            continue
+        if h.kind in transitions and h.state in WAITING_STATES and waiting_since is None:
+            waiting_since = h.at
+        elif waiting_since is not None and h.state not in WAITING_STATES:
+            paused += cal.working_between(waiting_since, h.at) if duration.working else h.at - waiting_since
+            waiting_since = None
+        if h.kind == "extended":
+            extend_days += float(str(h.data.get("days", 0)))
+    if paused:
+        due = cal.resume(due, paused, duration)
+    if extend_days:
+        due = cal.add_working_days(due, extend_days)
+    return StepClock(step, f"{step}:{start.id}", start.at, due, duration)
+
+
+def reminder_time(clock: StepClock, fraction: float, cal: WorkCalendar) -> datetime:
+    """When `fraction` of the step's time has passed (in the step's own kind of time)."""
+    if not clock.duration.working:
+        return clock.started_at + (clock.due_at - clock.started_at) * fraction
+    total = cal.working_between(clock.started_at, clock.due_at)
+    return cal.add_working(clock.started_at, total * fraction)

@@ -1,0 +1,310 @@
+"""Holding people to the SOP's times: reminders, escalation, the survey reminder, closing
+without a survey, and the daily digest.
+
+`sweep(now)` does everything that is due; the scheduler calls it every minute and
+`run --once` once. Every notice is written with a unique key in the same
+transaction as its mail, so it goes out once however many schedulers run and
+however often the daemon restarts; what fell due while the daemon was down goes
+out at the first sweep after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import models, store
+from mailbot.config import Config, Profile, StaffMember
+from mailbot.durations import parse_duration
+from mailbot.sla import Happening, StepClock, WorkCalendar, make_calendar, reminder_time, step_clock
+from mailbot.survey import ELEMENTS
+from mailbot.workflow import OPEN_STATES, Event, State
+
+if TYPE_CHECKING:
+    from mailbot.intake import Intake
+
+log = logging.getLogger(__name__)
+TRANSITION_KINDS = frozenset(e.value for e in Event)
+
+
+class Clocks:
+    """The running step of a ticket and its deadline (no I/O: the ticket's history in, a clock out)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        cal = config.settings.calendar
+        self.calendar: WorkCalendar = make_calendar(config.service.timezone, cal.closed_days, cal.open_days)
+
+    def clock(self, ticket: models.Ticket) -> StepClock | None:
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        steps = {s.id: s.deadline for s in profile.steps}
+        history = [Happening(e.id, e.at, e.kind, e.state, e.data or {}) for e in ticket.events]
+        return step_clock(
+            ticket.state.value,
+            history,
+            steps,
+            {str(k): v for k, v in profile.state_steps.items()},
+            self.calendar,
+            TRANSITION_KINDS,
+        )
+
+    def refresh(self, ticket: models.Ticket) -> StepClock | None:
+        """Store the running step and its deadline on the ticket."""
+        clock = self.clock(ticket) if ticket.state in OPEN_STATES else None
+        step, due = (clock.step, clock.due_at) if clock else ("", None)
+        if ticket.step != step or ticket.due_at != due:
+            ticket.step, ticket.due_at = step, due
+        return clock
+
+
+class Deadlines:
+    def __init__(self, intake: Intake, sessions: sessionmaker[Session]) -> None:
+        self.intake = intake
+        self.config = intake.config
+        self.clocks = intake.clocks
+        self.calendar = self.clocks.calendar
+        self._sessions = sessions
+
+    # --- the sweep -------------------------------------------------------------------------
+
+    def sweep(self, now: datetime) -> int:
+        """Send every notice that is due; returns how many were queued."""
+        queued = 0
+        with self._sessions() as session:
+            ids = list(
+                session.execute(
+                    select(models.Ticket.id).where(models.Ticket.state.in_([*OPEN_STATES, State.ANSWERED]))
+                ).scalars()
+            )
+        for ticket_id in ids:
+            queued += self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now))
+        for head in self._heads():
+            queued += self._guarded(lambda s, h=head: self._digest(s, h, now))
+        return queued
+
+    def _guarded(self, work: Any) -> int:
+        """One notice, one transaction; losing the race for its key means another scheduler sent it."""
+        try:
+            with self._sessions.begin() as session:
+                return int(work(session))
+        except IntegrityError:
+            return 0
+
+    def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
+        exists = session.execute(
+            select(models.Notice.id).where(models.Notice.key == key, models.Notice.kind == kind)
+        ).scalar_one_or_none()
+        if exists is not None:
+            return False
+        session.add(models.Notice(key=key, kind=kind, ticket_id=ticket_id, created_at=now))
+        session.flush()  # the unique key decides between two schedulers here
+        return True
+
+    def _ticket(self, session: Session, ticket_id: int, now: datetime) -> int:
+        ticket = session.get(models.Ticket, ticket_id)
+        if ticket is None:
+            return 0
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        if ticket.state is State.ANSWERED:
+            return self._survey(session, ticket, profile, now)
+        clock = self.clocks.refresh(ticket)
+        if clock is None:
+            return 0
+        sent = 0
+        remind = reminder_time(clock, profile.remind_at, self.calendar)
+        reminder_key = f"{ticket.id}:{clock.key}"
+        if remind <= now < clock.due_at and self._claim(session, reminder_key, "reminder", ticket.id, now):
+            for person in self._responsible(ticket, profile):
+                self._mail(session, ticket, profile, "deadline_reminder", "reminder", person, clock, now)
+            store.record_event(
+                session,
+                ticket,
+                "reminder",
+                actor="system",
+                now=now,
+                detail=f"{clock.step} due {clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
+            )
+            sent += 1
+        if now >= clock.due_at and self._claim(
+            session, f"{ticket.id}:{clock.key}", "escalation", ticket.id, now
+        ):
+            for head in self._heads(profile):
+                self._mail(session, ticket, profile, "escalation", "escalation", head, clock, now)
+            store.record_event(
+                session,
+                ticket,
+                "escalation",
+                actor="system",
+                now=now,
+                detail=f"{clock.step} overdue since "
+                f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
+            )
+            sent += 1
+        return sent
+
+    def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> int:
+        if not profile.survey:
+            return 0
+        answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
+        if answered is None:
+            return 0
+        remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
+        close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
+        ticket.step, ticket.due_at = "survey", close
+        key = f"{ticket.id}:answer:{answered.id}"
+        if now >= close:
+            if not self._claim(session, key, "auto_close", ticket.id, now):
+                return 0
+            store.transition(
+                session,
+                ticket,
+                Event.CLOSE,
+                actor="system",
+                now=now,
+                detail=f"closed without a survey after {profile.survey_close_after}",
+            )
+            ticket.step, ticket.due_at = "", None
+            ctx = self.intake.context(ticket, profile)
+            self.intake.send(
+                session,
+                ticket,
+                template="auto_closed",
+                kind="auto_closed",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+            return 1
+        if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
+            ctx = {
+                **self.intake.context(ticket, profile),
+                "survey_elements": ELEMENTS,
+                "close_at": close.astimezone(self.calendar.tz),
+            }
+            self.intake.send(
+                session,
+                ticket,
+                template="survey_reminder",
+                kind="survey_reminder",
+                to_addr=ticket.applicant_email,
+                to_name=ticket.applicant_name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=True,
+                language=profile.language,
+            )
+            store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
+            return 1
+        return 0
+
+    def _digest(self, session: Session, head: StaffMember, now: datetime) -> int:
+        """Once a day after `digest_time`: new, due today, overdue, by person."""
+        local = now.astimezone(self.calendar.tz)
+        if (
+            not self.calendar.is_working_day(local.date())
+            or local.time() < self.config.settings.calendar.digest_time
+        ):
+            return 0
+        if not self._claim(session, f"{head.emails[0]}:{local.date().isoformat()}", "digest", None, now):
+            return 0
+        tickets = list(
+            session.execute(
+                select(models.Ticket)
+                .where(models.Ticket.state.in_(list(OPEN_STATES)))
+                .order_by(models.Ticket.id)
+            ).scalars()
+        )
+        tickets = [t for t in tickets if not head.profiles or t.profile in head.profiles]
+        end_of_day = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), self.calendar.tz)
+        overdue = [t for t in tickets if t.due_at is not None and t.due_at <= now]
+        due_today = [t for t in tickets if t.due_at is not None and now < t.due_at < end_of_day]
+        new = [t for t in tickets if t.state is State.NEW]
+        by_person: dict[str, int] = {}
+        for t in tickets:
+            if t.assignee_email:
+                by_person[t.assignee_email] = by_person.get(t.assignee_email, 0) + 1
+        profile = self.config.profile
+        ctx = {
+            "service": self.config.service,
+            "profile": profile,
+            "recipient": head,
+            "new": new,
+            "due_today": due_today,
+            "overdue": overdue,
+            "by_person": sorted(by_person.items()),
+            "day": local.date(),
+            "tz": self.calendar.tz,
+            "open_count": len(tickets),
+        }
+        self.intake.send_plain(
+            session,
+            template="digest",
+            kind="digest",
+            to_addr=head.emails[0],
+            to_name=head.name,
+            context=ctx,
+            now=now,
+            in_reply_to="",
+            language=profile.language,
+        )
+        return 1
+
+    # --- people and mail --------------------------------------------------------------------
+
+    def _heads(self, profile: Profile | None = None) -> list[StaffMember]:
+        roles = ["head"]
+        if profile is not None:
+            return self.config.staff_with_roles(roles, profile.id) or self.config.staff_with_roles(
+                list(profile.notify_roles), profile.id
+            )
+        return [m for m in self.config.staff if m.active and m.role == "head"]
+
+    def _responsible(self, ticket: models.Ticket, profile: Profile) -> list[StaffMember]:
+        if ticket.assignee_email:
+            person = self.config.staff_by_email(ticket.assignee_email)
+            if person is not None:
+                return [person]
+        return self.config.staff_with_roles(list(profile.notify_roles), profile.id)
+
+    def _mail(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        template: str,
+        kind: str,
+        person: StaffMember,
+        clock: StepClock,
+        now: datetime,
+    ) -> None:
+        step = next((s for s in profile.steps if s.id == clock.step), None)
+        ctx = {
+            **self.intake.context(ticket, profile),
+            "recipient": person,
+            "step_title": step.title if step else clock.step,
+            "step_duration": clock.duration.describe(profile.language),
+            "due_at": clock.due_at.astimezone(self.calendar.tz),
+            "started_at": clock.started_at.astimezone(self.calendar.tz),
+            "responsible": ticket.assignee_email
+            or ", ".join(m.name for m in self._responsible(ticket, profile)),
+        }
+        self.intake.send(
+            session,
+            ticket,
+            template=template,
+            kind=kind,
+            to_addr=person.emails[0],
+            to_name=person.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+        )
