@@ -120,10 +120,12 @@ def _run_once(app: App) -> int:
     except MailboxError as exc:
         print(f"mailbox unavailable: {exc}", file=sys.stderr)
         return EXIT_TEMPFAIL
+    notices = app.sweep_deadlines()
     result = asyncio.run(app.send_pending())
     print(
         f"intake: {stats.fetched} fetched, {stats.processed} processed, {stats.duplicates} duplicates, "
         f"{stats.machine} machine mail, {stats.quarantined} quarantined, {stats.already_done} already done; "
+        f"deadline notices: {notices}; "
         f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead"
     )
     if stats.tickets:
@@ -225,6 +227,11 @@ def _ticket_json(ticket: models.Ticket) -> dict[str, Any]:
         "assignee_email": ticket.assignee_email,
         "fields": dict(ticket.fields),
         "issues": list(ticket.issues),
+        "step": ticket.step or None,
+        "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+        "overdue": bool(ticket.due_at and ticket.due_at <= datetime.now(UTC)),
+        "urgent": ticket.urgent,
+        "parent": ticket.parent_id,
     }
 
 
@@ -316,6 +323,11 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
     print(f"  applicant: {ticket.applicant_name} <{ticket.applicant_email}>")
     print(f"  subject:   {ticket.subject}")
     print(f"  created:   {ticket.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    if ticket.due_at:
+        late = " (OVERDUE)" if ticket.due_at <= datetime.now(UTC) else ""
+        print(f"  step:      {ticket.step}, due {ticket.due_at:%Y-%m-%d %H:%M} UTC{late}")
+    if ticket.assignee_email:
+        print(f"  assignee:  {ticket.assignee_email}{'  [URGENT]' if ticket.urgent else ''}")
     print("  fields:")
     for name, value in ticket.fields.items():
         first_line = str(value).splitlines()[0] if value else ""

@@ -16,16 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import aiosmtplib
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import models
 from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
 
 log = logging.getLogger(__name__)
+
+
+CLAIM_LEASE_SECONDS = 600
 
 
 class SendError(Exception):
@@ -173,6 +176,15 @@ class Outbox:
 
     def _due(self, now: datetime) -> list[tuple[int, int | None, bool]]:
         """(id, ticket id, due?) of every pending mail, oldest first."""
+        with self.sessions.begin() as s:
+            # Claims whose lease ran out belong to a process that died mid-send: send them again.
+            s.execute(
+                update(models.OutboundMessage)
+                .where(
+                    models.OutboundMessage.status == "sending", models.OutboundMessage.next_attempt_at < now
+                )
+                .values(status="pending")
+            )
         with self.sessions() as s:
             rows = s.execute(
                 select(
@@ -226,10 +238,24 @@ class Outbox:
 
     async def _send_one(self, out_id: int, result: DrainResult) -> tuple[str, bool]:
         """Send one mail: ("sent" | "deferred" | "dead" | "gone", whether the connection is down)."""
-        with self.sessions() as s:
-            row = s.get(models.OutboundMessage, out_id)
-            if row is None or row.status != "pending":
+        # Claim the mail first: with several processes on one database, the one whose UPDATE
+        # matched sends it. The claim is a lease: a process that dies while sending leaves a
+        # `sending` row that the next drain puts back once the lease has run out.
+        lease_until = self.clock() + timedelta(seconds=CLAIM_LEASE_SECONDS)
+        with self.sessions.begin() as s:
+            claim = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(models.OutboundMessage)
+                    .where(models.OutboundMessage.id == out_id, models.OutboundMessage.status == "pending")
+                    .values(status="sending", next_attempt_at=lease_until)
+                ),
+            )
+            claimed = claim.rowcount
+            if claimed != 1:
                 return "gone", False
+            row = s.get(models.OutboundMessage, out_id)
+            assert row is not None
             mail_from, rcpt_to, raw = row.mail_from, list(row.rcpt_to), row.raw
         error: SendError | None = None
         try:
@@ -262,6 +288,7 @@ class Outbox:
                 log.error("outbound #%s dead-lettered: %s", row.id, error)
             else:
                 status = "deferred"
+                row.status = "pending"
                 row.next_attempt_at = now + backoff(row.attempts, self.settings)
                 result.retried += 1
                 log.warning("outbound #%s deferred (attempt %s): %s", row.id, row.attempts, error)
