@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mailbot import models
 from mailbot.config import Config
 from mailbot.db import make_engine, migrate, session_factory
-from mailbot.deadlines import Deadlines
+from mailbot.deadlines import Deadlines, SweepStats
 from mailbot.intake import Intake, Outcome, Source
 from mailbot.mailbox import MailboxError, MailboxSource, open_source
 from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
@@ -218,7 +218,7 @@ class App:
 
     # --- daemon ------------------------------------------------------------------------
 
-    def sweep_deadlines(self) -> int:
+    def sweep_deadlines(self) -> SweepStats:
         """Reminders, escalations, survey reminders, auto-close, digests that are due now."""
         return self.deadlines.sweep(self.clock())
 
@@ -245,7 +245,7 @@ class App:
 
         async def deadline_sweep() -> None:
             try:
-                if await asyncio.to_thread(self.sweep_deadlines):
+                if (await asyncio.to_thread(self.sweep_deadlines)).total:
                     wake.set()
             except (DBAPIError, OSError) as exc:  # the database away: the next sweep catches up
                 log.error("deadline sweep failed: %s", exc)

@@ -125,7 +125,7 @@ def _run_once(app: App) -> int:
     print(
         f"intake: {stats.fetched} fetched, {stats.processed} processed, {stats.duplicates} duplicates, "
         f"{stats.machine} machine mail, {stats.quarantined} quarantined, {stats.already_done} already done; "
-        f"deadline notices: {notices}; "
+        f"deadline notices: {notices.total}; "
         f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead"
     )
     if stats.tickets:

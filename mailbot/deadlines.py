@@ -11,6 +11,7 @@ out at the first sweep after it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TRANSITION_KINDS = frozenset(e.value for e in Event)
+
+
+@dataclass
+class SweepStats:
+    reminder: int = 0
+    escalation: int = 0
+    survey_reminder: int = 0
+    auto_close: int = 0
+    digest: int = 0
+
+    def add(self, kind: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+
+    @property
+    def total(self) -> int:
+        return self.reminder + self.escalation + self.survey_reminder + self.auto_close + self.digest
 
 
 class Clocks:
@@ -72,9 +89,9 @@ class Deadlines:
 
     # --- the sweep -------------------------------------------------------------------------
 
-    def sweep(self, now: datetime) -> int:
-        """Send every notice that is due; returns how many were queued."""
-        queued = 0
+    def sweep(self, now: datetime) -> SweepStats:
+        """Queue every notice that is due."""
+        stats = SweepStats()
         with self._sessions() as session:
             ids = list(
                 session.execute(
@@ -82,18 +99,21 @@ class Deadlines:
                 ).scalars()
             )
         for ticket_id in ids:
-            queued += self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now))
+            for kind in self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now)):
+                stats.add(kind)
         for head in self._heads():
-            queued += self._guarded(lambda s, h=head: self._digest(s, h, now))
-        return queued
+            for kind in self._guarded(lambda s, h=head: self._digest(s, h, now)):
+                stats.add(kind)
+        return stats
 
-    def _guarded(self, work: Any) -> int:
-        """One notice, one transaction; losing the race for its key means another scheduler sent it."""
+    def _guarded(self, work: Any) -> list[str]:
+        """One ticket's notices, one transaction; losing the race for a key means another
+        scheduler sent it, and this transaction (and its mail) is rolled back."""
         try:
             with self._sessions.begin() as session:
-                return int(work(session))
+                return list(work(session))
         except IntegrityError:
-            return 0
+            return []
 
     def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
         exists = session.execute(
@@ -105,17 +125,17 @@ class Deadlines:
         session.flush()  # the unique key decides between two schedulers here
         return True
 
-    def _ticket(self, session: Session, ticket_id: int, now: datetime) -> int:
+    def _ticket(self, session: Session, ticket_id: int, now: datetime) -> list[str]:
         ticket = session.get(models.Ticket, ticket_id)
         if ticket is None:
-            return 0
+            return []
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         if ticket.state is State.ANSWERED:
             return self._survey(session, ticket, profile, now)
         clock = self.clocks.refresh(ticket)
         if clock is None:
-            return 0
-        sent = 0
+            return []
+        sent: list[str] = []
         remind = reminder_time(clock, profile.remind_at, self.calendar)
         reminder_key = f"{ticket.id}:{clock.key}"
         if remind <= now < clock.due_at and self._claim(session, reminder_key, "reminder", ticket.id, now):
@@ -129,7 +149,7 @@ class Deadlines:
                 now=now,
                 detail=f"{clock.step} due {clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
             )
-            sent += 1
+            sent.append("reminder")
         if now >= clock.due_at and self._claim(
             session, f"{ticket.id}:{clock.key}", "escalation", ticket.id, now
         ):
@@ -144,22 +164,22 @@ class Deadlines:
                 detail=f"{clock.step} overdue since "
                 f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
             )
-            sent += 1
+            sent.append("escalation")
         return sent
 
-    def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> int:
+    def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> list[str]:
         if not profile.survey:
-            return 0
+            return []
         answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
         if answered is None:
-            return 0
+            return []
         remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
         close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
         ticket.step, ticket.due_at = "survey", close
         key = f"{ticket.id}:answer:{answered.id}"
         if now >= close:
             if not self._claim(session, key, "auto_close", ticket.id, now):
-                return 0
+                return []
             store.transition(
                 session,
                 ticket,
@@ -182,7 +202,7 @@ class Deadlines:
                 reply_to_applicant=True,
                 language=profile.language,
             )
-            return 1
+            return ["auto_close"]
         if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
             ctx = {
                 **self.intake.context(ticket, profile),
@@ -202,19 +222,19 @@ class Deadlines:
                 language=profile.language,
             )
             store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
-            return 1
-        return 0
+            return ["survey_reminder"]
+        return []
 
-    def _digest(self, session: Session, head: StaffMember, now: datetime) -> int:
+    def _digest(self, session: Session, head: StaffMember, now: datetime) -> list[str]:
         """Once a day after `digest_time`: new, due today, overdue, by person."""
         local = now.astimezone(self.calendar.tz)
         if (
             not self.calendar.is_working_day(local.date())
             or local.time() < self.config.settings.calendar.digest_time
         ):
-            return 0
+            return []
         if not self._claim(session, f"{head.emails[0]}:{local.date().isoformat()}", "digest", None, now):
-            return 0
+            return []
         tickets = list(
             session.execute(
                 select(models.Ticket)
@@ -255,7 +275,7 @@ class Deadlines:
             in_reply_to="",
             language=profile.language,
         )
-        return 1
+        return ["digest"]
 
     # --- people and mail --------------------------------------------------------------------
 
