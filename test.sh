@@ -12,7 +12,15 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq dovecot-imapd >/dev/null
 fi
-if ! command -v pdftotext >/dev/null 2>&1; then :; fi
+# pdftotext reads the PDFs mailbot writes; mailutils is a real mail program that reads its mbox.
+missing=""
+command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
+command -v messages >/dev/null 2>&1 || missing="$missing mailutils"
+if [ -n "$missing" ]; then
+  echo "== installing$missing from Debian's packages"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq $missing >/dev/null
+fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from mailbot import models, store
 from mailbot.app import App, create_app
+from mailbot.archive import Selection, export_mbox
 from mailbot.config import Config, ConfigError, load_config
 from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
@@ -392,6 +393,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         app.close()
 
 
+# --- export -------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    config = _load(args)
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        print(f"folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    selection = Selection(
+        tickets=tuple(args.ticket or ()),
+        start=args.start,
+        end=args.end,
+        states=tuple(State(s) for s in args.state or ()),
+    )
+    app = create_app(config)
+    try:
+        with app.sessions() as session:
+            result = export_mbox(session, out, selection, ZoneInfo(config.service.timezone))
+        print(f"{result.messages} messages of {result.tickets} tickets written to {result.path}")
+        print(f"index: {result.index_csv} and {result.index_html}")
+        return 0
+    finally:
+        app.close()
+
+
 # --- reports ------------------------------------------------------------------------------
 
 
@@ -461,6 +488,18 @@ def build_parser() -> argparse.ArgumentParser:
     tshow.add_argument("number")
     tshow.add_argument("--json", action="store_true")
     tickets.set_defaults(func=cmd_tickets)
+
+    export = sub.add_parser("export", help="export the archive")
+    esub = export.add_subparsers(dest="export_command", required=True)
+    embox = esub.add_parser(
+        "mbox", help="every message of the selected tickets as one mboxrd file, with an index"
+    )
+    embox.add_argument("out", metavar="OUT.mbox")
+    embox.add_argument("--ticket", action="append", help="a ticket number (repeatable)")
+    embox.add_argument("--from", dest="start", type=_date, help="tickets created on or after, YYYY-MM-DD")
+    embox.add_argument("--to", dest="end", type=_date, help="tickets created on or before, YYYY-MM-DD")
+    embox.add_argument("--state", action="append", choices=[s.value for s in State], help="repeatable")
+    export.set_defaults(func=cmd_export)
 
     report = sub.add_parser("report", help="reports: ikm")
     rsub = report.add_subparsers(dest="report_command", required=True)

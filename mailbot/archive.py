@@ -1,0 +1,252 @@
+"""The archive: every message in and out, exported as an mboxrd file that mail clients read as one
+thread per ticket, with an index (CSV and static HTML) of the exported tickets.
+
+Streaming: rows come from the database in batches and are written one at a time,
+so memory does not grow with the archive.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import sys
+import time as _time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, literal, select, union_all
+from sqlalchemy.orm import Session
+
+from mailbot import models
+from mailbot.survey import compute_ikm
+from mailbot.workflow import State
+
+_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+
+
+def mboxrd_quote(raw: bytes) -> bytes:
+    """mboxrd: every line starting with zero or more '>' and 'From ' gets one more '>'."""
+    return _FROM_LINE.sub(rb">\1", raw)
+
+
+def mboxrd_unquote(body: bytes) -> bytes:
+    """The reverse, for readers (and tests) that undo the quoting."""
+    return re.sub(rb"^>(>*From )", rb"\1", body, flags=re.MULTILINE)
+
+
+def _envelope_sender(address: str) -> str:
+    address = re.sub(r"[\s<>]", "", address)
+    return address or "MAILER-DAEMON"
+
+
+def mbox_entry(sender: str, at: datetime, raw: bytes) -> bytes:
+    """One mbox entry: the From_ separator, the message with LF line ends and quoted From lines."""
+    body = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    stamp = at.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
+    return f"From {_envelope_sender(sender)} {stamp}\n".encode() + mboxrd_quote(body) + b"\n"
+
+
+@dataclass(frozen=True)
+class Selection:
+    tickets: tuple[str, ...] = ()
+    start: date | None = None
+    end: date | None = None
+    states: tuple[State, ...] = ()
+
+
+def _ticket_filter(selection: Selection, tz: ZoneInfo) -> Any:
+    stmt = select(models.Ticket.id)
+    if selection.tickets:
+        stmt = stmt.where(func.upper(models.Ticket.number).in_([t.upper() for t in selection.tickets]))
+    if selection.start is not None:
+        stmt = stmt.where(
+            models.Ticket.created_at >= datetime.combine(selection.start, datetime.min.time(), tz)
+        )
+    if selection.end is not None:
+        end = datetime.combine(selection.end, datetime.max.time(), tz)
+        stmt = stmt.where(models.Ticket.created_at <= end)
+    if selection.states:
+        stmt = stmt.where(models.Ticket.state.in_(list(selection.states)))
+    return stmt
+
+
+def _messages(session: Session, ticket_ids: Any, batch: int) -> Iterator[Any]:
+    """Every message of the selected tickets, per ticket in time order, streamed."""
+    inbound = select(
+        models.InboundMessage.ticket_id.label("ticket_id"),
+        models.InboundMessage.received_at.label("at"),
+        literal(0).label("direction"),
+        models.InboundMessage.id.label("id"),
+        models.InboundMessage.from_addr.label("sender"),
+        models.InboundMessage.raw.label("raw"),
+    ).where(models.InboundMessage.ticket_id.in_(ticket_ids))
+    outbound = select(
+        models.OutboundMessage.ticket_id.label("ticket_id"),
+        models.OutboundMessage.created_at.label("at"),
+        literal(1).label("direction"),
+        models.OutboundMessage.id.label("id"),
+        models.OutboundMessage.mail_from.label("sender"),
+        models.OutboundMessage.raw.label("raw"),
+    ).where(models.OutboundMessage.ticket_id.in_(ticket_ids))
+    both = union_all(inbound, outbound).subquery()
+    stmt = select(both).order_by(both.c.ticket_id, both.c.at, both.c.direction, both.c.id)
+    yield from session.execute(stmt.execution_options(yield_per=batch, stream_results=True))
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, stream: IO[str] | None = None) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.done = 0
+        self._last = 0.0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = _time.monotonic()
+        if self.enabled and (now - self._last > 0.1 or self.done == self.total):
+            self._last = now
+            share = self.done / self.total if self.total else 1.0
+            bar = "#" * int(share * 30)
+            self.stream.write(f"\r  export [{bar:<30}] {self.done}/{self.total} messages")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    tickets: int
+    messages: int
+    path: Path
+    index_csv: Path
+    index_html: Path
+
+
+def export_mbox(
+    session: Session,
+    out: Path,
+    selection: Selection,
+    tz: ZoneInfo,
+    *,
+    batch: int = 500,
+    progress: Callable[[int], Progress] | None = None,
+) -> ExportResult:
+    ticket_ids = _ticket_filter(selection, tz).scalar_subquery()
+    total = (
+        session.execute(
+            select(func.count())
+            .select_from(models.InboundMessage)
+            .where(models.InboundMessage.ticket_id.in_(ticket_ids))
+        ).scalar_one()
+        + session.execute(
+            select(func.count())
+            .select_from(models.OutboundMessage)
+            .where(models.OutboundMessage.ticket_id.in_(ticket_ids))
+        ).scalar_one()
+    )
+    bar = (progress or Progress)(total)
+    written = 0
+    tmp = out.with_name(out.name + ".part")
+    with tmp.open("wb") as fh:
+        for row in _messages(session, ticket_ids, batch):
+            fh.write(mbox_entry(row.sender, row.at, row.raw))
+            written += 1
+            bar.step()
+    tmp.replace(out)
+    bar.close()
+    index_csv, index_html, count = write_index(session, out, selection, tz)
+    return ExportResult(count, written, out, index_csv, index_html)
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+INDEX_COLUMNS = (
+    "number",
+    "created",
+    "closed",
+    "state",
+    "applicant_unit",
+    "assignee",
+    "deadlines",
+    "survey_ikm",
+)
+
+
+def index_rows(session: Session, selection: Selection, tz: ZoneInfo) -> Iterator[dict[str, str]]:
+    ids = _ticket_filter(selection, tz).scalar_subquery()
+    escalated = {
+        t
+        for (t,) in session.execute(
+            select(models.Notice.ticket_id).where(
+                models.Notice.kind == "escalation", models.Notice.ticket_id.in_(ids)
+            )
+        )
+    }
+    surveys = {
+        s.ticket_id: s
+        for s in session.execute(select(models.Survey).where(models.Survey.ticket_id.in_(ids))).scalars()
+    }
+    stmt = select(models.Ticket).where(models.Ticket.id.in_(ids)).order_by(models.Ticket.id)
+    for ticket in session.execute(stmt.execution_options(yield_per=500)).scalars():
+        closed = next(
+            (e.at for e in reversed(ticket.events) if e.kind in ("close", "survey_received", "reject")), None
+        )
+        survey = surveys.get(ticket.id)
+        score = ""
+        if survey is not None and survey.complete:
+            ikm = compute_ikm([{int(k): int(v) for k, v in survey.scores.items()}])
+            score = str(ikm.rounded) if ikm else ""
+        yield {
+            "number": ticket.number,
+            "created": ticket.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "closed": closed.astimezone(tz).strftime("%Y-%m-%d %H:%M") if closed else "",
+            "state": ticket.state.value,
+            "applicant_unit": str(ticket.fields.get("unit", "")),
+            "assignee": ticket.assignee_email or "",
+            "deadlines": "missed" if ticket.id in escalated else "met",
+            "survey_ikm": score,
+        }
+
+
+def write_index(session: Session, out: Path, selection: Selection, tz: ZoneInfo) -> tuple[Path, Path, int]:
+    csv_path = out.with_suffix(".index.csv")
+    html_path = out.with_suffix(".index.html")
+    count = 0
+    with csv_path.open("w", newline="", encoding="utf-8") as fc, html_path.open("w", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fc, fieldnames=INDEX_COLUMNS)
+        writer.writeheader()
+        fh.write(_HTML_HEAD.format(title=html.escape(f"Indeks arsip {out.name}")))
+        for row in index_rows(session, selection, tz):
+            writer.writerow(row)
+            cells = "".join(f"<td>{html.escape(row[c])}</td>" for c in INDEX_COLUMNS)
+            fh.write(f'<tr class="{html.escape(row["deadlines"])}">{cells}</tr>\n')
+            count += 1
+        fh.write(_HTML_FOOT.format(count=count, mbox=html.escape(out.name)))
+    return csv_path, html_path, count
+
+
+_HTML_HEAD = """<!DOCTYPE html>
+<html lang="id"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:Arial,sans-serif;font-size:13px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px}}tr.missed td{{background:#fdecea}}</style></head>
+<body><h1>{title}</h1><table><thead><tr><th>Nomor</th><th>Diterima</th><th>Selesai</th><th>Status</th>
+<th>Unit kerja pemohon</th><th>Petugas</th><th>Batas waktu</th><th>IKM survei</th></tr></thead><tbody>
+"""
+_HTML_FOOT = """</tbody></table><p>{count} tiket; pesan lengkap dalam {mbox}.</p></body></html>
+"""
+
+
+def export_selection(states: Sequence[str]) -> tuple[State, ...]:
+    return tuple(State(s) for s in states)
