@@ -76,7 +76,7 @@ def test_export_reads_back_byte_identical(desk: Desk, tmp_path: Path) -> None:
     messages = list(box)
     stored = [m.raw for m in inbound] + [m.raw for m in outbound]
     assert len(messages) == len(stored)
-    exported = [mboxrd_unquote(box.get_bytes(key)) for key in box.keys()]
+    exported = [mboxrd_unquote(box.get_bytes(key)) for key in box]
     assert sorted(exported) == sorted(r.replace(b"\r\n", b"\n") for r in stored)
     # The first ticket's messages come first, in order, and keep their threading headers.
     first_thread = [
@@ -170,23 +170,23 @@ def _fill(app, tickets: int, per_ticket: int, start: int, clock) -> None:
         s.execute(
             insert(models.Ticket),
             [
-                dict(
-                    number=f"ARS-{start + i:06d}",
-                    profile="sop-002",
-                    state="closed",
-                    applicant_email="a@x.go.id",
-                    applicant_name="A",
-                    subject="arsip",
-                    fields={},
-                    issues=[],
-                    root_message_id="",
-                    created_at=clock.now,
-                    updated_at=clock.now,
-                    version=1,
-                    urgent=False,
-                    extension_days=0,
-                    step="",
-                )
+                {
+                    "number": f"ARS-{start + i:06d}",
+                    "profile": "sop-002",
+                    "state": "closed",
+                    "applicant_email": "a@x.go.id",
+                    "applicant_name": "A",
+                    "subject": "arsip",
+                    "fields": {},
+                    "issues": [],
+                    "root_message_id": "",
+                    "created_at": clock.now,
+                    "updated_at": clock.now,
+                    "version": 1,
+                    "urgent": False,
+                    "extension_days": 0,
+                    "step": "",
+                }
                 for i in range(tickets)
             ],
         )
@@ -197,23 +197,23 @@ def _fill(app, tickets: int, per_ticket: int, start: int, clock) -> None:
         for n, tid in enumerate(ids):
             for k in range(per_ticket):
                 rows.append(
-                    dict(
-                        mailbox="gen",
-                        uidvalidity=1,
-                        uid=f"{start}-{n}-{k}",
-                        message_id="",
-                        raw=raw,
-                        raw_sha256=hashlib.sha256(f"{start}-{n}-{k}".encode()).hexdigest(),
-                        content_hash="",
-                        from_addr="a@x.go.id",
-                        subject="arsip",
-                        received_at=clock.now + timedelta(seconds=k),
-                        status="processed",
-                        kind="new_request",
-                        reason="",
-                        ticket_id=tid,
-                        size=len(raw),
-                    )
+                    {
+                        "mailbox": "gen",
+                        "uidvalidity": 1,
+                        "uid": f"{start}-{n}-{k}",
+                        "message_id": "",
+                        "raw": raw,
+                        "raw_sha256": hashlib.sha256(f"{start}-{n}-{k}".encode()).hexdigest(),
+                        "content_hash": "",
+                        "from_addr": "a@x.go.id",
+                        "subject": "arsip",
+                        "received_at": clock.now + timedelta(seconds=k),
+                        "status": "processed",
+                        "kind": "new_request",
+                        "reason": "",
+                        "ticket_id": tid,
+                        "size": len(raw),
+                    }
                 )
         s.execute(insert(models.InboundMessage), rows)
 
