@@ -76,7 +76,7 @@ def test_export_reads_back_byte_identical(desk: Desk, tmp_path: Path) -> None:
     messages = list(box)
     stored = [m.raw for m in inbound] + [m.raw for m in outbound]
     assert len(messages) == len(stored)
-    exported = [mboxrd_unquote(box.get_bytes(key)) for key in box]
+    exported = [mboxrd_unquote(box.get_bytes(key)) for key in box.keys()]  # noqa: SIM118 (mbox iterates messages)
     assert sorted(exported) == sorted(r.replace(b"\r\n", b"\n") for r in stored)
     # The first ticket's messages come first, in order, and keep their threading headers.
     first_thread = [
