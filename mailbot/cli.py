@@ -20,6 +20,14 @@ from mailbot import models, store
 from mailbot.app import App, create_app
 from mailbot.archive import Selection, export_mbox
 from mailbot.config import Config, ConfigError, load_config
+from mailbot.documents import (
+    DocumentError,
+    html_to_pdf,
+    period_csv,
+    period_report,
+    render_document,
+    render_period_html,
+)
 from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
@@ -419,6 +427,42 @@ def cmd_export(args: argparse.Namespace) -> int:
         app.close()
 
 
+# --- documents ---------------------------------------------------------------------------
+
+
+def _write_output(data: bytes | str, out: str | None) -> None:
+    if out:
+        Path(out).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        print(f"written to {out}", file=sys.stderr)
+    elif isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+
+
+def cmd_document(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.format == "pdf" and not args.out and sys.stdout.isatty():
+        print("a PDF goes to a file: add -o FILE.pdf", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    try:
+        with app.sessions.begin() as session:
+            ticket = store.ticket_by_number(session, args.number)
+            if ticket is None:
+                print(f"no ticket {args.number}", file=sys.stderr)
+                return 1
+            try:
+                html = render_document(session, config, ticket, args.kind, app.clock())
+            except DocumentError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+        _write_output(html_to_pdf(html) if args.format == "pdf" else html, args.out)
+        return 0
+    finally:
+        app.close()
+
+
 # --- reports ------------------------------------------------------------------------------
 
 
@@ -437,6 +481,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     app = create_app(config)
     try:
         tz = ZoneInfo(config.service.timezone)
+        if args.report_command == "period":
+            with app.sessions() as session:
+                period = period_report(session, config, args.start, args.end)
+            if args.format == "json":
+                _write_output(json.dumps(period.as_json(), indent=2, ensure_ascii=False) + "\n", args.out)
+            elif args.format == "csv":
+                _write_output(period_csv(period), args.out)
+            else:
+                page = render_period_html(config, period, app.clock())
+                if args.format == "pdf" and not args.out and sys.stdout.isatty():
+                    print("a PDF goes to a file: add -o FILE.pdf", file=sys.stderr)
+                    return 2
+                _write_output(html_to_pdf(page) if args.format == "pdf" else page, args.out)
+            return 0
         with app.sessions() as session:
             rows = ikm_report(session, args.start, args.end, tz, args.by)
         if args.json:
@@ -501,14 +559,26 @@ def build_parser() -> argparse.ArgumentParser:
     embox.add_argument("--state", action="append", choices=[s.value for s in State], help="repeatable")
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="reports: ikm")
+    report = sub.add_parser("report", help="reports: ikm, period")
     rsub = report.add_subparsers(dest="report_command", required=True)
     rikm = rsub.add_parser("ikm", help="the satisfaction index (IKM) per period and group")
     rikm.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
     rikm.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
     rikm.add_argument("--by", choices=["all", "unit", "consultant", "profile"], default="all")
     rikm.add_argument("--json", action="store_true")
+    rper = rsub.add_parser("period", help="the Laporan Hasil Layanan Konsultasi of a period")
+    rper.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    rper.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    rper.add_argument("--format", choices=["html", "pdf", "csv", "json"], default="html")
+    rper.add_argument("-o", "--out", help="write to this file (default: standard output)")
     report.set_defaults(func=cmd_report)
+
+    document = sub.add_parser("document", help="an official document of a ticket, as HTML or PDF")
+    document.add_argument("number", help="ticket number")
+    document.add_argument("--kind", choices=["disposisi", "surat-tugas", "berita-acara"], required=True)
+    document.add_argument("--format", choices=["html", "pdf"], default="html")
+    document.add_argument("-o", "--out", help="write to this file (default: standard output)")
+    document.set_defaults(func=cmd_document)
 
     replay = sub.add_parser("replay", help="process a quarantined message (by id) or a .eml file again")
     replay.add_argument("target", help="FILE.eml or an inbound message id")

@@ -134,6 +134,33 @@ class CalendarSettings(_Strict):
     sweep_seconds: float = Field(default=60.0, gt=0)
 
 
+class DocumentSettings(_Strict):
+    """Letterhead and numbering of the official documents (DOMAIN.md s. 6)."""
+
+    letterhead: list[str] = ["KEMENTERIAN DESA, PEMBANGUNAN DAERAH TERTINGGAL, DAN TRANSMIGRASI",
+                             "BADAN PENGEMBANGAN SUMBER DAYA MANUSIA"]  # fmt: skip
+    address: str = ""
+    logo: str = ""  # path of a PNG/JPEG, relative to the project folder
+    city: str = "Jakarta"
+    disposition_number: str = "{seq:04d}/DISP/{year}"
+    task_number: str = "ST-{seq:04d}/KONS/{year}"
+    minutes_number: str = "BA-{seq:04d}/KONS/{year}"
+    head_name: str = ""  # who signs the Lembar Disposisi and the Surat Tugas
+    head_position: str = "Kepala Bagian Umum dan Rumah Tangga"
+    head_nip: str = ""
+
+
+class ReportSettings(_Strict):
+    # The Laporan Hasil Layanan Konsultasi of the past month, mailed (PDF) to these roles.
+    monthly: bool = True
+    roles: list[Literal["head", "subhead", "secretariat"]] = ["head"]
+
+
+class PrivacySettings(_Strict):
+    # Personal data of closed tickets older than this is purged by `mailbot privacy purge`.
+    retention_days: int = Field(default=1825, ge=30)
+
+
 class LimitSettings(_Strict):
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_attachments: int = Field(default=50, ge=0)
@@ -166,6 +193,9 @@ class Settings(_Strict):
     security: SecuritySettings = SecuritySettings()
     limits: LimitSettings = LimitSettings()
     calendar: CalendarSettings = CalendarSettings()
+    documents: DocumentSettings = DocumentSettings()
+    reports: ReportSettings = ReportSettings()
+    privacy: PrivacySettings = PrivacySettings()
     profiles_dir: Path = Path("config/profiles")
     # Staff directory rows from a CSV file (see README), added to [[staff]].
     staff_csv: Path | None = None

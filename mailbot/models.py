@@ -196,6 +196,20 @@ class Notice(Base):
     __table_args__ = (UniqueConstraint("key", "kind", name="uq_notice"),)
 
 
+class Document(Base):
+    """The number given to one official document of a ticket, fixed the first time it is made."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    number: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", name="uq_document"),)
+
+
 class Counter(Base):
     """Ticket number sequences, one row per (profile, year)."""
 
