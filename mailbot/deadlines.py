@@ -20,7 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import models, store
+from mailbot.compose import OutgoingAttachment
 from mailbot.config import Config, Profile, StaffMember
+from mailbot.documents import html_to_pdf, period_report, render_period_html
 from mailbot.durations import parse_duration
 from mailbot.sla import Happening, StepClock, WorkCalendar, make_calendar, reminder_time, step_clock
 from mailbot.survey import ELEMENTS
@@ -40,13 +42,21 @@ class SweepStats:
     survey_reminder: int = 0
     auto_close: int = 0
     digest: int = 0
+    monthly_report: int = 0
 
     def add(self, kind: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
 
     @property
     def total(self) -> int:
-        return self.reminder + self.escalation + self.survey_reminder + self.auto_close + self.digest
+        return (
+            self.reminder
+            + self.escalation
+            + self.survey_reminder
+            + self.auto_close
+            + self.digest
+            + self.monthly_report
+        )
 
 
 class Clocks:
@@ -104,7 +114,58 @@ class Deadlines:
         for head in self._heads():
             for kind in self._guarded(lambda s, h=head: self._digest(s, h, now)):
                 stats.add(kind)
+        for kind in self._guarded(lambda s: self._monthly_report(s, now)):
+            stats.add(kind)
         return stats
+
+    def _monthly_report(self, session: Session, now: datetime) -> list[str]:
+        """The Laporan Hasil Layanan Konsultasi of the past month, once, from the first working
+        day of the month on (later if the daemon was down then)."""
+        settings = self.config.settings
+        if not settings.reports.monthly:
+            return []
+        local = now.astimezone(self.calendar.tz)
+        first = local.date().replace(day=1)
+        first_working = next(
+            first + timedelta(days=d)
+            for d in range(31)
+            if self.calendar.is_working_day(first + timedelta(days=d))
+        )
+        if local.date() < first_working or (
+            local.date() == first_working and local.time() < settings.calendar.digest_time
+        ):
+            return []
+        end = first - timedelta(days=1)
+        start = end.replace(day=1)
+        if not self._claim(session, f"report:{start:%Y-%m}", "monthly_report", None, now):
+            return []
+        report = period_report(session, self.config, start, end)
+        if report.total.received == 0:
+            return []  # nothing to report: the claim stands, so it is not tried again
+        pdf = html_to_pdf(render_period_html(self.config, report, now))
+        attachment = OutgoingAttachment(f"laporan-konsultasi-{start:%Y-%m}.pdf", "application/pdf", pdf)
+        profile = self.config.profile
+        for member in self.config.staff_with_roles(list(settings.reports.roles), profile.id):
+            ctx = {
+                "service": self.config.service,
+                "recipient": member,
+                "report": report,
+                "start": start,
+                "end": end,
+            }
+            self.intake.send_plain(
+                session,
+                template="monthly_report",
+                kind="monthly_report",
+                to_addr=member.emails[0],
+                to_name=member.name,
+                context=ctx,
+                now=now,
+                in_reply_to="",
+                language=profile.language,
+                attachments=(attachment,),
+            )
+        return ["monthly_report"]
 
     def _guarded(self, work: Any) -> list[str]:
         """One ticket's notices, one transaction; losing the race for a key means another

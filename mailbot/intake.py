@@ -482,6 +482,7 @@ class Intake:
         now: datetime,
         in_reply_to: str,
         language: str,
+        attachments: tuple[OutgoingAttachment, ...] = (),
     ) -> None:
         """A mail that belongs to no ticket (HELP or LIST outside a thread)."""
         domain = self.config.service.address.split("@", 1)[1]
@@ -494,6 +495,7 @@ class Intake:
             references=(in_reply_to,) if in_reply_to else (),
             auto_submitted="auto-replied",
             language=language,
+            attachments=attachments,
         )
         envelope = build_mail(
             spec,

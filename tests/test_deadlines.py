@@ -199,3 +199,19 @@ def test_tickets_show_has_the_deadline(live: Desk, tmp_path) -> None:
     )
     shown = json.loads(out.stdout)
     assert shown["step"] == "assign" and shown["due_at"] == "2026-11-16T02:10:00+00:00"
+
+
+def test_monthly_report_is_mailed_once_with_the_pdf(live: Desk, smtp, clock) -> None:
+    live.deliver(request_mail())
+    clock.now = clock.now.replace(month=12, day=1, hour=1)  # Tuesday 1 December, 08:00 WIB
+    stats = live.app.sweep_deadlines()
+    assert stats.monthly_report == 1
+    assert live.app.sweep_deadlines().monthly_report == 0
+    send_all(live.app)
+    [mail] = [
+        r for r in smtp.handler.to(HEAD) if r.subject.startswith("Laporan Hasil Layanan Konsultasi 11-2026")
+    ]
+    assert "Pengajuan diterima      : 1" in mail.text()
+    [pdf] = [p for p in mail.message.walk() if p.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == "laporan-konsultasi-2026-11.pdf"
+    assert pdf.get_payload(decode=True).startswith(b"%PDF")
