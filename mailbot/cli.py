@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
 from mailbot.privacy import MaskingFilter
+from mailbot.privacy_ops import export_person, purge
 from mailbot.reports import format_ikm_table, ikm_report
 from mailbot.workflow import State
 
@@ -463,6 +465,38 @@ def cmd_document(args: argparse.Namespace) -> int:
         app.close()
 
 
+# --- privacy ---------------------------------------------------------------------------------
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    config = _load(args)
+    app = create_app(config)
+    try:
+        if args.privacy_command == "export":
+            out = Path(args.out or f"data-pribadi-{re.sub(r'[^A-Za-z0-9]+', '-', args.who)}.zip")
+            with app.sessions() as session:
+                try:
+                    tickets, messages = export_person(session, args.who, out)
+                except ValueError as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
+            print(f"{tickets} tickets and {messages} messages about {args.who} written to {out}")
+            return 0
+        days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
+        with app.sessions.begin() as session:
+            result = purge(session, older_than=timedelta(days=days), now=app.clock())
+        log.info(
+            "privacy purge: %s tickets, %s messages older than %s days", result.tickets, result.messages, days
+        )
+        print(
+            f"purged personal data of {result.tickets} closed tickets and {result.messages} messages "
+            f"older than {days} days"
+        )
+        return 0
+    finally:
+        app.close()
+
+
 # --- reports ------------------------------------------------------------------------------
 
 
@@ -572,6 +606,19 @@ def build_parser() -> argparse.ArgumentParser:
     rper.add_argument("--format", choices=["html", "pdf", "csv", "json"], default="html")
     rper.add_argument("-o", "--out", help="write to this file (default: standard output)")
     report.set_defaults(func=cmd_report)
+
+    privacy = sub.add_parser(
+        "privacy", help="personal data: export everything about a person, purge old data"
+    )
+    psub = privacy.add_subparsers(dest="privacy_command", required=True)
+    pexp = psub.add_parser(
+        "export", help="everything held about one person (EMAIL or NIK/NIP) as a zip bundle"
+    )
+    pexp.add_argument("who", metavar="EMAIL|NIK")
+    pexp.add_argument("-o", "--out", help="the bundle (default: data-pribadi-<who>.zip)")
+    ppur = psub.add_parser("purge", help="remove personal data of closed tickets past the retention period")
+    ppur.add_argument("--older-than", type=int, metavar="DAYS", help="default: privacy.retention_days")
+    privacy.set_defaults(func=cmd_privacy)
 
     document = sub.add_parser("document", help="an official document of a ticket, as HTML or PDF")
     document.add_argument("number", help="ticket number")
