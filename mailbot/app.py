@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from mailbot import models
+from mailbot import health, models
 from mailbot.config import Config
 from mailbot.db import make_engine, migrate, session_factory
 from mailbot.deadlines import Deadlines, SweepStats
@@ -171,11 +171,15 @@ class App:
     def run_intake_once(self) -> IntakeStats:
         stats = IntakeStats()
         source = self.source_factory(self.config)
-        source.connect()
         try:
+            source.connect()
             self.drain_mailbox(source, stats)
+        except MailboxError as exc:
+            health.record(self.sessions, "intake", self.clock(), str(exc))
+            raise
         finally:
             source.close()
+        health.record(self.sessions, "intake", self.clock())
         return stats
 
     def intake_loop(self, wake_outbox: Callable[[], None]) -> None:
@@ -191,6 +195,7 @@ class App:
                     delay = 1.0
                 stats = IntakeStats()
                 self.drain_mailbox(source, stats)
+                health.record(self.sessions, "intake", self.clock())
                 if stats.fetched:
                     log.info(
                         "intake: %s fetched, %s processed, %s duplicates, %s machine, %s quarantined",
@@ -204,6 +209,7 @@ class App:
                 source.wait(settings.idle_timeout, self.stop_flag)
             except MailboxError as exc:
                 log.warning("mailbox error: %s; reconnecting in %.0fs", exc, delay)
+                health.record(self.sessions, "intake", self.clock(), str(exc))
                 if source is not None:
                     source.close()
                 source = None
@@ -211,6 +217,7 @@ class App:
                 delay = min(delay * 2, settings.reconnect_max_seconds)
             except (DBAPIError, OSError) as exc:
                 log.error("intake paused: %s; retrying in %.0fs", exc, delay)
+                health.record(self.sessions, "intake", self.clock(), f"{type(exc).__name__}: {exc}")
                 self.stop_flag.wait(delay)
                 delay = min(delay * 2, settings.reconnect_max_seconds)
         if source is not None:
@@ -223,7 +230,17 @@ class App:
         return self.deadlines.sweep(self.clock())
 
     async def send_pending(self) -> DrainResult:
-        return await self.outbox.drain()
+        result = await self.outbox.drain()
+        # A connection failure (no SMTP code) means sending is failing; a refusal of one mail does not.
+        down = [e for e in result.errors if "connection" in e.lower() or "cannot write" in e.lower()]
+        await asyncio.to_thread(
+            health.record,
+            self.sessions,
+            "outbox",
+            self.clock(),
+            down[-1] if down and not result.sent else None,
+        )
+        return result
 
     async def run(self) -> None:
         """The daemon: intake thread, outbox loop and scheduler until SIGTERM/SIGINT."""

@@ -29,6 +29,7 @@ from mailbot.documents import (
     render_document,
     render_period_html,
 )
+from mailbot.health import status
 from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
@@ -492,6 +493,109 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             f"purged personal data of {result.tickets} closed tickets and {result.messages} messages "
             f"older than {days} days"
         )
+        return 0
+    finally:
+        app.close()
+
+
+# --- health and the outbox -------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy; 1 when intake or sending has been failing longer than the threshold."""
+    config = _load(args)
+    app = create_app(config)
+    try:
+        with app.sessions() as session:
+            st = status(session, app.clock(), timedelta(minutes=args.failing_after))
+        if args.json:
+            json.dump(st.as_json(), sys.stdout, indent=2)
+            print()
+        else:
+            print("mailbot: " + ("OK" if st.healthy else "FAILING: " + ", ".join(st.failing)))
+            for name, c in st.components.items():
+                failing = (
+                    f", failing since {c['failing_since']}: {c['last_error']}" if c["failing_since"] else ""
+                )
+                print(f"  {name:<7} last ok {c['last_ok_at'] or 'never'}{failing}")
+            print(
+                f"  outbox  {st.outbox_pending} pending, {st.outbox_sending} sending, "
+                f"{st.dead_letters} dead letters"
+            )
+            print(f"  inbox   {st.quarantined} quarantined")
+            print(f"  tickets {st.open_tickets} open, {st.overdue_tickets} overdue")
+        return 0 if st.healthy else 1
+    finally:
+        app.close()
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    config = _load(args)
+    app = create_app(config)
+    try:
+        if args.outbox_command == "retry":
+            with app.sessions.begin() as session:
+                stmt = select(models.OutboundMessage).where(models.OutboundMessage.status == "dead")
+                if not args.all:
+                    stmt = stmt.where(models.OutboundMessage.id.in_(args.ids))
+                rows = list(session.execute(stmt).scalars())
+                for row in rows:
+                    row.status, row.attempts, row.next_attempt_at = "pending", 0, app.clock()
+                    if row.ticket_id is not None:
+                        ticket = session.get(models.Ticket, row.ticket_id)
+                        if ticket is not None:
+                            store.record_event(
+                                session,
+                                ticket,
+                                "mail_retry",
+                                actor="admin",
+                                now=app.clock(),
+                                detail=f"{row.kind} → {row.recipient}: {row.last_error[:200]}",
+                            )
+            print(f"{len(rows)} dead letters queued again")
+            result = asyncio.run(app.send_pending())
+            print(f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead")
+            return 0
+        statuses = ["dead"] if args.dead else ["pending", "sending", "dead"]
+        with app.sessions() as session:
+            rows = list(
+                session.execute(
+                    select(models.OutboundMessage)
+                    .where(models.OutboundMessage.status.in_(statuses))
+                    .order_by(models.OutboundMessage.id)
+                ).scalars()
+            )
+            numbers = (
+                {t.id: t.number for t in session.execute(select(models.Ticket)).scalars()} if rows else {}
+            )
+        if args.json:
+            json.dump(
+                [
+                    {
+                        "id": r.id,
+                        "ticket": numbers.get(r.ticket_id or 0),
+                        "kind": r.kind,
+                        "to": r.recipient,
+                        "status": r.status,
+                        "attempts": r.attempts,
+                        "next_attempt_at": r.next_attempt_at.isoformat(),
+                        "last_error": r.last_error,
+                    }
+                    for r in rows
+                ],
+                sys.stdout,
+                indent=2,
+            )
+            print()
+            return 0
+        if not rows:
+            print("outbox empty")
+        for r in rows:
+            print(
+                f"#{r.id:<6} {r.status:<8} {numbers.get(r.ticket_id or 0, '-'):<20} {r.kind:<16} "
+                f"{r.recipient:<32} "
+                f"attempts {r.attempts}  {r.last_error[:60]}"
+            )
         return 0
     finally:
         app.close()

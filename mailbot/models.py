@@ -219,6 +219,18 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Health(Base):
+    """When a component (intake, outbox) last worked and since when it has been failing."""
+
+    __tablename__ = "health"
+
+    component: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class MailboxState(Base):
     """Per source folder: the UIDVALIDITY last seen, to notice when it changes."""
 
