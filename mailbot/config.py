@@ -167,6 +167,10 @@ class LimitSettings(_Strict):
     max_mime_depth: int = Field(default=10, ge=1)
     # Automatic mail to one recipient per hour; past it mail is held back (DOMAIN.md s. 5).
     auto_replies_per_recipient_per_hour: int = Field(default=20, ge=1)
+    # Loop guard per ticket: the same kind of automatic mail to the same person at most this many
+    # times a day, and never again for a reply whose text repeats an earlier one (an auto-responder
+    # that slips past every header check cannot keep a conversation with us going).
+    same_reply_per_day: int = Field(default=3, ge=1)
     # A second identical request from the same sender inside this window is a duplicate.
     duplicate_window_hours: float = Field(default=72.0, ge=0)
 

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -132,6 +132,14 @@ class Intake:
 
         if result.kind is Kind.MACHINE:
             row.status = "machine"
+            if thread is None:
+                # A bounce carries our mail (or its headers) inside: link it to that mail's ticket.
+                ours = sorted(set(re.findall(rb"<mb\.\d+\.[a-z_]+\.[0-9a-f]+\.[0-9a-f]+@[^>\s]+>", raw)))
+                found = store.ticket_by_referenced_message(
+                    session, [m.decode("ascii", "replace") for m in ours[:20]]
+                )
+                if found is not None:
+                    thread = ThreadMatch(found.id, found.applicant_email, "bounced-copy")
             if thread is not None:
                 ticket = session.get(models.Ticket, thread.ticket_id)
                 if ticket is not None:
@@ -362,6 +370,7 @@ class Intake:
             )
             self._registered(session, ticket, profile, msg, now)
         else:
+            repeated = self.repeats_earlier_text(session, ticket, row, msg)
             store.transition(
                 session,
                 ticket,
@@ -371,7 +380,7 @@ class Intake:
                 inbound_id=row.id,
                 detail=_summary(validation.issues),
             )
-            self._ask_missing(session, ticket, profile, msg, now, still=True)
+            self._ask_missing(session, ticket, profile, msg, now, still=True, repeated=repeated)
 
     # --- outgoing mail -------------------------------------------------------------------
 
@@ -430,6 +439,19 @@ class Intake:
             log.warning("ticket %s: no address to send %s to", ticket.number, kind)
             return None
         limits = self.config.settings.limits
+        if reply_to_applicant and self.config.staff_by_email(to_addr) is None:
+            sent = store.thread_mail_times(session, ticket.id, to_addr.lower(), kind, now - timedelta(days=1))
+            if len(sent) >= limits.same_reply_per_day:
+                store.record_event(
+                    session,
+                    ticket,
+                    "reply_suppressed",
+                    actor="system",
+                    now=now,
+                    detail=f"{kind} to {to_addr} not sent: loop guard ({len(sent)} today)",
+                )
+                log.warning("loop guard: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
+                return None
         if self.config.staff_by_email(to_addr) is None and (
             store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
             >= limits.auto_replies_per_recipient_per_hour
@@ -649,6 +671,7 @@ class Intake:
         now: datetime,
         *,
         still: bool,
+        repeated: bool = False,
     ) -> None:
         ctx = {**self.context(ticket, profile), "issues": ticket.issues, "still": still}
         self.send(
@@ -662,8 +685,32 @@ class Intake:
             now=now,
             reply_to_applicant=True,
             language=profile.language,
-            quiet=no_autoreply_reason(msg),
+            quiet=no_autoreply_reason(msg)
+            or ("the reply repeats an earlier one word for word" if repeated else None),
         )
+
+    def repeats_earlier_text(
+        self, session: Session, ticket: models.Ticket, row: models.InboundMessage, msg: InboundMessage
+    ) -> bool:
+        """Does this reply say, word for word, what the same sender already wrote on this ticket?
+        People add something; an auto-responder repeats itself."""
+        mine = _words(msg.new_text)
+        if not mine:
+            return True
+        earlier = store.messages_of_ticket(session, ticket.id)[0]
+        for other in earlier:
+            if other.id == row.id or other.from_addr != msg.from_addr or not other.raw:
+                continue
+            try:
+                if _words(parse_message(other.raw).new_text) == mine:
+                    return True
+            except UnreadableMessage:
+                continue
+        return False
+
+
+def _words(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def _staff_language(member: StaffMember, profile: Profile) -> str:

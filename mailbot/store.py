@@ -132,6 +132,22 @@ def auto_mail_count(session: Session, recipient: str, since: datetime) -> int:
     ).scalar_one()
 
 
+def thread_mail_times(
+    session: Session, ticket_id: int, recipient: str, kind: str, since: datetime
+) -> list[datetime]:
+    """When mail of one kind went to one recipient of one ticket, since a time."""
+    return list(
+        session.execute(
+            select(models.OutboundMessage.created_at).where(
+                models.OutboundMessage.ticket_id == ticket_id,
+                models.OutboundMessage.recipient == recipient,
+                models.OutboundMessage.kind == kind,
+                models.OutboundMessage.created_at >= since,
+            )
+        ).scalars()
+    )
+
+
 def find_inbound_by_source(
     session: Session, mailbox: str, uidvalidity: int, uid: str
 ) -> models.InboundMessage | None:
