@@ -21,7 +21,8 @@ def _their_auto_answer(ours: models.OutboundMessage, *, headers: str = "") -> by
     msg = email.message_from_bytes(ours.raw, policy=email.policy.default)
     return (
         f"From: Helpdesk Instansi Lain <{OTHER}>\r\nTo: {SERVICE_ADDRESS}\r\n"
-        f"Subject: Re: {msg['Subject']}\r\nMessage-ID: <{secrets.token_hex(6)}@instansi-lain.example.go.id>\r\n"
+        f"Subject: Re: {msg['Subject']}\r\n"
+        f"Message-ID: <{secrets.token_hex(6)}@instansi-lain.example.go.id>\r\n"
         f"In-Reply-To: {msg['Message-ID']}\r\nReferences: {msg['Message-ID']}\r\n{headers}"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
         "Terima kasih, pesan Anda sudah kami terima dan akan segera kami tindak lanjuti.\r\n"
@@ -66,7 +67,8 @@ def test_out_of_office_and_bounce_of_our_acknowledgment(desk: Desk) -> None:
         "Message-ID: <bounce-1@mx.kemendesa.example.go.id>\r\nMIME-Version: 1.0\r\n"
         'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
         "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; x@y\r\nAction: failed\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Final-Recipient: rfc822; x@y\r\nAction: failed\r\n"
         "Status: 5.1.1\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         + ack.raw.split(b"\r\n\r\n", 1)[0].decode()
         + "\r\n\r\n--B--\r\n"
