@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from mailbot.classify import LOOP_HEADER
-from mailbot.parse import clean_header_text
+from mailbot.parse import clean_header_text, decode_header
 
 TEMPLATES_DIR = Path(
     os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parent.parent / "templates")
@@ -109,13 +109,21 @@ class MailSpec:
     attachments: tuple[OutgoingAttachment, ...] = field(default=())
 
 
+def safe_header(value: str) -> str:
+    """Header text with encoded words decoded and every control character removed."""
+    decoded = decode_header(value)
+    return decoded if "=?" not in decoded else decoded.replace("=?", "= ?")
+
+
 def build_mail(
     spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime
 ) -> Envelope:
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((clean_header_text(from_name), from_addr))
-    msg["To"] = formataddr((clean_header_text(spec.to_name), clean_header_text(spec.to_addr)))
-    msg["Subject"] = spec.rendered.subject
+    # Names and subjects come from mail: decode any encoded word they carry before cleaning, or an
+    # encoded CR/LF would come back to life when the header is parsed (DOMAIN.md s. 5).
+    msg["From"] = formataddr((safe_header(from_name), from_addr))
+    msg["To"] = formataddr((safe_header(spec.to_name), clean_header_text(spec.to_addr)))
+    msg["Subject"] = safe_header(spec.rendered.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = spec.message_id
     if spec.in_reply_to:

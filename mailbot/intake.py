@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot import models, store
-from mailbot.classify import Kind, ThreadMatch, classify, no_autoreply_reason
+from mailbot.classify import Kind, ThreadMatch, classify, machine_reason, no_autoreply_reason
 from mailbot.compose import MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.deadlines import Clocks
 from mailbot.dispatch import Dispatcher
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
-from mailbot.parse import InboundMessage, UnreadableMessage, parse_message
+from mailbot.parse import InboundMessage, UnreadableMessage, parse_headers, parse_message
 from mailbot.privacy import mask_number
 from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
 from mailbot.workflow import Event, State
@@ -98,12 +98,19 @@ class Intake:
         )
         limits = self.config.settings.limits
         try:
-            msg = parse_message(raw, max_bytes=limits.max_message_bytes, max_depth=limits.max_mime_depth)
+            msg = parse_message(
+                raw,
+                max_bytes=limits.max_message_bytes,
+                max_depth=limits.max_mime_depth,
+                max_attachments=limits.max_attachments,
+            )
         except UnreadableMessage as exc:
             row.status, row.kind, row.reason = "quarantined", "unreadable", exc.reason
             session.add(row)
             session.flush()
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
+            if exc.limit:
+                self._refuse(session, row, raw, exc, now)
             return Outcome(row.id, row.status, row.kind, row.reason, None)
 
         row.message_id = msg.message_id[:998]
@@ -227,6 +234,52 @@ class Intake:
                 )
         log.info("inbound #%s is a duplicate: %s", row.id, row.reason)
         return self._outcome(session, row)
+
+    def _refuse(
+        self, session: Session, row: models.InboundMessage, raw: bytes, exc: UnreadableMessage, now: datetime
+    ) -> None:
+        """Tell a person whose mail broke a configured limit what happened (never a machine)."""
+        try:
+            head = parse_headers(raw)
+        except Exception:  # the header block itself is broken: nobody to answer safely
+            log.info("inbound #%s: no readable header to answer", row.id)
+            return
+        row.from_addr, row.subject, row.message_id = (
+            head.from_addr[:320],
+            head.subject[:500],
+            head.message_id[:998],
+        )
+        if (
+            not head.from_addr
+            or machine_reason(head, self.config.instance_id)
+            or self._refused_lately(session, head, now)
+        ):
+            return
+        profile = self.config.profile
+        ctx = {
+            "service": self.config.service,
+            "limit": exc.limit,
+            "size": exc.size,
+            "allowed": exc.allowed,
+            "subject": head.subject,
+            "received": now.astimezone(self.tz),
+        }
+        self.send_plain(
+            session,
+            template="refused",
+            kind="refused",
+            to_addr=head.reply_address,
+            to_name=head.from_name,
+            context=ctx,
+            now=now,
+            in_reply_to=head.message_id,
+            language=profile.language,
+        )
+        row.kind = "refused"
+
+    def _refused_lately(self, session: Session, head: InboundMessage, now: datetime) -> bool:
+        """One automatic mail per sender per hour is enough after a refusal."""
+        return store.auto_mail_count(session, head.reply_address.lower(), store.since(now, 1)) >= 1
 
     def _thread(self, session: Session, msg: InboundMessage) -> ThreadMatch | None:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""

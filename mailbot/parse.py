@@ -30,8 +30,13 @@ _MSGID_RE = re.compile(r"<[^<>\s]+>")
 class UnreadableMessage(Exception):
     """The bytes are not a mail we can process; `reason` says why (it is stored with the quarantine)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, limit: str = "", size: int = 0, allowed: int = 0) -> None:
         self.reason = reason
+        # Set when a configured limit refused the mail (too_large, too_deep, too_many_attachments):
+        # the sender is told, where the sender is a person.
+        self.limit = limit
+        self.size = size
+        self.allowed = allowed
         super().__init__(reason)
 
 
@@ -136,6 +141,12 @@ def _looks_like_mail(raw: bytes) -> str | None:
     return None
 
 
+def parse_headers(raw: bytes) -> InboundMessage:
+    """Only the header block (for a mail refused for its size): enough to classify and answer it."""
+    head = re.split(rb"\r?\n\r?\n", raw.lstrip(b" \t\r\n")[:262144], maxsplit=1)[0]
+    return _parse(head + b"\r\n\r\n", 1000)
+
+
 def _mime_depth(msg: email.message.Message, depth: int = 1) -> int:
     if not msg.is_multipart():
         return depth
@@ -149,19 +160,36 @@ def _message_ids(value: str) -> tuple[str, ...]:
     return tuple(_MSGID_RE.findall(value))
 
 
-def parse_message(raw: bytes, *, max_bytes: int = 25 * 1024 * 1024, max_depth: int = 10) -> InboundMessage:
+def parse_message(
+    raw: bytes, *, max_bytes: int = 25 * 1024 * 1024, max_depth: int = 10, max_attachments: int = 1000
+) -> InboundMessage:
     """Parse raw bytes; raises UnreadableMessage (never anything else) when it cannot."""
     if len(raw) > max_bytes:
-        raise UnreadableMessage(f"message too large: {len(raw)} bytes, limit {max_bytes}")
+        raise UnreadableMessage(
+            f"message too large: {len(raw)} bytes, limit {max_bytes}",
+            limit="too_large",
+            size=len(raw),
+            allowed=max_bytes,
+        )
     reason = _looks_like_mail(raw)
     if reason:
         raise UnreadableMessage(reason)
     try:
-        return _parse(raw, max_depth)
+        msg = _parse(raw, max_depth)
+        if len(msg.attachments) > max_attachments:
+            raise UnreadableMessage(
+                f"{len(msg.attachments)} attachments, limit {max_attachments}",
+                limit="too_many_attachments",
+                size=len(msg.attachments),
+                allowed=max_attachments,
+            )
+        return msg
     except UnreadableMessage:
         raise
     except RecursionError as exc:
-        raise UnreadableMessage("MIME structure nested too deeply") from exc
+        raise UnreadableMessage(
+            "MIME structure nested too deeply", limit="too_deep", allowed=max_depth
+        ) from exc
     except Exception as exc:  # the parser's failure modes are open-ended; we quarantine all of them
         log.warning("parser failed: %s: %s", type(exc).__name__, exc)
         raise UnreadableMessage(f"parser failed: {type(exc).__name__}: {exc}") from exc
@@ -174,29 +202,38 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
     msg: email.message.Message = mail.message
     depth = _mime_depth(msg)
     if depth > max_depth:
-        raise UnreadableMessage(f"MIME structure nested {depth} levels deep, limit {max_depth}")
+        raise UnreadableMessage(
+            f"MIME structure nested {depth} levels deep, limit {max_depth}",
+            limit="too_deep",
+            size=depth,
+            allowed=max_depth,
+        )
 
     headers: dict[str, list[str]] = {}
+    raw_headers: dict[str, list[str]] = {}
     for name, value in msg.items():
-        headers.setdefault(name.lower().strip(), []).append(decode_header(value))
+        key = name.lower().strip()
+        headers.setdefault(key, []).append(decode_header(value))
+        raw_headers.setdefault(key, []).append(clean_header_text(str(value)))
 
     def first(name: str) -> str:
         values = headers.get(name)
         return values[0] if values else ""
 
-    from_pairs = email.utils.getaddresses([first("from")]) if first("from") else []
-    from_name, from_addr = ("", "")
-    for name, addr in from_pairs:
-        if "@" in addr:
-            from_name, from_addr = name, addr
-            break
-    if not from_addr and first("sender"):
-        from_name, from_addr = email.utils.parseaddr(first("sender"))
-    reply_pairs = email.utils.getaddresses(headers.get("reply-to", []))
-    reply_to = next((a for _, a in reply_pairs if "@" in a), "")
+    def pairs(name: str) -> list[tuple[str, str]]:
+        # Addresses are parsed from the header as sent and only then are display names decoded:
+        # decoding first would let an encoded "Bcc: x@y" inside a name become an address.
+        return [
+            (decode_header(n), a) for n, a in email.utils.getaddresses(raw_headers.get(name, [])) if "@" in a
+        ]
+
+    from_name, from_addr = next(iter(pairs("from")), ("", ""))
+    if not from_addr:
+        from_name, from_addr = next(iter(pairs("sender")), ("", ""))
+    reply_to = next((a for _, a in pairs("reply-to")), "")
 
     def addresses(name: str) -> tuple[str, ...]:
-        return tuple(a.lower() for _, a in email.utils.getaddresses(headers.get(name, [])) if "@" in a)
+        return tuple(a.lower() for _, a in pairs(name))
 
     date = None
     if first("date"):
