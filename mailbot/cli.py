@@ -711,6 +711,29 @@ def build_parser() -> argparse.ArgumentParser:
     rper.add_argument("-o", "--out", help="write to this file (default: standard output)")
     report.set_defaults(func=cmd_report)
 
+    st = sub.add_parser(
+        "status", help="health: last fetch and send, queues, quarantine, dead letters, overdue"
+    )
+    st.add_argument("--json", action="store_true")
+    st.add_argument(
+        "--failing-after",
+        type=float,
+        default=15.0,
+        metavar="MINUTES",
+        help="exit 1 when intake or sending has been failing this long (default 15)",
+    )
+    st.set_defaults(func=cmd_status)
+
+    outbox = sub.add_parser("outbox", help="list queued mail and dead letters; retry dead letters")
+    osub = outbox.add_subparsers(dest="outbox_command", required=True)
+    olist = osub.add_parser("list", help="mail waiting, being sent, or dead")
+    olist.add_argument("--dead", action="store_true", help="dead letters only")
+    olist.add_argument("--json", action="store_true")
+    oretry = osub.add_parser("retry", help="queue dead letters again and send")
+    oretry.add_argument("ids", nargs="*", type=int)
+    oretry.add_argument("--all", action="store_true", help="every dead letter")
+    outbox.set_defaults(func=cmd_outbox)
+
     privacy = sub.add_parser(
         "privacy", help="personal data: export everything about a person, purge old data"
     )

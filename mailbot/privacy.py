@@ -18,9 +18,19 @@ def mask_number(value: str) -> str:
     return prefix + digits[:keep] + "*" * (len(digits) - 2 * keep) + digits[-keep:]
 
 
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    value = m.group(1)
+    if _IPV4.match(value) or sum(c.isdigit() for c in value) < 9:
+        return value  # an address or a short number is no NIK, NIP or phone
+    return mask_number(value)
+
+
 def mask_text(text: str) -> str:
-    """Mask every run of 8 or more digits (with spaces, dots or dashes inside) in free text."""
-    return _LONG_NUMBER.sub(lambda m: mask_number(m.group(1)), text)
+    """Mask every number of 9 or more digits (with spaces, dots or dashes inside) in free text."""
+    return _LONG_NUMBER.sub(_mask_match, text)
 
 
 class MaskingFilter(logging.Filter):

@@ -189,6 +189,35 @@ class Dovecot:
         )
         wait_for_port(self.port)
 
+    def kick(self, user: str) -> None:
+        """Disconnect a user's open IMAP sessions (a cut connection, as the client sees it)."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run(
+            [doveadm, "-c", str(self.conf), "kick", user],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+
+    def start_again(self) -> None:
+        """Start the same server (same port, same mail) after `stop`."""
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        for _ in range(100):
+            if (
+                subprocess.run(
+                    [binary, "-c", str(self.conf)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=30,
+                    check=False,
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.1)  # the old master is still shutting down
+        wait_for_port(self.port)
+
     def stop(self) -> None:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         subprocess.run(

@@ -1,0 +1,112 @@
+"""Faults a real server produces: database locked, IMAP server restarted, login refused."""
+
+from __future__ import annotations
+
+import mailbox
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailbot import models
+from tests.conftest import HEAD, ROOT, request_mail, write_config
+from tests.servers import Dovecot
+
+APPLICANT = "rina.kartika@kemendesa.example.go.id"
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_database_locked_pauses_intake_without_flagging(make_app, tmp_path) -> None:
+    db = tmp_path / "locked.db"
+    app = make_app(
+        database_url=f"sqlite:///{db}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    worker = threading.Thread(target=app.run_intake_once)
+    worker.start()
+    time.sleep(1.5)  # intake is blocked on the lock meanwhile
+    assert worker.is_alive()
+    assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # not moved: nothing was committed
+    assert not list((tmp_path / "md" / ".Processed" / "cur").iterdir())
+    holder.execute("ROLLBACK")
+    holder.close()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert len(list((tmp_path / "md" / ".Processed" / "cur").iterdir())) == 1
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
+
+
+@pytest.mark.imap
+def test_login_refused_is_a_clear_error(imap, smtp, sqlite_url, tmp_path) -> None:
+    bad = imap.url().replace(f":{imap.password}@", ":wrong-password@")
+    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=bad, smtp_url=smtp.url)
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 75
+    assert "mailbox unavailable: IMAP login failed" in out.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "status", "--failing-after", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 1 and "FAILING: intake" in status.stdout
+
+
+@pytest.mark.imap
+def test_imap_server_restart_is_survived_without_restarting_mailbot(
+    dovecot: Dovecot, imap, smtp, sqlite_url, tmp_path
+) -> None:
+    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    log = tmp_path / "daemon.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(lambda: "IDLE True" in log.read_text())
+        imap.deliver(request_mail())
+        _wait_for(lambda: len(smtp.handler.to(HEAD)) == 1)
+        dovecot.kick(imap.user)  # the connection is cut under an open IDLE …
+        dovecot.stop()  # … and the server goes away
+        _wait_for(lambda: "mailbox error" in log.read_text())
+        dovecot.start_again()
+        imap.deliver(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Setelah restart"))
+        _wait_for(lambda: len(smtp.handler.to(HEAD)) == 2, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "reconnecting in" in text and "Traceback" not in text
+    assert len(smtp.handler.to(APPLICANT)) == 1  # nothing processed twice across the reconnect
+    assert imap.count("INBOX") == 0 and imap.count("Processed") == 2
