@@ -84,6 +84,7 @@ class App:
             sender or make_sender(config.smtp, config.settings.smtp),
             config.settings.smtp,
             clock,
+            journal=config.data_dir / "outbox-sent.journal",
         )
         self.source_factory = source_factory
         self.stop_flag = threading.Event()

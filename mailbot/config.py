@@ -114,6 +114,9 @@ class SmtpSettings(_Strict):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     batch_size: int = Field(default=100, ge=1)
     ca_file: str = ""
+    # A process claims a mail for this long before sending; if it dies mid-send the claim runs
+    # out and the mail is sent again (at-least-once, with the same Message-ID).
+    claim_lease_seconds: float = Field(default=600.0, gt=0)
 
 
 class SecuritySettings(_Strict):

@@ -28,9 +28,6 @@ from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
 log = logging.getLogger(__name__)
 
 
-CLAIM_LEASE_SECONDS = 600
-
-
 class SendError(Exception):
     """Sending failed. `permanent` means retrying cannot help (a 5xx reply)."""
 
@@ -140,6 +137,47 @@ class FolderSender:
         return None
 
 
+JOURNAL_TRIM_BYTES = 256 * 1024
+
+
+class SentJournal:
+    """Ids of mail the SMTP server accepted, appended and fsynced right after its 250.
+
+    The database write that marks a mail sent can wait on another writer; a process killed in
+    that wait would otherwise send the mail again when its claim runs out. The journal closes
+    that window to the moment between the server's reply and one append.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, out_id: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="ascii") as fh:
+            fh.write(f"{out_id}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def accepted(self) -> set[int]:
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return set()
+        return {int(line) for line in text.split() if line.isdigit()}
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def trim(self, keep: set[int]) -> None:
+        """Rewrite the journal with only the ids still in doubt (called when it grows)."""
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{i}\n" for i in sorted(keep)), encoding="ascii")
+        os.replace(tmp, self.path)
+
+
 def make_sender(url: ConnectionUrl, settings: SmtpSettings) -> Sender:
     if url.scheme == "file":
         return FolderSender(url.path)
@@ -168,23 +206,43 @@ class Outbox:
         sender: Sender,
         settings: SmtpSettings,
         clock: Callable[[], datetime],
+        journal: Path | None = None,
     ) -> None:
         self.sessions = sessions
         self.sender = sender
         self.settings = settings
         self.clock = clock
+        self.journal = SentJournal(journal) if journal is not None else None
 
     def _due(self, now: datetime) -> list[tuple[int, int | None, bool]]:
         """(id, ticket id, due?) of every pending mail, oldest first."""
         with self.sessions.begin() as s:
-            # Claims whose lease ran out belong to a process that died mid-send: send them again.
-            s.execute(
-                update(models.OutboundMessage)
-                .where(
-                    models.OutboundMessage.status == "sending", models.OutboundMessage.next_attempt_at < now
-                )
-                .values(status="pending")
+            # Claims whose lease ran out belong to a process that died mid-send. What the send
+            # journal shows as accepted by the server is sent; the rest goes out again.
+            stale = list(
+                s.execute(
+                    select(models.OutboundMessage).where(
+                        models.OutboundMessage.status == "sending",
+                        models.OutboundMessage.next_attempt_at < now,
+                    )
+                ).scalars()
             )
+            accepted = self.journal.accepted() if self.journal is not None and stale else set()
+            for row in stale:
+                if row.id in accepted:
+                    row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
+                    _history(
+                        s, row, "mail_sent", now, f"{row.kind} → {', '.join(row.rcpt_to)} (send journal)"
+                    )
+                else:
+                    row.status = "pending"
+            if self.journal is not None and self.journal.size() > JOURNAL_TRIM_BYTES:
+                in_doubt = set(
+                    s.execute(
+                        select(models.OutboundMessage.id).where(models.OutboundMessage.status == "sending")
+                    ).scalars()
+                )
+                self.journal.trim(self.journal.accepted() & in_doubt)
         with self.sessions() as s:
             rows = s.execute(
                 select(
@@ -241,7 +299,7 @@ class Outbox:
         # Claim the mail first: with several processes on one database, the one whose UPDATE
         # matched sends it. The claim is a lease: a process that dies while sending leaves a
         # `sending` row that the next drain puts back once the lease has run out.
-        lease_until = self.clock() + timedelta(seconds=CLAIM_LEASE_SECONDS)
+        lease_until = self.clock() + timedelta(seconds=self.settings.claim_lease_seconds)
         with self.sessions.begin() as s:
             claim = cast(
                 CursorResult[Any],
@@ -260,6 +318,9 @@ class Outbox:
         error: SendError | None = None
         try:
             await self.sender.send(mail_from, rcpt_to, raw)
+            if self.journal is not None:
+                # The server has it: say so on disk before anything else can go wrong.
+                self.journal.record(out_id)
         except SendError as exc:
             error = exc
         now = self.clock()

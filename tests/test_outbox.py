@@ -105,3 +105,20 @@ def test_folder_sender_writes_eml_files(make_app, sqlite_url, tmp_path):
     files = sorted((tmp_path / "out").glob("*.eml"))
     assert len(files) == 2
     assert {f.read_bytes() for f in files} == {o.raw for o in _outbound(app)}
+
+
+def test_claim_of_a_dead_process_is_resolved_by_the_send_journal(make_app, sqlite_url, tmp_path, smtp, clock):
+    """A process died after the server's 250 but before its commit: the journal says sent."""
+    from sqlalchemy import update
+
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    ack, notify = _outbound(app)
+    with app.sessions.begin() as s:
+        s.execute(update(models.OutboundMessage).values(status="sending", next_attempt_at=clock.now))
+    assert app.outbox.journal is not None
+    app.outbox.journal.record(ack.id)  # the server accepted the ack; the notify was in doubt
+    clock.advance(seconds=1)
+    result = send_all(app)
+    assert result.sent == 1 and [r.rcpt_tos for r in smtp.handler.received] == [[HEAD]]
+    assert all(o.status == "sent" for o in _outbound(app))
