@@ -113,7 +113,7 @@ def test_claim_of_a_dead_process_is_resolved_by_the_send_journal(make_app, sqlit
 
     app = _app(make_app, sqlite_url, tmp_path, smtp.url)
     app.process_raw(Source("t", 1, "1"), request_mail())
-    ack, notify = _outbound(app)
+    ack, _notify = _outbound(app)
     with app.sessions.begin() as s:
         s.execute(update(models.OutboundMessage).values(status="sending", next_attempt_at=clock.now))
     assert app.outbox.journal is not None
