@@ -109,3 +109,56 @@ def test_imap_server_restart_is_survived_without_restarting_mailbot(
     assert "reconnecting in" in text and "Traceback" not in text
     assert len(smtp.handler.to(APPLICANT)) == 1  # nothing processed twice across the reconnect
     assert imap.count("INBOX") == 0 and imap.count("Processed") == 2
+
+
+@pytest.mark.imap
+def test_sigterm_during_a_backlog_leaves_nothing_half_done(imap, smtp, sqlite_url, tmp_path) -> None:
+    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    imap.deliver(
+        *[request_mail(sender=f"p{i}@example.go.id", name="Pemohon", subject=f"Soal {i}") for i in range(300)]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: imap.count("Processed") >= 20)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    from mailbot.config import load_config
+    from mailbot.db import make_engine
+
+    engine = make_engine(load_config(config).database_url)
+    with engine.connect() as conn:
+        stored = conn.scalar(select(func.count()).select_from(models.InboundMessage))
+        tickets = conn.scalar(select(func.count()).select_from(models.Ticket))
+    engine.dispose()
+    moved, waiting = imap.count("Processed"), imap.count("INBOX")
+    assert moved + waiting == 300 and waiting > 0  # it stopped before the end …
+    assert stored == moved == tickets  # … and what it took in is complete: stored, processed, moved
+
+
+def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_path, smtp) -> None:
+    from mailbot.intake import Source
+    from tests.conftest import send_all
+
+    app = make_app(database_url=sqlite_url, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    smtp.handler.replies = ["550 5.1.1 no such user"]
+    send_all(app)
+    cli = [sys.executable, "-m", "mailbot", "--config", str(tmp_path / "mailbot.toml")]
+    listing = subprocess.run(
+        [*cli, "outbox", "list", "--dead"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "dead" in listing.stdout and "550 5.1.1 no such user" in listing.stdout
+    show = subprocess.run(
+        [*cli, "tickets", "show", "KONS-2026-000001"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "dead" in show.stdout and "550" in show.stdout
+    retry = subprocess.run(
+        [*cli, "outbox", "retry", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "1 dead letters queued again" in retry.stdout and "1 sent" in retry.stdout
+    assert len(smtp.handler.to(APPLICANT)) == 1
