@@ -308,3 +308,54 @@ def iter_corpus(directory: Path) -> Iterator[tuple[str, str]]:
         if line.strip():
             name, expected = line.split("\t")
             yield name, expected
+
+
+class CuttingProxy:
+    """A TCP proxy to a real server that cuts the first connection after `cut_after` bytes from the
+    server: a connection lost mid-fetch, which a healthy server cannot be asked to produce."""
+
+    def __init__(self, target_port: int, cut_after: int) -> None:
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.port = free_port()
+        self.connections = 0
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            limit = self.cut_after if self.connections == 1 else None
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, limit), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) >= limit:
+                    dst.sendall(data[: max(0, limit - sent)])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._server.close()

@@ -162,3 +162,39 @@ def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_pa
     )
     assert "1 dead letters queued again" in retry.stdout and "1 sent" in retry.stdout
     assert len(smtp.handler.to(APPLICANT)) == 1
+
+
+@pytest.mark.imap
+def test_connection_cut_mid_fetch_loses_nothing_and_repeats_nothing(imap, smtp, sqlite_url, make_app) -> None:
+    from mailbot.mailbox import MailboxError
+    from tests.conftest import send_all
+    from tests.servers import CuttingProxy
+
+    imap.deliver(
+        *[
+            request_mail(
+                sender=f"p{i}@example.go.id",
+                name="Pemohon",
+                subject=f"Soal {i}",
+                body=(
+                    "Nama: Pemohon\nNIP: 19860926 201505 2 001\nUnit Kerja: Biro Umum\nJabatan: Analis\nNo HP: 081234567890\n"
+                    "Pertanyaan: " + "panjang sekali " * 300 + "\n"
+                ),
+            )
+            for i in range(40)
+        ]
+    )
+    proxy = CuttingProxy(imap.port, cut_after=60_000)  # well inside the first FETCH of 40 messages
+    try:
+        url = imap.url().replace(f":{imap.port}/", f":{proxy.port}/")
+        app = make_app(database_url=sqlite_url, mailbox_url=url, smtp_url=smtp.url)
+        with pytest.raises(MailboxError, match="IMAP"):
+            app.run_intake_once()
+        assert imap.count("INBOX") == 40  # nothing moved: nothing of the cut batch was committed
+        stats = app.run_intake_once()  # a new connection (the proxy cuts only the first)
+        send_all(app)
+    finally:
+        proxy.close()
+    assert stats.processed == 40 and stats.already_done == 0
+    assert imap.count("INBOX") == 0 and imap.count("Processed") == 40
+    assert len(smtp.handler.received) == 80  # one acknowledgment and one notification each
