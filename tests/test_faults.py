@@ -177,7 +177,8 @@ def test_connection_cut_mid_fetch_loses_nothing_and_repeats_nothing(imap, smtp, 
                 name="Pemohon",
                 subject=f"Soal {i}",
                 body=(
-                    "Nama: Pemohon\nNIP: 19860926 201505 2 001\nUnit Kerja: Biro Umum\nJabatan: Analis\nNo HP: 081234567890\n"
+                    "Nama: Pemohon\nNIP: 19860926 201505 2 001\nUnit Kerja: Biro Umum\nJabatan: Analis\n"
+                    "No HP: 081234567890\n"
                     "Pertanyaan: " + "panjang sekali " * 300 + "\n"
                 ),
             )
