@@ -109,11 +109,14 @@ class App:
                 if attempt >= 3:
                     raise
             except OperationalError as exc:
-                # Database locked or away: nothing was flagged; wait and try again.
+                # Database locked or away: nothing was flagged. Wait a little and try again; after
+                # that the caller pauses intake (the message stays unflagged in the mailbox).
+                if attempt >= 4 or self.stop_flag.is_set():
+                    raise
                 log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 30)
-        raise RuntimeError("unreachable")
+        raise AssertionError("the loop returns or raises")
 
     def drain_mailbox(self, source: MailboxSource, stats: IntakeStats) -> None:
         """Process everything now waiting in the folder, batch by batch."""

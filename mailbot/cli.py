@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from mailbot import models, store
 from mailbot.app import App, create_app
@@ -131,6 +132,9 @@ def _run_once(app: App) -> int:
         stats = app.run_intake_once()
     except MailboxError as exc:
         print(f"mailbox unavailable: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    except OperationalError as exc:
+        print(f"database unavailable: {exc.orig}; nothing was marked in the mailbox", file=sys.stderr)
         return EXIT_TEMPFAIL
     notices = app.sweep_deadlines()
     result = asyncio.run(app.send_pending())

@@ -357,4 +357,46 @@ class CuttingProxy:
             s.close()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
+
+
+class Forwarder:
+    """A TCP forwarder to a real server that can be taken down and brought back on the same port:
+    the server unreachable for a while, as the client sees it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._sockets: list[socket.socket] = []
+        self._server: socket.socket | None = None
+        self.up()
+
+    def up(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            # shutdown() first: a close() alone leaves the socket listening under a blocked accept().
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
+            self._server.close()
+            self._server = None
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self._sockets.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
+            threading.Thread(target=CuttingProxy._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=CuttingProxy._pipe, args=(upstream, client, None), daemon=True).start()

@@ -199,3 +199,49 @@ def test_connection_cut_mid_fetch_loses_nothing_and_repeats_nothing(imap, smtp, 
     assert stats.processed == 40 and stats.already_done == 0
     assert imap.count("INBOX") == 0 and imap.count("Processed") == 40
     assert len(smtp.handler.received) == 80  # one acknowledgment and one notification each
+
+
+def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> None:
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from tests.servers import Forwarder
+
+    admin = os.environ.get("MAILBOT_TEST_DATABASE_URL")
+    if not admin:
+        pytest.skip("MAILBOT_TEST_DATABASE_URL not set: no PostgreSQL for this run")
+    from sqlalchemy import create_engine, text
+
+    url = make_url(admin).set(drivername="postgresql+psycopg")
+    name = f"mailbot_down_{os.getpid()}"
+    admin_engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    forwarder = Forwarder(url.port or 5432)
+    try:
+        via = url.set(host="127.0.0.1", port=forwarder.port, database=name).render_as_string(
+            hide_password=False
+        )
+        app = make_app(
+            database_url=via, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=f"file://{tmp_path / 'o'}"
+        )
+        md = mailbox.Maildir(tmp_path / "md", create=True)
+        md.add(request_mail())
+        forwarder.down()  # the database server is unreachable
+        worker = threading.Thread(target=app.intake_loop, args=(lambda: None,), daemon=True)
+        worker.start()
+        time.sleep(3)  # intake tries, fails and backs off meanwhile
+        assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
+        forwarder.up()
+        _wait_for(lambda: len(list((tmp_path / "md" / ".Processed" / "cur").iterdir())) == 1, timeout=60)
+        app.stop_flag.set()
+        worker.join(timeout=30)
+        with app.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
+        app.close()
+    finally:
+        forwarder.down()
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
