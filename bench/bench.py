@@ -1,0 +1,216 @@
+"""mailbot's benchmark: the raw limits of this machine beside mailbot's own rates, in one run.
+
+Measured with a real Dovecot (IMAP) and a real aiosmtpd (SMTP) on loopback:
+  - raw IMAP fetch rate (BODY.PEEK[] in batches of 200), raw parse rate (mail-parser),
+    raw SMTP send rate (aiosmtplib, one reused connection);
+  - mailbot end to end: mail in the mailbox → ticket committed → acknowledgment accepted by the
+    SMTP server, with `mailbot run` as a real process;
+  - the latency of one new mail from arrival to acknowledgment with IDLE (median of 20);
+  - peak memory (VmHWM) of the daemon, for each backlog size;
+  - the mbox export rate.
+Usage: bench/run [--sizes 1000,10000,50000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiosmtplib  # noqa: E402
+from imapclient import IMAPClient  # noqa: E402
+
+from mailbot.parse import parse_message  # noqa: E402
+from tests.conftest import write_config  # noqa: E402
+from tests.servers import Dovecot, ImapAccount, start_smtp  # noqa: E402
+
+SERVICE = "konsultasi@bpsdm.example.go.id"
+
+
+def realistic_request(i: int) -> bytes:
+    """A request as people send them: fields, an HTML part, an attachment for one in five."""
+    msg = EmailMessage()
+    msg["From"] = f"Pemohon {i} <pemohon{i}@instansi{i % 50}.example.go.id>"
+    msg["To"] = SERVICE
+    msg["Subject"] = f"Konsultasi penyusunan anggaran nomor {i}"
+    msg["Message-ID"] = f"<bench-{i}-{secrets.token_hex(4)}@example.go.id>"
+    text = (
+        "Yth. Tim Sekretariat,\n\nNama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\n"
+        "Unit Kerja : Biro Perencanaan\nJabatan : Analis Kebijakan\nNo. HP : 0812-3456-7890\n\n"
+        f"Permasalahan:\nBagaimana penyusunan ABK untuk unit baru (permohonan {i})? " + "Mohon arahan. " * 20
+    )
+    msg.set_content(text)
+    html = "<html><body><table>" + "".join(
+        f"<tr><td><b>{k}</b></td><td>{v}</td></tr>"
+        for k, v in (("Nama", "Rina Kartika"), ("NIP", "19860926 201505 2 001"), ("Unit Kerja", "Biro Perencanaan"))
+    ) + f"</table><p>Permasalahan {i}</p></body></html>"
+    msg.add_alternative(html, subtype="html")
+    if i % 5 == 0:
+        msg.add_attachment(os.urandom(20_000), maintype="application", subtype="pdf", filename=f"lampiran-{i}.pdf")
+    return msg.as_bytes()
+
+
+def deliver(account: ImapAccount, mails: list[bytes]) -> None:
+    client = account.client()
+    try:
+        for raw in mails:
+            client.append("INBOX", raw)
+    finally:
+        client.logout()
+
+
+def raw_fetch_rate(account: ImapAccount) -> float:
+    client = account.client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        uids = client.search(["ALL"])
+        start = time.perf_counter()
+        n = 0
+        for i in range(0, len(uids), 200):
+            data = client.fetch(uids[i : i + 200], ["BODY.PEEK[]"])
+            n += len(data)
+        return n / (time.perf_counter() - start)
+    finally:
+        client.logout()
+
+
+def raw_parse_rate(mails: list[bytes]) -> float:
+    start = time.perf_counter()
+    for raw in mails:
+        parse_message(raw)
+    return len(mails) / (time.perf_counter() - start)
+
+
+def raw_send_rate(port: int, n: int) -> float:
+    async def run() -> float:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        body = realistic_request(1)
+        start = time.perf_counter()
+        for _ in range(n):
+            await client.sendmail(SERVICE, ["x@example.go.id"], body)
+        elapsed = time.perf_counter() - start
+        await client.quit()
+        return n / elapsed
+
+    return asyncio.run(run())
+
+
+def peak_rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
+    """`mailbot run` on a backlog of `size` requests: rate until every acknowledgment is accepted."""
+    account = dovecot.new_account()
+    smtp = start_smtp()
+    mails = [realistic_request(i) for i in range(size)]
+    deliver(account, mails)
+    result: dict[str, Any] = {"size": size}
+    result["raw_fetch_per_s"] = round(raw_fetch_rate(account))
+    result["raw_parse_per_s"] = round(raw_parse_rate(mails[: min(size, 2000)]))
+    run_dir = work / f"run-{size}"
+    run_dir.mkdir()
+    config = write_config(run_dir, database_url=f"sqlite:///{run_dir / 'mailbot.db'}", mailbox_url=account.url(),
+                          smtp_url=smtp.url)
+    log = (run_dir / "daemon.log").open("w")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "run"], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+    acks = 0
+    peak = 0
+    while acks < size:
+        time.sleep(0.05)
+        acks = sum(1 for r in list(smtp.handler.received) if r.rcpt_tos[0].startswith("pemohon"))
+        peak = max(peak, peak_rss_kib(proc.pid))
+        if proc.poll() is not None:
+            raise RuntimeError(f"mailbot stopped early; see {run_dir / 'daemon.log'}")
+    elapsed = time.perf_counter() - start
+    result["end_to_end_per_s"] = round(size / elapsed, 1)
+    result["end_to_end_seconds"] = round(elapsed, 1)
+    result["peak_rss_mib"] = round(max(peak, peak_rss_kib(proc.pid)) / 1024, 1)
+    # Latency of single new mails with IDLE, the backlog done.
+    latencies = []
+    for i in range(20):
+        before = len(smtp.handler.received)
+        t0 = time.perf_counter()
+        deliver(account, [realistic_request(size + i)])
+        while len(smtp.handler.received) < before + 2:
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - t0)
+    result["idle_latency_median_s"] = round(statistics.median(latencies), 3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    log.close()
+    # The mbox export of what was just archived.
+    out = run_dir / "arsip.mbox"
+    t0 = time.perf_counter()
+    exported = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "export", "mbox", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, check=True)
+    n_messages = int(exported.stdout.split()[0])
+    result["mbox_export_per_s"] = round(n_messages / (time.perf_counter() - t0))
+    result["raw_smtp_send_per_s"] = round(raw_send_rate(smtp.port, min(size, 2000)))
+    smtp.controller.stop()
+    result["share_of_raw_limit"] = round(
+        result["end_to_end_per_s"] / min(result["raw_fetch_per_s"], result["raw_parse_per_s"],
+                                         result["raw_smtp_send_per_s"] / 2), 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    root = Path(f"/tmp/mailbot-bench-dovecot-{secrets.token_hex(3)}")
+    root.mkdir()
+    dovecot = Dovecot(root)
+    dovecot.start()
+    results = []
+    try:
+        for size in sizes:
+            print(f"== {size} requests", flush=True)
+            r = end_to_end(dovecot, size, work)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    finally:
+        dovecot.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    print("\nmachine:", json.dumps(machine))
+    header = ("size", "raw_fetch_per_s", "raw_parse_per_s", "raw_smtp_send_per_s", "end_to_end_per_s",
+              "share_of_raw_limit", "idle_latency_median_s", "peak_rss_mib", "mbox_export_per_s")
+    print(" | ".join(header))
+    for r in results:
+        print(" | ".join(str(r[h]) for h in header))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
