@@ -492,7 +492,8 @@ class Intake:
             log.warning("ticket %s: no address to send %s to", ticket.number, kind)
             return None
         limits = self.config.settings.limits
-        if reply_to_applicant and self.config.staff_by_email(to_addr) is None:
+        fresh = ticket.created_at == now  # a ticket opened by this very mail has sent nothing yet
+        if reply_to_applicant and not fresh and self.config.staff_by_email(to_addr) is None:
             sent = store.thread_mail_times(session, ticket.id, to_addr.lower(), kind, now - timedelta(days=1))
             if len(sent) >= limits.same_reply_per_day:
                 store.record_event(
