@@ -113,7 +113,7 @@ def test_ambiguous_and_unknown_names_change_nothing(desk: Desk) -> None:
     text = text_of(desk.last(HEAD, "transcript"))
     assert 'tidak ada petugas bernama "Joko Widodo"' in text
     # Who may be assigned in SOP 002's chain: consultants, not the inactive Dewi, not a sub-head.
-    assert "Yang dapat ditugaskan: Budi Santoso, Budi Hartono\r\n" in text
+    assert "Yang dapat ditugaskan: Budi Santoso, Budi Hartono\n" in text.replace("\r\n", "\n")
     assert desk.ticket().state is State.NEW
 
 
