@@ -23,6 +23,7 @@ from mailbot.config import Config
 from mailbot.db import make_engine, migrate, session_factory
 from mailbot.deadlines import Deadlines, SweepStats
 from mailbot.intake import Intake, Outcome, Source
+from mailbot.leader import FetchLock
 from mailbot.mailbox import MailboxError, MailboxSource, open_source
 from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
 
@@ -42,6 +43,7 @@ class IntakeStats:
     machine: int = 0
     quarantined: int = 0
     ignored: int = 0
+    standby: bool = False  # another process holds the fetch lock
     tickets: list[str] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> None:
@@ -87,6 +89,7 @@ class App:
             journal=config.data_dir / "outbox-sent.journal",
         )
         self.source_factory = source_factory
+        self.fetch_lock = FetchLock(self.engine, config.data_dir, config.mailbox.redacted())
         self.stop_flag = threading.Event()
         # A hook for fault-injection tests: called between commit and marking in the mailbox.
         self.after_commit: Callable[[Outcome], None] | None = None
@@ -174,6 +177,16 @@ class App:
 
     def run_intake_once(self) -> IntakeStats:
         stats = IntakeStats()
+        if not self.fetch_lock.acquire():
+            log.info("another mailbot process reads the mailbox: intake skipped")
+            stats.standby = True
+            return stats
+        try:
+            return self._intake_once(stats)
+        finally:
+            self.fetch_lock.release()
+
+    def _intake_once(self, stats: IntakeStats) -> IntakeStats:
         source = self.source_factory(self.config)
         try:
             source.connect()
@@ -191,12 +204,26 @@ class App:
         settings = self.config.settings.mailbox
         delay = 1.0
         source: MailboxSource | None = None
+        standby_logged = False
         while not self.stop_flag.is_set():
             try:
                 if source is None:
+                    if not self.fetch_lock.acquire():
+                        if not standby_logged:
+                            log.info("standby: another mailbot process reads the mailbox; this one sends")
+                            standby_logged = True
+                        self.stop_flag.wait(min(settings.poll_interval, 5.0))
+                        continue
+                    log.info("fetch lock taken: this process reads the mailbox")
+                    standby_logged = False
                     source = self.source_factory(self.config)
                     source.connect()
                     delay = 1.0
+                elif not self.fetch_lock.still_held():
+                    log.warning("fetch lock lost with its database session; reading stops until retaken")
+                    source.close()
+                    source = None
+                    continue
                 stats = IntakeStats()
                 self.drain_mailbox(source, stats)
                 health.record(self.sessions, "intake", self.clock())
@@ -226,6 +253,7 @@ class App:
                 delay = min(delay * 2, settings.reconnect_max_seconds)
         if source is not None:
             source.close()
+        self.fetch_lock.release()
 
     # --- daemon ------------------------------------------------------------------------
 

@@ -136,6 +136,8 @@ def _run_once(app: App) -> int:
     except OperationalError as exc:
         print(f"database unavailable: {exc.orig}; nothing was marked in the mailbox", file=sys.stderr)
         return EXIT_TEMPFAIL
+    if stats.standby:
+        print("another mailbot process reads the mailbox; only queued mail is sent", file=sys.stderr)
     notices = app.sweep_deadlines()
     result = asyncio.run(app.send_pending())
     print(
