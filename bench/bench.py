@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiosmtplib  # noqa: E402
-from imapclient import IMAPClient  # noqa: E402
 
 from mailbot.parse import parse_message  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
@@ -56,13 +55,23 @@ def realistic_request(i: int) -> bytes:
         f"Permasalahan:\nBagaimana penyusunan ABK untuk unit baru (permohonan {i})? " + "Mohon arahan. " * 20
     )
     msg.set_content(text)
-    html = "<html><body><table>" + "".join(
-        f"<tr><td><b>{k}</b></td><td>{v}</td></tr>"
-        for k, v in (("Nama", "Rina Kartika"), ("NIP", "19860926 201505 2 001"), ("Unit Kerja", "Biro Perencanaan"))
-    ) + f"</table><p>Permasalahan {i}</p></body></html>"
+    html = (
+        "<html><body><table>"
+        + "".join(
+            f"<tr><td><b>{k}</b></td><td>{v}</td></tr>"
+            for k, v in (
+                ("Nama", "Rina Kartika"),
+                ("NIP", "19860926 201505 2 001"),
+                ("Unit Kerja", "Biro Perencanaan"),
+            )
+        )
+        + f"</table><p>Permasalahan {i}</p></body></html>"
+    )
     msg.add_alternative(html, subtype="html")
     if i % 5 == 0:
-        msg.add_attachment(os.urandom(20_000), maintype="application", subtype="pdf", filename=f"lampiran-{i}.pdf")
+        msg.add_attachment(
+            os.urandom(20_000), maintype="application", subtype="pdf", filename=f"lampiran-{i}.pdf"
+        )
     return msg.as_bytes()
 
 
@@ -133,12 +142,20 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
     result["raw_parse_per_s"] = round(raw_parse_rate(mails[: min(size, 2000)]))
     run_dir = work / f"run-{size}"
     run_dir.mkdir()
-    config = write_config(run_dir, database_url=f"sqlite:///{run_dir / 'mailbot.db'}", mailbox_url=account.url(),
-                          smtp_url=smtp.url)
+    config = write_config(
+        run_dir,
+        database_url=f"sqlite:///{run_dir / 'mailbot.db'}",
+        mailbox_url=account.url(),
+        smtp_url=smtp.url,
+    )
     log = (run_dir / "daemon.log").open("w")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(config), "run"], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     acks = 0
     peak = 0
     while acks < size:
@@ -167,20 +184,29 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
     # The mbox export of what was just archived.
     out = run_dir / "arsip.mbox"
     t0 = time.perf_counter()
-    exported = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config), "export", "mbox", str(out)],
-                              cwd=ROOT, capture_output=True, text=True, check=True)
+    exported = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "export", "mbox", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     n_messages = int(exported.stdout.split()[0])
     result["mbox_export_per_s"] = round(n_messages / (time.perf_counter() - t0))
     result["raw_smtp_send_per_s"] = round(raw_send_rate(smtp.port, min(size, 2000)))
     smtp.controller.stop()
     result["share_of_raw_limit"] = round(
-        result["end_to_end_per_s"] / min(result["raw_fetch_per_s"], result["raw_parse_per_s"],
-                                         result["raw_smtp_send_per_s"] / 2), 3)
+        result["end_to_end_per_s"]
+        / min(result["raw_fetch_per_s"], result["raw_parse_per_s"], result["raw_smtp_send_per_s"] / 2),
+        3,
+    )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
@@ -202,8 +228,17 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     print("\nmachine:", json.dumps(machine))
-    header = ("size", "raw_fetch_per_s", "raw_parse_per_s", "raw_smtp_send_per_s", "end_to_end_per_s",
-              "share_of_raw_limit", "idle_latency_median_s", "peak_rss_mib", "mbox_export_per_s")
+    header = (
+        "size",
+        "raw_fetch_per_s",
+        "raw_parse_per_s",
+        "raw_smtp_send_per_s",
+        "end_to_end_per_s",
+        "share_of_raw_limit",
+        "idle_latency_median_s",
+        "peak_rss_mib",
+        "mbox_export_per_s",
+    )
     print(" | ".join(header))
     for r in results:
         print(" | ".join(str(r[h]) for h in header))
