@@ -203,12 +203,68 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
     return result
 
 
+def scale_out(dovecot: Dovecot, size: int, database_url: str, processes: int, work: Path) -> dict[str, Any]:
+    """`processes` daemons on one PostgreSQL database and one mailbox: requests per second until
+    every acknowledgment is accepted (one reads, all send)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    account = dovecot.new_account()
+    smtp = start_smtp()
+    deliver(account, [realistic_request(i) for i in range(size)])
+    admin = make_url(database_url)
+    name = f"mailbot_bench_{secrets.token_hex(4)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    run_dir = work / f"pg-{processes}-{size}"
+    run_dir.mkdir()
+    config = write_config(
+        run_dir,
+        database_url=admin.set(database=name).render_as_string(hide_password=False),
+        mailbox_url=account.url(),
+        smtp_url=smtp.url,
+    )
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        while sum(1 for r in list(smtp.handler.received) if r.rcpt_tos[0].startswith("pemohon")) < size:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        smtp.controller.stop()
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+    return {
+        "size": size,
+        "processes": processes,
+        "database": "postgresql",
+        "end_to_end_per_s": round(size / elapsed, 1),
+        "mails_sent_per_s": round(2 * size / elapsed, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--postgres", help="a PostgreSQL URL: also measure one and two processes on it")
+    parser.add_argument("--scale-size", type=int, default=5000, help="backlog of the scale-out runs")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
@@ -223,6 +279,12 @@ def main() -> None:
             r = end_to_end(dovecot, size, work)
             results.append(r)
             print(json.dumps(r), flush=True)
+        scale = []
+        if args.postgres:
+            for processes in (1, 2):
+                print(f"== PostgreSQL, {processes} process(es), {args.scale_size} requests", flush=True)
+                scale.append(scale_out(dovecot, args.scale_size, args.postgres, processes, work))
+                print(json.dumps(scale[-1]), flush=True)
     finally:
         dovecot.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -242,8 +304,15 @@ def main() -> None:
     print(" | ".join(header))
     for r in results:
         print(" | ".join(str(r[h]) for h in header))
+    for r in scale:
+        print(
+            f"postgresql, {r['processes']} process(es): {r['end_to_end_per_s']} requests/s, "
+            f"{r['mails_sent_per_s']} mails/s"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"machine": machine, "results": results, "scale_out": scale}, indent=2)
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 
