@@ -198,11 +198,23 @@ def index_rows(session: Session, selection: Selection, tz: ZoneInfo) -> Iterator
         s.ticket_id: s
         for s in session.execute(select(models.Survey).where(models.Survey.ticket_id.in_(ids))).scalars()
     }
+    # One query for every ticket's closing time, not one per ticket.
+    closing = (
+        select(models.TicketEvent.ticket_id, func.max(models.TicketEvent.at))
+        .where(
+            models.TicketEvent.ticket_id.in_(ids),
+            models.TicketEvent.kind.in_(("close", "survey_received", "reject")),
+        )
+        .group_by(models.TicketEvent.ticket_id)
+    )
+    closed_at: dict[int, Any] = {row[0]: row[1] for row in session.execute(closing)}
     stmt = select(models.Ticket).where(models.Ticket.id.in_(ids)).order_by(models.Ticket.id)
     for ticket in session.execute(stmt.execution_options(yield_per=500)).scalars():
-        closed = next(
-            (e.at for e in reversed(ticket.events) if e.kind in ("close", "survey_received", "reject")), None
-        )
+        closed = closed_at.get(ticket.id)
+        if isinstance(closed, str):  # SQLite may hand an aggregate back as text
+            closed = datetime.fromisoformat(closed)
+        if closed is not None and closed.tzinfo is None:
+            closed = closed.replace(tzinfo=UTC)
         survey = surveys.get(ticket.id)
         score = ""
         if survey is not None and survey.complete:
