@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL URL: also measure one and two processes on it")
     parser.add_argument("--scale-size", type=int, default=5000, help="backlog of the scale-out runs")
     args = parser.parse_args()
-    sizes = [int(x) for x in args.sizes.split(",")]
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     root = Path(f"/tmp/mailbot-bench-dovecot-{secrets.token_hex(3)}")
     root.mkdir()
