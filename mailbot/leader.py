@@ -72,8 +72,14 @@ class FetchLock:
 
     def release(self) -> None:
         if self._conn is not None:
+            # close() only hands the connection back to the pool, where the database session, and
+            # with it the lock, would live on: unlock explicitly, then drop the connection.
             with contextlib.suppress(DBAPIError):
-                self._conn.close()  # closing the session releases the advisory lock
+                self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.key})")
+                self._conn.commit()
+            with contextlib.suppress(DBAPIError):
+                self._conn.invalidate()
+                self._conn.close()
             self._conn = None
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

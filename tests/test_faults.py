@@ -234,7 +234,8 @@ def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> 
         time.sleep(3)  # intake tries, fails and backs off meanwhile
         assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
         forwarder.up()
-        _wait_for(lambda: len(list((tmp_path / "md" / ".Processed" / "cur").iterdir())) == 1, timeout=60)
+        processed = tmp_path / "md" / ".Processed" / "cur"
+        _wait_for(lambda: processed.is_dir() and len(list(processed.iterdir())) == 1, timeout=60)
         app.stop_flag.set()
         worker.join(timeout=30)
         with app.sessions() as s:
