@@ -251,17 +251,14 @@ class Deadlines:
             )
             ticket.step, ticket.due_at = "", None
             ctx = self.intake.context(ticket, profile)
-            self.intake.send(
+            self.intake.send_to_applicant(
                 session,
                 ticket,
-                template="auto_closed",
-                kind="auto_closed",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "auto_closed",
+                "auto_closed",
+                ctx,
+                now,
             )
             return ["auto_close"]
         if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
@@ -270,17 +267,14 @@ class Deadlines:
                 "survey_elements": ELEMENTS,
                 "close_at": close.astimezone(self.calendar.tz),
             }
-            self.intake.send(
+            self.intake.send_to_applicant(
                 session,
                 ticket,
-                template="survey_reminder",
-                kind="survey_reminder",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "survey_reminder",
+                "survey_reminder",
+                ctx,
+                now,
             )
             store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
             return ["survey_reminder"]

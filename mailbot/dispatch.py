@@ -313,17 +313,14 @@ class Dispatcher:
                 session, ticket, event, actor=actor, now=now, inbound_id=row.id, detail=command.arg
             )
             ctx = {**self.intake.context(ticket, profile), "question_for_applicant": command.arg}
-            self.intake.send(
+            self.intake.send_to_applicant(
                 session,
                 ticket,
-                template="request_info",
-                kind="request_info",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "request_info",
+                "request_info",
+                ctx,
+                now,
             )
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
@@ -363,17 +360,14 @@ class Dispatcher:
         self._assignment_mail(session, ticket, profile, by, target, now, kind="assign")
         if profile.notify_applicant_on_assign:
             ctx = {**self.intake.context(ticket, profile), "assignee": target}
-            self.intake.send(
+            self.intake.send_to_applicant(
                 session,
                 ticket,
-                template="assigned_applicant",
-                kind="assigned",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "assigned_applicant",
+                "assigned",
+                ctx,
+                now,
             )
 
     def answer(
@@ -406,17 +400,14 @@ class Dispatcher:
             "history": self.history(ticket),
         }
         attachments = attachments_of(row.raw)
-        self.intake.send(
+        self.intake.send_to_applicant(
             session,
             ticket,
-            template="answer",
-            kind="answer",
-            to_addr=ticket.applicant_email,
-            to_name=ticket.applicant_name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=True,
-            language=profile.language,
+            profile,
+            "answer",
+            "answer",
+            ctx,
+            now,
             attachments=attachments,
         )
 
@@ -669,17 +660,14 @@ class Dispatcher:
         ctx = {**self.intake.context(ticket, profile), "elements": ELEMENTS, "have": have}
         if reply.errors or missing:
             ctx |= {"errors": reply.errors, "missing": missing}
-            self.intake.send(
+            self.intake.send_to_applicant(
                 session,
                 ticket,
-                template="survey_incomplete",
-                kind="survey_incomplete",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "survey_incomplete",
+                "survey_incomplete",
+                ctx,
+                now,
             )
             return
         survey.complete = True
@@ -695,17 +683,14 @@ class Dispatcher:
             inbound_id=row.id,
             detail=survey.comment[:2000],
         )
-        self.intake.send(
+        self.intake.send_to_applicant(
             session,
             ticket,
-            template="survey_thanks",
-            kind="survey_thanks",
-            to_addr=ticket.applicant_email,
-            to_name=ticket.applicant_name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=True,
-            language=profile.language,
+            profile,
+            "survey_thanks",
+            "survey_thanks",
+            ctx,
+            now,
         )
 
     def _relay(

@@ -546,6 +546,32 @@ class Intake:
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
         return envelope.message_id
 
+    def send_to_applicant(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        template: str,
+        kind: str,
+        context: dict[str, Any],
+        now: datetime,
+        **extra: Any,
+    ) -> str | None:
+        """An automatic answer to the ticket's applicant, in the profile's language, in their thread."""
+        return self.send(
+            session,
+            ticket,
+            template=template,
+            kind=kind,
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=context,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+            **extra,
+        )
+
     def send_plain(
         self,
         session: Session,
@@ -626,31 +652,25 @@ class Intake:
                 now=now,
                 detail="not eligible: NIP not in the employee roster",
             )
-            self.send(
+            self.send_to_applicant(
                 session,
                 ticket,
-                template="not_eligible",
-                kind="not_eligible",
-                to_addr=ticket.applicant_email,
-                to_name=ticket.applicant_name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=True,
-                language=profile.language,
+                profile,
+                "not_eligible",
+                "not_eligible",
+                ctx,
+                now,
                 quiet=no_autoreply_reason(msg),
             )
             return
-        self.send(
+        self.send_to_applicant(
             session,
             ticket,
-            template="ack",
-            kind="ack",
-            to_addr=ticket.applicant_email,
-            to_name=ticket.applicant_name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=True,
-            language=profile.language,
+            profile,
+            "ack",
+            "ack",
+            ctx,
+            now,
             quiet=no_autoreply_reason(msg),
         )
         recipients = self.config.staff_with_roles(list(profile.notify_roles), profile.id)
@@ -728,17 +748,14 @@ class Intake:
         repeated: bool = False,
     ) -> None:
         ctx = {**self.context(ticket, profile), "issues": ticket.issues, "still": still}
-        self.send(
+        self.send_to_applicant(
             session,
             ticket,
-            template="missing_fields",
-            kind="missing_fields",
-            to_addr=ticket.applicant_email,
-            to_name=ticket.applicant_name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=True,
-            language=profile.language,
+            profile,
+            "missing_fields",
+            "missing_fields",
+            ctx,
+            now,
             quiet=no_autoreply_reason(msg)
             or ("the reply repeats an earlier one word for word" if repeated else None),
         )
