@@ -7,24 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import HEAD, PROFILES, ROOT, request_mail, write_config
+from tests.servers import wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    """Wait for an event a real server reports (never a sleep standing in for a deadline)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.imap
@@ -40,11 +30,11 @@ def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait_for(lambda: "IDLE True" in (tmp_path / "daemon.log").read_text())
+        wait_until(lambda: "IDLE True" in (tmp_path / "daemon.log").read_text())
         imap.deliver(request_mail())
-        _wait_for(lambda: len(smtp.handler.received) == 2)
+        wait_until(lambda: len(smtp.handler.received) == 2)
         imap.deliver(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Pertanyaan kedua"))
-        _wait_for(lambda: len(smtp.handler.received) == 4)
+        wait_until(lambda: len(smtp.handler.received) == 4)
         assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

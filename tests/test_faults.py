@@ -15,18 +15,9 @@ from sqlalchemy import func, select
 
 from mailbot import models
 from tests.conftest import HEAD, ROOT, request_mail, write_config
-from tests.servers import Dovecot
+from tests.servers import Dovecot, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_database_locked_pauses_intake_without_flagging(make_app, tmp_path) -> None:
@@ -91,15 +82,15 @@ def test_imap_server_restart_is_survived_without_restarting_mailbot(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(lambda: "IDLE True" in log.read_text())
+        wait_until(lambda: "IDLE True" in log.read_text())
         imap.deliver(request_mail())
-        _wait_for(lambda: len(smtp.handler.to(HEAD)) == 1)
+        wait_until(lambda: len(smtp.handler.to(HEAD)) == 1)
         dovecot.kick(imap.user)  # the connection is cut under an open IDLE …
         dovecot.stop()  # … and the server goes away
-        _wait_for(lambda: "mailbox error" in log.read_text())
+        wait_until(lambda: "mailbox error" in log.read_text())
         dovecot.start_again()
         imap.deliver(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Setelah restart"))
-        _wait_for(lambda: len(smtp.handler.to(HEAD)) == 2, timeout=60)
+        wait_until(lambda: len(smtp.handler.to(HEAD)) == 2, timeout=60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -124,7 +115,7 @@ def test_sigterm_during_a_backlog_leaves_nothing_half_done(imap, smtp, sqlite_ur
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: imap.count("Processed") >= 20)
+    wait_until(lambda: imap.count("Processed") >= 20)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     from mailbot.config import load_config
@@ -235,7 +226,7 @@ def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> 
         assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
         forwarder.up()
         processed = tmp_path / "md" / ".Processed" / "cur"
-        _wait_for(lambda: processed.is_dir() and len(list(processed.iterdir())) == 1, timeout=60)
+        wait_until(lambda: processed.is_dir() and len(list(processed.iterdir())) == 1, timeout=60)
         app.stop_flag.set()
         worker.join(timeout=30)
         with app.sessions() as s:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -16,17 +15,9 @@ from mailbot import models
 from mailbot.config import load_config
 from mailbot.db import make_engine
 from tests.conftest import ROOT, request_mail, write_config
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.imap
-
-
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_two_processes_one_reader_failover_on_kill(imap, smtp, database_url, tmp_path) -> None:
@@ -60,19 +51,19 @@ def test_two_processes_one_reader_failover_on_kill(imap, smtp, database_url, tmp
                 )
             )
     try:
-        _wait_for(lambda: any("fetch lock taken" in log.read_text() for log in logs))
-        _wait_for(
+        wait_until(lambda: any("fetch lock taken" in log.read_text() for log in logs))
+        wait_until(
             lambda: all("standby" in log.read_text() or "fetch lock taken" in log.read_text() for log in logs)
         )
         leader = next(i for i, log in enumerate(logs) if "fetch lock taken" in log.read_text())
         other = 1 - leader
         assert "standby" in logs[other].read_text()  # one reader at a time
-        _wait_for(lambda: imap.count("Processed") >= 50)
+        wait_until(lambda: imap.count("Processed") >= 50)
         procs[leader].send_signal(signal.SIGKILL)  # the reader dies mid-backlog
         procs[leader].wait(timeout=30)
-        _wait_for(lambda: "fetch lock taken" in logs[other].read_text())
-        _wait_for(lambda: imap.count("INBOX") == 0, timeout=300)
-        _wait_for(
+        wait_until(lambda: "fetch lock taken" in logs[other].read_text())
+        wait_until(lambda: imap.count("INBOX") == 0, timeout=300)
+        wait_until(
             lambda: len({r.message["Message-ID"] for r in smtp.handler.received}) >= 2 * total, timeout=300
         )
         procs[other].send_signal(signal.SIGTERM)
