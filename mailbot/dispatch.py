@@ -274,7 +274,7 @@ class Dispatcher:
             )
             return Line(command.line, True, "extended", {"days": command.days})
         event = _EVENT_FOR[verb]
-        if verb is Verb.ASSIGN:
+        if verb in (Verb.ASSIGN, Verb.FORWARD):
             assert plan.target is not None
             target = plan.target
             ticket.assignee_email = target.emails[0]
@@ -288,23 +288,11 @@ class Dispatcher:
                 detail=f"→ {target.name} <{target.emails[0]}>",
                 data={"assignee": target.emails[0], "by": member.name},
             )
-            self.assigned(session, ticket, profile, member, target, now)
-            return Line(command.line, True, "assigned", {"name": target.name})
-        if verb is Verb.FORWARD:
-            assert plan.target is not None
-            vendor = plan.target
-            ticket.assignee_email = vendor.emails[0]
-            store.transition(
-                session,
-                ticket,
-                event,
-                actor=actor,
-                now=now,
-                inbound_id=row.id,
-                detail=f"→ {vendor.name} <{vendor.emails[0]}>",
-            )
-            self._assignment_mail(session, ticket, profile, member, vendor, now, kind="forward")
-            return Line(command.line, True, "forwarded", {"name": vendor.name})
+            if verb is Verb.ASSIGN:
+                self.assigned(session, ticket, profile, member, target, now)
+                return Line(command.line, True, "assigned", {"name": target.name})
+            self._assignment_mail(session, ticket, profile, member, target, now, kind="forward")
+            return Line(command.line, True, "forwarded", {"name": target.name})
         if verb is Verb.ANSWER:
             self.answer(session, ticket, profile, member, command.arg, row, msg, now)
             return Line(command.line, True, "answered")

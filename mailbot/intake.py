@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import models, store
 from mailbot.classify import Kind, ThreadMatch, classify, machine_reason, no_autoreply_reason
-from mailbot.compose import MailSpec, OutgoingAttachment, build_mail, render
+from mailbot.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.deadlines import Clocks
 from mailbot.dispatch import Dispatcher
@@ -536,6 +536,13 @@ class Intake:
             language=language,
             attachments=attachments,
         )
+        envelope = self._queue(session, spec, kind, ticket, now)
+        return envelope.message_id
+
+    def _queue(
+        self, session: Session, spec: MailSpec, kind: str, ticket: models.Ticket | None, now: datetime
+    ) -> Envelope:
+        """Compose a mail from our address and write it into the outbox."""
         envelope = build_mail(
             spec,
             from_addr=self.config.service.address,
@@ -544,7 +551,7 @@ class Intake:
             now=now,
         )
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
-        return envelope.message_id
+        return envelope
 
     def send_to_applicant(
         self,
@@ -599,14 +606,7 @@ class Intake:
             language=language,
             attachments=attachments,
         )
-        envelope = build_mail(
-            spec,
-            from_addr=self.config.service.address,
-            from_name=self.config.service.name,
-            instance_id=self.config.instance_id,
-            now=now,
-        )
-        store.enqueue(session, envelope, kind=kind, ticket=None, now=now)
+        self._queue(session, spec, kind, None, now)
 
     def route(self, ticket: models.Ticket, profile: Profile) -> tuple[str, list[StaffMember]]:
         """The region / field / unit a new ticket belongs to, and the people one level below the
