@@ -83,7 +83,8 @@ class App:
         self.deadlines = Deadlines(self.intake, self.sessions)
         self.outbox = Outbox(
             self.sessions,
-            sender or make_sender(config.smtp, config.settings.smtp),
+            sender
+            or [make_sender(config.smtp, config.settings.smtp) for _ in range(config.settings.smtp.connections)],
             config.settings.smtp,
             clock,
             journal=config.data_dir / "outbox-sent.journal",

@@ -112,7 +112,10 @@ class SmtpSettings(_Strict):
     max_attempts: int = Field(default=12, ge=1)
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # Mails claimed and recorded per transaction, and SMTP connections a batch is spread over
+    # (the mails of one ticket always go over the same connection, in order).
     batch_size: int = Field(default=100, ge=1)
+    connections: int = Field(default=2, ge=1, le=32)
     ca_file: str = ""
     # A process claims a mail for this long before sending; if it dies mid-send the claim runs
     # out and the mail is sent again (at-least-once, with the same Message-ID).

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import aiosmtplib
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import models
@@ -141,22 +141,35 @@ JOURNAL_TRIM_BYTES = 256 * 1024
 
 
 class SentJournal:
-    """Ids of mail the SMTP server accepted, appended and fsynced right after its 250.
+    """Ids of mail the SMTP server accepted, appended right after its 250 reply.
 
-    The database write that marks a mail sent can wait on another writer; a process killed in
-    that wait would otherwise send the mail again when its claim runs out. The journal closes
-    that window to the moment between the server's reply and one append.
+    The database write that marks a batch sent can wait on another writer; a process killed in
+    that wait would otherwise send those mails again when their claim runs out. Each id is
+    written to the file as soon as the server accepts the mail (a write that survives the death
+    of the process), and the file is fsynced once per batch, before the batch is marked sent
+    (which is what survives a power cut). That leaves repeats only in the moment between the
+    server's reply and one write.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd: int | None = None
 
     def record(self, out_id: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="ascii") as fh:
-            fh.write(f"{out_id}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._fd, f"{out_id}\n".encode("ascii"))
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.fsync(fd)
+            os.close(fd)
 
     def accepted(self) -> set[int]:
         try:
@@ -173,6 +186,7 @@ class SentJournal:
 
     def trim(self, keep: set[int]) -> None:
         """Rewrite the journal with only the ids still in doubt (called when it grows)."""
+        self.close()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(f"{i}\n" for i in sorted(keep)), encoding="ascii")
         os.replace(tmp, self.path)
@@ -199,26 +213,52 @@ def backoff(attempts: int, settings: SmtpSettings) -> timedelta:
     )
 
 
+@dataclass
+class Claimed:
+    """A mail this process has claimed (status `sending`, under a lease) and is about to send."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    mail_from: str
+    rcpt_to: list[str]
+    raw: bytes
+    attempts: int
+
+
+# What became of a claimed mail: None = accepted by the server; a SendError; or RELEASED, not
+# attempted (its connection went down first, or an earlier mail of its ticket was deferred).
+RELEASED = "released"
+Attempt = SendError | None | str
+
+
 class Outbox:
+    """Sends in batches: one transaction claims a batch, the batch goes out over `connections`
+    SMTP connections (mails of one ticket always on the same one, in order), one transaction
+    records the results. The send journal is fsynced once per batch, before that record."""
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        sender: Sender,
+        sender: Sender | list[Sender],
         settings: SmtpSettings,
         clock: Callable[[], datetime],
         journal: Path | None = None,
     ) -> None:
         self.sessions = sessions
-        self.sender = sender
+        self.senders = sender if isinstance(sender, list) else [sender]
         self.settings = settings
         self.clock = clock
         self.journal = SentJournal(journal) if journal is not None else None
 
-    def _due(self, now: datetime) -> list[tuple[int, int | None, bool]]:
-        """(id, ticket id, due?) of every pending mail, oldest first."""
+    @property
+    def sender(self) -> Sender:
+        return self.senders[0]
+
+    def _recover(self, now: datetime) -> None:
+        """Claims whose lease ran out belong to a process that died mid-send. What the send
+        journal shows as accepted by the server is sent; the rest goes out again."""
         with self.sessions.begin() as s:
-            # Claims whose lease ran out belong to a process that died mid-send. What the send
-            # journal shows as accepted by the server is sent; the rest goes out again.
             stale = list(
                 s.execute(
                     select(models.OutboundMessage).where(
@@ -243,18 +283,69 @@ class Outbox:
                     ).scalars()
                 )
                 self.journal.trim(self.journal.accepted() & in_doubt)
-        with self.sessions() as s:
-            rows = s.execute(
-                select(
-                    models.OutboundMessage.id,
-                    models.OutboundMessage.ticket_id,
-                    models.OutboundMessage.next_attempt_at,
-                )
-                .where(models.OutboundMessage.status == "pending")
-                .order_by(models.OutboundMessage.id)
-                .limit(self.settings.batch_size * 10)
+
+    def _claim(self, now: datetime) -> list[Claimed]:
+        """Claim up to `batch_size` due mails, oldest first, never overtaking an earlier mail of
+        the same ticket that is not due yet or is in another process's hands.
+
+        On PostgreSQL the candidates are locked with SKIP LOCKED, so processes draining one
+        outbox take disjoint batches without waiting for each other; a row another process has
+        locked blocks its ticket here. On SQLite, BEGIN IMMEDIATE already makes claims serial.
+        """
+        out = models.OutboundMessage
+        window = self.settings.batch_size * 10
+        with self.sessions.begin() as s:
+            pending = s.execute(
+                select(out.id, out.ticket_id, out.next_attempt_at)
+                .where(out.status == "pending")
+                .order_by(out.id)
+                .limit(window)
             ).all()
-        return [(r[0], r[1], r[2] <= now) for r in rows]
+            if not pending:
+                return []
+            lockable = set(
+                s.execute(
+                    select(out.id)
+                    .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
+                    .order_by(out.id)
+                    .limit(window)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            blocked = {
+                t
+                for t in s.execute(
+                    select(out.ticket_id)
+                    .where(out.status == "sending", out.ticket_id.is_not(None))
+                    .distinct()
+                ).scalars()
+                if t is not None
+            }
+            chosen: list[int] = []
+            for out_id, ticket_id, due_at in pending:
+                if ticket_id is not None and ticket_id in blocked:
+                    continue
+                if out_id not in lockable or due_at > now:
+                    if ticket_id is not None:
+                        blocked.add(ticket_id)  # a later mail of this ticket waits for it
+                    continue
+                chosen.append(out_id)
+                if len(chosen) >= self.settings.batch_size:
+                    break
+            if not chosen:
+                return []
+            lease_until = now + timedelta(seconds=self.settings.claim_lease_seconds)
+            s.execute(
+                update(out)
+                .where(out.id.in_(chosen), out.status == "pending")
+                .values(status="sending", next_attempt_at=lease_until)
+            )
+            rows = s.execute(
+                select(out.id, out.ticket_id, out.kind, out.mail_from, out.rcpt_to, out.raw, out.attempts)
+                .where(out.id.in_(chosen))
+                .order_by(out.id)
+            ).all()
+        return [Claimed(r[0], r[1], r[2], r[3], list(r[4]), r[5], r[6]) for r in rows]
 
     def next_due(self) -> datetime | None:
         with self.sessions() as s:
@@ -268,94 +359,131 @@ class Outbox:
     async def drain(self) -> DrainResult:
         """Send every due mail once; stop at the first connection failure (the server is away)."""
         result = DrainResult()
-        while True:
-            now = self.clock()
-            batch = self._due(now)
-            blocked: set[int] = set()
-            sent_any = False
-            for out_id, ticket_id, due in batch:
-                if ticket_id is not None and ticket_id in blocked:
-                    result.skipped += 1
-                    continue
-                if not due:
-                    if ticket_id is not None:
-                        blocked.add(ticket_id)  # a later mail of this ticket waits for it
-                    continue
-                status, connection_down = await self._send_one(out_id, result)
-                if status == "sent":
-                    sent_any = True
-                elif status == "deferred" and ticket_id is not None:
-                    blocked.add(ticket_id)  # keep the ticket's mail in order
-                if connection_down:
-                    await self.sender.close()
-                    return result
-            if not sent_any:
-                break
-        await self.sender.close()
+        self._recover(self.clock())
+        try:
+            while True:
+                claimed = self._claim(self.clock())
+                if not claimed:
+                    break
+                attempts, down = await self._send_batch(claimed)
+                if self.journal is not None:
+                    self.journal.sync()
+                self._settle(claimed, attempts, result)
+                if down:
+                    break
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+            for sender in self.senders:
+                await sender.close()
         return result
 
-    async def _send_one(self, out_id: int, result: DrainResult) -> tuple[str, bool]:
-        """Send one mail: ("sent" | "deferred" | "dead" | "gone", whether the connection is down)."""
-        # Claim the mail first: with several processes on one database, the one whose UPDATE
-        # matched sends it. The claim is a lease: a process that dies while sending leaves a
-        # `sending` row that the next drain puts back once the lease has run out.
-        lease_until = self.clock() + timedelta(seconds=self.settings.claim_lease_seconds)
-        with self.sessions.begin() as s:
-            claim = cast(
-                CursorResult[Any],
-                s.execute(
-                    update(models.OutboundMessage)
-                    .where(models.OutboundMessage.id == out_id, models.OutboundMessage.status == "pending")
-                    .values(status="sending", next_attempt_at=lease_until)
-                ),
+    async def _send_batch(self, claimed: list[Claimed]) -> tuple[dict[int, Attempt], bool]:
+        """Send a claimed batch over the connections; whether a connection went down."""
+        lanes: list[list[Claimed]] = [[] for _ in self.senders]
+        for mail in claimed:
+            key = mail.ticket_id if mail.ticket_id is not None else mail.id
+            lanes[key % len(lanes)].append(mail)
+        attempts: dict[int, Attempt] = {}
+        done = await asyncio.gather(
+            *(
+                self._send_lane(sender, lane, attempts)
+                for sender, lane in zip(self.senders, lanes, strict=True)
             )
-            claimed = claim.rowcount
-            if claimed != 1:
-                return "gone", False
-            row = s.get(models.OutboundMessage, out_id)
-            assert row is not None
-            mail_from, rcpt_to, raw = row.mail_from, list(row.rcpt_to), row.raw
-        error: SendError | None = None
-        try:
-            await self.sender.send(mail_from, rcpt_to, raw)
+        )
+        return attempts, any(done)
+
+    async def _send_lane(self, sender: Sender, lane: list[Claimed], attempts: dict[int, Attempt]) -> bool:
+        """One connection's share of a batch, in order; True when the connection went down."""
+        deferred: set[int] = set()
+        down = False
+        for mail in lane:
+            if down or (mail.ticket_id is not None and mail.ticket_id in deferred):
+                attempts[mail.id] = RELEASED
+                continue
+            try:
+                await sender.send(mail.mail_from, mail.rcpt_to, mail.raw)
+            except SendError as exc:
+                attempts[mail.id] = exc
+                if not exc.permanent:
+                    if mail.ticket_id is not None:
+                        deferred.add(mail.ticket_id)  # keep the ticket's mail in order
+                    down = exc.code is None
+                continue
+            attempts[mail.id] = None
             if self.journal is not None:
-                # The server has it: say so on disk before anything else can go wrong.
-                self.journal.record(out_id)
-        except SendError as exc:
-            error = exc
+                # The server has it: say so before anything else can go wrong.
+                self.journal.record(mail.id)
+        return down
+
+    def _settle(self, claimed: list[Claimed], attempts: dict[int, Attempt], result: DrainResult) -> None:
+        """Record a batch's results and their history lines in one transaction."""
         now = self.clock()
-        with self.sessions.begin() as s:
-            row = s.get(models.OutboundMessage, out_id)
-            assert row is not None
-            row.attempts += 1
-            if error is None:
-                row.status, row.sent_at, row.last_error = "sent", now, ""
-                result.sent += 1
-                _history(s, row, "mail_sent", now, f"{row.kind} → {', '.join(row.rcpt_to)}")
-                return "sent", False
-            row.last_error = str(error)[:2000]
-            if error.permanent or row.attempts >= self.settings.max_attempts:
-                status = "dead"
-                row.status = "dead"
-                result.dead += 1
-                why = "permanent failure" if error.permanent else f"gave up after {row.attempts} attempts"
-                _history(
-                    s,
-                    row,
-                    "mail_dead",
-                    now,
-                    f"{row.kind} → {', '.join(row.rcpt_to)}: {why}: {error}",
+        changes: list[dict[str, Any]] = []
+        history: list[tuple[Claimed, str, str]] = []
+        for mail in claimed:
+            outcome = attempts.get(mail.id, RELEASED)
+            to = f"{mail.kind} → {', '.join(mail.rcpt_to)}"
+            if outcome == RELEASED:
+                changes.append({"id": mail.id, "status": "pending", "next_attempt_at": now})
+                continue
+            tries = mail.attempts + 1
+            if outcome is None:
+                changes.append(
+                    {"id": mail.id, "status": "sent", "sent_at": now, "last_error": "", "attempts": tries}
                 )
-                log.error("outbound #%s dead-lettered: %s", row.id, error)
+                history.append((mail, "mail_sent", to))
+                result.sent += 1
+                continue
+            assert isinstance(outcome, SendError)
+            change: dict[str, Any] = {"id": mail.id, "attempts": tries, "last_error": str(outcome)[:2000]}
+            if outcome.permanent or tries >= self.settings.max_attempts:
+                why = "permanent failure" if outcome.permanent else f"gave up after {tries} attempts"
+                change["status"] = "dead"
+                history.append((mail, "mail_dead", f"{to}: {why}: {outcome}"))
+                result.dead += 1
+                log.error("outbound #%s dead-lettered: %s", mail.id, outcome)
             else:
-                status = "deferred"
-                row.status = "pending"
-                row.next_attempt_at = now + backoff(row.attempts, self.settings)
+                change["status"] = "pending"
+                change["next_attempt_at"] = now + backoff(tries, self.settings)
                 result.retried += 1
-                log.warning("outbound #%s deferred (attempt %s): %s", row.id, row.attempts, error)
-            result.errors.append(str(error))
-        connection_down = not error.permanent and error.code is None
-        return status, connection_down
+                log.warning("outbound #%s deferred (attempt %s): %s", mail.id, tries, outcome)
+            result.errors.append(str(outcome))
+            changes.append(change)
+        with self.sessions.begin() as s:
+            for group in _by_keys(changes).values():
+                s.execute(update(models.OutboundMessage), group)
+            ticket_ids = {m.ticket_id for m, _, _ in history if m.ticket_id is not None}
+            states = {
+                row[0]: row[1]
+                for row in s.execute(
+                    select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(ticket_ids))
+                )
+            }
+            events: list[dict[str, Any]] = [
+                {
+                    "ticket_id": m.ticket_id,
+                    "at": now,
+                    "actor": "system",
+                    "kind": kind,
+                    "state": states[m.ticket_id].value,
+                    "detail": detail,
+                    "outbound_id": m.id,
+                    "data": {},
+                }
+                for m, kind, detail in history
+                if m.ticket_id in states
+            ]
+            if events:
+                s.execute(insert(models.TicketEvent), events)
+
+
+def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Group bulk-update parameter sets by their keys (one executemany per shape)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return groups
 
 
 def _history(session: Session, row: models.OutboundMessage, kind: str, now: datetime, detail: str) -> None:

@@ -253,6 +253,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: Any = None  # the client's (host, port): which connection brought it
 
     @property
     def message(self) -> Message:
@@ -285,7 +286,12 @@ class RecordingHandler:
             if self.replies:
                 return self.replies.pop(0)
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content),
+                    tuple(session.peer) if session.peer else None,
+                )
             )
         return "250 OK"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import func, select
 
 from mailbot import models
 from mailbot.intake import Source
@@ -122,3 +124,58 @@ def test_claim_of_a_dead_process_is_resolved_by_the_send_journal(make_app, sqlit
     result = send_all(app)
     assert result.sent == 1 and [r.rcpt_tos for r in smtp.handler.received] == [[HEAD]]
     assert all(o.status == "sent" for o in _outbound(app))
+
+
+def test_batches_over_several_connections_keep_each_tickets_mail_in_order(
+    make_app, sqlite_url, tmp_path, smtp
+):
+    """Small batches spread over three connections: every mail once, each ticket's in order."""
+    app = make_app(
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        smtp_extra="batch_size = 4\nconnections = 3",
+    )
+    assert len(app.outbox.senders) == 3
+    senders = [f"p{i}@instansi.example.go.id" for i in range(12)]
+    for i, sender in enumerate(senders):
+        app.process_raw(Source("t", 1, str(i)), request_mail(sender=sender, subject=f"Soal {i}"))
+    result = send_all(app)
+    assert result.sent == 24 and result.retried == 0
+    assert len({r.peer for r in smtp.handler.received}) == 3  # the work was spread
+    outbound = _outbound(app)
+    assert all(o.status == "sent" and o.attempts == 1 for o in outbound)
+    by_id = {o.message_id: o for o in outbound}
+    order: dict[int | None, list[int]] = {}
+    for r in smtp.handler.received:
+        row = by_id[r.message["Message-ID"].strip()]
+        order.setdefault(row.ticket_id, []).append(row.id)
+    assert len(order) == 12 and all(ids == sorted(ids) and len(ids) == 2 for ids in order.values())
+    with app.sessions() as s:
+        sent_lines = s.scalar(
+            select(func.count()).select_from(models.TicketEvent).where(models.TicketEvent.kind == "mail_sent")
+        )
+    assert sent_lines == 24
+
+
+def test_mail_of_a_ticket_in_another_processs_hands_is_not_overtaken(
+    make_app, sqlite_url, tmp_path, smtp, clock
+):
+    """Another process holds the claim on a ticket's first mail: its second waits; others go."""
+    from sqlalchemy import update
+
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    app.process_raw(Source("t", 1, "2"), request_mail(sender="agus@example.go.id", subject="Soal lain"))
+    first_ack = _outbound(app)[0]
+    with app.sessions.begin() as s:
+        s.execute(
+            update(models.OutboundMessage)
+            .where(models.OutboundMessage.id == first_ack.id)
+            .values(status="sending", next_attempt_at=clock.now + timedelta(minutes=10))
+        )
+    result = send_all(app)
+    assert result.sent == 2
+    assert [r.rcpt_tos for r in smtp.handler.received] == [["agus@example.go.id"], [HEAD]]
+    statuses = [o.status for o in _outbound(app)]
+    assert statuses[:2] == ["sending", "pending"]  # the first ticket's head notice waits its turn
