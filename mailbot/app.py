@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -81,15 +85,16 @@ class App:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.intake = Intake(config)
         self.deadlines = Deadlines(self.intake, self.sessions)
+        smtp = config.settings.smtp
         self.outbox = Outbox(
             self.sessions,
-            sender
-            or [make_sender(config.smtp, config.settings.smtp) for _ in range(config.settings.smtp.connections)],
+            sender or [make_sender(config.smtp, smtp) for _ in range(smtp.connections)],
             config.settings.smtp,
             clock,
             journal=config.data_dir / "outbox-sent.journal",
         )
         self.source_factory = source_factory
+        self._own_sender = sender is None
         self.fetch_lock = FetchLock(self.engine, config.data_dir, config.mailbox.redacted())
         self.stop_flag = threading.Event()
         # A hook for fault-injection tests: called between commit and marking in the mailbox.
@@ -122,27 +127,51 @@ class App:
                 delay = min(delay * 2, 30)
         raise AssertionError("the loop returns or raises")
 
-    def drain_mailbox(self, source: MailboxSource, stats: IntakeStats) -> None:
-        """Process everything now waiting in the folder, batch by batch."""
-        batch_size = self.config.settings.mailbox.batch_size
+    def process_batch(self, items: list[tuple[Source, bytes]]) -> list[Outcome]:
+        """Several messages in one transaction: the common case, and much cheaper than one
+        transaction each. If anything goes wrong, the whole group is rolled back and its messages
+        are processed one by one, each in its own transaction with its own retries."""
+        if len(items) > 1 and not self.stop_flag.is_set():
+            try:
+                with self.sessions.begin() as session:
+                    return [
+                        self.intake.process_message(session, source, raw, self.clock())
+                        for source, raw in items
+                    ]
+            except Exception as exc:  # the one-by-one path below reports it, or raises it
+                log.info(
+                    "a group of %s messages was rolled back (%s: %s); processing them one by one",
+                    len(items),
+                    type(exc).__name__,
+                    exc,
+                )
+        return [self.process_raw(source, raw) for source, raw in items]
+
+    def drain_mailbox(
+        self, source: MailboxSource, stats: IntakeStats, committed: Callable[[], None] | None = None
+    ) -> None:
+        """Process everything now waiting in the folder, batch by batch; `committed` is called
+        after each batch (the outbox can start on its mail while the next batch is read)."""
+        settings = self.config.settings.mailbox
         uidvalidity = source.uidvalidity()
         self._note_uidvalidity(source.name, uidvalidity)
         while not self.stop_flag.is_set():
-            uids = source.pending(batch_size)
+            uids = source.pending(settings.batch_size)
             if not uids:
                 return
             done: list[str] = []
             quarantined: list[str] = []
+            group: list[tuple[Source, bytes]] = []
             try:
                 for uid, raw in source.fetch(uids):
                     if self.stop_flag.is_set():
                         break
                     stats.fetched += 1
-                    outcome = self.process_raw(Source(source.name, uidvalidity, uid), raw)
-                    if self.after_commit is not None:
-                        self.after_commit(outcome)
-                    stats.count(outcome)
-                    (quarantined if outcome.quarantined else done).append(uid)
+                    group.append((Source(source.name, uidvalidity, uid), raw))
+                    if len(group) >= settings.transaction_size:
+                        self._process_group(group, stats, done, quarantined)
+                if group and not self.stop_flag.is_set():
+                    self._process_group(group, stats, done, quarantined)
             finally:
                 # Only what is committed is marked; a crash before this line re-reads those
                 # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.
@@ -150,8 +179,25 @@ class App:
                     source.mark_done(done)
                 if quarantined:
                     source.quarantine(quarantined)
+            if committed is not None and done:
+                committed()
             if len(done) + len(quarantined) == 0:
                 return
+
+    def _process_group(
+        self,
+        group: list[tuple[Source, bytes]],
+        stats: IntakeStats,
+        done: list[str],
+        quarantined: list[str],
+    ) -> None:
+        outcomes = self.process_batch(group)
+        for (src, _raw), outcome in zip(group, outcomes, strict=True):
+            if self.after_commit is not None:
+                self.after_commit(outcome)
+            stats.count(outcome)
+            (quarantined if outcome.quarantined else done).append(src.uid)
+        group.clear()
 
     def _note_uidvalidity(self, mailbox: str, uidvalidity: int) -> None:
         """Remember the folder's UIDVALIDITY; a change is logged (RFC 3501 s. 2.3.1.1).
@@ -226,7 +272,7 @@ class App:
                     source = None
                     continue
                 stats = IntakeStats()
-                self.drain_mailbox(source, stats)
+                self.drain_mailbox(source, stats, wake_outbox)
                 health.record(self.sessions, "intake", self.clock())
                 if stats.fetched:
                     log.info(
@@ -275,8 +321,18 @@ class App:
         )
         return result
 
+    def _on_stop_signals(self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+
     async def run(self) -> None:
-        """The daemon: intake thread, outbox loop and scheduler until SIGTERM/SIGINT."""
+        """The daemon: intake thread, scheduler and outbox until SIGTERM/SIGINT.
+
+        With `smtp.sender_process` (the default) the outbox is drained by a child process of its
+        own (`run --sender-only`), woken through a pipe whenever mail is queued: sending then runs
+        on another core than intake. The child stops when the pipe closes, so it never outlives
+        this process; if it dies, it is started again.
+        """
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         stopping = asyncio.Event()
@@ -287,16 +343,26 @@ class App:
             stopping.set()
             wake.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, request_stop)
+        self._on_stop_signals(loop, request_stop)
+        child = (
+            SenderProcess(self.config)
+            if self.config.settings.smtp.sender_process and self._own_sender and self.config.source
+            else None
+        )
+
+        def wake_outbox() -> None:
+            if child is not None:
+                child.wake()
+            else:
+                loop.call_soon_threadsafe(wake.set)
 
         scheduler = AsyncIOScheduler(event_loop=loop)
-        scheduler.add_job(wake.set, "interval", seconds=60, id="outbox-sweep")
+        scheduler.add_job(wake_outbox, "interval", seconds=60, id="outbox-sweep")
 
         async def deadline_sweep() -> None:
             try:
                 if (await asyncio.to_thread(self.sweep_deadlines)).total:
-                    wake.set()
+                    wake_outbox()
             except (DBAPIError, OSError) as exc:  # the database away: the next sweep catches up
                 log.error("deadline sweep failed: %s", exc)
 
@@ -310,32 +376,65 @@ class App:
             coalesce=True,
         )
         scheduler.start()
-
-        def wake_from_thread() -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        intake = asyncio.create_task(asyncio.to_thread(self.intake_loop, wake_from_thread))
+        intake = asyncio.create_task(asyncio.to_thread(self.intake_loop, wake_outbox))
         try:
-            while not stopping.is_set():
-                wake.clear()
-                result = await self.send_pending()
-                if result.sent or result.dead:
-                    log.info(
-                        "outbox: %s sent, %s deferred, %s dead",
-                        result.sent,
-                        result.retried,
-                        result.dead,
-                    )
-                next_due = self.outbox.next_due()
-                wait = 60.0 if next_due is None else (next_due - self.clock()).total_seconds()
-                await sleep_until(wake, min(max(wait, 0.05), 60.0))
+            if child is not None:
+                await child.supervise(stopping)
+            else:
+                await self._send_loop(wake, stopping)
         finally:
             self.stop_flag.set()
             await intake
             scheduler.shutdown(wait=False)
+            if child is not None:
+                await asyncio.to_thread(child.stop)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         log.info("stopped")
+
+    async def run_sender(self, wake_fd: int | None = None) -> None:
+        """Only the outbox loop (the daemon's sending child, or an extra sender by hand): woken
+        by a byte on `wake_fd`, stopped by SIGTERM/SIGINT or when the writer closes the pipe."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        stopping = asyncio.Event()
+
+        def request_stop() -> None:
+            stopping.set()
+            wake.set()
+
+        self._on_stop_signals(loop, request_stop)
+        if wake_fd is not None:
+            os.set_blocking(wake_fd, False)
+
+            def readable() -> None:
+                try:
+                    data = os.read(wake_fd, 4096)
+                except BlockingIOError:
+                    return
+                if not data:  # the daemon is gone: finish what is in hand, then stop
+                    loop.remove_reader(wake_fd)
+                    request_stop()
+                wake.set()
+
+            loop.add_reader(wake_fd, readable)
+        try:
+            await self._send_loop(wake, stopping)
+        finally:
+            if wake_fd is not None:
+                loop.remove_reader(wake_fd)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def _send_loop(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            wake.clear()
+            result = await self.send_pending()
+            if result.sent or result.dead:
+                log.info("outbox: %s sent, %s deferred, %s dead", result.sent, result.retried, result.dead)
+            next_due = self.outbox.next_due()
+            wait = 60.0 if next_due is None else (next_due - self.clock()).total_seconds()
+            await sleep_until(wake, min(max(wait, 0.05), 60.0))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -349,3 +448,74 @@ def create_app(config: Config, **kwargs: object) -> App:
 
 def data_path(config: Config, *parts: str) -> Path:
     return config.data_dir.joinpath(*parts)
+
+
+class SenderProcess:
+    """The daemon's sending child: `mailbot run --sender-only`, woken through a pipe."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._wake_fd: int | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        cmd = [sys.executable, "-m", "mailbot", "--config", str(self.config.source)]
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            cmd.append("-v")
+        cmd += ["run", "--sender-only", "--wake-fd", str(read_fd)]
+        try:
+            # Our own interpreter and module, our own config path: no outside input in the command.
+            self.proc = subprocess.Popen(cmd, pass_fds=(read_fd,), stdin=subprocess.DEVNULL)  # noqa: S603
+        finally:
+            os.close(read_fd)
+        os.set_blocking(write_fd, False)
+        with self._lock:
+            self._wake_fd = write_fd
+        log.info("sender process %s started", self.proc.pid)
+
+    def wake(self) -> None:
+        """Tell the child there is mail (any thread; a full pipe already says so)."""
+        with self._lock:
+            if self._wake_fd is None:
+                return
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(self._wake_fd, b"\x01")
+
+    async def supervise(self, stopping: asyncio.Event) -> None:
+        """Start the child; start it again when it dies, until the daemon stops."""
+        delay = 1.0
+        self.start()
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=1.0)
+            assert self.proc is not None
+            code = self.proc.poll()
+            if code is None or stopping.is_set():
+                continue
+            log.error("sender process exited with status %s; starting it again in %.0fs", code, delay)
+            self._close_pipe()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 60.0)
+            if not stopping.is_set():
+                self.start()
+
+    def _close_pipe(self) -> None:
+        with self._lock:
+            fd, self._wake_fd = self._wake_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Close the pipe (the child finishes its batch and exits); wait for it."""
+        self._close_pipe()
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.error("sender process %s did not stop in %.0fs; terminating it", self.proc.pid, timeout)
+            self.proc.terminate()
+            self.proc.wait(timeout=10)

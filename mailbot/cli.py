@@ -88,6 +88,13 @@ def _seed_samples(config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.sender_only:
+        app = create_app(config)
+        try:
+            asyncio.run(app.run_sender(args.wake_fd))
+        finally:
+            app.close()
+        return 0
     seeded = _seed_samples(config)
     app = create_app(config)
     try:
@@ -674,6 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="process all mail now waiting, send what is queued, exit",
     )
+    run.add_argument(
+        "--sender-only",
+        action="store_true",
+        help="only drain the outbox (the daemon starts one such process itself; more can share the work)",
+    )
+    run.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="report every problem in the configuration")

@@ -98,6 +98,9 @@ class MailboxSettings(_Strict):
     idle_timeout: float = Field(default=300.0, gt=0)
     poll_interval: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=5000)
+    # Messages processed in one database transaction (a failure in one of them rolls the group
+    # back and its messages are processed again one by one, each in its own transaction).
+    transaction_size: int = Field(default=50, ge=1, le=1000)
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
     timeout: float = Field(default=60.0, gt=0)
     # PEM file of the CA that signed the server's certificate; empty: the system's CAs.
@@ -116,6 +119,8 @@ class SmtpSettings(_Strict):
     # (the mails of one ticket always go over the same connection, in order).
     batch_size: int = Field(default=100, ge=1)
     connections: int = Field(default=2, ge=1, le=32)
+    # The daemon drains the outbox in a child process of its own (another core than intake).
+    sender_process: bool = True
     ca_file: str = ""
     # A process claims a mail for this long before sending; if it dies mid-send the claim runs
     # out and the mail is sent again (at-least-once, with the same Message-ID).

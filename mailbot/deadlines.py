@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot import models, store
 from mailbot.compose import OutgoingAttachment
@@ -43,6 +44,7 @@ class SweepStats:
     auto_close: int = 0
     digest: int = 0
     monthly_report: int = 0
+    checked: int = 0  # tickets looked at
 
     def add(self, kind: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -81,11 +83,21 @@ class Clocks:
         )
 
     def refresh(self, ticket: models.Ticket) -> StepClock | None:
-        """Store the running step and its deadline on the ticket."""
+        """Store the running step, its deadline and when the sweep should next look at the ticket:
+        at the step's reminder time; an answered ticket (survey pending) right away."""
         clock = self.clock(ticket) if ticket.state in OPEN_STATES else None
         step, due = (clock.step, clock.due_at) if clock else ("", None)
         if ticket.step != step or ticket.due_at != due:
             ticket.step, ticket.due_at = step, due
+        if clock is not None:
+            profile = self.config.profiles.get(ticket.profile, self.config.profile)
+            check: datetime | None = min(reminder_time(clock, profile.remind_at, self.calendar), clock.due_at)
+        elif ticket.state is State.ANSWERED:
+            check = ticket.updated_at
+        else:
+            check = None
+        if ticket.next_check_at != check:
+            ticket.next_check_at = check
         return clock
 
 
@@ -96,18 +108,24 @@ class Deadlines:
         self.clocks = intake.clocks
         self.calendar = self.clocks.calendar
         self._sessions = sessions
+        self._full_sweep_done = False
 
     # --- the sweep -------------------------------------------------------------------------
 
     def sweep(self, now: datetime) -> SweepStats:
-        """Queue every notice that is due."""
+        """Queue every notice that is due.
+
+        The first sweep of a process looks at every open ticket (a changed calendar or profile
+        moves deadlines; tickets from before `next_check_at` existed have none); later sweeps read
+        only the tickets whose `next_check_at` has come, through its index.
+        """
         stats = SweepStats()
+        query = select(models.Ticket.id).where(models.Ticket.state.in_([*OPEN_STATES, State.ANSWERED]))
+        if self._full_sweep_done:
+            query = query.where(models.Ticket.next_check_at <= now)
         with self._sessions() as session:
-            ids = list(
-                session.execute(
-                    select(models.Ticket.id).where(models.Ticket.state.in_([*OPEN_STATES, State.ANSWERED]))
-                ).scalars()
-            )
+            ids = list(session.execute(query.order_by(models.Ticket.id)).scalars())
+        stats.checked = len(ids)
         for ticket_id in ids:
             for kind in self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now)):
                 stats.add(kind)
@@ -116,6 +134,7 @@ class Deadlines:
                 stats.add(kind)
         for kind in self._guarded(lambda s: self._monthly_report(s, now)):
             stats.add(kind)
+        self._full_sweep_done = True
         return stats
 
     def _monthly_report(self, session: Session, now: datetime) -> list[str]:
@@ -168,12 +187,14 @@ class Deadlines:
         return ["monthly_report"]
 
     def _guarded(self, work: Any) -> list[str]:
-        """One ticket's notices, one transaction; losing the race for a key means another
-        scheduler sent it, and this transaction (and its mail) is rolled back."""
+        """One ticket's notices, one transaction; losing the race for a key (or for the ticket's
+        row, changed meanwhile by another scheduler or by intake) means the other side did the
+        work or the ticket moved on: this transaction (and its mail) is rolled back, and the next
+        sweep looks again if anything is left."""
         try:
             with self._sessions.begin() as session:
                 return list(work(session))
-        except IntegrityError:
+        except (IntegrityError, StaleDataError):
             return []
 
     def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
@@ -198,6 +219,8 @@ class Deadlines:
             return []
         sent: list[str] = []
         remind = reminder_time(clock, profile.remind_at, self.calendar)
+        # Next time: the reminder, else the escalation, else nothing until the ticket changes.
+        ticket.next_check_at = remind if now < remind else clock.due_at if now < clock.due_at else None
         reminder_key = f"{ticket.id}:{clock.key}"
         if remind <= now < clock.due_at and self._claim(session, reminder_key, "reminder", ticket.id, now):
             for person in self._responsible(ticket, profile):
@@ -229,14 +252,14 @@ class Deadlines:
         return sent
 
     def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> list[str]:
-        if not profile.survey:
-            return []
         answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
-        if answered is None:
+        if not profile.survey or answered is None:
+            ticket.next_check_at = None  # nothing for the sweep to do until the ticket changes
             return []
         remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
         close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
         ticket.step, ticket.due_at = "survey", close
+        ticket.next_check_at = remind if now < remind else close if now < close else None
         key = f"{ticket.id}:answer:{answered.id}"
         if now >= close:
             if not self._claim(session, key, "auto_close", ticket.id, now):
@@ -249,7 +272,7 @@ class Deadlines:
                 now=now,
                 detail=f"closed without a survey after {profile.survey_close_after}",
             )
-            ticket.step, ticket.due_at = "", None
+            ticket.step, ticket.due_at, ticket.next_check_at = "", None, None
             ctx = self.intake.context(ticket, profile)
             self.intake.send_to_applicant(
                 session,

@@ -368,13 +368,12 @@ class Intake:
             event,
             actor=msg.from_addr,
             now=now,
-            inbound_id=None,
+            inbound_id=row.id,
             detail=_summary(validation.issues),
             data={"warnings": [i.code for i in validation.warnings]},
         )
         session.flush()
         row.ticket_id = ticket.id
-        ticket.events[-1].inbound_id = row.id
         if validation.complete:
             self._registered(session, ticket, profile, msg, now)
         else:

@@ -76,6 +76,9 @@ class Ticket(Base):
     # The running step of the SOP and when it is due (refreshed after every change and sweep).
     step: Mapped[str] = mapped_column(String(64), default="")
     due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # When the deadline sweep next has something to do for this ticket (a reminder, an
+    # escalation, a survey reminder, closing): the sweep reads only tickets whose time has come.
+    next_check_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     # A follow-up after the reopen window opens a new ticket linked to the old one.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     # Working days added to the current step's deadline by EXTEND.
@@ -109,6 +112,8 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+    # Set with the mail it records, so that one flush writes both (no flush just for an id).
+    outbound: Mapped[OutboundMessage | None] = relationship()
 
 
 class InboundMessage(Base):

@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import mailparser
 
@@ -64,10 +65,19 @@ class InboundMessage:
     headers: dict[str, tuple[str, ...]]
     content_types: tuple[str, ...]
     text: str
-    new_text: str
     html_text: str
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def new_text(self) -> str:
+        """The new part of a reply, without quoted history and signature. Worked out when first
+        asked for: a new request (most mail) never needs it."""
+        try:
+            return strip_quotes(self.text)
+        except Exception as exc:  # a third-party parser on odd input: the whole text is safer
+            log.warning("quote stripping failed (%s: %s); using the whole text", type(exc).__name__, exc)
+            return self.text
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower())
@@ -280,7 +290,6 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
         headers={k: tuple(v) for k, v in headers.items()},
         content_types=tuple(p.get_content_type() for p in msg.walk()),
         text=text,
-        new_text=strip_quotes(text),
         html_text=html_text,
         attachments=tuple(attachments),
         defects=tuple(str(d) for d in (mail.defects_categories or ())),

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailbot import models
 from mailbot.compose import Envelope
 from mailbot.config import Profile
 from mailbot.workflow import Event, State, next_state
+
+_COUNTER = select(models.Counter).where(models.Counter.name == bindparam("name")).with_for_update()
 
 
 def next_ticket_number(session: Session, profile: Profile, year: int) -> str:
@@ -21,9 +23,7 @@ def next_ticket_number(session: Session, profile: Profile, year: int) -> str:
     BEGIN IMMEDIATE already serializes writers), so two processes never share a number.
     """
     name = f"{profile.id}:{year}"
-    counter = session.execute(
-        select(models.Counter).where(models.Counter.name == name).with_for_update()
-    ).scalar_one_or_none()
+    counter = session.execute(_COUNTER, {"name": name}).scalar_one_or_none()
     if counter is None:
         counter = models.Counter(name=name, value=0)
         session.add(counter)
@@ -71,6 +71,7 @@ def record_event(
     detail: str = "",
     inbound_id: int | None = None,
     outbound_id: int | None = None,
+    outbound: models.OutboundMessage | None = None,
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
     entry = models.TicketEvent(
@@ -83,6 +84,8 @@ def record_event(
         outbound_id=outbound_id,
         data=data or {},
     )
+    if outbound is not None:
+        entry.outbound = outbound
     ticket.events.append(entry)
     return entry
 
@@ -106,7 +109,6 @@ def enqueue(
         raw=envelope.raw,
     )
     session.add(row)
-    session.flush()
     if ticket is not None:
         record_event(
             session,
@@ -115,21 +117,26 @@ def enqueue(
             actor="system",
             now=now,
             detail=f"{kind} → {', '.join(envelope.rcpt_to)}",
-            outbound_id=row.id,
+            outbound=row,
         )
     return row
 
 
+# The lookups every inbound message makes are built once: building a statement costs several
+# times more than running it on SQLite (bench/: about 80 µs against 20 µs).
+_AUTO_MAIL_COUNT = (
+    select(func.count())
+    .select_from(models.OutboundMessage)
+    .where(
+        models.OutboundMessage.recipient == bindparam("recipient"),
+        models.OutboundMessage.created_at >= bindparam("since"),
+    )
+)
+
+
 def auto_mail_count(session: Session, recipient: str, since: datetime) -> int:
     """How many automatic mails went (or wait to go) to one recipient since a time."""
-    return session.execute(
-        select(func.count())
-        .select_from(models.OutboundMessage)
-        .where(
-            models.OutboundMessage.recipient == recipient,
-            models.OutboundMessage.created_at >= since,
-        )
-    ).scalar_one()
+    return session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
 
 
 def thread_mail_times(
@@ -148,52 +155,64 @@ def thread_mail_times(
     )
 
 
+_BY_SOURCE = select(models.InboundMessage).where(
+    models.InboundMessage.mailbox == bindparam("mailbox"),
+    models.InboundMessage.uidvalidity == bindparam("uidvalidity"),
+    models.InboundMessage.uid == bindparam("uid"),
+)
+
+
 def find_inbound_by_source(
     session: Session, mailbox: str, uidvalidity: int, uid: str
 ) -> models.InboundMessage | None:
     return session.execute(
-        select(models.InboundMessage).where(
-            models.InboundMessage.mailbox == mailbox,
-            models.InboundMessage.uidvalidity == uidvalidity,
-            models.InboundMessage.uid == uid,
-        )
+        _BY_SOURCE, {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid}
     ).scalar_one_or_none()
+
+
+_BY_SHA = (
+    select(models.InboundMessage)
+    .where(models.InboundMessage.raw_sha256 == bindparam("sha"))
+    .order_by(models.InboundMessage.id)
+    .limit(1)
+)
+_BY_MESSAGE_ID = (
+    select(models.InboundMessage)
+    .where(
+        models.InboundMessage.message_id == bindparam("message_id"),
+        models.InboundMessage.from_addr == bindparam("from_addr"),
+    )
+    .order_by(models.InboundMessage.id)
+    .limit(1)
+)
 
 
 def find_duplicate(
     session: Session, *, raw_sha256: str, message_id: str, from_addr: str
 ) -> models.InboundMessage | None:
     """An earlier copy of this mail: the same bytes, or the same Message-ID from the same sender."""
-    hit = session.execute(
-        select(models.InboundMessage)
-        .where(models.InboundMessage.raw_sha256 == raw_sha256)
-        .order_by(models.InboundMessage.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    hit = session.execute(_BY_SHA, {"sha": raw_sha256}).scalar_one_or_none()
     if hit is not None or not message_id:
         return hit
     return session.execute(
-        select(models.InboundMessage)
-        .where(
-            models.InboundMessage.message_id == message_id,
-            models.InboundMessage.from_addr == from_addr,
-        )
-        .order_by(models.InboundMessage.id)
-        .limit(1)
+        _BY_MESSAGE_ID, {"message_id": message_id, "from_addr": from_addr}
     ).scalar_one_or_none()
+
+
+_SAME_CONTENT = (
+    select(models.InboundMessage)
+    .where(
+        models.InboundMessage.content_hash == bindparam("content_hash"),
+        models.InboundMessage.received_at >= bindparam("since"),
+        models.InboundMessage.ticket_id.is_not(None),
+    )
+    .order_by(models.InboundMessage.id)
+    .limit(1)
+)
 
 
 def find_same_content(session: Session, content_hash: str, since: datetime) -> models.InboundMessage | None:
-    return session.execute(
-        select(models.InboundMessage)
-        .where(
-            models.InboundMessage.content_hash == content_hash,
-            models.InboundMessage.received_at >= since,
-            models.InboundMessage.ticket_id.is_not(None),
-        )
-        .order_by(models.InboundMessage.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    return session.execute(_SAME_CONTENT, {"content_hash": content_hash, "since": since}).scalar_one_or_none()
 
 
 def ticket_by_referenced_message(session: Session, message_ids: list[str]) -> models.Ticket | None:

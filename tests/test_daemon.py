@@ -111,3 +111,58 @@ def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_pat
         env=env,
     )
     assert "Dropped" not in again.stdout and "0 fetched" in again.stdout
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ", 1)[1][:1] != "Z"
+
+
+def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_url, tmp_path):
+    """The daemon drains the outbox in a child process: killed, it comes back; the daemon killed,
+    it finishes and goes (it reads the daemon's end of a pipe)."""
+    import mailbox
+    import re
+
+    config = write_config(
+        tmp_path, database_url=sqlite_url, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=smtp.url
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    log_path = tmp_path / "daemon.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def children() -> list[int]:
+        return [int(p) for p in re.findall(r"sender process (\d+) started", log_path.read_text())]
+
+    try:
+        wait_until(lambda: len(children()) == 1)
+        first = children()[0]
+        md.add(request_mail())
+        wait_until(lambda: len(smtp.handler.received) == 2)
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: len(children()) == 2, timeout=30)
+        assert "sender process exited with status -9; starting it again" in log_path.read_text()
+        md.add(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Pertanyaan kedua"))
+        wait_until(lambda: len(smtp.handler.received) == 4)
+        second = children()[1]
+        assert second != first and _pid_alive(second)
+        proc.kill()  # no chance to stop its child
+        proc.wait(timeout=10)
+        wait_until(lambda: not _pid_alive(second), timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
+    assert len(smtp.handler.received) == 4  # nothing twice

@@ -215,3 +215,48 @@ def test_monthly_report_is_mailed_once_with_the_pdf(live: Desk, smtp, clock) -> 
     [pdf] = [p for p in mail.message.walk() if p.get_content_type() == "application/pdf"]
     assert pdf.get_filename() == "laporan-konsultasi-2026-11.pdf"
     assert pdf.get_payload(decode=True).startswith(b"%PDF")
+
+
+def test_sweep_reads_only_tickets_whose_time_has_come(live: Desk, smtp, clock) -> None:
+    """A backlog of open tickets costs the minute's sweep nothing until one of them falls due."""
+    for i in range(30):
+        live.deliver(request_mail(sender=f"p{i}@example.go.id", name=f"Pemohon {i}", subject=f"Soal {i}"))
+    first = live.app.sweep_deadlines()
+    assert (first.checked, first.reminder, first.escalation) == (30, 0, 0)  # a starting process looks at all
+    assert live.app.sweep_deadlines().checked == 0
+    clock.advance(minutes=5)
+    live.deliver(request_mail(sender="late@example.go.id", name="Terlambat", subject="Soal terakhir"))
+    assert live.app.sweep_deadlines().checked == 0
+    clock.advance(minutes=3)  # the 30 are past their reminder time, the late one is not
+    swept = live.app.sweep_deadlines()
+    assert (swept.checked, swept.reminder) == (30, 30)
+    assert live.app.sweep_deadlines().checked == 0  # next stop: their deadline
+    clock.advance(minutes=3)
+    swept = live.app.sweep_deadlines()
+    assert (swept.checked, swept.escalation) == (30, 30)
+    assert live.app.sweep_deadlines().checked == 0  # escalated: nothing more until they change
+    clock.advance(minutes=2)  # 7.5 minutes after the late one arrived
+    swept = live.app.sweep_deadlines()
+    assert (swept.checked, swept.reminder) == (1, 1)
+    with live.app.sessions() as s:
+        waiting = s.scalar(select(func.count()).where(models.Ticket.next_check_at.is_not(None)))
+    assert waiting == 1  # the late ticket, until its own deadline
+
+
+def test_a_restarted_daemon_looks_at_every_open_ticket_once(live: Desk, smtp, clock, tmp_path) -> None:
+    """next_check_at lost (as for tickets from before it existed): the first sweep still finds them."""
+    from sqlalchemy import update
+
+    live.deliver(request_mail())
+    with live.app.sessions.begin() as s:
+        s.execute(update(models.Ticket).values(next_check_at=None))
+    clock.advance(minutes=9)
+    restarted = create_app(live.app.config, clock=clock)
+    try:
+        swept = restarted.sweep_deadlines()
+        assert (swept.checked, swept.reminder) == (1, 1)
+        assert restarted.sweep_deadlines().checked == 0
+        clock.advance(minutes=2)
+        assert restarted.sweep_deadlines().escalation == 1
+    finally:
+        restarted.close()

@@ -237,3 +237,60 @@ def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> 
         with admin_engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin_engine.dispose()
+
+
+def test_a_failure_inside_a_group_rolls_it_back_and_each_message_goes_alone(
+    make_app, database_url, tmp_path, caplog
+) -> None:
+    """Messages share a transaction in groups; a fault in one (a mock: a database error on one
+    particular message, once) undoes the group, and every message is then processed on its own."""
+    from sqlalchemy.exc import OperationalError
+
+    app = make_app(
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        mailbox_extra="transaction_size = 4",
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    for i in range(10):
+        md.add(request_mail(sender=f"p{i}@example.go.id", name=f"Pemohon {i}", subject=f"Soal {i}"))
+    real = app.intake.process_message
+    failed: list[str] = []
+
+    def flaky(session, source, raw, now):
+        if b"p6@example.go.id" in raw and not failed:
+            failed.append(source.uid)
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return real(session, source, raw, now)
+
+    app.intake.process_message = flaky  # type: ignore[method-assign]
+    caplog.set_level("INFO", logger="mailbot.app")
+    stats = app.run_intake_once()
+    assert failed and stats.processed == 10 and stats.fetched == 10
+    assert "rolled back (OperationalError" in caplog.text
+    with app.sessions() as s:
+        numbers = sorted(s.scalars(select(models.Ticket.number)))
+        senders = s.scalars(select(models.Ticket.applicant_email)).all()
+        assert s.scalar(select(func.count()).select_from(models.InboundMessage)) == 10
+        assert s.scalar(select(func.count()).select_from(models.OutboundMessage)) == 20
+    assert sorted(senders) == sorted(f"p{i}@example.go.id" for i in range(10))  # each once
+    assert numbers == [f"KONS-2026-{n:06d}" for n in range(1, 11)]  # the undone group left no gap
+    assert not list((tmp_path / "md" / "new").iterdir())
+    assert len(list((tmp_path / "md" / ".Processed" / "cur").iterdir())) == 10
+
+
+def test_the_same_mail_twice_in_one_group_opens_one_ticket(make_app, tmp_path) -> None:
+    app = make_app(
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    raw = request_mail()
+    md.add(raw)
+    md.add(raw)
+    stats = app.run_intake_once()
+    assert (stats.fetched, stats.processed, stats.duplicates) == (2, 1, 1)
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
