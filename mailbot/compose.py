@@ -4,6 +4,7 @@ automatic mail carries (threading, RFC 3834 Auto-Submitted, our loop header; DOM
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import encoders
@@ -137,12 +138,16 @@ def build_mail(
 ) -> Envelope:
     """The raw mail. Built with the classic (compat32) MIME classes: the header registry of the
     modern policy parsed every header again and cost a third of each request's processing."""
-    alternative = MIMEMultipart("alternative")
+    # Boundaries chosen here: the generator's own choice compiles a fresh regex for every mail to
+    # check that the parts do not contain it. These cannot occur in them: every part is base64,
+    # whose alphabet has no "_" or ".".
+    token = secrets.token_hex(8)
+    alternative = MIMEMultipart("alternative", boundary=f"=_mb.{token}.a")
     alternative.attach(_text_part(spec.rendered.text, "plain"))
     alternative.attach(_text_part(spec.rendered.html, "html"))
     msg: Message = alternative
     if spec.attachments:
-        msg = MIMEMultipart("mixed")
+        msg = MIMEMultipart("mixed", boundary=f"=_mb.{token}.m")
         msg.attach(alternative)
         for att in spec.attachments:
             maintype, _, subtype = att.content_type.partition("/")

@@ -201,12 +201,13 @@ class Intake:
     # --- steps -----------------------------------------------------------------------------
 
     def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
-        session.flush()
+        session.flush()  # the history's new lines get their ids, which the step clock refers to
         if row.ticket_id is not None:
             ticket = session.get(models.Ticket, row.ticket_id)
             if ticket is not None:
+                # Written with the next flush: the next message's or the commit (which is where a
+                # lost race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
-                session.flush()
         return Outcome(row.id, row.status, row.kind, row.reason, _number(session, row.ticket_id))
 
     def _duplicate(
