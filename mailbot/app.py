@@ -11,9 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,8 +33,10 @@ from mailbot.intake import Intake, Outcome, Source
 from mailbot.leader import FetchLock
 from mailbot.mailbox import MailboxError, MailboxSource, open_source
 from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
+from mailbot.parse import InboundMessage, UnreadableMessage, parse_many
 
 log = logging.getLogger(__name__)
+Parsed = InboundMessage | UnreadableMessage
 
 
 def utcnow() -> datetime:
@@ -95,6 +100,7 @@ class App:
         )
         self.source_factory = source_factory
         self._own_sender = sender is None
+        self._parser: ProcessPoolExecutor | None = None
         self.fetch_lock = FetchLock(self.engine, config.data_dir, config.mailbox.redacted())
         self.stop_flag = threading.Event()
         # A hook for fault-injection tests: called between commit and marking in the mailbox.
@@ -127,16 +133,21 @@ class App:
                 delay = min(delay * 2, 30)
         raise AssertionError("the loop returns or raises")
 
-    def process_batch(self, items: list[tuple[Source, bytes]]) -> list[Outcome]:
+    def process_batch(
+        self, items: list[tuple[Source, bytes]], parsed: list[Parsed] | None = None
+    ) -> list[Outcome]:
         """Several messages in one transaction: the common case, and much cheaper than one
         transaction each. If anything goes wrong, the whole group is rolled back and its messages
-        are processed one by one, each in its own transaction with its own retries."""
+        are processed one by one, each in its own transaction with its own retries.
+        `parsed`: the messages already parsed by the parse worker, in the same order."""
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
                 with self.sessions.begin() as session:
                     return [
-                        self.intake.process_message(session, source, raw, self.clock())
-                        for source, raw in items
+                        self.intake.process_message(
+                            session, source, raw, self.clock(), parsed[i] if parsed else None
+                        )
+                        for i, (source, raw) in enumerate(items)
                     ]
             except Exception as exc:  # the one-by-one path below reports it, or raises it
                 log.info(
@@ -151,7 +162,11 @@ class App:
         self, source: MailboxSource, stats: IntakeStats, committed: Callable[[], None] | None = None
     ) -> None:
         """Process everything now waiting in the folder, batch by batch; `committed` is called
-        after each batch (the outbox can start on its mail while the next batch is read)."""
+        after each batch (the outbox can start on its mail while the next batch is read).
+
+        A batch is processed in groups of `transaction_size`, one transaction each. With a
+        backlog (two groups or more) the parse worker parses the next group while this thread
+        stores the current one."""
         settings = self.config.settings.mailbox
         uidvalidity = source.uidvalidity()
         self._note_uidvalidity(source.name, uidvalidity)
@@ -161,17 +176,16 @@ class App:
                 return
             done: list[str] = []
             quarantined: list[str] = []
-            group: list[tuple[Source, bytes]] = []
+            pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
+            ahead: tuple[list[tuple[Source, bytes]], Future[list[Parsed]] | None] | None = None
             try:
-                for uid, raw in source.fetch(uids):
-                    if self.stop_flag.is_set():
-                        break
-                    stats.fetched += 1
-                    group.append((Source(source.name, uidvalidity, uid), raw))
-                    if len(group) >= settings.transaction_size:
-                        self._process_group(group, stats, done, quarantined)
-                if group and not self.stop_flag.is_set():
-                    self._process_group(group, stats, done, quarantined)
+                for group in self._groups(source, uids, uidvalidity, stats):
+                    future = self._submit_parse(group) if pipelined else None
+                    if ahead is not None:
+                        self._process_group(*ahead, stats, done, quarantined)
+                    ahead = (group, future)
+                if ahead is not None and not self.stop_flag.is_set():
+                    self._process_group(*ahead, stats, done, quarantined)
             finally:
                 # Only what is committed is marked; a crash before this line re-reads those
                 # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.
@@ -184,20 +198,72 @@ class App:
             if len(done) + len(quarantined) == 0:
                 return
 
+    def _groups(
+        self, source: MailboxSource, uids: list[str], uidvalidity: int, stats: IntakeStats
+    ) -> Iterator[list[tuple[Source, bytes]]]:
+        size = self.config.settings.mailbox.transaction_size
+        group: list[tuple[Source, bytes]] = []
+        for uid, raw in source.fetch(uids):
+            if self.stop_flag.is_set():
+                return
+            stats.fetched += 1
+            group.append((Source(source.name, uidvalidity, uid), raw))
+            if len(group) >= size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _parse_workers(self) -> ProcessPoolExecutor | None:
+        """The parse worker process, started at the first backlog (none with parse_workers = 0)."""
+        count = self.config.settings.mailbox.parse_workers
+        if count and self._parser is None:
+            self._parser = ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+        return self._parser
+
+    def _submit_parse(self, group: list[tuple[Source, bytes]]) -> Future[list[Parsed]] | None:
+        workers = self._parser  # None once it failed: parsed here until the next batch
+        if workers is None:
+            return None
+        limits = self.config.settings.limits
+        try:
+            return workers.submit(
+                parse_many,
+                [raw for _, raw in group],
+                limits.max_message_bytes,
+                limits.max_mime_depth,
+                limits.max_attachments,
+            )
+        except (BrokenProcessPool, RuntimeError) as exc:
+            self._drop_parse_workers(exc)
+            return None
+
+    def _drop_parse_workers(self, exc: BaseException) -> None:
+        log.warning("parse worker failed (%s: %s); parsing in the intake thread", type(exc).__name__, exc)
+        if self._parser is not None:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            self._parser = None
+
     def _process_group(
         self,
         group: list[tuple[Source, bytes]],
+        future: Future[list[Parsed]] | None,
         stats: IntakeStats,
         done: list[str],
         quarantined: list[str],
     ) -> None:
-        outcomes = self.process_batch(group)
+        parsed: list[Parsed] | None = None
+        if future is not None:
+            try:
+                parsed = future.result()
+            except Exception as exc:  # a dead or broken worker: this thread parses instead
+                self._drop_parse_workers(exc)
+        outcomes = self.process_batch(group, parsed)
         for (src, _raw), outcome in zip(group, outcomes, strict=True):
             if self.after_commit is not None:
                 self.after_commit(outcome)
             stats.count(outcome)
             (quarantined if outcome.quarantined else done).append(src.uid)
-        group.clear()
 
     def _note_uidvalidity(self, mailbox: str, uidvalidity: int) -> None:
         """Remember the folder's UIDVALIDITY; a change is logged (RFC 3501 s. 2.3.1.1).
@@ -437,6 +503,9 @@ class App:
             await sleep_until(wake, min(max(wait, 0.05), 60.0))
 
     def close(self) -> None:
+        if self._parser is not None:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            self._parser = None
         self.engine.dispose()
 
 

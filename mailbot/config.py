@@ -101,6 +101,9 @@ class MailboxSettings(_Strict):
     # Messages processed in one database transaction (a failure in one of them rolls the group
     # back and its messages are processed again one by one, each in its own transaction).
     transaction_size: int = Field(default=50, ge=1, le=1000)
+    # Processes that parse the next group of a backlog while the intake thread stores the
+    # current one (0: parse in the intake thread).
+    parse_workers: int = Field(default=1, ge=0, le=16)
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
     timeout: float = Field(default=60.0, gt=0)
     # PEM file of the CA that signed the server's certificate; empty: the system's CAs.

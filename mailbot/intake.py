@@ -74,7 +74,15 @@ class Intake:
 
     # --- entry point ----------------------------------------------------------------------
 
-    def process_message(self, session: Session, source: Source, raw: bytes, now: datetime) -> Outcome:
+    def process_message(
+        self,
+        session: Session,
+        source: Source,
+        raw: bytes,
+        now: datetime,
+        parsed: InboundMessage | UnreadableMessage | None = None,
+    ) -> Outcome:
+        """`parsed`: the message already parsed (by the parse worker), or its failure."""
         existing = store.find_inbound_by_source(session, source.mailbox, source.uidvalidity, source.uid)
         if existing is not None:
             return Outcome(
@@ -98,7 +106,9 @@ class Intake:
         )
         limits = self.config.settings.limits
         try:
-            msg = parse_message(
+            if isinstance(parsed, UnreadableMessage):
+                raise parsed
+            msg = parsed or parse_message(
                 raw,
                 max_bytes=limits.max_message_bytes,
                 max_depth=limits.max_mime_depth,

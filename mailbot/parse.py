@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 import mailparser
 
@@ -39,6 +40,14 @@ class UnreadableMessage(Exception):
         self.size = size
         self.allowed = allowed
         super().__init__(reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses a process boundary (the parse worker) with its keyword attributes.
+        return (_unreadable, (self.reason, self.limit, self.size, self.allowed))
+
+
+def _unreadable(reason: str, limit: str, size: int, allowed: int) -> UnreadableMessage:
+    return UnreadableMessage(reason, limit=limit, size=size, allowed=allowed)
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,21 @@ def parse_message(
     except Exception as exc:  # the parser's failure modes are open-ended; we quarantine all of them
         log.warning("parser failed: %s: %s", type(exc).__name__, exc)
         raise UnreadableMessage(f"parser failed: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_many(
+    raws: list[bytes], max_bytes: int, max_depth: int, max_attachments: int
+) -> list[InboundMessage | UnreadableMessage]:
+    """Parse a group of messages (in the parse worker process): each result or its failure."""
+    out: list[InboundMessage | UnreadableMessage] = []
+    for raw in raws:
+        try:
+            out.append(
+                parse_message(raw, max_bytes=max_bytes, max_depth=max_depth, max_attachments=max_attachments)
+            )
+        except UnreadableMessage as exc:
+            out.append(exc)
+    return out
 
 
 def _parse(raw: bytes, max_depth: int) -> InboundMessage:
