@@ -192,6 +192,8 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
         database_url=f"sqlite:///{run_dir / 'mailbot.db'}",
         mailbox_url=account.url(),
         smtp_url=smtp.url,
+        smtp_extra=os.environ.get("BENCH_SMTP_EXTRA", ""),
+        mailbox_extra=os.environ.get("BENCH_MAILBOX_EXTRA", ""),
     )
     log = (run_dir / "daemon.log").open("w")
     start = time.perf_counter()

@@ -41,6 +41,8 @@ def environment(directory: Path = TEMPLATES_DIR) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are read once per process: no stat of every template file for every mail.
+        auto_reload=False,
     )
     env.filters["datetime"] = _format_datetime
     return env
