@@ -251,10 +251,6 @@ class Outbox:
         self.clock = clock
         self.journal = SentJournal(journal) if journal is not None else None
 
-    @property
-    def sender(self) -> Sender:
-        return self.senders[0]
-
     def _recover(self, now: datetime) -> None:
         """Claims whose lease ran out belong to a process that died mid-send. What the send
         journal shows as accepted by the server is sent; the rest goes out again."""
