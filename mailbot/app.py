@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -156,7 +157,35 @@ class App:
                     type(exc).__name__,
                     exc,
                 )
-        return [self.process_raw(source, raw) for source, raw in items]
+        return [self._process_alone(source, raw) for source, raw in items]
+
+    def _process_alone(self, source: Source, raw: bytes) -> Outcome:
+        """One message in its own transaction. A failure that is not the database's is a defect
+        this message ran into: the message is quarantined with the reason (`mailbot replay` runs
+        it again once fixed) and intake goes on with the next one."""
+        try:
+            return self.process_raw(source, raw)
+        except DBAPIError:
+            raise  # the database is away or refusing: intake pauses, nothing is marked
+        except Exception as exc:
+            reason = f"processing failed: {type(exc).__name__}: {exc}"[:2000]
+            log.exception("%s UID %s quarantined: %s", source.mailbox, source.uid, reason)
+            with self.sessions.begin() as session:
+                row = models.InboundMessage(
+                    mailbox=source.mailbox,
+                    uidvalidity=source.uidvalidity,
+                    uid=source.uid,
+                    raw_sha256=hashlib.sha256(raw).hexdigest(),
+                    received_at=self.clock(),
+                    status="quarantined",
+                    kind="error",
+                    reason=reason,
+                    size=len(raw),
+                    raw=raw,
+                )
+                session.add(row)
+                session.flush()
+                return Outcome(row.id, "quarantined", "error", reason, None)
 
     def drain_mailbox(
         self, source: MailboxSource, stats: IntakeStats, committed: Callable[[], None] | None = None

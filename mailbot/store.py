@@ -170,9 +170,14 @@ def find_inbound_by_source(
     ).scalar_one_or_none()
 
 
+# A quarantined copy was never processed: it is no reason to call a later one a duplicate
+# (`mailbot replay` of a message quarantined by a defect must go through).
 _BY_SHA = (
     select(models.InboundMessage)
-    .where(models.InboundMessage.raw_sha256 == bindparam("sha"))
+    .where(
+        models.InboundMessage.raw_sha256 == bindparam("sha"),
+        models.InboundMessage.status != "quarantined",
+    )
     .order_by(models.InboundMessage.id)
     .limit(1)
 )
@@ -181,6 +186,7 @@ _BY_MESSAGE_ID = (
     .where(
         models.InboundMessage.message_id == bindparam("message_id"),
         models.InboundMessage.from_addr == bindparam("from_addr"),
+        models.InboundMessage.status != "quarantined",
     )
     .order_by(models.InboundMessage.id)
     .limit(1)

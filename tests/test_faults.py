@@ -294,3 +294,48 @@ def test_the_same_mail_twice_in_one_group_opens_one_ticket(make_app, tmp_path) -
     assert (stats.fetched, stats.processed, stats.duplicates) == (2, 1, 1)
     with app.sessions() as s:
         assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
+
+
+def test_a_defect_met_by_one_message_quarantines_it_and_intake_goes_on(
+    make_app, tmp_path, monkeypatch, caplog
+) -> None:
+    """A bug hit by one message (a mock: the classifier raising for it) must not stop intake or
+    lose the message: it is quarantined with the reason, the others are processed, and once the
+    defect is gone `replay` processes it like any other."""
+    import mailbot.intake
+    from mailbot.intake import Source
+
+    app = make_app(
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    md.add(request_mail(sender="a@example.go.id", subject="Soal A"))
+    poisoned = request_mail(sender="b@example.go.id", subject="Soal B memicu cacat")
+    md.add(poisoned)
+    md.add(request_mail(sender="c@example.go.id", subject="Soal C"))
+    real = mailbot.intake.classify
+
+    def defective(msg, **kwargs):
+        if "cacat" in msg.subject:
+            raise RuntimeError("a defect")
+        return real(msg, **kwargs)
+
+    monkeypatch.setattr(mailbot.intake, "classify", defective)
+    stats = app.run_intake_once()
+    assert (stats.processed, stats.quarantined) == (2, 1)
+    assert "processing failed: RuntimeError: a defect" in caplog.text
+    assert len(list((tmp_path / "md" / ".Quarantine" / "cur").iterdir())) == 1
+    with app.sessions() as s:
+        row = s.scalars(
+            select(models.InboundMessage).where(models.InboundMessage.status == "quarantined")
+        ).one()
+        assert row.reason == "processing failed: RuntimeError: a defect" and row.raw == poisoned
+        assert sorted(s.scalars(select(models.Ticket.applicant_email))) == [
+            "a@example.go.id",
+            "c@example.go.id",
+        ]
+    monkeypatch.setattr(mailbot.intake, "classify", real)  # the defect is fixed
+    outcome = app.process_raw(Source("replay", 0, f"inbound:{row.id}:0"), row.raw)
+    assert outcome.status == "processed" and outcome.ticket_number is not None
