@@ -522,12 +522,22 @@ class App:
                 loop.remove_signal_handler(sig)
 
     async def _send_loop(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
+        delay = 1.0
         while not stopping.is_set():
             wake.clear()
-            result = await self.send_pending()
+            try:
+                result = await self.send_pending()
+                next_due = self.outbox.next_due()
+            except (DBAPIError, OSError) as exc:
+                # The database is away: claims hold nothing sent but unrecorded for longer than
+                # their lease, and the journal covers those. Try again with backoff.
+                log.error("outbox paused: %s; retrying in %.0fs", exc, delay)
+                await sleep_until(stopping, delay)
+                delay = min(delay * 2, self.config.settings.mailbox.reconnect_max_seconds)
+                continue
+            delay = 1.0
             if result.sent or result.dead:
                 log.info("outbox: %s sent, %s deferred, %s dead", result.sent, result.retried, result.dead)
-            next_due = self.outbox.next_due()
             wait = 60.0 if next_due is None else (next_due - self.clock()).total_seconds()
             await sleep_until(wake, min(max(wait, 0.05), 60.0))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -192,9 +193,12 @@ def test_connection_cut_mid_fetch_loses_nothing_and_repeats_nothing(imap, smtp, 
     assert len(smtp.handler.received) == 80  # one acknowledgment and one notification each
 
 
-def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> None:
+@pytest.fixture
+def postgres_behind_forwarder():
+    """A fresh PostgreSQL database reached through a TCP forwarder the test can take down."""
     import os
 
+    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     from tests.servers import Forwarder
@@ -202,41 +206,78 @@ def test_database_unreachable_pauses_intake_then_resumes(make_app, tmp_path) -> 
     admin = os.environ.get("MAILBOT_TEST_DATABASE_URL")
     if not admin:
         pytest.skip("MAILBOT_TEST_DATABASE_URL not set: no PostgreSQL for this run")
-    from sqlalchemy import create_engine, text
-
     url = make_url(admin).set(drivername="postgresql+psycopg")
-    name = f"mailbot_down_{os.getpid()}"
+    name = f"mailbot_down_{os.getpid()}_{secrets.token_hex(3)}"
     admin_engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin_engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     forwarder = Forwarder(url.port or 5432)
     try:
-        via = url.set(host="127.0.0.1", port=forwarder.port, database=name).render_as_string(
-            hide_password=False
-        )
-        app = make_app(
-            database_url=via, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=f"file://{tmp_path / 'o'}"
-        )
-        md = mailbox.Maildir(tmp_path / "md", create=True)
-        md.add(request_mail())
-        forwarder.down()  # the database server is unreachable
-        worker = threading.Thread(target=app.intake_loop, args=(lambda: None,), daemon=True)
-        worker.start()
-        time.sleep(3)  # intake tries, fails and backs off meanwhile
-        assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
-        forwarder.up()
-        processed = tmp_path / "md" / ".Processed" / "cur"
-        wait_until(lambda: processed.is_dir() and len(list(processed.iterdir())) == 1, timeout=60)
-        app.stop_flag.set()
-        worker.join(timeout=30)
-        with app.sessions() as s:
-            assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
-        app.close()
+        via = url.set(host="127.0.0.1", port=forwarder.port, database=name)
+        yield via.render_as_string(hide_password=False), forwarder
     finally:
         forwarder.down()
         with admin_engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin_engine.dispose()
+
+
+def test_database_unreachable_pauses_intake_then_resumes(
+    make_app, tmp_path, postgres_behind_forwarder
+) -> None:
+    via, forwarder = postgres_behind_forwarder
+    app = make_app(
+        database_url=via, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=f"file://{tmp_path / 'o'}"
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    md.add(request_mail())
+    forwarder.down()  # the database server is unreachable
+    worker = threading.Thread(target=app.intake_loop, args=(lambda: None,), daemon=True)
+    worker.start()
+    time.sleep(3)  # intake tries, fails and backs off meanwhile
+    assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
+    forwarder.up()
+    processed = tmp_path / "md" / ".Processed" / "cur"
+    wait_until(lambda: processed.is_dir() and len(list(processed.iterdir())) == 1, timeout=60)
+    app.stop_flag.set()
+    worker.join(timeout=30)
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
+    app.close()
+
+
+def test_database_unreachable_pauses_sending_then_resumes(
+    make_app, tmp_path, postgres_behind_forwarder, caplog
+) -> None:
+    """The sending loop (the daemon's child runs it) backs off while the database is away."""
+    import asyncio
+
+    from mailbot.intake import Source
+
+    via, forwarder = postgres_behind_forwarder
+    out = tmp_path / "o"
+    app = make_app(database_url=via, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=f"file://{out}")
+    app.process_raw(Source("t", 1, "1"), request_mail())  # an acknowledgment and a notification queued
+    forwarder.down()
+
+    async def outage() -> None:
+        wake, stopping = asyncio.Event(), asyncio.Event()
+        loop = asyncio.create_task(app._send_loop(wake, stopping))
+        await asyncio.sleep(3)  # tries, fails, backs off
+        assert not list(out.glob("*.eml")) and not loop.done()
+        forwarder.up()
+        for _ in range(300):
+            if len(list(out.glob("*.eml"))) == 2:
+                break
+            await asyncio.sleep(0.1)
+        stopping.set()
+        wake.set()
+        await loop
+
+    asyncio.run(outage())
+    assert len(list(out.glob("*.eml"))) == 2
+    assert "outbox paused" in caplog.text
+    app.close()
 
 
 def test_a_failure_inside_a_group_rolls_it_back_and_each_message_goes_alone(
