@@ -220,7 +220,7 @@ class Deadlines:
         sent: list[str] = []
         remind = reminder_time(clock, profile.remind_at, self.calendar)
         # Next time: the reminder, else the escalation, else nothing until the ticket changes.
-        ticket.next_check_at = remind if now < remind else clock.due_at if now < clock.due_at else None
+        ticket.next_check_at = _first_after(now, remind, clock.due_at)
         reminder_key = f"{ticket.id}:{clock.key}"
         if remind <= now < clock.due_at and self._claim(session, reminder_key, "reminder", ticket.id, now):
             for person in self._responsible(ticket, profile):
@@ -259,7 +259,7 @@ class Deadlines:
         remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
         close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
         ticket.step, ticket.due_at = "survey", close
-        ticket.next_check_at = remind if now < remind else close if now < close else None
+        ticket.next_check_at = _first_after(now, remind, close)
         key = f"{ticket.id}:answer:{answered.id}"
         if now >= close:
             if not self._claim(session, key, "auto_close", ticket.id, now):
@@ -406,3 +406,8 @@ class Deadlines:
             reply_to_applicant=False,
             language=profile.language,
         )
+
+
+def _first_after(now: datetime, *times: datetime) -> datetime | None:
+    """The first of these times still to come (they are in order), or None."""
+    return next((t for t in times if now < t), None)

@@ -264,14 +264,15 @@ class Outbox:
                 ).scalars()
             )
             accepted = self.journal.accepted() if self.journal is not None and stale else set()
+            lines = []
             for row in stale:
                 if row.id in accepted:
                     row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
-                    _history(
-                        s, row, "mail_sent", now, f"{row.kind} → {', '.join(row.rcpt_to)} (send journal)"
-                    )
+                    detail = f"{row.kind} → {', '.join(row.rcpt_to)} (send journal)"
+                    lines.append((row.ticket_id, row.id, "mail_sent", detail))
                 else:
                     row.status = "pending"
+            _history(s, lines, now)
             if self.journal is not None and self.journal.size() > JOURNAL_TRIM_BYTES:
                 in_doubt = set(
                     s.execute(
@@ -449,29 +450,7 @@ class Outbox:
         with self.sessions.begin() as s:
             for group in _by_keys(changes).values():
                 s.execute(update(models.OutboundMessage), group)
-            ticket_ids = {m.ticket_id for m, _, _ in history if m.ticket_id is not None}
-            states = {
-                row[0]: row[1]
-                for row in s.execute(
-                    select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(ticket_ids))
-                )
-            }
-            events: list[dict[str, Any]] = [
-                {
-                    "ticket_id": m.ticket_id,
-                    "at": now,
-                    "actor": "system",
-                    "kind": kind,
-                    "state": states[m.ticket_id].value,
-                    "detail": detail,
-                    "outbound_id": m.id,
-                    "data": {},
-                }
-                for m, kind, detail in history
-                if m.ticket_id in states
-            ]
-            if events:
-                s.execute(insert(models.TicketEvent), events)
+            _history(s, [(m.ticket_id, m.id, kind, detail) for m, kind, detail in history], now)
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
@@ -482,24 +461,34 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
     return groups
 
 
-def _history(session: Session, row: models.OutboundMessage, kind: str, now: datetime, detail: str) -> None:
-    if row.ticket_id is None:
+def _history(session: Session, lines: list[tuple[int | None, int, str, str]], now: datetime) -> None:
+    """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, in one insert;
+    each carries its ticket's current state. Mail of no ticket has none."""
+    ticket_ids = {t for t, _, _, _ in lines if t is not None}
+    if not ticket_ids:
         return
-    ticket = session.get(models.Ticket, row.ticket_id)
-    if ticket is None:
-        return
-    session.add(
-        models.TicketEvent(
-            ticket_id=ticket.id,
-            at=now,
-            actor="system",
-            kind=kind,
-            state=ticket.state.value,
-            detail=detail,
-            outbound_id=row.id,
-            data={},
+    states = {
+        row[0]: row[1]
+        for row in session.execute(
+            select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(ticket_ids))
         )
-    )
+    }
+    events: list[dict[str, Any]] = [
+        {
+            "ticket_id": ticket_id,
+            "at": now,
+            "actor": "system",
+            "kind": kind,
+            "state": states[ticket_id].value,
+            "detail": detail,
+            "outbound_id": out_id,
+            "data": {},
+        }
+        for ticket_id, out_id, kind, detail in lines
+        if ticket_id in states
+    ]
+    if events:
+        session.execute(insert(models.TicketEvent), events)
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

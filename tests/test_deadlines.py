@@ -243,7 +243,7 @@ def test_sweep_reads_only_tickets_whose_time_has_come(live: Desk, smtp, clock) -
     assert waiting == 1  # the late ticket, until its own deadline
 
 
-def test_a_restarted_daemon_looks_at_every_open_ticket_once(live: Desk, smtp, clock, tmp_path) -> None:
+def test_a_restarted_daemon_looks_at_every_open_ticket_once(live: Desk, smtp, clock) -> None:
     """next_check_at lost (as for tickets from before it existed): the first sweep still finds them."""
     from sqlalchemy import update
 

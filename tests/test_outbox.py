@@ -124,6 +124,11 @@ def test_claim_of_a_dead_process_is_resolved_by_the_send_journal(make_app, sqlit
     result = send_all(app)
     assert result.sent == 1 and [r.rcpt_tos for r in smtp.handler.received] == [[HEAD]]
     assert all(o.status == "sent" for o in _outbound(app))
+    with app.sessions() as s:
+        sent_lines = s.scalars(
+            select(models.TicketEvent.detail).where(models.TicketEvent.kind == "mail_sent")
+        ).all()
+    assert sorted(sent_lines) == sorted([f"ack → {APPLICANT} (send journal)", f"notify → {HEAD}"])
 
 
 def test_batches_over_several_connections_keep_each_tickets_mail_in_order(
