@@ -143,14 +143,22 @@ class App:
         `parsed`: the messages already parsed by the parse worker, in the same order."""
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
+                if parsed is None:
+                    limits = self.config.settings.limits
+                    parsed = parse_many(
+                        [raw for _, raw in items],
+                        limits.max_message_bytes,
+                        limits.max_mime_depth,
+                        limits.max_attachments,
+                    )
                 with self.sessions.begin() as session:
+                    self.intake.prefetch(session, items, parsed, self.clock())
                     return [
-                        self.intake.process_message(
-                            session, source, raw, self.clock(), parsed[i] if parsed else None
-                        )
+                        self.intake.process_message(session, source, raw, self.clock(), parsed[i])
                         for i, (source, raw) in enumerate(items)
                     ]
             except Exception as exc:  # the one-by-one path below reports it, or raises it
+                log.debug("group rolled back", exc_info=True)
                 log.info(
                     "a group of %s messages was rolled back (%s: %s); processing them one by one",
                     len(items),

@@ -84,7 +84,7 @@ class Dispatcher:
         kind: Kind,
         now: datetime,
     ) -> None:
-        ticket = session.get(models.Ticket, thread.ticket_id) if thread else None
+        ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
             row.ticket_id = ticket.id
         parsed = parse_commands(msg.new_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Literal
 
 _UNITS: dict[str, Literal["minutes", "hours", "days"]] = {
@@ -54,6 +55,7 @@ class Duration:
         return f"{amount} {unit}{' kerja' if self.working else ''}"
 
 
+@lru_cache(maxsize=256)  # pure, and asked for every step of every ticket the clock looks at
 def parse_duration(text: str) -> Duration:
     """Parse a step time. "N x 24 jam" is wall-clock; "hari kerja" / "working days" are working time.
 

@@ -95,6 +95,7 @@ class Intake:
             )
         raw_sha = hashlib.sha256(raw).hexdigest()
         row = models.InboundMessage(
+            id=store.new_id(session, "inbound_messages"),
             mailbox=source.mailbox,
             uidvalidity=source.uidvalidity,
             uid=source.uid,
@@ -117,7 +118,7 @@ class Intake:
         except UnreadableMessage as exc:
             row.status, row.kind, row.reason = "quarantined", "unreadable", exc.reason
             session.add(row)
-            session.flush()
+            store.remember(session, row, "")
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
                 self._refuse(session, row, raw, exc, now)
@@ -132,7 +133,7 @@ class Intake:
             session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
         )
         session.add(row)
-        session.flush()
+        store.remember(session, row, msg.message_id)
         if duplicate is not None:
             return self._duplicate(session, row, duplicate, now, "same message already received")
 
@@ -158,7 +159,7 @@ class Intake:
                 if found is not None:
                     thread = ThreadMatch(found.id, found.applicant_email, "bounced-copy")
             if thread is not None:
-                ticket = session.get(models.Ticket, thread.ticket_id)
+                ticket = store.get_ticket(session, thread.ticket_id)
                 if ticket is not None:
                     row.ticket_id = ticket.id
                     store.record_event(
@@ -193,7 +194,7 @@ class Intake:
                 return self._outcome(session, row)
         elif result.kind is Kind.THIRD_PARTY:
             assert thread is not None
-            ticket = session.get(models.Ticket, thread.ticket_id)
+            ticket = store.get_ticket(session, thread.ticket_id)
             assert ticket is not None
             row.ticket_id = ticket.id
             store.record_event(
@@ -208,17 +209,40 @@ class Intake:
         row.status = "processed"
         return self._outcome(session, row)
 
+    def prefetch(
+        self,
+        session: Session,
+        items: list[tuple[Source, bytes]],
+        parsed: list[InboundMessage | UnreadableMessage],
+        now: datetime,
+    ) -> None:
+        """Read what a group's messages will look up, in one query per kind (`store.Known`)."""
+        messages = [p for p in parsed if isinstance(p, InboundMessage)]
+        window = self.config.settings.limits.duplicate_window_hours
+        store.prefetch(
+            session,
+            sources=[(s.mailbox, s.uidvalidity, s.uid) for s, _ in items],
+            shas=[hashlib.sha256(raw).hexdigest() for _, raw in items],
+            message_ids=[m.message_id for m in messages],
+            content_hashes=[content_hash(m) for m in messages] if window else [],
+            content_since=store.since(now, window) if window else None,
+            recipients=[m.reply_address for m in messages],
+            mail_since=store.since(now, 1),
+        )
+
     # --- steps -----------------------------------------------------------------------------
 
     def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
-        session.flush()  # the history's new lines get their ids, which the step clock refers to
+        number = None
         if row.ticket_id is not None:
-            ticket = session.get(models.Ticket, row.ticket_id)
+            ticket = store.get_ticket(session, row.ticket_id)
             if ticket is not None:
-                # Written with the next flush: the next message's or the commit (which is where a
+                # Written with the next flush: a later message's or the commit (which is where a
                 # lost race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
-        return Outcome(row.id, row.status, row.kind, row.reason, _number(session, row.ticket_id))
+                number = ticket.number
+            store.remember_content(session, row)
+        return Outcome(row.id, row.status, row.kind, row.reason, number)
 
     def _duplicate(
         self,
@@ -232,7 +256,7 @@ class Intake:
         row.reason = f"{why} (inbound #{original.id})"
         row.ticket_id = original.ticket_id
         if original.ticket_id is not None:
-            ticket = session.get(models.Ticket, original.ticket_id)
+            ticket = store.get_ticket(session, original.ticket_id)
             if ticket is not None:
                 store.record_event(
                     session,
@@ -296,7 +320,7 @@ class Intake:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
         refs = msg.referenced_ids
         for token in verify_tokens(self.config.secret, refs, msg.from_addr):
-            ticket = session.get(models.Ticket, token.ticket_id)
+            ticket = store.get_ticket(session, token.ticket_id)
             if ticket is not None:
                 return ThreadMatch(ticket.id, ticket.applicant_email, "token", token.message_id)
         ticket = store.ticket_by_referenced_message(session, refs)
@@ -371,7 +395,7 @@ class Intake:
             created_at=now,
             updated_at=now,
         )
-        session.add(ticket)
+        store.add_ticket(session, ticket)
         event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
         store.transition(
             session,
@@ -383,7 +407,6 @@ class Intake:
             detail=_summary(validation.issues),
             data={"warnings": [i.code for i in validation.warnings]},
         )
-        session.flush()
         row.ticket_id = ticket.id
         if validation.complete:
             self._registered(session, ticket, profile, msg, now)
@@ -398,7 +421,7 @@ class Intake:
         thread: ThreadMatch,
         now: datetime,
     ) -> None:
-        ticket = session.get(models.Ticket, thread.ticket_id)
+        ticket = store.get_ticket(session, thread.ticket_id)
         assert ticket is not None
         row.ticket_id = ticket.id
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
@@ -813,7 +836,7 @@ def _summary(issues: Any) -> str:
 def _number(session: Session, ticket_id: int | None) -> str | None:
     if ticket_id is None:
         return None
-    ticket = session.get(models.Ticket, ticket_id)
+    ticket = store.get_ticket(session, ticket_id)
     return ticket.number if ticket else None
 
 

@@ -112,7 +112,9 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
-    # Set with the mail it records, so that one flush writes both (no flush just for an id).
+    # Not used to load anything: they tell the unit of work to insert the stored and the queued
+    # mail before the history lines that refer to them (ids are set before the flush; store.py).
+    inbound: Mapped[InboundMessage | None] = relationship()
     outbound: Mapped[OutboundMessage | None] = relationship()
 
 
@@ -139,6 +141,9 @@ class InboundMessage(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
+    # Insert order only (the ticket first): see TicketEvent.inbound.
+    ticket: Mapped[Ticket | None] = relationship()
+
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_source"),)
 
 
@@ -164,6 +169,9 @@ class OutboundMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # Insert order only (the ticket first): see TicketEvent.inbound.
+    ticket: Mapped[Ticket | None] = relationship()
 
     __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)
 

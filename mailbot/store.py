@@ -2,16 +2,95 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, func, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from mailbot import models
 from mailbot.compose import Envelope
 from mailbot.config import Profile
 from mailbot.workflow import Event, State, next_state
+
+# --- primary keys known before the insert -----------------------------------------------------
+#
+# The rows a message writes (its stored copy, the ticket, history lines, queued mail) get their
+# ids when they are made, not from an INSERT: nothing needs a flush just to learn an id, and a
+# group transaction's rows go to the database together at its commit, a few multi-row statements
+# per table instead of a flush per step of every message.
+
+ALLOCATED = frozenset({"inbound_messages", "tickets", "ticket_events", "outbound_messages"})
+_IDS = "mailbot.ids"
+_ID_BLOCK = 64
+
+
+@dataclass
+class _IdRange:
+    next: int
+    last: int  # inclusive; on SQLite unbounded for the transaction
+
+
+def new_id(session: Session, table: str) -> int:
+    """The next primary key of `table` for a row this transaction is about to add.
+
+    SQLite: every write transaction starts with BEGIN IMMEDIATE and holds the database's write
+    lock until it ends, so the ids after the table's highest are this transaction's alone.
+    PostgreSQL: a block of ids from the table's own sequence, which every other writer (another
+    process, a plain INSERT) also draws from. Once a transaction has taken ids of a table, every
+    other new row of that table it flushes gets one the same way (`_ids_for_new_rows`).
+    """
+    ids: dict[str, _IdRange] = _transaction_state(session, _IDS, dict)
+    current = ids.get(table)
+    if current is None or current.next > current.last:
+        current = ids[table] = _id_range(session, table)
+    value = current.next
+    current.next += 1
+    return value
+
+
+def _id_range(session: Session, table: str) -> _IdRange:
+    if table not in ALLOCATED:
+        raise ValueError(f"ids of {table} are not allocated here")
+    if session.get_bind().dialect.name == "sqlite":
+        top = session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()  # noqa: S608
+        return _IdRange(int(top) + 1, 2**62)
+    block = session.execute(
+        text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+        {"t": table, "n": _ID_BLOCK},
+    ).scalars()
+    values = sorted(int(v) for v in block)
+    # A sequence's values for one caller are increasing but need not be contiguous (another
+    # process may draw in between): hand out only the contiguous run at the start.
+    run = 0
+    while run + 1 < len(values) and values[run + 1] == values[run] + 1:
+        run += 1
+    return _IdRange(values[0], values[run])
+
+
+def _transaction_state(session: Session, key: str, make: Any) -> Any:
+    """Per-transaction state kept on the session: made afresh when a new transaction begins."""
+    owner: SessionTransaction = session.get_transaction() or session.begin()
+    held = session.info.get(key)
+    if held is None or held[0] is not owner:
+        held = session.info[key] = (owner, make())
+    return held[1]
+
+
+@event.listens_for(Session, "before_flush")
+def _ids_for_new_rows(session: Session, _context: Any, _instances: Any) -> None:
+    """A row added without an id, in a transaction that allocates ids of its table, gets one from
+    the same allocator (SQLite would otherwise give it an id already handed out)."""
+    held = session.info.get(_IDS)
+    if held is None or held[0] is not session.get_transaction():
+        return
+    for obj in session.new:
+        table = getattr(obj, "__tablename__", None)
+        if isinstance(table, str) and table in held[1] and getattr(obj, "id", None) is None:
+            obj.id = new_id(session, table)
+
 
 _COUNTER = select(models.Counter).where(models.Counter.name == bindparam("name")).with_for_update()
 
@@ -23,11 +102,15 @@ def next_ticket_number(session: Session, profile: Profile, year: int) -> str:
     BEGIN IMMEDIATE already serializes writers), so two processes never share a number.
     """
     name = f"{profile.id}:{year}"
-    counter = session.execute(_COUNTER, {"name": name}).scalar_one_or_none()
+    held: dict[str, models.Counter] = _transaction_state(session, "mailbot.counters", dict)
+    counter = held.get(name)  # locked already by this transaction: no need to read it again
     if counter is None:
-        counter = models.Counter(name=name, value=0)
-        session.add(counter)
-        session.flush()  # a concurrent first insert fails here and the message is retried
+        counter = session.execute(_COUNTER, {"name": name}).scalar_one_or_none()
+        if counter is None:
+            counter = models.Counter(name=name, value=0)
+            session.add(counter)
+            session.flush()  # a concurrent first insert fails here and the message is retried
+        held[name] = counter
     counter.value += 1
     return profile.number_format.format(year=year, seq=counter.value)
 
@@ -71,10 +154,10 @@ def record_event(
     detail: str = "",
     inbound_id: int | None = None,
     outbound_id: int | None = None,
-    outbound: models.OutboundMessage | None = None,
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
     entry = models.TicketEvent(
+        id=new_id(session, "ticket_events"),
         at=now,
         actor=actor,
         kind=kind,
@@ -84,23 +167,36 @@ def record_event(
         outbound_id=outbound_id,
         data=data or {},
     )
-    if outbound is not None:
-        entry.outbound = outbound
     ticket.events.append(entry)
     return entry
+
+
+def add_ticket(session: Session, ticket: models.Ticket) -> None:
+    """A new ticket, with its id: found by `get_ticket` before it is flushed."""
+    ticket.id = new_id(session, "tickets")
+    session.add(ticket)
+    _transaction_state(session, "mailbot.new_tickets", dict)[ticket.id] = ticket
+
+
+def get_ticket(session: Session, ticket_id: int) -> models.Ticket | None:
+    """A ticket by id; one added by this transaction without a flush (a query would flush)."""
+    pending: dict[int, models.Ticket] = _transaction_state(session, "mailbot.new_tickets", dict)
+    return pending.get(ticket_id) or session.get(models.Ticket, ticket_id)
 
 
 def enqueue(
     session: Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
 ) -> models.OutboundMessage:
     """Write an outgoing mail into the outbox, in the caller's transaction."""
+    recipient = envelope.rcpt_to[0].lower() if envelope.rcpt_to else ""
     row = models.OutboundMessage(
+        id=new_id(session, "outbound_messages"),
         ticket_id=ticket.id if ticket is not None else None,
         kind=kind,
         message_id=envelope.message_id,
         mail_from=envelope.mail_from,
         rcpt_to=list(envelope.rcpt_to),
-        recipient=envelope.rcpt_to[0].lower() if envelope.rcpt_to else "",
+        recipient=recipient,
         subject=envelope.subject[:500],
         status="pending",
         attempts=0,
@@ -109,6 +205,9 @@ def enqueue(
         raw=envelope.raw,
     )
     session.add(row)
+    known = _known(session)
+    if known is not None and recipient in known.mail_counts:
+        known.mail_counts[recipient] += 1
     if ticket is not None:
         record_event(
             session,
@@ -117,9 +216,134 @@ def enqueue(
             actor="system",
             now=now,
             detail=f"{kind} → {', '.join(envelope.rcpt_to)}",
-            outbound=row,
+            outbound_id=row.id,
         )
     return row
+
+
+# --- what a group of messages needs to know about stored mail --------------------------------
+
+
+@dataclass
+class Known:
+    """The lookups of a group transaction's messages, read for the whole group in a few queries
+    (`prefetch`) and kept current as the group's own rows are added (`remember`). A key outside
+    what was read is looked up in the database as before. Without it, every message's lookups
+    made the session flush the previous message's rows first: a flush per lookup."""
+
+    sources: dict[tuple[str, int, str], models.InboundMessage | None] = field(default_factory=dict)
+    by_sha: dict[str, models.InboundMessage | None] = field(default_factory=dict)
+    by_message_id: dict[str, list[models.InboundMessage]] = field(default_factory=dict)
+    by_content: dict[str, list[models.InboundMessage]] = field(default_factory=dict)
+    content_since: datetime | None = None
+    # Automatic mails per recipient within the last hour (as of the read, plus what was queued since).
+    mail_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _known(session: Session) -> Known | None:
+    held = session.info.get("mailbot.known")
+    if held is None or held[0] is not session.get_transaction():
+        return None
+    known: Known = held[1]
+    return known
+
+
+def prefetch(
+    session: Session,
+    *,
+    sources: Iterable[tuple[str, int, str]],
+    shas: Iterable[str],
+    message_ids: Iterable[str],
+    content_hashes: Iterable[str],
+    content_since: datetime | None,
+    recipients: Iterable[str],
+    mail_since: datetime,
+) -> Known:
+    """Read, for a whole group, what its messages' lookups will ask; the answers stay with the
+    session's transaction."""
+    session.flush()
+    known: Known = _transaction_state(session, "mailbot.known", Known)
+    inbound = models.InboundMessage
+    keys = set(sources)
+    known.sources.update(dict.fromkeys(keys))
+    for mailbox, uidvalidity in {(m, v) for m, v, _ in keys}:
+        uids = [u for m, v, u in keys if (m, v) == (mailbox, uidvalidity)]
+        for row in session.execute(
+            select(inbound).where(
+                inbound.mailbox == mailbox, inbound.uidvalidity == uidvalidity, inbound.uid.in_(uids)
+            )
+        ).scalars():
+            known.sources[(row.mailbox, row.uidvalidity, row.uid)] = row
+    wanted = set(shas)
+    known.by_sha.update(dict.fromkeys(wanted))
+    if wanted:
+        for row in session.execute(
+            select(inbound)
+            .where(inbound.raw_sha256.in_(wanted), inbound.status != "quarantined")
+            .order_by(inbound.id)
+        ).scalars():
+            if known.by_sha.get(row.raw_sha256) is None:
+                known.by_sha[row.raw_sha256] = row
+    mids = {m for m in message_ids if m}
+    for mid in mids:
+        known.by_message_id.setdefault(mid, [])
+    if mids:
+        for row in session.execute(
+            select(inbound)
+            .where(inbound.message_id.in_(mids), inbound.status != "quarantined")
+            .order_by(inbound.id)
+        ).scalars():
+            known.by_message_id[row.message_id].append(row)
+    hashes = {h for h in content_hashes if h}
+    if content_since is not None and hashes:
+        known.content_since = content_since
+        for h in hashes:
+            known.by_content.setdefault(h, [])
+        for row in session.execute(
+            select(inbound)
+            .where(
+                inbound.content_hash.in_(hashes),
+                inbound.received_at >= content_since,
+                inbound.ticket_id.is_not(None),
+            )
+            .order_by(inbound.id)
+        ).scalars():
+            known.by_content[row.content_hash].append(row)
+    people = {r.lower() for r in recipients if r}
+    if people:
+        counts = {
+            recipient: int(count)
+            for recipient, count in session.execute(
+                select(models.OutboundMessage.recipient, func.count())
+                .where(
+                    models.OutboundMessage.recipient.in_(people),
+                    models.OutboundMessage.created_at >= mail_since,
+                )
+                .group_by(models.OutboundMessage.recipient)
+            )
+        }
+        known.mail_counts.update({p: counts.get(p, 0) for p in people})
+    return known
+
+
+def remember(session: Session, row: models.InboundMessage, message_id: str) -> None:
+    """A message of the group is stored: later messages' lookups find it (as a query would have)."""
+    known = _known(session)
+    if known is None:
+        return
+    known.sources[(row.mailbox, row.uidvalidity, row.uid)] = row
+    if row.status != "quarantined":
+        if known.by_sha.get(row.raw_sha256) is None:
+            known.by_sha[row.raw_sha256] = row
+        if message_id and message_id in known.by_message_id:
+            known.by_message_id[message_id].append(row)
+
+
+def remember_content(session: Session, row: models.InboundMessage) -> None:
+    """A message of the group now belongs to a ticket: a later copy of its content finds it."""
+    known = _known(session)
+    if known is not None and row.content_hash in known.by_content and row.ticket_id is not None:
+        known.by_content[row.content_hash].append(row)
 
 
 # The lookups every inbound message makes are built once: building a statement costs several
@@ -135,8 +359,18 @@ _AUTO_MAIL_COUNT = (
 
 
 def auto_mail_count(session: Session, recipient: str, since: datetime) -> int:
-    """How many automatic mails went (or wait to go) to one recipient since a time."""
-    return session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
+    """How many automatic mails went (or wait to go) to one recipient since a time.
+
+    In a group transaction the count read for the group (a few seconds earlier at most) plus what
+    the group queued since: it may count a mail that left the window in those seconds, never
+    one less."""
+    known = _known(session)
+    if known is not None and recipient in known.mail_counts:
+        return known.mail_counts[recipient]
+    count: int = session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
+    if known is not None:
+        known.mail_counts[recipient] = count
+    return count
 
 
 def thread_mail_times(
@@ -165,6 +399,9 @@ _BY_SOURCE = select(models.InboundMessage).where(
 def find_inbound_by_source(
     session: Session, mailbox: str, uidvalidity: int, uid: str
 ) -> models.InboundMessage | None:
+    known = _known(session)
+    if known is not None and (mailbox, uidvalidity, uid) in known.sources:
+        return known.sources[(mailbox, uidvalidity, uid)]
     return session.execute(
         _BY_SOURCE, {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid}
     ).scalar_one_or_none()
@@ -197,9 +434,15 @@ def find_duplicate(
     session: Session, *, raw_sha256: str, message_id: str, from_addr: str
 ) -> models.InboundMessage | None:
     """An earlier copy of this mail: the same bytes, or the same Message-ID from the same sender."""
-    hit = session.execute(_BY_SHA, {"sha": raw_sha256}).scalar_one_or_none()
+    known = _known(session)
+    if known is not None and raw_sha256 in known.by_sha:
+        hit = known.by_sha[raw_sha256]
+    else:
+        hit = session.execute(_BY_SHA, {"sha": raw_sha256}).scalar_one_or_none()
     if hit is not None or not message_id:
         return hit
+    if known is not None and message_id in known.by_message_id:
+        return next((r for r in known.by_message_id[message_id] if r.from_addr == from_addr), None)
     return session.execute(
         _BY_MESSAGE_ID, {"message_id": message_id, "from_addr": from_addr}
     ).scalar_one_or_none()
@@ -218,6 +461,14 @@ _SAME_CONTENT = (
 
 
 def find_same_content(session: Session, content_hash: str, since: datetime) -> models.InboundMessage | None:
+    known = _known(session)
+    if (
+        known is not None
+        and content_hash in known.by_content
+        and known.content_since is not None
+        and known.content_since <= since
+    ):
+        return next((r for r in known.by_content[content_hash] if r.received_at >= since), None)
     return session.execute(_SAME_CONTENT, {"content_hash": content_hash, "since": since}).scalar_one_or_none()
 
 
