@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -214,15 +215,16 @@ class App:
             done: list[str] = []
             quarantined: list[str] = []
             pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
-            ahead: tuple[list[tuple[Source, bytes]], Future[list[Parsed]] | None] | None = None
+            # Every group of the batch goes to the parse worker at once: it keeps parsing while
+            # this thread stores, and this thread waits for it only at the start of a batch.
+            ahead: deque[tuple[list[tuple[Source, bytes]], Future[list[Parsed]] | None]] = deque()
             try:
                 for group in self._groups(source, uids, uidvalidity, stats):
-                    future = self._submit_parse(group) if pipelined else None
-                    if ahead is not None:
-                        self._process_group(*ahead, stats, done, quarantined)
-                    ahead = (group, future)
-                if ahead is not None and not self.stop_flag.is_set():
-                    self._process_group(*ahead, stats, done, quarantined)
+                    ahead.append((group, self._submit_parse(group) if pipelined else None))
+                    if not pipelined:
+                        self._process_group(*ahead.popleft(), stats, done, quarantined)
+                while ahead and not self.stop_flag.is_set():
+                    self._process_group(*ahead.popleft(), stats, done, quarantined)
             finally:
                 # Only what is committed is marked; a crash before this line re-reads those
                 # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.

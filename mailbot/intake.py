@@ -55,14 +55,6 @@ class Outcome:
         return self.status == "quarantined"
 
 
-def content_hash(msg: InboundMessage) -> str:
-    """Same sender, subject, threading and words: the same request sent twice."""
-    subject = re.sub(r"^\s*((re|fw|fwd|aw|bls|balas|tr)\s*:\s*)+", "", msg.subject, flags=re.I)
-    body = re.sub(r"\s+", " ", msg.text).strip().lower()
-    key = "\x00".join([msg.from_addr, subject.strip().lower(), " ".join(msg.in_reply_to), body])
-    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
-
-
 class Intake:
     """The processing core's shell side: needs a Config and a Session, never a socket."""
 
@@ -127,7 +119,7 @@ class Intake:
         row.message_id = msg.message_id[:998]
         row.from_addr = msg.from_addr[:320]
         row.subject = msg.subject[:500]
-        row.content_hash = content_hash(msg)
+        row.content_hash = msg.content_hash
 
         duplicate = store.find_duplicate(
             session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
@@ -224,7 +216,7 @@ class Intake:
             sources=[(s.mailbox, s.uidvalidity, s.uid) for s, _ in items],
             shas=[hashlib.sha256(raw).hexdigest() for _, raw in items],
             message_ids=[m.message_id for m in messages],
-            content_hashes=[content_hash(m) for m in messages] if window else [],
+            content_hashes=[m.content_hash for m in messages] if window else [],
             content_since=store.since(now, window) if window else None,
             recipients=[m.reply_address for m in messages],
             mail_since=store.since(now, 1),
@@ -366,9 +358,7 @@ class Intake:
             self.config.profiles.get(parent.profile, self.config.profile) if parent else self.config.profile
         )
         if parent is None:
-            found = merge_fields(
-                extract_fields(msg.text), extract_fields(msg.html_text) if msg.html_text else {}
-            )
+            found = dict(msg.request_fields)
         else:
             carried = {k: str(v) for k, v in parent.fields.items() if k != "question"}
             found = merge_fields(extract_fields(msg.new_text), carried)

@@ -11,6 +11,7 @@ import base64
 import email.header
 import email.message
 import email.utils
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ from typing import Any
 
 import mailparser
 
-from mailbot.fields import html_to_text
+from mailbot.fields import extract_fields, html_to_text, merge_fields
 from mailbot.quotes import strip_quotes
 
 log = logging.getLogger(__name__)
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
+_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|bls|balas|tr)\s*:\s*)+", re.I)
 
 
 class UnreadableMessage(Exception):
@@ -87,6 +89,21 @@ class InboundMessage:
         except Exception as exc:  # a third-party parser on odd input: the whole text is safer
             log.warning("quote stripping failed (%s: %s); using the whole text", type(exc).__name__, exc)
             return self.text
+
+    @cached_property
+    def request_fields(self) -> dict[str, str]:
+        """The request's labelled fields, from the text and the HTML part (a new request)."""
+        return merge_fields(
+            extract_fields(self.text), extract_fields(self.html_text) if self.html_text else {}
+        )
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Same sender, subject, threading and words: the same request sent twice."""
+        subject = _REPLY_PREFIX.sub("", self.subject)
+        body = re.sub(r"\s+", " ", self.text).strip().lower()
+        key = "\x00".join([self.from_addr, subject.strip().lower(), " ".join(self.in_reply_to), body])
+        return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower())
@@ -217,15 +234,23 @@ def parse_message(
 def parse_many(
     raws: list[bytes], max_bytes: int, max_depth: int, max_attachments: int
 ) -> list[InboundMessage | UnreadableMessage]:
-    """Parse a group of messages (in the parse worker process): each result or its failure."""
+    """Parse a group of messages (in the parse worker process): each result or its failure.
+
+    What the intake will ask of every message (its content hash) and of a new request (its
+    fields) is worked out here too, off the intake thread; it travels with the message."""
     out: list[InboundMessage | UnreadableMessage] = []
     for raw in raws:
         try:
-            out.append(
-                parse_message(raw, max_bytes=max_bytes, max_depth=max_depth, max_attachments=max_attachments)
+            msg = parse_message(
+                raw, max_bytes=max_bytes, max_depth=max_depth, max_attachments=max_attachments
             )
         except UnreadableMessage as exc:
             out.append(exc)
+            continue
+        _ = msg.content_hash
+        if not msg.referenced_ids:
+            _ = msg.request_fields
+        out.append(msg)
     return out
 
 
