@@ -120,7 +120,7 @@ class SmtpSettings(_Strict):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     # Mails claimed and recorded per transaction, and SMTP connections a batch is spread over
     # (the mails of one ticket always go over the same connection, in order).
-    batch_size: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=250, ge=1)
     connections: int = Field(default=2, ge=1, le=32)
     # The daemon drains the outbox in a child process of its own (another core than intake).
     sender_process: bool = True
