@@ -282,6 +282,10 @@ class Outbox:
                 self.journal.trim(self.journal.accepted() & in_doubt)
 
     def _claim(self, now: datetime) -> list[Claimed]:
+        with self.sessions.begin() as s:
+            return self._claim_in(s, now)
+
+    def _claim_in(self, s: Session, now: datetime) -> list[Claimed]:
         """Claim up to `batch_size` due mails, oldest first, never overtaking an earlier mail of
         the same ticket that is not due yet or is in another process's hands.
 
@@ -291,57 +295,54 @@ class Outbox:
         """
         out = models.OutboundMessage
         window = self.settings.batch_size * 10
-        with self.sessions.begin() as s:
-            pending = s.execute(
-                select(out.id, out.ticket_id, out.next_attempt_at)
-                .where(out.status == "pending")
+        pending = s.execute(
+            select(out.id, out.ticket_id, out.next_attempt_at)
+            .where(out.status == "pending")
+            .order_by(out.id)
+            .limit(window)
+        ).all()
+        if not pending:
+            return []
+        lockable = set(
+            s.execute(
+                select(out.id)
+                .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
                 .order_by(out.id)
                 .limit(window)
-            ).all()
-            if not pending:
-                return []
-            lockable = set(
-                s.execute(
-                    select(out.id)
-                    .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
-                    .order_by(out.id)
-                    .limit(window)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            blocked = {
-                t
-                for t in s.execute(
-                    select(out.ticket_id)
-                    .where(out.status == "sending", out.ticket_id.is_not(None))
-                    .distinct()
-                ).scalars()
-                if t is not None
-            }
-            chosen: list[int] = []
-            for out_id, ticket_id, due_at in pending:
-                if ticket_id is not None and ticket_id in blocked:
-                    continue
-                if out_id not in lockable or due_at > now:
-                    if ticket_id is not None:
-                        blocked.add(ticket_id)  # a later mail of this ticket waits for it
-                    continue
-                chosen.append(out_id)
-                if len(chosen) >= self.settings.batch_size:
-                    break
-            if not chosen:
-                return []
-            lease_until = now + timedelta(seconds=self.settings.claim_lease_seconds)
-            s.execute(
-                update(out)
-                .where(out.id.in_(chosen), out.status == "pending")
-                .values(status="sending", next_attempt_at=lease_until)
-            )
-            rows = s.execute(
-                select(out.id, out.ticket_id, out.kind, out.mail_from, out.rcpt_to, out.raw, out.attempts)
-                .where(out.id.in_(chosen))
-                .order_by(out.id)
-            ).all()
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        blocked = {
+            t
+            for t in s.execute(
+                select(out.ticket_id).where(out.status == "sending", out.ticket_id.is_not(None)).distinct()
+            ).scalars()
+            if t is not None
+        }
+        chosen: list[int] = []
+        for out_id, ticket_id, due_at in pending:
+            if ticket_id is not None and ticket_id in blocked:
+                continue
+            if out_id not in lockable or due_at > now:
+                if ticket_id is not None:
+                    blocked.add(ticket_id)  # a later mail of this ticket waits for it
+                continue
+            chosen.append(out_id)
+            if len(chosen) >= self.settings.batch_size:
+                break
+        if not chosen:
+            return []
+        lease_until = now + timedelta(seconds=self.settings.claim_lease_seconds)
+        s.execute(
+            update(out)
+            .where(out.id.in_(chosen), out.status == "pending")
+            .values(status="sending", next_attempt_at=lease_until)
+        )
+        rows = s.execute(
+            select(out.id, out.ticket_id, out.kind, out.mail_from, out.rcpt_to, out.raw, out.attempts)
+            .where(out.id.in_(chosen))
+            .order_by(out.id)
+        ).all()
         return [Claimed(r[0], r[1], r[2], r[3], list(r[4]), r[5], r[6]) for r in rows]
 
     def next_due(self) -> datetime | None:
@@ -358,16 +359,16 @@ class Outbox:
         result = DrainResult()
         self._recover(self.clock())
         try:
-            while True:
-                claimed = self._claim(self.clock())
-                if not claimed:
-                    break
+            claimed = self._claim(self.clock())
+            while claimed:
                 attempts, down = await self._send_batch(claimed)
                 if self.journal is not None:
                     self.journal.sync()
-                self._settle(claimed, attempts, result)
-                if down:
-                    break
+                # One transaction records this batch and claims the next: on SQLite every
+                # transaction waits for its turn at the write lock (one intake group at most).
+                with self.sessions.begin() as s:
+                    self._settle(s, claimed, attempts, result)
+                    claimed = [] if down else self._claim_in(s, self.clock())
         finally:
             if self.journal is not None:
                 self.journal.close()
@@ -413,8 +414,10 @@ class Outbox:
                 self.journal.record(mail.id)
         return down
 
-    def _settle(self, claimed: list[Claimed], attempts: dict[int, Attempt], result: DrainResult) -> None:
-        """Record a batch's results and their history lines in one transaction."""
+    def _settle(
+        self, s: Session, claimed: list[Claimed], attempts: dict[int, Attempt], result: DrainResult
+    ) -> None:
+        """Record a batch's results and their history lines, in the caller's transaction."""
         now = self.clock()
         changes: list[dict[str, Any]] = []
         history: list[tuple[Claimed, str, str]] = []
@@ -447,10 +450,9 @@ class Outbox:
                 log.warning("outbound #%s deferred (attempt %s): %s", mail.id, tries, outcome)
             result.errors.append(str(outcome))
             changes.append(change)
-        with self.sessions.begin() as s:
-            for group in _by_keys(changes).values():
-                s.execute(update(models.OutboundMessage), group)
-            _history(s, [(m.ticket_id, m.id, kind, detail) for m, kind, detail in history], now)
+        for group in _by_keys(changes).values():
+            s.execute(update(models.OutboundMessage), group)
+        _history(s, [(m.ticket_id, m.id, kind, detail) for m, kind, detail in history], now)
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
