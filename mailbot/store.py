@@ -24,6 +24,7 @@ from mailbot.workflow import Event, State, next_state
 
 ALLOCATED = frozenset({"inbound_messages", "tickets", "ticket_events", "outbound_messages"})
 _IDS = "mailbot.ids"
+_KNOWN = "mailbot.known"
 _ID_BLOCK = 64
 
 
@@ -79,16 +80,22 @@ def _transaction_state(session: Session, key: str, make: Any) -> Any:
     return held[1]
 
 
+def _existing_state(session: Session, key: str) -> Any:
+    """The state `_transaction_state` made for the current transaction, or None."""
+    held = session.info.get(key)
+    return held[1] if held is not None and held[0] is session.get_transaction() else None
+
+
 @event.listens_for(Session, "before_flush")
 def _ids_for_new_rows(session: Session, _context: Any, _instances: Any) -> None:
     """A row added without an id, in a transaction that allocates ids of its table, gets one from
     the same allocator (SQLite would otherwise give it an id already handed out)."""
-    held = session.info.get(_IDS)
-    if held is None or held[0] is not session.get_transaction():
+    ids = _existing_state(session, _IDS)
+    if ids is None:
         return
     for obj in session.new:
         table = getattr(obj, "__tablename__", None)
-        if isinstance(table, str) and table in held[1] and getattr(obj, "id", None) is None:
+        if isinstance(table, str) and table in ids and getattr(obj, "id", None) is None:
             obj.id = new_id(session, table)
 
 
@@ -241,10 +248,7 @@ class Known:
 
 
 def _known(session: Session) -> Known | None:
-    held = session.info.get("mailbot.known")
-    if held is None or held[0] is not session.get_transaction():
-        return None
-    known: Known = held[1]
+    known: Known | None = _existing_state(session, _KNOWN)
     return known
 
 
@@ -262,7 +266,7 @@ def prefetch(
     """Read, for a whole group, what its messages' lookups will ask; the answers stay with the
     session's transaction."""
     session.flush()
-    known: Known = _transaction_state(session, "mailbot.known", Known)
+    known: Known = _transaction_state(session, _KNOWN, Known)
     inbound = models.InboundMessage
     keys = set(sources)
     known.sources.update(dict.fromkeys(keys))
