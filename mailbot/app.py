@@ -55,7 +55,7 @@ class IntakeStats:
     quarantined: int = 0
     ignored: int = 0
     standby: bool = False  # another process holds the fetch lock
-    tickets: list[str] = field(default_factory=list)
+    tickets: dict[str, None] = field(default_factory=dict)  # in order, each once (an ordered set)
 
     def count(self, outcome: Outcome) -> None:
         if outcome.already_done:
@@ -70,8 +70,8 @@ class IntakeStats:
             self.ignored += 1
         else:
             self.processed += 1
-            if outcome.ticket_number and outcome.ticket_number not in self.tickets:
-                self.tickets.append(outcome.ticket_number)
+            if outcome.ticket_number:
+                self.tickets[outcome.ticket_number] = None
 
 
 class App:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -647,8 +648,11 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     )
 
 
+@lru_cache(maxsize=8)
 def tls_context(ca_file: str) -> ssl.SSLContext:
-    """A verifying TLS context; `ca_file` adds an office's own CA (never disables verification)."""
+    """A verifying TLS context; `ca_file` adds an office's own CA (never disables verification).
+    Made once per CA file and shared by every connection: loading the system's certificates cost
+    about 20 ms of CPU, and the sender connects again after every pause in the outbox."""
     return ssl.create_default_context(cafile=ca_file or None)
 
 

@@ -418,9 +418,7 @@ class Intake:
         if ticket.state is not State.AWAITING_INFO:
             self.dispatch.applicant_follow_up(session, row, msg, ticket, now)
             return
-        new = merge_fields(
-            extract_fields(msg.new_text), extract_fields(msg.html_text) if msg.html_text else {}
-        )
+        new = msg.fields_of(msg.new_text)
         # A reply may carry only the missing value, unlabelled ("19860926 201505 1 001").
         new = _unlabelled_answer(new, msg.new_text, ticket.issues)
         pending = {i["field"] for i in ticket.issues}

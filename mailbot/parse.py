@@ -21,7 +21,7 @@ from typing import Any
 
 import mailparser
 
-from mailbot.fields import extract_fields, html_to_text, merge_fields
+from mailbot.fields import FIELDS, extract_fields, html_to_text, merge_fields
 from mailbot.quotes import strip_quotes
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class InboundMessage:
     headers: dict[str, tuple[str, ...]]
     content_types: tuple[str, ...]
     text: str
-    html_text: str
+    html: str  # the HTML part's source ("" without one); `html_text` is its text
     attachments: tuple[Attachment, ...] = ()
     defects: tuple[str, ...] = field(default=())
 
@@ -91,11 +91,23 @@ class InboundMessage:
             return self.text
 
     @cached_property
+    def html_text(self) -> str:
+        """The HTML part as text. Worked out when first asked for: a request whose text/plain part
+        carries every field never needs it."""
+        return html_to_text(self.html) if self.html else ""
+
+    def fields_of(self, text: str) -> dict[str, str]:
+        """The labelled fields of `text` (the mail's or its new part's), the HTML part filling in
+        what it lacks."""
+        found = extract_fields(text)
+        if not self.html or all(name in found for name in FIELDS):
+            return found
+        return merge_fields(found, extract_fields(self.html_text))
+
+    @cached_property
     def request_fields(self) -> dict[str, str]:
         """The request's labelled fields, from the text and the HTML part (a new request)."""
-        return merge_fields(
-            extract_fields(self.text), extract_fields(self.html_text) if self.html_text else {}
-        )
+        return self.fields_of(self.text)
 
     @cached_property
     def content_hash(self) -> str:
@@ -303,8 +315,8 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
 
     plain = "\n".join(mail.text_plain or [])
     html = "\n".join(mail.text_html or [])
-    html_text = html_to_text(html) if html else ""
-    text = plain if plain.strip() else html_text
+    html_text = html_to_text(html) if html and not plain.strip() else None
+    text = plain if html_text is None else html_text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
 
     attachments = []
@@ -325,7 +337,7 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
         )
 
     message_ids = _message_ids(first("message-id"))
-    return InboundMessage(
+    parsed = InboundMessage(
         message_id=message_ids[0] if message_ids else "",
         from_name=clean_header_text(from_name),
         from_addr=from_addr.strip().lower(),
@@ -339,7 +351,10 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
         headers={k: tuple(v) for k, v in headers.items()},
         content_types=tuple(p.get_content_type() for p in msg.walk()),
         text=text,
-        html_text=html_text,
+        html=html,
         attachments=tuple(attachments),
         defects=tuple(str(d) for d in (mail.defects_categories or ())),
     )
+    if html_text is not None:
+        parsed.__dict__["html_text"] = html_text  # already worked out: the cached property's value
+    return parsed

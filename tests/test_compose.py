@@ -6,10 +6,22 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import Compat32
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import Environment, StrictUndefined, Undefined, UndefinedError
 
-from mailbot.compose import _WIRE, MailSpec, Rendered, build_mail
+from mailbot.compose import (
+    _WIRE,
+    MailSpec,
+    OutgoingAttachment,
+    Rendered,
+    _alternative_bytes,
+    _headers,
+    _with_email_package,
+    build_mail,
+    environment,
+)
 
 NAMES = st.sampled_from(["Subject", "To", "From", "Message-ID", "References", "X-Mailbot-Ticket", "X"])
 # Header text as it occurs: mostly printable ASCII with spaces, sometimes tabs, runs of spaces,
@@ -49,3 +61,90 @@ def test_a_long_subject_is_still_folded_and_a_non_ascii_one_encoded() -> None:
     parsed = message_from_bytes(env.raw)
     assert parsed["To"] == "Rina Kartika <rina@example.go.id>"
     assert parsed["Message-ID"] == "<x@y>"
+
+
+TEXTS = st.text(st.characters(exclude_categories=("Cs",)), max_size=300) | st.sampled_from(
+    ["", "\n", "x" * 57, "y" * 58, "baris satu\r\nbaris dua\n", "é" * 100]
+)
+
+
+@settings(max_examples=500)
+@given(
+    text=TEXTS,
+    html=TEXTS,
+    subject=VALUES,
+    to_name=VALUES,
+    in_reply_to=st.sampled_from(["", "<a@b>"]),
+    references=st.lists(st.sampled_from(["<r1@x>", "<r2@x>", ""]), max_size=25).map(tuple),
+    ticket=st.sampled_from(["", "KONS-2026-00001"]),
+)
+def test_mail_without_attachments_is_written_as_the_email_package_writes_it(
+    text: str,
+    html: str,
+    subject: str,
+    to_name: str,
+    in_reply_to: str,
+    references: tuple[str, ...],
+    ticket: str,
+) -> None:
+    spec = MailSpec(
+        to_addr="rina@example.go.id",
+        to_name=to_name,
+        rendered=Rendered(subject=subject, text=text, html=html),
+        message_id="<m@x>",
+        in_reply_to=in_reply_to,
+        references=references,
+        ticket_number=ticket,
+    )
+    headers = _headers(
+        spec,
+        from_addr="konsultasi@bpsdm.example.go.id",
+        from_name="Layanan Konsultasi",
+        instance_id="konsultasi@bpsdm.example.go.id",
+        now=datetime(2026, 11, 21, 3, 0, tzinfo=UTC),
+    )
+    assert _alternative_bytes(spec, headers, "0123abcd") == _with_email_package(spec, headers, "0123abcd")
+
+
+def test_mail_with_attachments_still_carries_them() -> None:
+    spec = MailSpec(
+        to_addr="rina@example.go.id",
+        to_name="Rina",
+        rendered=Rendered(subject="Jawaban", text="Isi", html="<p>Isi</p>"),
+        message_id="<m@x>",
+        attachments=(OutgoingAttachment("riwayat é.pdf", "application/pdf", b"%PDF-1.4 x"),),
+    )
+    env = build_mail(
+        spec,
+        from_addr="k@x.go.id",
+        from_name="K",
+        instance_id="k@x.go.id",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    parsed = message_from_bytes(env.raw)
+    assert parsed.get_content_type() == "multipart/mixed"
+    parts = [p for p in parsed.walk() if p.get_filename()]
+    assert [(p.get_filename(), p.get_payload(decode=True)) for p in parts] == [
+        ("riwayat é.pdf", b"%PDF-1.4 x")
+    ]
+
+
+@given(
+    keys=st.lists(st.sampled_from(["name", "items", "get", "keys", "__class__", "x", "copy"]), max_size=5),
+    attribute=st.sampled_from(["name", "items", "get", "keys", "__class__", "x", "copy", "missing"]),
+)
+def test_dict_attribute_short_cut_finds_what_jinja_finds(keys: list[str], attribute: str) -> None:
+    obj = {k: f"value of {k}" for k in keys}
+    ours = environment().getattr(obj, attribute)
+    theirs = Environment(undefined=StrictUndefined).getattr(obj, attribute)
+    assert type(ours) is type(theirs)
+    if not isinstance(theirs, Undefined):
+        assert ours == theirs
+
+
+def test_template_reads_dict_values_and_reports_a_missing_one() -> None:
+    env = environment()
+    template = env.from_string("{{ fields.name }} / {{ fields.items() | list | length }}")
+    assert template.render(fields={"name": "Rina", "unit": "Biro"}) == "Rina / 2"
+    with pytest.raises(UndefinedError, match="has no attribute 'phone'"):
+        env.from_string("{{ fields.phone }}").render(fields={"name": "Rina"})

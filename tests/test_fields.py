@@ -10,12 +10,13 @@ from mailbot.fields import (
     extract_fields,
     html_to_text,
     label_field,
+    merge_fields,
     validate_fields,
     validate_id_number,
     validate_phone,
 )
 from mailbot.parse import parse_message
-from tests.conftest import DATA
+from tests.conftest import CORPUS, DATA
 
 TODAY = date(2026, 11, 21)
 ALL = ("name", "id_number", "unit", "position", "phone", "question")
@@ -238,3 +239,53 @@ def test_old_nip_is_a_warning_not_an_error() -> None:
 def test_name_with_digits_is_rejected() -> None:
     result = validate_fields({"name": "Rina 198609262015"}, ("name",), TODAY)
     assert [i.code for i in result.issues] == ["name_has_digits"]
+
+
+def _every_mail() -> list[tuple[str, bytes]]:
+    return [(p.name, p.read_bytes()) for p in [*sorted(DATA.glob("*.eml")), *sorted(CORPUS.glob("*.eml"))]]
+
+
+@pytest.mark.parametrize(("name", "raw"), _every_mail(), ids=lambda v: v if isinstance(v, str) else "")
+def test_html_part_is_read_only_when_the_text_lacks_a_field_with_the_same_result(
+    name: str, raw: bytes
+) -> None:
+    """The HTML part is turned into text only when text/plain lacks a field; the fields found are
+    those of reading both parts every time."""
+    msg = parse_message(raw)
+    text_fields = extract_fields(msg.text)
+    needs_html = bool(msg.html) and not all(f in text_fields for f in ALL)
+    both = merge_fields(text_fields, extract_fields(html_to_text(msg.html)) if msg.html else {})
+    assert msg.request_fields == both
+    html_only = bool(msg.html) and "text/plain" not in msg.content_types  # its text is the HTML's
+    assert ("html_text" in msg.__dict__) == (needs_html or html_only)
+
+
+def test_html_fills_a_field_the_text_part_lacks() -> None:
+    raw = (
+        b"From: Rina <rina@example.go.id>\r\nTo: konsultasi@x.go.id\r\nSubject: Konsultasi\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNama: Rina Kartika\r\n"
+        b"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<p><b>Nama:</b> Rina K.</p><p><b>Jabatan:</b> Analis Kebijakan</p>\r\n--b--\r\n"
+    )
+    msg = parse_message(raw)
+    assert msg.request_fields["name"] == "Rina Kartika"  # the text part wins
+    assert msg.request_fields["position"] == "Analis Kebijakan"  # the HTML part fills in
+
+
+def test_html_is_not_read_when_the_text_part_has_every_field() -> None:
+    plain = (
+        "Nama Lengkap: Rina Kartika\r\nNIP: 198609262015051001\r\nUnit Kerja: Biro Perencanaan\r\n"
+        "Jabatan: Analis Kebijakan\r\nNo. HP: 0812-3456-7890\r\n"
+        "Pertanyaan: Bagaimana cara menyusun analisis beban kerja?\r\n"
+    )
+    raw = (
+        "From: Rina <rina@example.go.id>\r\nTo: konsultasi@x.go.id\r\nSubject: Konsultasi\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+        f"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}"
+        "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p><b>Nama:</b> Lain</p>\r\n--b--\r\n"
+    ).encode()
+    msg = parse_message(raw)
+    assert msg.request_fields["name"] == "Rina Kartika" and set(msg.request_fields) == set(ALL)
+    assert "html_text" not in msg.__dict__
+    assert msg.html_text == "Nama: Lain"  # still there when asked for

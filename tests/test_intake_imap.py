@@ -51,7 +51,7 @@ def test_complete_request_becomes_ticket_ack_and_head_notification(imap, smtp, d
     stats = app.run_intake_once()
     result = send_all(app)
 
-    assert stats.processed == 1 and stats.tickets == ["KONS-2026-000001"]
+    assert stats.processed == 1 and list(stats.tickets) == ["KONS-2026-000001"]
     [ticket] = _tickets(app)
     assert ticket.state is State.NEW
     assert ticket.fields["id_number"] == "198609262015052001"
