@@ -74,6 +74,20 @@ class IntakeStats:
                 self.tickets[outcome.ticket_number] = None
 
 
+@dataclass
+class _Batch:
+    """Messages read in one round trip, stored group by group, marked together."""
+
+    uids: list[str]
+    pipelined: bool  # its groups went to the parse worker at once
+    stream: Iterator[list[tuple[Source, bytes]]]  # groups as they are read
+    groups: deque[tuple[list[tuple[Source, bytes]], Future[list[Parsed]] | None]] = field(
+        default_factory=deque
+    )
+    done: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+
 class App:
     """Built by `create_app`; tests get a fresh one per test with their own config and clock."""
 
@@ -203,39 +217,67 @@ class App:
         after each batch (the outbox can start on its mail while the next batch is read).
 
         A batch is processed in groups of `transaction_size`, one transaction each. With a
-        backlog (two groups or more) the parse worker parses the next group while this thread
-        stores the current one."""
-        settings = self.config.settings.mailbox
+        backlog (two groups or more) every group of a batch goes to the parse worker at once, and
+        the next batch is read as soon as the first group of the current one is stored: the worker
+        parses it while this thread stores the rest, so neither waits at a batch's start."""
         uidvalidity = source.uidvalidity()
         self._note_uidvalidity(source.name, uidvalidity)
-        while not self.stop_flag.is_set():
-            uids = source.pending(settings.batch_size)
-            if not uids:
-                return
-            done: list[str] = []
-            quarantined: list[str] = []
-            pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
-            # Every group of the batch goes to the parse worker at once: it keeps parsing while
-            # this thread stores, and this thread waits for it only at the start of a batch.
-            ahead: deque[tuple[list[tuple[Source, bytes]], Future[list[Parsed]] | None]] = deque()
-            try:
-                for group in self._groups(source, uids, uidvalidity, stats):
-                    ahead.append((group, self._submit_parse(group) if pipelined else None))
-                    if not pipelined:
-                        self._process_group(*ahead.popleft(), stats, done, quarantined)
-                while ahead and not self.stop_flag.is_set():
-                    self._process_group(*ahead.popleft(), stats, done, quarantined)
-            finally:
-                # Only what is committed is marked; a crash before this line re-reads those
-                # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.
-                if done:
-                    source.mark_done(done)
-                if quarantined:
-                    source.quarantine(quarantined)
-            if committed is not None and done:
-                committed()
-            if len(done) + len(quarantined) == 0:
-                return
+        batches: deque[_Batch] = deque()  # read, not yet marked: the current one and one ahead
+        try:
+            while not self.stop_flag.is_set():
+                if not batches and self._read_batch(source, uidvalidity, stats, batches) is None:
+                    return
+                batch = batches[0]
+                if not batch.pipelined:
+                    # A few messages: each group is stored as soon as it is read.
+                    for group in batch.stream:
+                        self._process_group(group, None, stats, batch.done, batch.quarantined)
+                first = True
+                while batch.groups and not self.stop_flag.is_set():
+                    self._process_group(*batch.groups.popleft(), stats, batch.done, batch.quarantined)
+                    if first and batch.pipelined and len(batches) == 1:
+                        self._read_batch(source, uidvalidity, stats, batches)
+                    first = False
+                if self.stop_flag.is_set():
+                    return
+                batches.popleft()
+                self._settle_batch(source, batch)
+                if committed is not None and batch.done:
+                    committed()
+                if not batch.done and not batch.quarantined and not batches:
+                    return
+        finally:
+            # Only what is committed is marked; a crash before this line re-reads those
+            # messages, and their (mailbox, UIDVALIDITY, UID) key makes that harmless.
+            for batch in batches:
+                self._settle_batch(source, batch)
+
+    def _read_batch(
+        self, source: MailboxSource, uidvalidity: int, stats: IntakeStats, batches: deque[_Batch]
+    ) -> _Batch | None:
+        """Read the next batch of messages not already read (appended to `batches`); with a
+        backlog its groups are handed to the parse worker. None when nothing more is waiting."""
+        settings = self.config.settings.mailbox
+        reading = {uid for b in batches for uid in b.uids}
+        uids = [u for u in source.pending(settings.batch_size + len(reading)) if u not in reading]
+        uids = uids[: settings.batch_size]
+        if not uids:
+            return None
+        pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
+        batch = _Batch(uids, pipelined, self._groups(source, uids, uidvalidity, stats))
+        if pipelined:
+            batch.groups.extend((group, self._submit_parse(group)) for group in batch.stream)
+        batches.append(batch)
+        return batch
+
+    @staticmethod
+    def _settle_batch(source: MailboxSource, batch: _Batch) -> None:
+        done, quarantined = batch.done, batch.quarantined
+        batch.done, batch.quarantined = [], []
+        if done:
+            source.mark_done(done)
+        if quarantined:
+            source.quarantine(quarantined)
 
     def _groups(
         self, source: MailboxSource, uids: list[str], uidvalidity: int, stats: IntakeStats

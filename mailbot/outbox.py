@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiosmtplib
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import models
@@ -296,22 +296,26 @@ class Outbox:
         out = models.OutboundMessage
         window = self.settings.batch_size * 10
         pending = s.execute(
-            select(out.id, out.ticket_id, out.next_attempt_at)
+            select(out.id, out.ticket_id, out.next_attempt_at <= now)
             .where(out.status == "pending")
             .order_by(out.id)
             .limit(window)
         ).all()
         if not pending:
             return []
-        lockable = set(
-            s.execute(
-                select(out.id)
-                .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
-                .order_by(out.id)
-                .limit(window)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-        )
+        if s.get_bind().dialect.name == "sqlite":
+            # BEGIN IMMEDIATE: no other process holds a row of the outbox; every due row is free.
+            lockable = {out_id for out_id, _, due in pending if due}
+        else:
+            lockable = set(
+                s.execute(
+                    select(out.id)
+                    .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
+                    .order_by(out.id)
+                    .limit(window)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
         blocked = {
             t
             for t in s.execute(
@@ -320,10 +324,10 @@ class Outbox:
             if t is not None
         }
         chosen: list[int] = []
-        for out_id, ticket_id, due_at in pending:
+        for out_id, ticket_id, due in pending:
             if ticket_id is not None and ticket_id in blocked:
                 continue
-            if out_id not in lockable or due_at > now:
+            if out_id not in lockable or not due:
                 if ticket_id is not None:
                     blocked.add(ticket_id)  # a later mail of this ticket waits for it
                 continue
@@ -450,8 +454,16 @@ class Outbox:
                 log.warning("outbound #%s deferred (attempt %s): %s", mail.id, tries, outcome)
             result.errors.append(str(outcome))
             changes.append(change)
-        for group in _by_keys(changes).values():
-            s.execute(update(models.OutboundMessage), group)
+        # Core statements, one executemany per shape of change: the ORM's bulk update by primary
+        # key did the same work with a mapper's bookkeeping for every row.
+        table = cast(Table, models.OutboundMessage.__table__)
+        for keys, group in _by_keys(changes).items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("out_id"))
+                .values({k: bindparam(k) for k in keys if k != "id"})
+            )
+            s.execute(stmt, [{"out_id": row.pop("id"), **row} for row in group])
         _history(s, [(m.ticket_id, m.id, kind, detail) for m, kind, detail in history], now)
 
 
@@ -490,7 +502,7 @@ def _history(session: Session, lines: list[tuple[int | None, int, str, str]], no
         if ticket_id in states
     ]
     if events:
-        session.execute(insert(models.TicketEvent), events)
+        session.execute(insert(cast(Table, models.TicketEvent.__table__)), events)
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

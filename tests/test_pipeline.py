@@ -117,6 +117,64 @@ def test_a_dead_parse_worker_leaves_the_parsing_to_the_intake_thread(make_app, t
         assert len(s.scalars(select(models.Ticket)).all()) == 14
 
 
+class _Recording:
+    """A mailbox source that notes each read and each mark, in order."""
+
+    def __init__(self, source, calls: list[tuple[str, list[str]]]) -> None:
+        self.source, self.calls = source, calls
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)
+
+    def fetch(self, uids):
+        self.calls.append(("fetch", list(uids)))
+        return self.source.fetch(uids)
+
+    def mark_done(self, uids) -> None:
+        self.calls.append(("mark", list(uids)))
+        self.source.mark_done(uids)
+
+    def quarantine(self, uids) -> None:
+        self.calls.append(("mark", list(uids)))
+        self.source.quarantine(uids)
+
+
+def test_the_next_batch_is_read_while_the_current_one_is_stored(make_app, tmp_path) -> None:
+    """Batches of eight in groups of four: the second batch is read (and parsed) before the first
+    is marked; the last batch, a single message, is read when its turn comes. Every message is
+    read once and marked once, and the result is that of parsing each message inline."""
+    inline = _app(make_app, tmp_path, "inline", 0)
+    _backlog(tmp_path / "inline")
+    inline.run_intake_once()
+
+    app = make_app(
+        database_url=f"sqlite:///{tmp_path / 'ahead.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'ahead'}",
+        smtp_url=f"file://{tmp_path / 'ahead-out'}",
+        mailbox_extra="transaction_size = 4\nparse_workers = 1\nbatch_size = 8",
+        extra="[limits]\nmax_attachments = 2",
+    )
+    _backlog(tmp_path / "ahead")
+    calls: list[tuple[str, list[str]]] = []
+    real = app.source_factory
+    app.source_factory = lambda config: _Recording(real(config), calls)
+    stats = app.run_intake_once()
+
+    assert stats.fetched == 17 and stats.processed + stats.quarantined == 17
+    assert _state(app) == _state(inline)
+    fetched = [u for kind, uids in calls if kind == "fetch" for u in uids]
+    marked = [u for kind, uids in calls if kind == "mark" for u in uids]
+    assert len(fetched) == len(set(fetched)) == 17 and sorted(marked) == sorted(fetched)
+    kinds = [kind for kind, _ in calls]
+    assert [len(uids) for kind, uids in calls if kind == "fetch"] == [8, 8, 1]
+    assert kinds.index("mark") > 1 and kinds[:2] == ["fetch", "fetch"]  # read ahead, then marked
+    assert app._parser is not None
+    left = real(app.config)
+    left.connect()
+    assert left.pending(100) == []  # nothing left waiting in the folder
+    left.close()
+
+
 def _tricky_backlog(md_path: Path) -> None:
     """Everything a group's lookups must get right without asking the database message by message."""
     md = mailbox.Maildir(md_path, create=True)
