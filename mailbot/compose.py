@@ -28,19 +28,19 @@ from mailbot.parse import clean_header_text, decode_header
 
 class _WirePolicy(Compat32):
     """compat32 with a short cut: a header that is printable ASCII and fits on one line is
-    written as it is. That is what the Header class makes of it too (tests/test_compose.py
-    checks it), at a tenth of the cost; everything else goes through the Header class."""
+    written as it is, and one word too long for a line goes on a continuation line of its own.
+    That is what the Header class makes of them too (tests/test_compose.py checks it), at a
+    tenth of the cost; everything else goes through the Header class."""
 
     def _one_line(self, name: str, value: Any) -> str | None:
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and value.isprintable()
-            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
-            and value == value.strip()
-            and "  " not in value
-        ):
-            return f"{name}: {value}{self.linesep}"
+        if not (isinstance(value, str) and value.isascii() and value.isprintable()):
+            return None
+        if len(name) + len(value) + 2 <= (self.max_line_length or 78):
+            if value == value.strip() and "  " not in value:
+                return f"{name}: {value}{self.linesep}"
+        elif value and " " not in value:
+            # One word too long for the line (a long Message-ID): on a line of its own.
+            return f"{name}: {self.linesep} {value}{self.linesep}"
         return None
 
     def fold(self, name: str, value: Any) -> str:

@@ -323,16 +323,22 @@ class Profile(_Strict):
 
     def number_pattern(self) -> re.Pattern[str]:
         """A regex that finds this profile's ticket numbers in a subject line."""
-        parts = re.split(r"(\{[^}]*\})", self.number_format)
-        out = []
-        for part in parts:
-            if part.startswith("{year"):
-                out.append(r"\d{4}")
-            elif part.startswith("{seq"):
-                out.append(r"\d+")
-            else:
-                out.append(re.escape(part))
-        return re.compile(r"(?<![A-Za-z0-9])(" + "".join(out) + r")(?![0-9])", re.IGNORECASE)
+        return _number_pattern(self.number_format)
+
+
+@lru_cache(maxsize=64)
+def _number_pattern(number_format: str) -> re.Pattern[str]:
+    """Made once per format: every incoming subject is matched against every profile's."""
+    parts = re.split(r"(\{[^}]*\})", number_format)
+    out = []
+    for part in parts:
+        if part.startswith("{year"):
+            out.append(r"\d{4}")
+        elif part.startswith("{seq"):
+            out.append(r"\d+")
+        else:
+            out.append(re.escape(part))
+    return re.compile(r"(?<![A-Za-z0-9])(" + "".join(out) + r")(?![0-9])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

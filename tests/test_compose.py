@@ -28,7 +28,9 @@ NAMES = st.sampled_from(["Subject", "To", "From", "Message-ID", "References", "X
 # long words, non-ASCII letters and line breaks (which must all take the Header class's path).
 VALUES = st.lists(
     st.sampled_from([*"abcXYZ019<>@.=?-_ ", "  ", "\t", "é", "\r\n", "x" * 40]), max_size=40
-).map("".join)
+).map("".join) | st.text(  # one long word, as a Message-ID
+    st.sampled_from([*"abcXYZ019<>@.=?-_;,", "é", "\t"]), min_size=50, max_size=200
+)
 
 
 @settings(max_examples=2000)
