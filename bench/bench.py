@@ -7,7 +7,8 @@ Measured with a real Dovecot (IMAP) and a real aiosmtpd (SMTP) on loopback:
     SMTP server, with `mailbot run` as a real process;
   - the latency of one new mail from arrival to acknowledgment with IDLE (median of 20);
   - peak memory (VmHWM) of the daemon and its child processes, for each backlog size;
-  - CPU time per request of the daemon (intake), its parse worker and its sending child;
+  - CPU time per request of the daemon (intake), its parse worker and its sending child, of the
+    SMTP server and of Dovecot, and how many of the machine's cores were busy during the run;
   - the mbox export rate.
 Usage: bench/run [--sizes 1000,10000,50000] [--json FILE]
 """
@@ -166,6 +167,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[int, int]:
+    """Jiffies of all CPUs since boot: (busy, total), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - idle, total
+
+
+def dovecot_cpu_seconds() -> float:
+    """CPU time of the running Dovecot IMAP session processes (the daemon's connections)."""
+    used = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == "imap":
+            fields = text.rsplit(")", 1)[1].split()
+            used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
 def peak_rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -196,6 +219,7 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
         mailbox_extra=os.environ.get("BENCH_MAILBOX_EXTRA", ""),
     )
     log = (run_dir / "daemon.log").open("w")
+    machine_before, sink_before, dovecot_before = machine_cpu(), time.process_time(), dovecot_cpu_seconds()
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
@@ -211,7 +235,13 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
         if proc.poll() is not None:
             raise RuntimeError(f"mailbot stopped early; see {run_dir / 'daemon.log'}")
     elapsed = time.perf_counter() - start
-    # Where the CPU went: the daemon (fetch, parse, database, compose) and its sending child.
+    # Where the CPU went: the daemon (fetch, parse, database, compose) and its sending child; the
+    # SMTP server receiving the mail (this process: aiosmtpd's thread) and Dovecot's IMAP
+    # sessions; how many of the machine's cores were busy (all processes, kernel included).
+    busy, total = (after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
+    result["cores_busy"] = round(busy / total * (os.cpu_count() or 1), 2) if total else 0.0
+    result["cpu_ms_per_request_smtp_server"] = round((time.process_time() - sink_before) / size * 1000, 2)
+    result["cpu_ms_per_request_dovecot"] = round((dovecot_cpu_seconds() - dovecot_before) / size * 1000, 2)
     kids = children(proc.pid)
     result["cpu_ms_per_request_intake"] = round(cpu_seconds(proc.pid) / size * 1000, 2)
     result["cpu_ms_per_request_parse_worker"] = round(
@@ -360,6 +390,9 @@ def main() -> None:
         "cpu_ms_per_request_intake",
         "cpu_ms_per_request_parse_worker",
         "cpu_ms_per_request_sending",
+        "cpu_ms_per_request_smtp_server",
+        "cpu_ms_per_request_dovecot",
+        "cores_busy",
     )
     print(" | ".join(header))
     for r in results:
