@@ -117,6 +117,7 @@ class App:
         self.source_factory = source_factory
         self._own_sender = sender is None
         self._parser: ProcessPoolExecutor | None = None
+        self._read_up_to: str | None = None  # a pass's last UID read: the next search starts there
         self.fetch_lock = FetchLock(self.engine, config.data_dir, config.mailbox.redacted())
         self.stop_flag = threading.Event()
         # A hook for fault-injection tests: called between commit and marking in the mailbox.
@@ -223,6 +224,7 @@ class App:
         uidvalidity = source.uidvalidity()
         self._note_uidvalidity(source.name, uidvalidity)
         batches: deque[_Batch] = deque()  # read, not yet marked: the current one and one ahead
+        self._read_up_to = None
         try:
             while not self.stop_flag.is_set():
                 if not batches and self._read_batch(source, uidvalidity, stats, batches) is None:
@@ -241,10 +243,11 @@ class App:
                 if self.stop_flag.is_set():
                     return
                 batches.popleft()
+                stored, handled = bool(batch.done), len(batch.done) + len(batch.quarantined)
                 self._settle_batch(source, batch)
-                if committed is not None and batch.done:
+                if committed is not None and stored:
                     committed()
-                if not batch.done and not batch.quarantined and not batches:
+                if not handled and not batches:
                     return
         finally:
             # Only what is committed is marked; a crash before this line re-reads those
@@ -259,10 +262,11 @@ class App:
         backlog its groups are handed to the parse worker. None when nothing more is waiting."""
         settings = self.config.settings.mailbox
         reading = {uid for b in batches for uid in b.uids}
-        uids = [u for u in source.pending(settings.batch_size + len(reading)) if u not in reading]
-        uids = uids[: settings.batch_size]
+        candidates = source.pending(settings.batch_size + len(reading), after=self._read_up_to)
+        uids = [u for u in candidates if u not in reading][: settings.batch_size]
         if not uids:
             return None
+        self._read_up_to = uids[-1]
         pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
         batch = _Batch(uids, pipelined, self._groups(source, uids, uidvalidity, stats))
         if pipelined:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import os
 import subprocess
 import sys
@@ -282,3 +283,58 @@ def test_uidvalidity_change_reprocesses_nothing(imap, smtp, sqlite_url, make_app
     assert len(_tickets(app)) == 2 and len(smtp.handler.received) == 4
     assert "UIDVALIDITY of" in caplog.text and "changed" in caplog.text
     assert app.run_intake_once().fetched == 0  # flagged: not fetched again
+
+
+def test_pending_searches_only_above_the_uid_given(imap, smtp, sqlite_url, make_app):
+    """Dovecot answers "UID n:*" with the highest UID even when that is below n (RFC 3501
+    s. 6.4.8): what is above the last UID read is nothing then, not that message again."""
+    app = make_app(database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    imap.deliver(request_mail(message_id="<a@x.id>"), request_mail(message_id="<b@x.id>"))
+    source = app.source_factory(app.config)
+    source.connect()
+    try:
+        first, second = source.pending(10)
+        assert source.pending(10, after=first) == [second]
+        assert source.pending(10, after=second) == []
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("after", ["move", "flag"])
+def test_a_backlog_in_batches_searches_on_from_the_last_uid_read(imap, smtp, sqlite_url, make_app, after):
+    app = make_app(
+        database_url=sqlite_url,
+        mailbox_url=imap.url(),
+        smtp_url=smtp.url,
+        mailbox_extra=f'batch_size = 3\ntransaction_size = 1\nparse_workers = 0\nafter = "{after}"',
+    )
+    imap.deliver(
+        *(
+            request_mail(sender=f"p{i}@example.go.id", subject=f"Soal {i}", message_id=f"<s{i}@x.id>")
+            for i in range(7)
+        )
+    )
+    searches: list[tuple[str | None, list[str]]] = []
+    real = app.source_factory
+
+    def recording(config):
+        source = real(config)
+        pending = source.pending
+
+        def noted(limit: int, after: str | None = None) -> list[str]:
+            found = pending(limit, after)
+            searches.append((after, found))
+            return found
+
+        source.pending = noted
+        return source
+
+    app.source_factory = recording
+    stats = app.run_intake_once()
+
+    assert stats.processed == 7 and len(_tickets(app)) == 7, searches
+    assert [len(found) for _, found in searches] == [3, 3, 1, 0]
+    assert searches[0][0] is None
+    for (_, before), (cursor, found) in itertools.pairwise(searches):
+        assert cursor == before[-1] and all(int(u) > int(cursor) for u in found)
+    assert app.run_intake_once().fetched == 0  # nothing left waiting

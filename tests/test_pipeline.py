@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import event, func, select
 
 from mailbot import models, store
+from mailbot.app import IntakeStats
 from tests.conftest import request_mail
 
 
@@ -305,3 +306,25 @@ def test_a_row_added_without_an_id_gets_one_from_the_transactions_allocator(make
         )
         s.flush()
         assert plain.id != handed_out
+
+
+def test_each_stored_batch_wakes_the_sender_and_the_pass_goes_on_to_the_end(make_app, tmp_path) -> None:
+    app = make_app(
+        database_url=f"sqlite:///{tmp_path / 'wake.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'wake'}",
+        smtp_url=f"file://{tmp_path / 'wake-out'}",
+        mailbox_extra="transaction_size = 2\nparse_workers = 0\nbatch_size = 4",
+    )
+    md = mailbox.Maildir(tmp_path / "wake", create=True)
+    for i in range(9):
+        md.add(request_mail(sender=f"p{i}@example.go.id", subject=f"Soal {i}", message_id=f"<w{i}@x.id>"))
+    source = app.source_factory(app.config)
+    source.connect()
+    stats = IntakeStats()
+    woken: list[int] = []
+    try:
+        app.drain_mailbox(source, stats, committed=lambda: woken.append(stats.processed))
+    finally:
+        source.close()
+    assert stats.processed == 9
+    assert woken == [4, 8, 9]  # after each batch is committed and marked, not only at the end

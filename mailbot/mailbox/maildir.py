@@ -47,7 +47,9 @@ class MaildirSource:
     def uidvalidity(self) -> int:
         return self._uidvalidity
 
-    def pending(self, limit: int) -> list[str]:
+    def pending(self, limit: int, after: str | None = None) -> list[str]:
+        # Listed whole every time (`after` is a hint this source does not need: keys are not
+        # ordered); the caller leaves out what it has read.
         entries: list[tuple[float, str, Path]] = []
         try:
             for sub in ("new", "cur"):
