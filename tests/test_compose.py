@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import Compat32
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,13 @@ from mailbot.compose import (
     environment,
 )
 
+# Who sends, as `build_mail` and `_headers` are told it.
+SERVICE: dict[str, Any] = {
+    "from_addr": "konsultasi@bpsdm.example.go.id",
+    "from_name": "Layanan Konsultasi",
+    "instance_id": "konsultasi@bpsdm.example.go.id",
+    "now": datetime(2026, 11, 21, 3, 0, tzinfo=UTC),
+}
 NAMES = st.sampled_from(["Subject", "To", "From", "Message-ID", "References", "X-Mailbot-Ticket", "X"])
 # Header text as it occurs: mostly printable ASCII with spaces, sometimes tabs, runs of spaces,
 # long words, non-ASCII letters and line breaks (which must all take the Header class's path).
@@ -52,10 +60,7 @@ def test_a_long_subject_is_still_folded_and_a_non_ascii_one_encoded() -> None:
     )
     env = build_mail(
         spec,
-        from_addr="konsultasi@bpsdm.example.go.id",
-        from_name="Layanan Konsultasi",
-        instance_id="konsultasi@bpsdm.example.go.id",
-        now=datetime(2026, 11, 21, 3, 0, tzinfo=UTC),
+        **SERVICE,
     )
     head = env.raw.split(b"\r\n\r\n", 1)[0]
     assert all(len(line) <= 78 for line in head.split(b"\r\n")), head
@@ -100,10 +105,7 @@ def test_mail_without_attachments_is_written_as_the_email_package_writes_it(
     )
     headers = _headers(
         spec,
-        from_addr="konsultasi@bpsdm.example.go.id",
-        from_name="Layanan Konsultasi",
-        instance_id="konsultasi@bpsdm.example.go.id",
-        now=datetime(2026, 11, 21, 3, 0, tzinfo=UTC),
+        **SERVICE,
     )
     assert _alternative_bytes(spec, headers, "0123abcd") == _with_email_package(spec, headers, "0123abcd")
 
@@ -118,10 +120,7 @@ def test_mail_with_attachments_still_carries_them() -> None:
     )
     env = build_mail(
         spec,
-        from_addr="k@x.go.id",
-        from_name="K",
-        instance_id="k@x.go.id",
-        now=datetime(2026, 1, 1, tzinfo=UTC),
+        **SERVICE,
     )
     parsed = message_from_bytes(env.raw)
     assert parsed.get_content_type() == "multipart/mixed"

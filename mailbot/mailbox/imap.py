@@ -119,7 +119,7 @@ class ImapSource:
         floor = int(after) if after is not None else 0
         if floor:
             # Only above what this pass has read: a search of the whole folder for every batch
-            # made a backlog's reading quadratic in Dovecot. "n:*" also matches the highest UID
+            # grows with the backlog (quadratic over a pass). "n:*" also matches the highest UID
             # when that is below n (RFC 3501 s. 6.4.8), hence the filter.
             criteria += ["UID", f"{floor + 1}:*"]
         uids = sorted(u for u in _mapped("search", lambda: client.search(criteria)) if u > floor)
