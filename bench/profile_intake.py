@@ -16,17 +16,21 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench import realistic_request  # noqa: E402
-from mailbot.app import create_app  # noqa: E402
+from mailbot.app import App, create_app  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from mailbot.intake import Source  # noqa: E402
 from mailbot.parse import parse_many  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
+
+T = TypeVar("T")
 
 
 def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
@@ -46,6 +50,44 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
+def print_profile(profiler: cProfile.Profile, count: int, unit: str, top: int) -> None:
+    """The profile's own time by package (share, and ms per `unit`), then its `top` functions."""
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    packages = by_package(stats)
+    total = sum(own for _p, own in packages)
+    print("\nown time by package:")
+    for package, own in packages[:15]:
+        print(f"  {package:40} {own / total * 100:5.1f} %  {own / count * 1000:.3f} ms/{unit}")
+    stats.sort_stats("tottime").print_stats(top)
+    print(out.getvalue())
+
+
+def fresh_app(work: Path, smtp_url: str = "smtp://127.0.0.1:1") -> App:
+    """An app on a new SQLite database in `work`, its schema made."""
+    config_path = write_config(
+        work,
+        database_url=f"sqlite:///{work / 'mailbot.db'}",
+        mailbox_url=f"maildir://{work / 'Maildir'}",
+        smtp_url=smtp_url,
+    )
+    app = create_app(load_config(config_path))
+    app.migrate()
+    return app
+
+
+def measure(work: Callable[[], T], profile: bool) -> tuple[T, float, float, cProfile.Profile | None]:
+    """`work()`'s result, CPU seconds and wall seconds, and its profile when asked for."""
+    profiler = cProfile.Profile() if profile else None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    result = work()
+    if profiler:
+        profiler.disable()
+    return result, time.process_time() - cpu0, time.perf_counter() - wall0, profiler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
@@ -53,15 +95,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailbot-profile-") as tmp:
-        work = Path(tmp)
-        config_path = write_config(
-            work,
-            database_url=f"sqlite:///{work / 'mailbot.db'}",
-            mailbox_url=f"maildir://{work / 'Maildir'}",
-            smtp_url="smtp://127.0.0.1:1",
-        )
-        app = create_app(load_config(config_path))
-        app.migrate()
+        app = fresh_app(Path(tmp))
         size = app.config.settings.mailbox.transaction_size
         limits = app.config.settings.limits
         mails = [realistic_request(i) for i in range(args.n)]
@@ -70,28 +104,18 @@ def main() -> None:
         # Warm up (imports, statement caches, templates) on a separate folder's messages.
         warm = [(Source("WARM", 1, str(i)), realistic_request(10**6 + i)) for i in range(size)]
         app.process_batch(warm)
-        profiler = cProfile.Profile() if args.profile else None
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        if profiler:
-            profiler.enable()
-        for i in range(0, len(items), size):
-            app.process_batch(items[i : i + size], parsed[i : i + size])
-        if profiler:
-            profiler.disable()
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+
+        def store_all() -> None:
+            for i in range(0, len(items), size):
+                app.process_batch(items[i : i + size], parsed[i : i + size])
+
+        _, cpu, wall, profiler = measure(store_all, args.profile)
         print(
             f"{args.n} requests: {cpu / args.n * 1000:.2f} ms CPU per request, "
             f"{args.n / wall:.0f} requests/s (intake thread alone, parsed beforehand)"
         )
         if profiler:
-            out = io.StringIO()
-            stats = pstats.Stats(profiler, stream=out)
-            total = sum(own for _p, own in by_package(stats))
-            print("\nown time by package:")
-            for package, own in by_package(stats)[:15]:
-                print(f"  {package:40} {own / total * 100:5.1f} %  {own / args.n * 1000:.3f} ms/request")
-            stats.sort_stats("tottime").print_stats(args.top)
-            print(out.getvalue())
+            print_profile(profiler, args.n, "request", args.top)
         app.close()
 
 

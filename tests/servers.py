@@ -275,11 +275,37 @@ class Received:
 
 @dataclass
 class RecordingHandler:
-    """Records every accepted mail; `replies` queues responses (e.g. "451 try later") to inject."""
+    """Records every accepted mail; `replies` queues responses to DATA (e.g. "451 try later") to
+    inject, `mail_replies` responses to MAIL FROM, `rcpt_replies` the response to RCPT TO of an
+    address (every time it is asked)."""
 
     received: list[Received] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    mail_replies: list[str] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)  # MAIL and RCPT arguments as the server read them
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        with self.lock:
+            self.commands.append(f"MAIL {address} {' '.join(mail_options)}".strip())
+            if self.mail_replies:
+                return self.mail_replies.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self.lock:
+            self.commands.append(f"RCPT {address}")
+            if address in self.rcpt_replies:
+                return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
@@ -313,9 +339,10 @@ class SmtpServer:
         return f"smtp://127.0.0.1:{self.port}"
 
 
-def start_smtp() -> SmtpServer:
+def start_smtp(**options: Any) -> SmtpServer:
+    """aiosmtpd on a free loopback port; `options` go to its SMTP class (e.g. enable_SMTPUTF8)."""
     handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     return SmtpServer(controller, handler)
 

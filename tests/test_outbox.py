@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from mailbot import models
+from mailbot.config import SMTP_SCHEMES, ConnectionUrl, SmtpSettings, parse_connection_url
 from mailbot.intake import Source
+from mailbot.outbox import SendError, SmtpSender
 from tests.conftest import HEAD, request_mail, send_all
-from tests.servers import free_port
+from tests.servers import SmtpServer, free_port, start_smtp
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 
@@ -184,3 +189,88 @@ def test_mail_of_a_ticket_in_another_processs_hands_is_not_overtaken(
     assert [r.rcpt_tos for r in smtp.handler.received] == [["agus@example.go.id"], [HEAD]]
     statuses = [o.status for o in _outbound(app)]
     assert statuses[:2] == ["sending", "pending"]  # the first ticket's head notice waits its turn
+
+
+def test_refused_recipient_is_dead_lettered_and_the_connection_goes_on(make_app, sqlite_url, tmp_path, smtp):
+    """RCPT TO refused for good: that mail is a dead letter with the server's reason; the
+    envelope is reset and the next mail goes out over the same connection."""
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    smtp.handler.rcpt_replies[APPLICANT] = "550 5.1.1 no such mailbox"
+    result = send_all(app)
+    assert (result.sent, result.dead) == (1, 1)
+    ack, notify = _outbound(app)
+    assert ack.status == "dead" and f"{APPLICANT}: 550 5.1.1 no such mailbox" in ack.last_error
+    assert notify.status == "sent" and [r.rcpt_tos for r in smtp.handler.received] == [[HEAD]]
+    service = app.config.service.address
+    assert smtp.handler.commands == [
+        f"MAIL {service} SIZE={len(ack.raw)}",
+        f"RCPT {APPLICANT}",
+        f"MAIL {service} SIZE={len(notify.raw)}",  # no "503 nested MAIL": the envelope was reset
+        f"RCPT {HEAD}",
+    ]
+
+
+def test_temporary_refusals_of_sender_or_recipient_are_retried(make_app, sqlite_url, tmp_path, smtp, clock):
+    app = _app(make_app, sqlite_url, tmp_path, smtp.url)
+    app.process_raw(Source("t", 1, "1"), request_mail())
+    smtp.handler.mail_replies = ["451 4.3.0 sender check failed, try later"]
+    assert (send_all(app).sent, _outbound(app)[0].status) == (0, "pending")
+    assert "451" in _outbound(app)[0].last_error
+    clock.advance(seconds=61)
+    smtp.handler.rcpt_replies[APPLICANT] = "450 4.2.1 mailbox busy"
+    assert send_all(app).retried == 1
+    assert "450 4.2.1 mailbox busy" in _outbound(app)[0].last_error
+    del smtp.handler.rcpt_replies[APPLICANT]
+    clock.advance(hours=1)
+    assert send_all(app).sent == 2
+    assert [o.attempts for o in _outbound(app)] == [3, 1]
+    assert [r.rcpt_tos for r in smtp.handler.received] == [[APPLICANT], [HEAD]]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["rina@example.go.id> SIZE=1", "rina kartika@example.go.id", "rina@example.go.id\r\nRSET", "", " "],
+)
+def test_an_address_that_could_change_the_smtp_command_is_refused_before_sending(smtp, address):
+    sender = SmtpSender(_url(smtp), SmtpSettings())
+    with pytest.raises(SendError, match="not an address for the SMTP envelope") as caught:
+        asyncio.run(_send_and_close(sender, "konsultasi@bpsdm.example.go.id", [address]))
+    assert caught.value.permanent
+    assert smtp.handler.commands == [] and smtp.handler.received == []
+
+
+def test_a_non_ascii_address_needs_the_servers_smtputf8():
+    mail, service, address = (
+        b"Subject: uji\r\n\r\nisi\r\n",
+        "konsultasi@bpsdm.example.go.id",
+        "rína@contoh.id",
+    )
+    plain, utf8 = start_smtp(enable_SMTPUTF8=False), start_smtp(enable_SMTPUTF8=True)
+    try:
+        with pytest.raises(SendError, match="SMTPUTF8") as caught:
+            asyncio.run(_send_and_close(_sender(plain), service, [address]))
+        assert caught.value.permanent and plain.handler.commands == []
+        asyncio.run(_send_and_close(_sender(utf8), service, [address], mail))
+        assert utf8.handler.commands[0].endswith("SMTPUTF8")
+        assert [(r.rcpt_tos, r.data) for r in utf8.handler.received] == [([address], mail)]
+    finally:
+        plain.controller.stop()
+        utf8.controller.stop()
+
+
+def _url(server: SmtpServer) -> ConnectionUrl:
+    return parse_connection_url(server.url, SMTP_SCHEMES, Path("."))
+
+
+def _sender(server: SmtpServer) -> SmtpSender:
+    return SmtpSender(_url(server), SmtpSettings())
+
+
+async def _send_and_close(
+    sender: SmtpSender, mail_from: str, rcpt_to: list[str], raw: bytes = b"x\r\n"
+) -> None:
+    try:
+        await sender.send(mail_from, rcpt_to, raw)
+    finally:
+        await sender.close()
