@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from xhtml2pdf import pisa
 
 from mailbot import models
 from mailbot.compose import environment
@@ -38,6 +37,10 @@ class DocumentError(Exception):
 
 
 def html_to_pdf(html: str) -> bytes:
+    # Imported here: xhtml2pdf and what it brings (reportlab, pypdf) took a third of a second of
+    # every process's start, and only the few mails that carry a document need it.
+    from xhtml2pdf import pisa
+
     out = io.BytesIO()
     status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
     if status.err:

@@ -71,3 +71,17 @@ def test_a_thread_holding_the_turn_does_not_wait_for_it_again(tmp_path: Path) ->
     thread.join(10)
     assert other[1] is not None
     turn.release(other[1])
+
+
+def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
+    """WAL with synchronous=FULL: the intake moves a mail out of the inbox right after its commit,
+    so the commit must survive a power cut (NORMAL would leave it in the OS cache)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        with engine.connect() as conn:
+            settings = [
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous")
+            ]
+    finally:
+        engine.dispose()
+    assert settings == ["wal", 2]  # 2 = FULL
