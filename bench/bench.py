@@ -217,6 +217,7 @@ def end_to_end(dovecot: Dovecot, size: int, work: Path) -> dict[str, Any]:
         smtp_url=smtp.url,
         smtp_extra=os.environ.get("BENCH_SMTP_EXTRA", ""),
         mailbox_extra=os.environ.get("BENCH_MAILBOX_EXTRA", ""),
+        daily_digest=False,
     )
     log = (run_dir / "daemon.log").open("w")
     machine_before, sink_before, dovecot_before = machine_cpu(), time.process_time(), dovecot_cpu_seconds()
@@ -310,6 +311,7 @@ def scale_out(dovecot: Dovecot, size: int, database_url: str, processes: int, wo
         database_url=admin.set(database=name).render_as_string(hide_password=False),
         mailbox_url=account.url(),
         smtp_url=smtp.url,
+        daily_digest=False,
     )
     start = time.perf_counter()
     procs = [

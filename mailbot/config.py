@@ -143,7 +143,8 @@ class CalendarSettings(_Strict):
 
     closed_days: list[date] = []  # extra days the office is closed
     open_days: list[date] = []  # holidays on which the office is open nonetheless
-    # The daily digest to each head, office time.
+    # The daily digest to each head, office time; `daily_digest = false` turns it off.
+    daily_digest: bool = True
     digest_time: time = time(7, 30)
     # How often deadlines are checked.
     sweep_seconds: float = Field(default=60.0, gt=0)

@@ -307,7 +307,8 @@ class Deadlines:
         """Once a day after `digest_time`: new, due today, overdue, by person."""
         local = now.astimezone(self.calendar.tz)
         if (
-            not self.calendar.is_working_day(local.date())
+            not self.config.settings.calendar.daily_digest
+            or not self.calendar.is_working_day(local.date())
             or local.time() < self.config.settings.calendar.digest_time
         ):
             return []

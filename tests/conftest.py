@@ -147,7 +147,10 @@ def write_config(
     smtp_extra: str = "",
     profile: str = "sop-002",
     profiles_dir: Path = PROFILES,
+    daily_digest: bool = True,
 ) -> Path:
+    """A configuration for tests. `daily_digest=False` for a `mailbot run` process on the wall
+    clock: after 07:30 WIB on a working day its first sweep mails each head a digest."""
     path = tmp_path / "mailbot.toml"
     path.write_text(
         f"""
@@ -175,6 +178,9 @@ reconnect_max_seconds = 2
 url = "{smtp_url}"
 retry_base_seconds = 60
 {smtp_extra}
+
+[calendar]
+daily_digest = {"true" if daily_digest else "false"}
 
 [security]
 secret_file = "{tmp_path / "var" / "secret.key"}"

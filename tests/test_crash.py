@@ -91,6 +91,7 @@ def test_sigkill_twenty_times_during_a_backlog(imap, smtp, sqlite_url, tmp_path)
         mailbox_url=imap.url(),
         smtp_url=smtp.url,
         smtp_extra="claim_lease_seconds = 2",
+        daily_digest=False,
     )
     mails = _backlog()
     assert len(mails) == 2000

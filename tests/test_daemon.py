@@ -20,7 +20,12 @@ APPLICANT = "rina.kartika@kemendesa.example.go.id"
 @pytest.mark.imap
 def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite_url, tmp_path):
     config = write_config(
-        tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url, mailbox_extra=""
+        tmp_path,
+        database_url=sqlite_url,
+        mailbox_url=imap.url(),
+        smtp_url=smtp.url,
+        mailbox_extra="",
+        daily_digest=False,
     )
     log = (tmp_path / "daemon.log").open("w")
     proc = subprocess.Popen(
@@ -52,7 +57,12 @@ def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_pat
     config = tmp_path / "config" / "mailbot.toml"
     config.parent.mkdir()
     # The shipped embedded-default file, with its profiles found from this temporary folder.
-    config.write_text(f'profiles_dir = "{PROFILES}"\n' + (ROOT / "config" / "mailbot.toml").read_text())
+    # No daily digest: on the wall clock, after 07:30 WIB on a working day, it would be a sixth mail.
+    config.write_text(
+        f'profiles_dir = "{PROFILES}"\n'
+        + (ROOT / "config" / "mailbot.toml").read_text()
+        + "\n[calendar]\ndaily_digest = false\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     out = subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
@@ -130,7 +140,11 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
     import re
 
     config = write_config(
-        tmp_path, database_url=sqlite_url, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=smtp.url
+        tmp_path,
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        daily_digest=False,
     )
     md = mailbox.Maildir(tmp_path / "md", create=True)
     log_path = tmp_path / "daemon.log"

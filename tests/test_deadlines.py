@@ -112,6 +112,20 @@ def test_daily_digest_once_a_working_day(live: Desk, smtp, clock) -> None:
     assert len([r for r in smtp.handler.to(HEAD) if r.subject.startswith("Ringkasan harian")]) == 1
 
 
+def test_daily_digest_can_be_turned_off(make_app, database_url, tmp_path, smtp, clock) -> None:
+    app = make_app(
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        daily_digest=False,
+    )
+    Desk(app).deliver(request_mail())
+    clock.advance(hours=1)  # 10:00 WIB on a working day, past the digest time
+    assert app.sweep_deadlines().digest == 0
+    send_all(app)
+    assert not [r for r in smtp.handler.to(HEAD) if r.subject.startswith("Ringkasan harian")]
+
+
 def test_restart_after_the_deadline_sends_the_escalation_once(
     make_app, database_url, tmp_path, smtp, clock
 ) -> None:

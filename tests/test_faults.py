@@ -49,7 +49,9 @@ def test_database_locked_pauses_intake_without_flagging(make_app, tmp_path) -> N
 @pytest.mark.imap
 def test_login_refused_is_a_clear_error(imap, smtp, sqlite_url, tmp_path) -> None:
     bad = imap.url().replace(f":{imap.password}@", ":wrong-password@")
-    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=bad, smtp_url=smtp.url)
+    config = write_config(
+        tmp_path, database_url=sqlite_url, mailbox_url=bad, smtp_url=smtp.url, daily_digest=False
+    )
     out = subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
         cwd=ROOT,
@@ -73,7 +75,9 @@ def test_login_refused_is_a_clear_error(imap, smtp, sqlite_url, tmp_path) -> Non
 def test_imap_server_restart_is_survived_without_restarting_mailbot(
     dovecot: Dovecot, imap, smtp, sqlite_url, tmp_path
 ) -> None:
-    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    config = write_config(
+        tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url, daily_digest=False
+    )
     log = tmp_path / "daemon.log"
     with log.open("w") as fh:
         proc = subprocess.Popen(
@@ -105,7 +109,9 @@ def test_imap_server_restart_is_survived_without_restarting_mailbot(
 
 @pytest.mark.imap
 def test_sigterm_during_a_backlog_leaves_nothing_half_done(imap, smtp, sqlite_url, tmp_path) -> None:
-    config = write_config(tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    config = write_config(
+        tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url, daily_digest=False
+    )
     imap.deliver(
         *[request_mail(sender=f"p{i}@example.go.id", name="Pemohon", subject=f"Soal {i}") for i in range(300)]
     )

@@ -199,7 +199,9 @@ def test_unreadable_mail_is_quarantined_and_replayable(imap, smtp, sqlite_url, m
 def test_sigkill_between_commit_and_flag_loses_nothing_and_doubles_nothing(
     imap, smtp, database_url, tmp_path
 ):
-    config = write_config(tmp_path, database_url=database_url, mailbox_url=imap.url(), smtp_url=smtp.url)
+    config = write_config(
+        tmp_path, database_url=database_url, mailbox_url=imap.url(), smtp_url=smtp.url, daily_digest=False
+    )
     imap.deliver(request_mail())
     crash = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("crash_runner.py")), str(config), "after_commit"],

@@ -30,6 +30,7 @@ def test_two_processes_one_reader_failover_on_kill(imap, smtp, database_url, tmp
         smtp_url=smtp.url,
         smtp_extra="claim_lease_seconds = 3",
         mailbox_extra="batch_size = 20",
+        daily_digest=False,
     )
     total = 600
     imap.deliver(
