@@ -38,6 +38,21 @@ from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_many
 
 log = logging.getLogger(__name__)
+
+
+def exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """In a parse worker: exit when the daemon that started it is gone. A pool worker holds both
+    ends of its call queue's pipe, so it would wait for work forever after a SIGKILL of the daemon
+    (or the OOM killer's); an orphan is given to another parent, and that is what is watched."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 Parsed = InboundMessage | UnreadableMessage
 
 
@@ -303,7 +318,12 @@ class App:
         """The parse worker process, started at the first backlog (none with parse_workers = 0)."""
         count = self.config.settings.mailbox.parse_workers
         if count and self._parser is None:
-            self._parser = ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
+            self._parser = ProcessPoolExecutor(
+                max_workers=count,
+                mp_context=get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._parser
 
     def _submit_parse(self, group: list[tuple[Source, bytes]]) -> Future[list[Parsed]] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,3 +181,49 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
         log.close()
     assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
     assert len(smtp.handler.received) == 4  # nothing twice
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_parse_worker_never_outlives_a_killed_daemon(smtp, sqlite_url, tmp_path):
+    """A SIGKILL of the daemon (or the OOM killer) gives it no chance to stop its parse worker,
+    which would otherwise wait for work forever: it notices it was orphaned and exits."""
+    import mailbox
+
+    config = write_config(
+        tmp_path,
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        mailbox_extra="transaction_size = 2",
+        daily_digest=False,
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    for i in range(6):  # a backlog of three groups: the parse worker is started for it
+        md.add(request_mail(sender=f"p{i}@example.go.id", name="Pemohon", subject=f"Soal {i}"))
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: len(smtp.handler.received) == 12)
+        kids = _children(proc.pid)
+        workers = [k for k in kids if b"--sender-only" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+        assert workers, f"no parse worker among the daemon's children {kids}"
+        proc.kill()
+        proc.wait(timeout=10)
+        for worker in workers:
+            wait_until(lambda w=worker: not _pid_alive(w), timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
