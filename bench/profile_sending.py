@@ -10,7 +10,6 @@ the cProfile of the drain sorted by own time, and the time by package.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import resource
 import sys
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench import realistic_request  # noqa: E402
 from bench.profile_intake import fresh_app, measure, print_profile  # noqa: E402
+from mailbot import aio  # noqa: E402
 from mailbot.intake import Source  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         items = [(Source("INBOX", 1, str(i)), realistic_request(i)) for i in range(args.n)]
         for i in range(0, len(items), size):
             app.process_batch(items[i : i + size])
-        result, cpu, wall, profiler = measure(lambda: asyncio.run(app.outbox.drain()), args.profile)
+        result, cpu, wall, profiler = measure(lambda: aio.run(app.outbox.drain()), args.profile)
         stop.set()
         received, server_cpu = channel.get()
         server.join()

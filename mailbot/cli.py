@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from mailbot import models, store
+from mailbot import aio, models, store
 from mailbot.app import App, create_app
 from mailbot.archive import Selection, export_mbox
 from mailbot.config import Config, ConfigError, load_config
@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sender_only:
         app = create_app(config)
         try:
-            asyncio.run(app.run_sender(args.wake_fd))
+            aio.run(app.run_sender(args.wake_fd))
         finally:
             app.close()
         return 0
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
             f"database {_redact_db(config.database_url)}. Ctrl-C stops."
         )
-        asyncio.run(_run_daemon(app, show_first=seeded > 0))
+        aio.run(_run_daemon(app, show_first=seeded > 0))
         return 0
     finally:
         app.close()
@@ -146,7 +146,7 @@ def _run_once(app: App) -> int:
     if stats.standby:
         print("another mailbot process reads the mailbox; only queued mail is sent", file=sys.stderr)
     notices = app.sweep_deadlines()
-    result = asyncio.run(app.send_pending())
+    result = aio.run(app.send_pending())
     print(
         f"intake: {stats.fetched} fetched, {stats.processed} processed, {stats.duplicates} duplicates, "
         f"{stats.machine} machine mail, {stats.quarantined} quarantined, {stats.already_done} already done; "
@@ -228,7 +228,7 @@ def _check_connections(config: Config) -> list[tuple[str, str]]:
             await sender.close()
 
     try:
-        asyncio.run(_try_smtp())
+        aio.run(_try_smtp())
     except SendError as exc:
         problems.append(("smtp.url", f"cannot connect: {exc}"))
     except OSError as exc:
@@ -406,7 +406,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"{target}: no such file or inbound message id", file=sys.stderr)
             return 1
         outcome = app.process_raw(source, raw)
-        result = asyncio.run(app.send_pending())
+        result = aio.run(app.send_pending())
         print(
             f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
             + (f", ticket {outcome.ticket_number}" if outcome.ticket_number else "")
@@ -566,7 +566,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                                 detail=f"{row.kind} → {row.recipient}: {row.last_error[:200]}",
                             )
             print(f"{len(rows)} dead letters queued again")
-            result = asyncio.run(app.send_pending())
+            result = aio.run(app.send_pending())
             print(f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead")
             return 0
         statuses = ["dead"] if args.dead else ["pending", "sending", "dead"]
