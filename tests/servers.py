@@ -96,6 +96,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`mailbot run` as a real process from the project folder, its output in `log`."""
+    import sys
+
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def wait_until(predicate: Any, timeout: float = 30.0) -> None:
     """Wait for something a real server or process reports (never a sleep standing in for a deadline)."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import HEAD, PROFILES, ROOT, request_mail, write_config
-from tests.servers import wait_until
+from tests.servers import start_daemon, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 
@@ -30,13 +30,7 @@ def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite
         mailbox_extra="",
         daily_digest=False,
     )
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_daemon(config, tmp_path / "daemon.log")
     try:
         wait_until(lambda: "IDLE True" in (tmp_path / "daemon.log").read_text())
         imap.deliver(request_mail())
@@ -49,7 +43,6 @@ def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite
     finally:
         if proc.poll() is None:
             proc.kill()
-        log.close()
     text = (tmp_path / "daemon.log").read_text()
     assert "stopping: finishing the message in hand" in text and "stopped" in text
     assert "Traceback" not in text
@@ -152,13 +145,7 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
     )
     md = mailbox.Maildir(tmp_path / "md", create=True)
     log_path = tmp_path / "daemon.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_daemon(config, log_path)
 
     def children() -> list[int]:
         return [int(p) for p in re.findall(r"sender process (\d+) started", log_path.read_text())]
@@ -181,7 +168,6 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
     finally:
         if proc.poll() is None:
             proc.kill()
-        log.close()
     assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
     assert len(smtp.handler.received) == 4  # nothing twice
 
@@ -210,14 +196,7 @@ def test_parse_worker_never_outlives_a_killed_daemon(smtp, sqlite_url, tmp_path)
     md = mailbox.Maildir(tmp_path / "md", create=True)
     for i in range(6):  # a backlog of three groups: the parse worker is started for it
         md.add(request_mail(sender=f"p{i}@example.go.id", name="Pemohon", subject=f"Soal {i}"))
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_daemon(config, tmp_path / "daemon.log")
     try:
         wait_until(lambda: len(smtp.handler.received) == 12)
         kids = _children(proc.pid)

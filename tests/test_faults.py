@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from mailbot import models
 from tests.conftest import HEAD, ROOT, request_mail, write_config
-from tests.servers import Dovecot, wait_until
+from tests.servers import Dovecot, start_daemon, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 
@@ -79,13 +79,7 @@ def test_imap_server_restart_is_survived_without_restarting_mailbot(
         tmp_path, database_url=sqlite_url, mailbox_url=imap.url(), smtp_url=smtp.url, daily_digest=False
     )
     log = tmp_path / "daemon.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
-            cwd=ROOT,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_daemon(config, log)
     try:
         wait_until(lambda: "IDLE True" in log.read_text())
         imap.deliver(request_mail())
