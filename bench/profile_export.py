@@ -1,0 +1,57 @@
+"""Where `mailbot export mbox` spends its time: N realistic requests are stored (on SQLite, as the
+daemon stores them: the request, its acknowledgment and the head's notification), then the export
+runs as the command does, in this process, timed apart from the start-up a CLI run also pays.
+
+Usage: .venv/bin/python bench/profile_export.py [--n 5000] [--profile] [--top 30]
+Prints messages per second of the export itself (mbox and its index); with --profile, the
+cProfile of the export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench import realistic_request  # noqa: E402
+from bench.profile_intake import fresh_app, measure, print_profile  # noqa: E402
+from mailbot.archive import Selection, export_mbox  # noqa: E402
+from mailbot.intake import Source  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mailbot-profile-") as tmp:
+        app = fresh_app(Path(tmp))
+        size = app.config.settings.mailbox.transaction_size
+        items = [(Source("INBOX", 1, str(i)), realistic_request(i)) for i in range(args.n)]
+        for i in range(0, len(items), size):
+            app.process_batch(items[i : i + size])
+        out = Path(tmp) / "arsip.mbox"
+        tz = ZoneInfo(app.config.service.timezone)
+
+        def export() -> int:
+            with app.sessions() as session:
+                return export_mbox(session, out, Selection(), tz).messages
+
+        messages, cpu, wall, profiler = measure(export, args.profile)
+        print(
+            f"{messages} messages of {args.n} tickets: {messages / wall:.0f} messages/s, "
+            f"{cpu / messages * 1000:.3f} ms CPU per message, {out.stat().st_size / wall / 2**20:.0f} MiB/s"
+        )
+        if profiler:
+            print_profile(profiler, messages, "message", args.top)
+        app.close()
+
+
+if __name__ == "__main__":
+    main()
