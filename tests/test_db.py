@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from mailbot.db import WriterTurn, make_engine
 
@@ -85,3 +85,37 @@ def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert settings == ["wal", 2]  # 2 = FULL
+
+
+def test_the_head_revision_read_from_the_file_names_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from mailbot.db import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def test_a_current_schema_costs_one_statement_and_an_old_one_is_upgraded(database_url: str) -> None:
+    from alembic import command
+
+    from mailbot.db import alembic_config, head_revision, migrate
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        migrate(engine)
+        # (SQLite's engine begins every transaction with BEGIN IMMEDIATE)
+        assert [s for s in statements if not s.startswith("BEGIN")] == [
+            "SELECT version_num FROM alembic_version"
+        ]
+        with engine.begin() as conn:  # an older database: the fast path must not take it as current
+            cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "-1")
+        migrate(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head_revision()
+    finally:
+        engine.dispose()
