@@ -39,7 +39,7 @@ import aiosmtplib  # noqa: E402
 import mailparser  # noqa: E402
 
 from tests.conftest import write_config  # noqa: E402
-from tests.servers import Dovecot, ImapAccount, start_smtp  # noqa: E402
+from tests.servers import Dovecot, ImapAccount, children, start_smtp  # noqa: E402
 
 SERVICE = "konsultasi@bpsdm.example.go.id"
 
@@ -163,17 +163,6 @@ class AckCounter:
         self.acks += sum(1 for r in self.received[self.seen : end] if r.rcpt_tos[0].startswith("pemohon"))
         self.seen = end
         return self.acks
-
-
-def children(pid: int) -> list[int]:
-    """The daemon's child processes (its sender, its parse worker), started from any thread."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def is_sender(pid: int) -> bool:

@@ -18,10 +18,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import realistic_request  # noqa: E402
-from bench.profile_intake import fresh_app, measure, print_profile  # noqa: E402
+from bench.profile_intake import fresh_app, measure, print_profile, store_requests  # noqa: E402
 from mailbot.archive import Selection, export_mbox  # noqa: E402
-from mailbot.intake import Source  # noqa: E402
 
 
 def main() -> None:
@@ -32,10 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailbot-profile-") as tmp:
         app = fresh_app(Path(tmp))
-        size = app.config.settings.mailbox.transaction_size
-        items = [(Source("INBOX", 1, str(i)), realistic_request(i)) for i in range(args.n)]
-        for i in range(0, len(items), size):
-            app.process_batch(items[i : i + size])
+        store_requests(app, args.n)
         out = Path(tmp) / "arsip.mbox"
         tz = ZoneInfo(app.config.service.timezone)
 

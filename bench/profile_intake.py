@@ -76,6 +76,15 @@ def fresh_app(work: Path, smtp_url: str = "smtp://127.0.0.1:1") -> App:
     return app
 
 
+def store_requests(app: App, n: int) -> None:
+    """`n` realistic requests stored as the daemon stores them (acknowledgments and notifications
+    queued), parsed in this process, in groups of the configured transaction size."""
+    size = app.config.settings.mailbox.transaction_size
+    items = [(Source("INBOX", 1, str(i)), realistic_request(i)) for i in range(n)]
+    for i in range(0, n, size):
+        app.process_batch(items[i : i + size])
+
+
 def measure(work: Callable[[], T], profile: bool) -> tuple[T, float, float, cProfile.Profile | None]:
     """`work()`'s result, CPU seconds and wall seconds, and its profile when asked for."""
     profiler = cProfile.Profile() if profile else None

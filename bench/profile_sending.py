@@ -20,10 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import realistic_request  # noqa: E402
-from bench.profile_intake import fresh_app, measure, print_profile  # noqa: E402
+from bench.profile_intake import fresh_app, measure, print_profile, store_requests  # noqa: E402
 from mailbot import aio  # noqa: E402
-from mailbot.intake import Source  # noqa: E402
 
 
 def smtp_server(channel: Any, stop: Any) -> None:
@@ -51,10 +49,7 @@ def main() -> None:
     port = channel.get()
     with tempfile.TemporaryDirectory(prefix="mailbot-profile-") as tmp:
         app = fresh_app(Path(tmp), f"smtp://127.0.0.1:{port}")
-        size = app.config.settings.mailbox.transaction_size
-        items = [(Source("INBOX", 1, str(i)), realistic_request(i)) for i in range(args.n)]
-        for i in range(0, len(items), size):
-            app.process_batch(items[i : i + size])
+        store_requests(app, args.n)
         result, cpu, wall, profiler = measure(lambda: aio.run(app.outbox.drain()), args.profile)
         stop.set()
         received, server_cpu = channel.get()

@@ -18,7 +18,7 @@ ENV_EVENT_LOOP = "MAILBOT_EVENT_LOOP"
 
 
 def loop_name() -> str:
-    """ "uvloop" or "asyncio": the loop `run` uses in this process."""
+    """The loop `run` uses in this process: "uvloop" or "asyncio"."""
     if os.environ.get(ENV_EVENT_LOOP, "").strip().lower() == "asyncio":
         return "asyncio"
     try:

@@ -96,6 +96,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """A process's child processes (the daemon's sender and parse worker), started from any thread."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     """`mailbot run` as a real process from the project folder, its output in `log`."""
     import sys

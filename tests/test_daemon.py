@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.conftest import HEAD, PROFILES, ROOT, request_mail, write_config
-from tests.servers import start_daemon, wait_until
+from tests.servers import children, start_daemon, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 
@@ -147,20 +146,20 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
     log_path = tmp_path / "daemon.log"
     proc = start_daemon(config, log_path)
 
-    def children() -> list[int]:
+    def senders() -> list[int]:
         return [int(p) for p in re.findall(r"sender process (\d+) started", log_path.read_text())]
 
     try:
-        wait_until(lambda: len(children()) == 1)
-        first = children()[0]
+        wait_until(lambda: len(senders()) == 1)
+        first = senders()[0]
         md.add(request_mail())
         wait_until(lambda: len(smtp.handler.received) == 2)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: len(children()) == 2, timeout=30)
+        wait_until(lambda: len(senders()) == 2, timeout=30)
         assert "sender process exited with status -9; starting it again" in log_path.read_text()
         md.add(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Pertanyaan kedua"))
         wait_until(lambda: len(smtp.handler.received) == 4)
-        second = children()[1]
+        second = senders()[1]
         assert second != first and _pid_alive(second)
         proc.kill()  # no chance to stop its child
         proc.wait(timeout=10)
@@ -170,14 +169,6 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
             proc.kill()
     assert {r.rcpt_tos[0] for r in smtp.handler.received} == {APPLICANT, HEAD, "agus@example.go.id"}
     assert len(smtp.handler.received) == 4  # nothing twice
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def test_parse_worker_never_outlives_a_killed_daemon(smtp, sqlite_url, tmp_path):
@@ -199,7 +190,7 @@ def test_parse_worker_never_outlives_a_killed_daemon(smtp, sqlite_url, tmp_path)
     proc = start_daemon(config, tmp_path / "daemon.log")
     try:
         wait_until(lambda: len(smtp.handler.received) == 12)
-        kids = _children(proc.pid)
+        kids = children(proc.pid)
         workers = [k for k in kids if b"--sender-only" not in Path(f"/proc/{k}/cmdline").read_bytes()]
         assert workers, f"no parse worker among the daemon's children {kids}"
         proc.kill()
