@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, event, func, select, text
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import Table, bindparam, event, func, insert, select, text
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailbot import models
 from mailbot.compose import Envelope
@@ -163,19 +164,97 @@ def record_event(
     outbound_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
-    entry = models.TicketEvent(
-        id=new_id(session, "ticket_events"),
-        at=now,
-        actor=actor,
-        kind=kind,
-        state=ticket.state.value,
-        detail=detail,
-        inbound_id=inbound_id,
-        outbound_id=outbound_id,
-        data=data or {},
-    )
-    ticket.events.append(entry)
+    """A line of the ticket's history: in `ticket.events` at once, in the database with the next
+    flush (or the commit), where it is written by one INSERT for all of the transaction's lines
+    (`_write_history`) instead of the unit of work, which spent a fifth of a new request's
+    processing on the three lines it writes."""
+    if ticket.id is None:
+        raise ValueError("a ticket gets its id (add_ticket) before its first history line")
+    row: dict[str, Any] = {
+        "id": new_id(session, "ticket_events"),
+        "ticket_id": ticket.id,
+        "at": now,
+        "actor": actor,
+        "kind": kind,
+        "state": ticket.state.value,
+        "detail": detail,
+        "inbound_id": inbound_id,
+        "outbound_id": outbound_id,
+        "data": data or {},
+    }
+    entry = models.TicketEvent(**row)
+    _transaction_state(session, _HISTORY, _History).add(row, entry)
+    # As if loaded: the unit of work does not see it (the line is written by _write_history).
+    set_committed_value(ticket, "events", [*ticket.events, entry])
     return entry
+
+
+_HISTORY = "mailbot.history"
+_INSERT_EVENTS = insert(cast(Table, models.TicketEvent.__table__))
+
+
+@dataclass
+class _History:
+    """The transaction's history lines: `rows` not written yet, `written` not yet in the session."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[models.TicketEvent] = field(default_factory=list)
+    written: list[models.TicketEvent] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any], entry: models.TicketEvent) -> None:
+        self.rows.append(row)
+        self.entries.append(entry)
+
+    def write(self, session: Session) -> None:
+        """INSERT the lines not written yet (after the rows they refer to: a flush's end)."""
+        if self.rows:
+            session.connection().execute(_INSERT_EVENTS, self.rows)
+            self.written += self.entries
+            self.rows, self.entries = [], []
+
+    def attach(self, session: Session) -> None:
+        """Make the written lines persistent objects of the session, as if loaded: a later change
+        to one (the privacy purge blanks them) is then an UPDATE like any other."""
+        for entry in self.written:
+            make_transient_to_detached(entry)
+            session.add(entry)
+        self.written = []
+
+
+@event.listens_for(Session, "after_flush")
+def _write_history(session: Session, _context: Any) -> None:
+    history: _History | None = _existing_state(session, _HISTORY)
+    if history is not None:
+        history.write(session)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _attach_history(session: Session, _context: Any) -> None:
+    history: _History | None = _existing_state(session, _HISTORY)
+    if history is not None:
+        history.attach(session)
+
+
+def _flush_history(session: Session) -> None:
+    """Lines recorded since the last flush go to the database now, even when the unit of work has
+    nothing to flush (and so no flush event comes)."""
+    history: _History | None = _existing_state(session, _HISTORY)
+    if history is not None and history.rows:
+        session.flush()  # first the rows the lines refer to
+        history.write(session)
+        history.attach(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _history_before_commit(session: Session) -> None:
+    _flush_history(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _history_before_query(state: ORMExecuteState) -> None:
+    """A query sees the lines recorded before it, as it sees every other change (autoflush)."""
+    if state.session.autoflush:
+        _flush_history(state.session)
 
 
 def add_ticket(session: Session, ticket: models.Ticket) -> None:

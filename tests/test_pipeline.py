@@ -9,10 +9,10 @@ import signal
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select
 
 from mailbot import models, store
-from mailbot.app import IntakeStats
+from mailbot.app import App, IntakeStats
 from tests.conftest import request_mail
 
 
@@ -284,14 +284,7 @@ def test_a_group_of_new_requests_costs_a_few_statements_not_a_few_per_request(ma
 
 def test_a_row_added_without_an_id_gets_one_from_the_transactions_allocator(make_app, database_url, tmp_path):
     """Ids handed out but not yet flushed are not given again to a row that arrives without one."""
-    app = make_app(
-        database_url=database_url,
-        mailbox_url=f"maildir://{tmp_path / 'md'}",
-        smtp_url=f"file://{tmp_path / 'out'}",
-    )
-    app.migrate()
-    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
-    app.run_intake_once()
+    app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
     with app.sessions.begin() as s:
         ticket = s.scalars(select(models.Ticket)).one()
@@ -328,3 +321,74 @@ def test_each_stored_batch_wakes_the_sender_and_the_pass_goes_on_to_the_end(make
         source.close()
     assert stats.processed == 9
     assert woken == [4, 8, 9]  # after each batch is committed and marked, not only at the end
+
+
+def _one_ticket(make_app, database_url: str, tmp_path) -> App:
+    app = make_app(
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    app.migrate()
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    app.run_intake_once()
+    return app
+
+
+def _stored_lines(app: App, ticket_id: int) -> list[tuple[int, str, str]]:
+    with app.sessions() as s:
+        rows = s.execute(
+            select(models.TicketEvent.id, models.TicketEvent.kind, models.TicketEvent.detail)
+            .where(models.TicketEvent.ticket_id == ticket_id)
+            .order_by(models.TicketEvent.id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
+    make_app, database_url, tmp_path
+) -> None:
+    """History lines are written by one INSERT at the flush (store.record_event): a line recorded
+    in a transaction that changes nothing else is still written, in order, and in the ticket's
+    `events` at once; a rolled-back line is not."""
+    app = _one_ticket(make_app, database_url, tmp_path)
+    now = app.clock()
+    with app.sessions.begin() as s:
+        ticket = s.scalars(select(models.Ticket)).one()
+        before = [e.id for e in ticket.events]
+        store.record_event(s, ticket, "note", actor="x", now=now, detail="one")
+        store.record_event(s, ticket, "note", actor="x", now=now, detail="two")
+        assert [e.detail for e in ticket.events][-2:] == ["one", "two"]
+        assert not s.dirty and not s.new  # nothing for the unit of work: only the commit writes them
+        ticket_id = ticket.id
+    lines = _stored_lines(app, ticket_id)
+    assert [line[0] for line in lines[: len(before)]] == before
+    added = [(kind, detail) for _id, kind, detail in lines[len(before) :]]
+    assert added == [("note", "one"), ("note", "two")]
+    with app.sessions() as s, s.begin():
+        ticket = s.get(models.Ticket, ticket_id)
+        assert ticket is not None
+        store.record_event(s, ticket, "note", actor="x", now=now, detail="rolled back")
+        s.rollback()
+    assert [line[2] for line in _stored_lines(app, ticket_id)][-1] == "two"
+
+
+def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
+    make_app, database_url, tmp_path
+) -> None:
+    """The privacy purge blanks history lines through the ORM: a line written earlier in the same
+    session must be a persistent object, not a copy whose changes go nowhere."""
+    app = _one_ticket(make_app, database_url, tmp_path)
+    with app.sessions() as s:
+        with s.begin():
+            ticket = s.scalars(select(models.Ticket)).one()
+            entry = store.record_event(s, ticket, "note", actor="x", now=app.clock(), detail="private")
+            # A query in the same transaction sees it (as autoflush shows every other change).
+            seen = s.scalar(select(func.count()).where(models.TicketEvent.detail == "private"))
+            assert seen == 1
+            assert inspect(entry).persistent
+        with s.begin():
+            entry.detail = ""
+        ticket_id = ticket.id
+    assert ("note", "") in [(kind, detail) for _id, kind, detail in _stored_lines(app, ticket_id)]
+    assert "private" not in [detail for _id, _kind, detail in _stored_lines(app, ticket_id)]
