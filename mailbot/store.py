@@ -165,9 +165,9 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
     """A line of the ticket's history: in `ticket.events` at once, in the database with the next
-    flush (or the commit), where it is written by one INSERT for all of the transaction's lines
-    (`_write_history`) instead of the unit of work, which spent a fifth of a new request's
-    processing on the three lines it writes."""
+    flush, query or commit, where it is written by one INSERT for all of the transaction's lines
+    (`_Writes`) instead of the unit of work, which spent a fifth of a new request's processing on
+    the three lines it writes."""
     if ticket.id is None:
         raise ValueError("a ticket gets its id (add_ticket) before its first history line")
     row: dict[str, Any] = {
@@ -183,38 +183,50 @@ def record_event(
         "data": data or {},
     }
     entry = models.TicketEvent(**row)
-    _transaction_state(session, _HISTORY, _History).add(row, entry)
-    # As if loaded: the unit of work does not see it (the line is written by _write_history).
+    _transaction_state(session, _WRITES, _Writes).add_event(row, entry)
+    # As if loaded: the unit of work does not see it (the line is written by _Writes).
     set_committed_value(ticket, "events", [*ticket.events, entry])
     return entry
 
 
-_HISTORY = "mailbot.history"
+_WRITES = "mailbot.core_writes"
+_INSERT_OUTBOUND = insert(cast(Table, models.OutboundMessage.__table__))
 _INSERT_EVENTS = insert(cast(Table, models.TicketEvent.__table__))
 
 
 @dataclass
-class _History:
-    """The transaction's history lines: `rows` not written yet, `written` not yet in the session."""
+class _Writes:
+    """Rows of the two insert-only tables a request writes most of, kept by the transaction and
+    written with one INSERT per table at its next flush, query or commit, after the rows they
+    refer to. Queued mail (`outbound`) is written before the history lines that name it; `entries`
+    are the history lines' objects (in their tickets' `events`), `written` those not yet in the
+    session."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    outbound: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     entries: list[models.TicketEvent] = field(default_factory=list)
     written: list[models.TicketEvent] = field(default_factory=list)
 
-    def add(self, row: dict[str, Any], entry: models.TicketEvent) -> None:
-        self.rows.append(row)
+    def add_event(self, row: dict[str, Any], entry: models.TicketEvent) -> None:
+        self.events.append(row)
         self.entries.append(entry)
 
+    def __bool__(self) -> bool:
+        return bool(self.outbound or self.events)
+
     def write(self, session: Session) -> None:
-        """INSERT the lines not written yet (after the rows they refer to: a flush's end)."""
-        if self.rows:
-            session.connection().execute(_INSERT_EVENTS, self.rows)
+        connection = session.connection()
+        if self.outbound:
+            connection.execute(_INSERT_OUTBOUND, self.outbound)
+            self.outbound = []
+        if self.events:
+            connection.execute(_INSERT_EVENTS, self.events)
             self.written += self.entries
-            self.rows, self.entries = [], []
+            self.events, self.entries = [], []
 
     def attach(self, session: Session) -> None:
-        """Make the written lines persistent objects of the session, as if loaded: a later change
-        to one (the privacy purge blanks them) is then an UPDATE like any other."""
+        """Make the written history lines persistent objects of the session, as if loaded: a later
+        change to one (the privacy purge blanks them) is then an UPDATE like any other."""
         for entry in self.written:
             make_transient_to_detached(entry)
             session.add(entry)
@@ -222,39 +234,40 @@ class _History:
 
 
 @event.listens_for(Session, "after_flush")
-def _write_history(session: Session, _context: Any) -> None:
-    history: _History | None = _existing_state(session, _HISTORY)
-    if history is not None:
-        history.write(session)
+def _write_rows(session: Session, _context: Any) -> None:
+    writes: _Writes | None = _existing_state(session, _WRITES)
+    if writes:
+        writes.write(session)
 
 
 @event.listens_for(Session, "after_flush_postexec")
 def _attach_history(session: Session, _context: Any) -> None:
-    history: _History | None = _existing_state(session, _HISTORY)
-    if history is not None:
-        history.attach(session)
+    writes: _Writes | None = _existing_state(session, _WRITES)
+    if writes is not None:
+        writes.attach(session)
 
 
-def _flush_history(session: Session) -> None:
-    """Lines recorded since the last flush go to the database now, even when the unit of work has
+def _flush_rows(session: Session) -> None:
+    """Rows kept since the last flush go to the database now, even when the unit of work has
     nothing to flush (and so no flush event comes)."""
-    history: _History | None = _existing_state(session, _HISTORY)
-    if history is not None and history.rows:
-        session.flush()  # first the rows the lines refer to
-        history.write(session)
-        history.attach(session)
+    writes: _Writes | None = _existing_state(session, _WRITES)
+    if writes:
+        session.flush()  # first the rows they refer to
+        writes.write(session)
+        writes.attach(session)
 
 
 @event.listens_for(Session, "before_commit")
-def _history_before_commit(session: Session) -> None:
-    _flush_history(session)
+def _rows_before_commit(session: Session) -> None:
+    _flush_rows(session)
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _history_before_query(state: ORMExecuteState) -> None:
-    """A query sees the lines recorded before it, as it sees every other change (autoflush)."""
-    if state.session.autoflush:
-        _flush_history(state.session)
+def _rows_before_query(state: ORMExecuteState) -> None:
+    """A query sees the rows kept before it, as it sees every other change (autoflush)."""
+    # As the session's own autoflush: not for a statement the flush itself runs (an id block).
+    if state.session.autoflush and not state.session._flushing:
+        _flush_rows(state.session)
 
 
 def add_ticket(session: Session, ticket: models.Ticket) -> None:
@@ -272,25 +285,31 @@ def get_ticket(session: Session, ticket_id: int) -> models.Ticket | None:
 
 def enqueue(
     session: Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
-) -> models.OutboundMessage:
-    """Write an outgoing mail into the outbox, in the caller's transaction."""
+) -> int:
+    """Write an outgoing mail into the outbox, in the caller's transaction; its id."""
     recipient = envelope.rcpt_to[0].lower() if envelope.rcpt_to else ""
-    row = models.OutboundMessage(
-        id=new_id(session, "outbound_messages"),
-        ticket_id=ticket.id if ticket is not None else None,
-        kind=kind,
-        message_id=envelope.message_id,
-        mail_from=envelope.mail_from,
-        rcpt_to=list(envelope.rcpt_to),
-        recipient=recipient,
-        subject=envelope.subject[:500],
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        raw=envelope.raw,
+    outbound_id = new_id(session, "outbound_messages")
+    # Written with the next flush, query or commit, by one INSERT for the transaction's mail
+    # (`_Writes`): nothing in the transaction needs it as an object.
+    _transaction_state(session, _WRITES, _Writes).outbound.append(
+        {
+            "id": outbound_id,
+            "ticket_id": ticket.id if ticket is not None else None,
+            "kind": kind,
+            "message_id": envelope.message_id,
+            "mail_from": envelope.mail_from,
+            "rcpt_to": list(envelope.rcpt_to),
+            "recipient": recipient,
+            "subject": envelope.subject[:500],
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+            "sent_at": None,
+            "raw": envelope.raw,
+        }
     )
-    session.add(row)
     known = _known(session)
     if known is not None and recipient in known.mail_counts:
         known.mail_counts[recipient] += 1
@@ -302,9 +321,9 @@ def enqueue(
             actor="system",
             now=now,
             detail=f"{kind} → {', '.join(envelope.rcpt_to)}",
-            outbound_id=row.id,
+            outbound_id=outbound_id,
         )
-    return row
+    return outbound_id
 
 
 # --- what a group of messages needs to know about stored mail --------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy import event, func, inspect, select
 
 from mailbot import models, store
 from mailbot.app import App, IntakeStats
+from mailbot.compose import Envelope
 from tests.conftest import request_mail
 
 
@@ -392,3 +393,32 @@ def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
         ticket_id = ticket.id
     assert ("note", "") in [(kind, detail) for _id, kind, detail in _stored_lines(app, ticket_id)]
     assert "private" not in [detail for _id, _kind, detail in _stored_lines(app, ticket_id)]
+
+
+def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_commit(
+    make_app, database_url, tmp_path
+) -> None:
+    """Queued mail is written by one INSERT at the flush (store.enqueue), not by the unit of work:
+    the loop guard's query later in the same transaction still counts it, before any other change
+    would have made the session flush; the commit stores it with its history line."""
+    app = _one_ticket(make_app, database_url, tmp_path)
+    now = app.clock()
+    with app.sessions.begin() as s:
+        ticket = s.scalars(select(models.Ticket)).one()
+        before = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
+        envelope = Envelope("<again@x.id>", "konsultasi@x.id", (ticket.applicant_email,), "Lagi", b"raw")
+        outbound_id = store.enqueue(s, envelope, kind="ack", ticket=ticket, now=now)
+        after = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
+        assert len(after) == len(before) + 1
+        ticket_id = ticket.id
+    with app.sessions() as s:
+        row = s.get(models.OutboundMessage, outbound_id)
+        assert row is not None
+        assert (row.status, row.raw, row.rcpt_to, row.recipient) == (
+            "pending",
+            b"raw",
+            [envelope.rcpt_to[0]],
+            envelope.rcpt_to[0].lower(),
+        )
+        queued = [e for e in s.get(models.Ticket, ticket_id).events if e.outbound_id == outbound_id]
+        assert [e.kind for e in queued] == ["mail_queued"]
