@@ -111,11 +111,9 @@ class TicketEvent(Base):
     outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
+    # History lines are written by store.record_event with one INSERT after the flush that
+    # writes the ticket and the mail they refer to: no relationship orders them.
     ticket: Mapped[Ticket] = relationship(back_populates="events")
-    # Not used to load anything: they tell the unit of work to insert the stored and the queued
-    # mail before the history lines that refer to them (ids are set before the flush; store.py).
-    inbound: Mapped[InboundMessage | None] = relationship()
-    outbound: Mapped[OutboundMessage | None] = relationship()
 
 
 class InboundMessage(Base):
@@ -141,7 +139,7 @@ class InboundMessage(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # Insert order only (the ticket first): see TicketEvent.inbound.
+    # Insert order only: the unit of work writes the ticket first (ids are set before the flush).
     ticket: Mapped[Ticket | None] = relationship()
 
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_source"),)
@@ -170,7 +168,8 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # Insert order only (the ticket first): see TicketEvent.inbound.
+    # Queued mail is written by store.enqueue with one INSERT after the flush that writes its
+    # ticket; should a row ever be added through the unit of work, this writes the ticket first.
     ticket: Mapped[Ticket | None] = relationship()
 
     __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)

@@ -140,7 +140,8 @@ def envelope_address(address: str) -> bytes:
     """An address as it goes on MAIL FROM / RCPT TO: a bare addr-spec, or a permanent error for
     anything that could end the command line or add parameters to it."""
     address = address.strip()
-    if not address or any(c.isspace() or c in "<>" or not c.isprintable() for c in address):
+    # Every space but the ASCII one is unprintable too (str.isprintable): one test in C.
+    if not address or not address.isprintable() or any(c in address for c in " <>"):
         raise SendError(f"not an address for the SMTP envelope: {address!r}", permanent=True)
     return address.encode("utf-8")
 

@@ -230,7 +230,17 @@ def test_temporary_refusals_of_sender_or_recipient_are_retried(make_app, sqlite_
 
 @pytest.mark.parametrize(
     "address",
-    ["rina@example.go.id> SIZE=1", "rina kartika@example.go.id", "rina@example.go.id\r\nRSET", "", " "],
+    [
+        "rina@example.go.id> SIZE=1",
+        "rina kartika@example.go.id",
+        "rina@example.go.id\r\nRSET",
+        "",
+        " ",
+        "<rina@example.go.id",
+        "rina\u00a0kartika@example.go.id",  # a no-break space
+        "rina@example.go.id\u2028RSET",  # a Unicode line separator
+        "rina\x00@example.go.id",
+    ],
 )
 def test_an_address_that_could_change_the_smtp_command_is_refused_before_sending(smtp, address):
     sender = SmtpSender(_url(smtp), SmtpSettings())
