@@ -30,11 +30,10 @@ _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 class BoundaryMatcher:
     """`re.compile(_HEAD + re.escape(separator) + _TAIL)`'s `match`, without compiling it."""
 
-    __slots__ = ("pattern", "separator")
+    __slots__ = ("separator",)
 
-    def __init__(self, separator: str, pattern: str) -> None:
+    def __init__(self, separator: str) -> None:
         self.separator = separator
-        self.pattern = pattern
 
     def match(self, line: str) -> re.Match[str] | None:
         if not line.startswith(self.separator):
@@ -59,7 +58,7 @@ class _FeedparserRe:
         separator = separator_of(pattern) if isinstance(pattern, str) and not flags else None
         if separator is None:
             return re.compile(pattern, flags)
-        return BoundaryMatcher(separator, pattern)
+        return BoundaryMatcher(separator)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(re, name)

@@ -9,11 +9,13 @@ import signal
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event, func, inspect, select
 
 from mailbot import models, store
 from mailbot.app import App, IntakeStats
 from mailbot.compose import Envelope
+from mailbot.workflow import State
 from tests.conftest import request_mail
 
 
@@ -422,3 +424,13 @@ def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_co
         )
         queued = [e for e in s.get(models.Ticket, ticket_id).events if e.outbound_id == outbound_id]
         assert [e.kind for e in queued] == ["mail_queued"]
+
+
+def test_a_history_line_for_a_ticket_without_its_id_is_refused(make_app, tmp_path) -> None:
+    """A line names its ticket by id: a ticket not yet given one (store.add_ticket) is a mistake
+    of the caller, said at once rather than as a NOT NULL failure at the commit."""
+    app = _one_ticket(make_app, f"sqlite:///{tmp_path / 'm.db'}", tmp_path)
+    with app.sessions.begin() as s:
+        ticket = models.Ticket(number="X-1", profile="p", state=State.NEW, created_at=app.clock())
+        with pytest.raises(ValueError, match="add_ticket"):
+            store.record_event(s, ticket, "note", actor="x", now=app.clock())
