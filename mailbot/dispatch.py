@@ -26,6 +26,7 @@ from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_
 from mailbot.compose import OutgoingAttachment
 from mailbot.config import Profile, StaffMember
 from mailbot.parse import InboundMessage
+from mailbot.public_record import Person, PublicEntry, public_history
 from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
 from mailbot.workflow import OPEN_STATES, Event, InvalidTransition, State, next_state
 
@@ -385,7 +386,7 @@ class Dispatcher:
             "survey_elements": ELEMENTS if profile.survey else (),
             "answer": text,
             "answered_by": member,
-            "history": self.history(ticket),
+            "public_history": self.public_history(ticket),
         }
         attachments = attachments_of(row.raw)
         self.intake.send_to_applicant(
@@ -726,8 +727,24 @@ class Dispatcher:
             stmt = stmt.where(models.Ticket.assignee_email.in_(member.emails))
         return list(session.execute(stmt.limit(200)).scalars())
 
+    def public_history(self, ticket: models.Ticket) -> list[PublicEntry]:
+        """The applicant's copy of the riwayat konsultasi: the public view, never the internal log."""
+        return public_history(
+            ticket.events,
+            applicant=ticket.applicant_email,
+            question=str(ticket.fields.get("question", "")),
+            person=self._public_person,
+            tz=self.intake.tz,
+        )
+
+    def _public_person(self, address: str) -> Person | None:
+        """A staff member (active or not) as an applicant may see them: name and position."""
+        address = address.lower()
+        member = next((m for m in self.config.staff if address in m.emails), None)
+        return Person(member.name, member.position) if member else None
+
     def history(self, ticket: models.Ticket) -> list[dict[str, Any]]:
-        """The riwayat konsultasi as people read it: every event but the mail bookkeeping."""
+        """The internal riwayat konsultasi, for staff: every event but the mail bookkeeping."""
         hidden = {"mail_queued", "mail_sent"}
         return [
             {

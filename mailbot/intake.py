@@ -26,6 +26,7 @@ from mailbot.dispatch import Dispatcher
 from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_headers, parse_message
 from mailbot.privacy import mask_number
+from mailbot.public_record import zone_name
 from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
 from mailbot.workflow import Event, State
 
@@ -471,6 +472,7 @@ class Intake:
                 {"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps
             ],
             "tz": self.tz,
+            "zone": zone_name(self.tz),
         }
 
     def send(

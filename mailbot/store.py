@@ -322,6 +322,7 @@ def enqueue(
             now=now,
             detail=f"{kind} → {', '.join(envelope.rcpt_to)}",
             outbound_id=outbound_id,
+            data={"mail": kind},
         )
     return outbound_id
 

@@ -61,7 +61,7 @@ def test_request_assign_answer_survey_ikm_end_to_end(imap, smtp, database_url, m
     text = answer[0].text()
     assert answer_text in text
     assert "Penerima tugas" not in text and "Dikirim: Senin" not in text and "Salam,\r\nBudi" not in text
-    assert "Salinan riwayat konsultasi" in text and "Disposisi / penugasan" in text
+    assert "Salinan riwayat konsultasi" in text and "Didisposisikan kepada Budi Santoso" in text
     assert "FORMULIR KEPUASAN PENGGUNA LAYANAN (SKM)" in text and "U9. Sarana dan prasarana: ___" in text
     assert (
         answer[0].message["In-Reply-To"]

@@ -94,7 +94,8 @@ def test_full_disposition_loop(desk: Desk) -> None:
     assert ticket.state is State.ANSWERED
     answer = text_of(desk.last(APPLICANT, "answer"))
     assert "ABK disusun per jabatan dengan 1.250 jam efektif per tahun." in answer
-    assert "Salinan riwayat konsultasi" in answer and "Disposisi / penugasan" in answer
+    assert "Salinan riwayat konsultasi" in answer and "Didisposisikan kepada Budi Santoso" in answer
+    assert "mohon dijawab hari ini" not in answer and "@bpsdm" not in answer  # the head's note stays inside
     assert "Penerima tugas" not in answer  # the quoted assignment mail did not leak into the answer
     assert attachment_names(desk.last(APPLICANT, "answer")) == ["Pedoman-ABK.pdf"]  # the consultant's file
 
