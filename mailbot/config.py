@@ -8,6 +8,7 @@ names the key it belongs to (`mailbot check-config`).
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import re
 import ssl
@@ -22,9 +23,17 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from mailbot.durations import Duration, parse_duration
+from mailbot.durations import Clock, Duration, parse_duration
 
 ENV_CONFIG = "MAILBOT_CONFIG"
 ENV_DATABASE_URL = "MAILBOT_DATABASE_URL"
@@ -136,6 +145,9 @@ class SecuritySettings(_Strict):
     # else from `secret_file` (created with a random secret on first run).
     secret_env: str = ENV_SECRET
     secret_file: Path = Path("var/secret.key")
+    # A staff command answers one of our mails; after this many days that mail no longer
+    # carries authority (the late reply gets a transcript, itself a fresh mail to act on).
+    command_token_days: int = Field(default=30, ge=0)
 
 
 class CalendarSettings(_Strict):
@@ -148,6 +160,113 @@ class CalendarSettings(_Strict):
     digest_time: time = time(7, 30)
     # How often deadlines are checked.
     sweep_seconds: float = Field(default=60.0, gt=0)
+
+
+DayName = Literal[
+    "senin", "selasa", "rabu", "kamis", "jumat", "sabtu", "minggu",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+]  # fmt: skip
+_WEEKDAY = {
+    **{d: n for n, d in enumerate(("senin", "selasa", "rabu", "kamis", "jumat", "sabtu", "minggu"))},
+    **{
+        d: n
+        for n, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+    },
+}
+FRIDAY = 4
+Span = tuple[time, time]
+
+
+def _cut(hours: Span, breaks: list[Span]) -> tuple[Span, ...]:
+    """The open spans of a day: its hours less its breaks (checked: in order, inside the hours)."""
+    start, end = hours
+    if not start < end:
+        raise ValueError(f"hours {start:%H:%M}-{end:%H:%M}: the end must come after the start")
+    spans: list[Span] = []
+    at = start
+    for b_start, b_end in sorted(breaks):
+        if not (start < b_start < b_end < end) or b_start < at:
+            raise ValueError(
+                f"break {b_start:%H:%M}-{b_end:%H:%M} must lie inside the hours "
+                f"{start:%H:%M}-{end:%H:%M} and not overlap another break"
+            )
+        spans.append((at, b_start))
+        at = b_end
+    spans.append((at, end))
+    return tuple(spans)
+
+
+class _Hours(_Strict):
+    """Days, hours, breaks and Friday's own hours and breaks (when they differ)."""
+
+    days: list[DayName] = Field(default=["senin", "selasa", "rabu", "kamis", "jumat"], min_length=1)
+    hours: Span
+    breaks: list[Span] = []
+    # None: Friday is like the other days.
+    friday_hours: Span | None = None
+    friday_breaks: list[Span] | None = None
+
+    @model_validator(mode="after")
+    def _spans_ok(self) -> _Hours:
+        self.week()
+        return self
+
+    def week(self) -> dict[int, tuple[Span, ...]]:
+        """Weekday (0 = Monday) -> the open spans, as `sla.WorkCalendar` takes them."""
+        out: dict[int, tuple[Span, ...]] = {}
+        for name in self.days:
+            day = _WEEKDAY[name]
+            if day == FRIDAY and (self.friday_hours is not None or self.friday_breaks is not None):
+                breaks = self.friday_breaks if self.friday_breaks is not None else self.breaks
+                out[day] = _cut(self.friday_hours or self.hours, breaks)
+            else:
+                out[day] = _cut(self.hours, self.breaks)
+        return out
+
+
+class HoursPeriodSettings(_Hours):
+    """Other hours on dated days, e.g. Ramadan's: the hours of the KemenPAN-RB circular of that
+    year, written by the office (`source` names the circular)."""
+
+    name: str
+    first_day: date
+    last_day: date
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _dates_ok(self) -> HoursPeriodSettings:
+        if self.last_day < self.first_day:
+            raise ValueError(f"period {self.name!r}: last_day is before first_day")
+        return self
+
+
+class OfficeHoursSettings(_Hours):
+    """The office's hours (DOMAIN.md s. 4); the default is Perpres 21/2023: Monday to Friday
+    07:30-16:00 with a break 12:00-13:00, Friday 07:30-16:30 with a break 11:30-13:00."""
+
+    hours: Span = (time(7, 30), time(16, 0))
+    breaks: list[Span] = [(time(12, 0), time(13, 0))]
+    friday_hours: Span | None = (time(7, 30), time(16, 30))
+    friday_breaks: list[Span] | None = [(time(11, 30), time(13, 0))]
+    source: str = "Perpres 21/2023"
+    periods: list[HoursPeriodSettings] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_hours_own_friday(cls, data: Any) -> Any:
+        # An office that writes its own hours but no Friday hours keeps Friday like its other
+        # days, not Perpres 21/2023's Friday.
+        if isinstance(data, dict) and ("hours" in data or "breaks" in data):
+            data = {"friday_hours": None, "friday_breaks": None, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _periods_apart(self) -> OfficeHoursSettings:
+        ordered = sorted(self.periods, key=lambda p: p.first_day)
+        for a, b in itertools.pairwise(ordered):
+            if b.first_day <= a.last_day:
+                raise ValueError(f"periods {a.name!r} and {b.name!r} overlap")
+        return self
 
 
 class DocumentSettings(_Strict):
@@ -213,6 +332,7 @@ class Settings(_Strict):
     security: SecuritySettings = SecuritySettings()
     limits: LimitSettings = LimitSettings()
     calendar: CalendarSettings = CalendarSettings()
+    office_hours: OfficeHoursSettings = OfficeHoursSettings()
     documents: DocumentSettings = DocumentSettings()
     reports: ReportSettings = ReportSettings()
     privacy: PrivacySettings = PrivacySettings()
@@ -232,10 +352,13 @@ class Step(_Strict):
     title: str
     actor: Literal["applicant", "secretariat", "head", "subhead", "consultant", "vendor", "system"]
     duration: Annotated[str, AfterValidator(_check_duration)]
+    # "sop": as the duration reads (minutes, hours and days in office hours; "1 x 24 jam" on the
+    # wall clock); "wall" or "working" where the SOP says so in other words.
+    clock: Clock = "sop"
 
     @property
     def deadline(self) -> Duration:
-        return parse_duration(self.duration)
+        return parse_duration(self.duration).on(self.clock)
 
 
 Role = Literal["secretariat", "head", "subhead", "consultant", "vendor"]
@@ -302,6 +425,9 @@ class Profile(_Strict):
         "forwarded": "review",
         "answered": "survey",
     }
+    # In state `assigned`, the step by the role of the person the ticket is assigned to
+    # (SOP 004: subhead = the Inspektur Pembantu's step, consultant = the auditor's).
+    role_steps: dict[Role, str] = {}
     # The person responsible is reminded when this share of a step's time has passed.
     remind_at: float = Field(default=0.75, gt=0, lt=1)
     # Applicants who have not returned the survey are reminded, then the ticket closes without it.
@@ -321,6 +447,14 @@ class Profile(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9/._-]+", sample):
             raise ValueError("may only produce letters, digits and / . _ -")
         return value
+
+    @model_validator(mode="after")
+    def _role_steps_known(self) -> Profile:
+        ids = {s.id for s in self.steps}
+        unknown = sorted(v for v in self.role_steps.values() if v not in ids)
+        if unknown:
+            raise ValueError(f"role_steps names steps that are not in [[steps]]: {', '.join(unknown)}")
+        return self
 
     def number_pattern(self) -> re.Pattern[str]:
         """A regex that finds this profile's ticket numbers in a subject line."""
@@ -468,6 +602,25 @@ def _read_toml(path: Path, key: str) -> tuple[dict[str, Any], list[tuple[str, st
         return {}, [(key, f"{path} is not valid TOML: {exc}")]
 
 
+def _profile_problems(exc: ValidationError, filename: str, data: dict[str, Any]) -> list[tuple[str, str]]:
+    """A profile's problems; a step's unreadable time names the step and the profile."""
+    name = data.get("id") if isinstance(data.get("id"), str) else filename
+    raw_steps = data.get("steps")
+    steps: list[Any] = raw_steps if isinstance(raw_steps, list) else []
+    problems = []
+    for (key, msg), err in zip(_pydantic_problems(exc, f"{filename}: "), exc.errors(), strict=True):
+        loc = err["loc"]
+        where = ""
+        index = loc[1] if len(loc) >= 3 and loc[0] == "steps" else None
+        if isinstance(index, int) and loc[2] in ("duration", "clock"):
+            step = steps[index] if index < len(steps) and isinstance(steps[index], dict) else {}
+            where = f"step {step.get('id', index)!r} of profile {name!r}: "
+        elif loc and loc[0] in ("survey_reminder_after", "survey_close_after"):
+            where = f"profile {name!r}: "
+        problems.append((key, where + msg))
+    return problems
+
+
 def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[tuple[str, str]]]:
     profiles: dict[str, Profile] = {}
     problems: list[tuple[str, str]] = []
@@ -481,7 +634,7 @@ def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[tuple[str, 
         try:
             profile = Profile.model_validate(data)
         except ValidationError as exc:
-            problems += _pydantic_problems(exc, f"{path.name}: ")
+            problems += _profile_problems(exc, path.name, data)
             continue
         if profile.id in profiles:
             problems.append((f"{path.name}: id", f"profile {profile.id!r} defined twice"))

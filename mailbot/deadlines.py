@@ -2,10 +2,13 @@
 without a survey, and the daily digest.
 
 `sweep(now)` does everything that is due; the scheduler calls it every minute and
-`run --once` once. Every notice is written with a unique key in the same
-transaction as its mail, so it goes out once however many schedulers run and
-however often the daemon restarts; what fell due while the daemon was down goes
-out at the first sweep after it.
+`run --once` once. Each step runs on its own clock (office hours unless the SOP
+says "1 x 24 jam"), and reminders and escalations are mailed in office hours only:
+an escalation that falls due at night is recorded then, mailed at the next opening.
+Every notice is written with a unique key in the same transaction as its mail, so
+it goes out once however many schedulers run and however often the daemon
+restarts; what fell due while the daemon was down goes out at the first sweep
+after it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from mailbot.compose import OutgoingAttachment
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.documents import html_to_pdf, period_report, render_period_html
 from mailbot.durations import parse_duration
-from mailbot.sla import Happening, StepClock, WorkCalendar, make_calendar, reminder_time, step_clock
+from mailbot.sla import (
+    Happening,
+    HoursPeriod,
+    StepClock,
+    WorkCalendar,
+    make_calendar,
+    reminder_time,
+    step_clock,
+)
 from mailbot.survey import ELEMENTS
 from mailbot.workflow import OPEN_STATES, Event, State
 
@@ -40,6 +51,8 @@ TRANSITION_KINDS = frozenset(e.value for e in Event)
 class SweepStats:
     reminder: int = 0
     escalation: int = 0
+    # Fell due outside office hours: recorded as late, mailed at the next opening (not in total).
+    escalation_held: int = 0
     survey_reminder: int = 0
     auto_close: int = 0
     digest: int = 0
@@ -61,18 +74,27 @@ class SweepStats:
         )
 
 
+def work_calendar(config: Config) -> WorkCalendar:
+    """The office's calendar: its time zone, [office_hours] with their dated periods, and
+    [calendar]'s closed and open days."""
+    cal = config.settings.calendar
+    hours = config.settings.office_hours
+    periods = [HoursPeriod(p.first_day, p.last_day, p.week(), p.name) for p in hours.periods]
+    return make_calendar(config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods)
+
+
 class Clocks:
     """The running step of a ticket and its deadline (no I/O: the ticket's history in, a clock out)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        cal = config.settings.calendar
-        self.calendar: WorkCalendar = make_calendar(config.service.timezone, cal.closed_days, cal.open_days)
+        self.calendar: WorkCalendar = work_calendar(config)
 
     def clock(self, ticket: models.Ticket) -> StepClock | None:
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         steps = {s.id: s.deadline for s in profile.steps}
         history = [Happening(e.id, e.at, e.kind, e.state, e.data or {}) for e in ticket.events]
+        assignee = self.config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
         return step_clock(
             ticket.state.value,
             history,
@@ -80,6 +102,8 @@ class Clocks:
             {str(k): v for k, v in profile.state_steps.items()},
             self.calendar,
             TRANSITION_KINDS,
+            assignee_role=assignee.role if assignee else None,
+            role_steps={str(k): v for k, v in profile.role_steps.items()},
         )
 
     def refresh(self, ticket: models.Ticket) -> StepClock | None:
@@ -197,11 +221,14 @@ class Deadlines:
         except (IntegrityError, StaleDataError):
             return []
 
-    def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
-        exists = session.execute(
+    def _exists(self, session: Session, key: str, kind: str) -> bool:
+        found = session.execute(
             select(models.Notice.id).where(models.Notice.key == key, models.Notice.kind == kind)
         ).scalar_one_or_none()
-        if exists is not None:
+        return found is not None
+
+    def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
+        if self._exists(session, key, kind):
             return False
         session.add(models.Notice(key=key, kind=kind, ticket_id=ticket_id, created_at=now))
         session.flush()  # the unique key decides between two schedulers here
@@ -219,10 +246,14 @@ class Deadlines:
             return []
         sent: list[str] = []
         remind = reminder_time(clock, profile.remind_at, self.calendar)
+        is_open = self.calendar.is_open(now)
         # Next time: the reminder, else the escalation, else nothing until the ticket changes.
-        ticket.next_check_at = _first_after(now, remind, clock.due_at)
-        reminder_key = f"{ticket.id}:{clock.key}"
-        if remind <= now < clock.due_at and self._claim(session, reminder_key, "reminder", ticket.id, now):
+        next_check = _first_after(now, remind, clock.due_at)
+        key = f"{ticket.id}:{clock.key}"
+        if remind <= now < clock.due_at and not is_open:
+            # No reminder outside office hours: at the opening, unless the step is overdue by then.
+            next_check = min(clock.due_at, self.calendar.next_open(now))
+        elif remind <= now < clock.due_at and self._claim(session, key, "reminder", ticket.id, now):
             for person in self._responsible(ticket, profile):
                 self._mail(session, ticket, profile, "deadline_reminder", "reminder", person, clock, now)
             store.record_event(
@@ -234,22 +265,42 @@ class Deadlines:
                 detail=f"{clock.step} due {clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
             )
             sent.append("reminder")
-        if now >= clock.due_at and self._claim(
-            session, f"{ticket.id}:{clock.key}", "escalation", ticket.id, now
-        ):
-            for head in self._heads(profile):
-                self._mail(session, ticket, profile, "escalation", "escalation", head, clock, now)
-            store.record_event(
-                session,
-                ticket,
-                "escalation",
-                actor="system",
-                now=now,
-                detail=f"{clock.step} overdue since "
-                f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
-            )
-            sent.append("escalation")
+        if now >= clock.due_at:
+            # The escalation notice records the step as late when it falls due (the period
+            # report counts it); its mail waits for office hours.
+            if self._claim(session, key, "escalation", ticket.id, now):
+                store.record_event(
+                    session,
+                    ticket,
+                    "escalation",
+                    actor="system",
+                    now=now,
+                    detail=f"{clock.step} overdue since "
+                    f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
+                )
+                if is_open:
+                    self._escalate(session, ticket, profile, clock, now)
+                    sent.append("escalation")
+                else:
+                    self._claim(session, key, "escalation_held", ticket.id, now)
+                    sent.append("escalation_held")
+                    next_check = self.calendar.next_open(now)
+            elif not is_open:
+                if self._exists(session, key, "escalation_held"):
+                    next_check = self.calendar.next_open(now)
+            elif self._exists(session, key, "escalation_held") and self._claim(
+                session, key, "escalation_mailed", ticket.id, now
+            ):
+                self._escalate(session, ticket, profile, clock, now)
+                sent.append("escalation")
+        ticket.next_check_at = next_check
         return sent
+
+    def _escalate(
+        self, session: Session, ticket: models.Ticket, profile: Profile, clock: StepClock, now: datetime
+    ) -> None:
+        for head in self._heads(profile):
+            self._mail(session, ticket, profile, "escalation", "escalation", head, clock, now)
 
     def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> list[str]:
         answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
@@ -304,11 +355,12 @@ class Deadlines:
         return []
 
     def _digest(self, session: Session, head: StaffMember, now: datetime) -> list[str]:
-        """Once a day after `digest_time`: new, due today, overdue, by person."""
+        """Once a working day after `digest_time`, in office hours: new, due today (each
+        ticket's `due_at` is its step's own clock), overdue, by person."""
         local = now.astimezone(self.calendar.tz)
         if (
             not self.config.settings.calendar.daily_digest
-            or not self.calendar.is_working_day(local.date())
+            or not self.calendar.is_open(now)
             or local.time() < self.config.settings.calendar.digest_time
         ):
             return []

@@ -1,8 +1,10 @@
 """Deadlines in working time (DOMAIN.md s. 4): office hours, Indonesian holidays and cuti bersama.
 
 Pure: a `WorkCalendar` and a start time in, a deadline out. "1 x 24 jam" is
-wall-clock; "1 hari kerja" is one working day, i.e. the office's daily hours of
-working time (so a request received Monday 10:00 is due Tuesday 10:00).
+wall-clock; "10 menit" and "2 jam" are office minutes and hours; "1 hari kerja" is
+one working day, i.e. the office's daily hours of working time (so a request
+received Monday 10:00 is due Tuesday 10:00). The office hours are configuration
+(`[office_hours]`), with dated periods of other hours (Ramadan).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from zoneinfo import ZoneInfo
 import holidays as holidays_lib
 
 from mailbot.durations import Duration
+
+WeekHours = Mapping[int, tuple[tuple[time, time], ...]]  # weekday (0 = Monday) -> open spans
 
 # Perpres 21/2023: Monday to Friday from 07:30, 37.5 hours a week.
 DEFAULT_HOURS: dict[int, tuple[tuple[time, time], ...]] = {
@@ -34,28 +38,58 @@ def indonesian_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays_lib.country_holidays("ID", categories=("public", "government"), years=year))
 
 
+def has_cuti_bersama(year: int) -> bool:
+    """Whether the installed `holidays` knows the cuti bersama of `year` (its `government`
+    category). Releases before the SKB of that year have none, and every deadline across such
+    a day would then count it as a working day: `check-config` and `status` warn."""
+    return bool(holidays_lib.country_holidays("ID", categories=("government",), years=year))
+
+
+def _day_length(hours: WeekHours) -> timedelta:
+    """Working time of one working day: the weekly hours over the open weekdays."""
+    spans = [
+        (datetime.combine(date.min, b) - datetime.combine(date.min, a)) for d in hours.values() for a, b in d
+    ]
+    return sum(spans, timedelta()) / max(1, len(hours))
+
+
+@dataclass(frozen=True)
+class HoursPeriod:
+    """Other office hours from `first` to `last` (both included), e.g. Ramadan's, which a
+    KemenPAN-RB circular sets each year."""
+
+    first: date
+    last: date
+    hours: WeekHours
+    name: str = ""
+
+
 @dataclass(frozen=True)
 class WorkCalendar:
     tz: ZoneInfo
-    hours: Mapping[int, tuple[tuple[time, time], ...]] = field(default_factory=lambda: DEFAULT_HOURS)
+    hours: WeekHours = field(default_factory=lambda: DEFAULT_HOURS)
     closed: frozenset[date] = frozenset()  # extra closed days of the office
     open_days: frozenset[date] = frozenset()  # overrides: open although a holiday
     use_national_holidays: bool = True
+    periods: tuple[HoursPeriod, ...] = ()
 
     @property
     def day_length(self) -> timedelta:
-        """Working time of one working day: the weekly hours over the open weekdays."""
-        spans = [
-            (datetime.combine(date.min, b) - datetime.combine(date.min, a))
-            for d in self.hours.values()
-            for a, b in d
-        ]
-        return sum(spans, timedelta()) / max(1, len(self.hours))
+        """Working time of one working day under the usual hours."""
+        return _day_length(self.hours)
+
+    def hours_on(self, day: date) -> WeekHours:
+        """The office hours in force on `day`: a dated period's, else the usual ones."""
+        for period in self.periods:
+            if period.first <= day <= period.last:
+                return period.hours
+        return self.hours
 
     def is_working_day(self, day: date) -> bool:
+        hours = self.hours_on(day)
         if day in self.open_days:
-            return day.weekday() in self.hours
-        if day in self.closed or day.weekday() not in self.hours:
+            return day.weekday() in hours
+        if day in self.closed or day.weekday() not in hours:
             return False
         return not (self.use_national_holidays and day in indonesian_holidays(day.year))
 
@@ -64,8 +98,14 @@ class WorkCalendar:
             return []
         return [
             (datetime.combine(day, a, self.tz), datetime.combine(day, b, self.tz))
-            for a, b in self.hours[day.weekday()]
+            for a, b in self.hours_on(day)[day.weekday()]
         ]
+
+    def is_open(self, moment: datetime) -> bool:
+        """Whether `moment` is in office hours (opening included, closing not): the only time
+        reminders and escalations are mailed."""
+        local = moment.astimezone(self.tz)
+        return any(a <= local < b for a, b in self.intervals(local.date()))
 
     def add_working(self, start: datetime, amount: timedelta) -> datetime:
         """The moment `amount` of working time after `start`."""
@@ -130,7 +170,9 @@ class WorkCalendar:
             target = max(target, intervals[0][0])
             begin = target
         fraction = days - whole
-        return self.add_working(begin, self.day_length * fraction) if fraction else begin
+        if not fraction:
+            return begin
+        return self.add_working(begin, _day_length(self.hours_on(begin.date())) * fraction)
 
     def remaining(self, now: datetime, due: datetime, duration: Duration) -> timedelta:
         """What is left of a step at `now`, in the step's own kind of time (to pause and resume it)."""
@@ -142,8 +184,21 @@ class WorkCalendar:
         return now + remaining if not duration.working else self.add_working(now, remaining)
 
 
-def make_calendar(tz: str, closed: Iterable[date] = (), open_days: Iterable[date] = ()) -> WorkCalendar:
-    return WorkCalendar(ZoneInfo(tz), DEFAULT_HOURS, frozenset(closed), frozenset(open_days))
+def make_calendar(
+    tz: str,
+    closed: Iterable[date] = (),
+    open_days: Iterable[date] = (),
+    hours: WeekHours | None = None,
+    periods: Iterable[HoursPeriod] = (),
+) -> WorkCalendar:
+    """A calendar in time zone `tz`; `hours` default to Perpres 21/2023's."""
+    return WorkCalendar(
+        ZoneInfo(tz),
+        DEFAULT_HOURS if hours is None else hours,
+        frozenset(closed),
+        frozenset(open_days),
+        periods=tuple(periods),
+    )
 
 
 # --- the clock of a ticket's current step --------------------------------------------------
@@ -179,14 +234,22 @@ def step_clock(
     state_steps: Mapping[str, str],
     cal: WorkCalendar,
     transitions: frozenset[str],
+    *,
+    assignee_role: str | None = None,
+    role_steps: Mapping[str, str] | None = None,
 ) -> StepClock | None:
     """The running step of a ticket in `state`, or None when no clock runs (waiting, done).
 
+    In state `assigned` the step may depend on the role of the person the ticket is assigned
+    to (`role_steps`; SOP 004: the Inspektur Pembantu names an auditor in one hour, the
+    auditor then has 1-2 hours of their own).
     The step starts with the last transition into `state` other than a return from
     waiting for the applicant; time spent waiting for the applicant after that is added
     back, and every EXTEND adds its working days.
     """
     step = state_steps.get(state)
+    if state == "assigned" and role_steps and assignee_role is not None and assignee_role in role_steps:
+        step = role_steps[assignee_role]
     if step is None or step not in steps or state in WAITING_STATES:
         return None
     duration = steps[step]

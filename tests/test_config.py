@@ -188,17 +188,26 @@ def test_check_config_lists_file_problems(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "amount", "unit", "working"),
     [
-        ("10 menit", 10, "minutes", False),
+        # Minutes and hours are office minutes and hours (issue #20); "x 24 jam" is the wall clock.
+        ("10 menit", 10, "minutes", True),
         ("1 x 24 jam", 24, "hours", False),
         ("2 x 24 jam", 48, "hours", False),
         ("1 hari kerja", 1, "days", True),
         ("3 hari kerja", 3, "days", True),
         ("3 hari", 3, "days", True),
         ("setengah hari", 0.5, "days", True),
-        ("2 jam", 2, "hours", False),
+        ("2 jam", 2, "hours", True),
         ("2 jam kerja", 2, "hours", True),
         ("3 working days", 3, "days", True),
-        ("30m", 30, "minutes", False),
+        ("30m", 30, "minutes", True),
+        # As the SOPs write them: any case, halves, ranges (the upper bound).
+        ("1 Hari Kerja", 1, "days", True),
+        ("1 HARI KERJA", 1, "days", True),
+        ("1/2 hari", 0.5, "days", True),
+        ("½ hari", 0.5, "days", True),
+        ("1 – 2 jam", 2, "hours", True),
+        ("1-2 jam", 2, "hours", True),
+        ("1 x 24 Jam", 24, "hours", False),
     ],
 )
 def test_step_durations(text: str, amount: float, unit: str, working: bool) -> None:
@@ -206,7 +215,7 @@ def test_step_durations(text: str, amount: float, unit: str, working: bool) -> N
     assert (d.amount, d.unit, d.working) == (amount, unit, working)
 
 
-@pytest.mark.parametrize("text", ["", "segera", "3 minggu", "0 menit", "x jam"])
+@pytest.mark.parametrize("text", ["", "segera", "3 minggu", "0 menit", "x jam", "2 – 1 jam", "1/0 hari"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
