@@ -80,40 +80,61 @@ class SurveyReply:
         return [e.number for e in ELEMENTS if e.number not in have]
 
 
+# Lines longer than this are prose, never an answer; the bound also caps every regex's work.
+_MAX_LINE = 300
+_LETTERS = "abcd"  # the regulation's form: a = 1 ... d = 4
+
+
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold())).strip()
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+_HEAD_END = re.compile(r"[,;!(]| [-–] ")
+_TICK = re.compile(r"^(?:\[\s*+[x✓v]?\s*+\]|\(\s*+[x✓v]\s*+\)|[x✓]\s)\s*+", re.IGNORECASE)
 
 
 def _label_score(element: Element, text: str) -> int | None:
-    """The score a label names for this element ("sangat sesuai" → 4), longest label first."""
-    value = _norm(text)
+    """The score a label names for this element ("Sangat sesuai" → 4), in Indonesian or English.
+
+    The label is the whole answer, or is followed by a comma, a bracket or a dash ("Sangat
+    sesuai, terima kasih"); a label that merely starts a sentence ("Sesuai dengan ketentuan
+    ...") is prose, not an answer. A ticked box before it ("[x] Sesuai") is allowed.
+    """
+    head = _TICK.sub("", _HEAD_END.split(text.strip(), maxsplit=1)[0].strip())
+    value = _norm(head)
     if not value:
         return None
-    candidates: list[tuple[int, str]] = []
     for labels in (element.labels_id, element.labels_en):
         for score, label in enumerate(labels, start=1):
-            candidates.append((score, _norm(label)))
-    candidates.sort(key=lambda c: -len(c[1]))
-    for score, label in candidates:
-        if (
-            value == label
-            or value.startswith(label + " ")
-            or re.fullmatch(rf"(?:\[?x\]?\s*)?{re.escape(label)}", value)
-        ):
-            return score
+            if value == _norm(label):
+                return score
     return None
 
 
-# "U1: 4", "U1 = Sangat sesuai", "1. 4", "1) Sesuai", "Unsur 1 - 3", "U1. Persyaratan: 4", table cells.
+# "U1: 4", "U1 = Sangat sesuai", "1. d", "1) Sesuai", "Unsur 1 - 3", "U1. Persyaratan: 4", table cells.
 _ELEMENT_LINE = re.compile(
-    r"^(?P<prefix>U|unsur|element)?\s*(?P<n>[1-9])(?![0-9])\s*[.):=\-\t|]?\s*(?P<rest>.*)$", re.IGNORECASE
-)
-_ROW = re.compile(r"^(?P<digits>(?:[0-9]\s*[,;/\-]?\s*){9})$")
-_COMMENT = re.compile(
-    r"^(?:komentar|saran|masukan|comments?|suggestions?)"
-    r"(?:\s*(?:/|dan|and)\s*(?:saran|masukan|suggestions?))?\s*[:=\-]\s*(?P<c>.*)$",
+    r"(?P<prefix>u|unsur(?:\s++ke)?|element)?\s*+[-.]?\s*+(?P<n>[1-9])(?![0-9])\s*+[.):=\-\t|]?\s*+"
+    r"(?P<rest>.*+)",
     re.IGNORECASE,
 )
+# A score as a digit or the regulation's letter, alone or followed by its label: "4", "d",
+# "(d)", "d. Sangat sesuai", "4 - Sangat sesuai", "c (Sesuai)".
+_TOKEN = re.compile(
+    r"[\[(]?\s*+(?P<tok>[0-9]++|[a-z])(?![^\W_])\s*+[\])]?\s*+[.):=\-–]?\s*+(?P<label>.*+)",
+    re.IGNORECASE,
+)
+# Nine scores in a row on one line: "4 4 3 4 4 4 4 3 4", "443444434", "d d c d d d d c d".
+_ROW = re.compile(r"(?:[0-9][\s,;/\-]*+){9}|(?:[a-d][\s,;/\-]*+){9}", re.IGNORECASE)
+# Numbered answers side by side on one line: "1.d 2.c 3.d", "1d, 2c, 3d", "U1=4 U2=3".
+_PAIR = re.compile(
+    r"(?:u\s*+)?(?P<n>[1-9])\s*+(?P<sep>[.):=\-]?)\s*+(?P<v>[a-d]|[0-9])(?![^\W_])[\s,;]*+", re.IGNORECASE
+)
+_COMMENT = re.compile(
+    r"(?:komentar|saran|masukan|comments?|suggestions?)"
+    r"(?:\s*+(?:/|dan|and)\s*+(?:saran|masukan|suggestions?))?\s*+[:=\-]\s*+(?P<c>.*+)",
+    re.IGNORECASE,
+)
+_QUOTE_MARKS = re.compile(r"\s*+(?:>\s*+)*+")
 
 
 def _value_part(element: Element, rest: str) -> tuple[str, bool]:
@@ -136,62 +157,159 @@ def _value_part(element: Element, rest: str) -> tuple[str, bool]:
     return rest, False
 
 
-def parse_survey(text: str, html: str = "") -> SurveyReply:
-    """Read survey answers from a reply: numbered lines, `U1:` lines, a row of nine digits,
-    label texts, answers typed inside the quoted form, HTML tables.
+@dataclass(frozen=True)
+class _Read:
+    """What one answer says: a score, or (conflict) a token and a label that disagree."""
 
-    Quoted lines count only where they name a survey element (answers typed into our
-    quoted form); other quoted text, such as a numbered list in the answer, never does.
+    score: int | None
+    conflict: bool = False
+
+
+def _read_value(element: Element, value: str) -> _Read:
+    """A score from what was written for an element: a label, a digit or a letter, the latter
+    two optionally followed by their label (which must then agree: "c. Sangat sesuai" is
+    neither 3 nor 4)."""
+    value = value.strip()
+    if not value or len(value) > _MAX_LINE:
+        return _Read(None)
+    by_label = _label_score(element, value)
+    if by_label is not None:
+        return _Read(by_label)
+    m = _TOKEN.fullmatch(value)
+    if m is None:
+        return _Read(None)
+    tok = m.group("tok").casefold()
+    if tok.isdigit():
+        score = int(tok) if 1 <= int(tok) <= 4 else None
+    else:
+        score = _LETTERS.index(tok) + 1 if tok in _LETTERS else None
+    label_text = m.group("label").strip().strip(".").strip()
+    if label_text.startswith("(") and label_text.endswith(")"):
+        label_text = label_text[1:-1]
+    if score is None or not label_text:
+        return _Read(score)
+    named = _label_score(element, label_text)
+    if named is None:
+        return _Read(None)  # "1. a atau b?", "2. 3 hari kerja": prose after a number
+    return _Read(score) if named == score else _Read(None, conflict=True)
+
+
+def _pairs(line: str) -> dict[int, str] | None:
+    """`1.d 2.c 3.d` → {1: "d", 2: "c", 3: "d"}: two or more numbered answers on one line and
+    nothing else. A bare digit after a number needs a separator ("1.4"), so that "1 2 3 4" is not
+    read as two answers."""
+    found: dict[int, str] = {}
+    pos = 0
+    while pos < len(line):
+        m = _PAIR.match(line, pos)
+        if m is None:
+            return None
+        n, v = int(m.group("n")), m.group("v").casefold()
+        if n in found or (v.isdigit() and not m.group("sep")):
+            return None
+        found[n] = v
+        pos = m.end()
+    return found if len(found) >= 2 else None
+
+
+def _history_start(lines: list[str], new_text: str) -> int | None:
+    """The index of the first line of quoted history (or signature) in `lines`, given the new
+    part the quote stripper found; None when the stripper changed the text so that the two
+    cannot be lined up (the `>` marks then decide alone)."""
+    wanted = [x.strip() for x in new_text.split("\n") if x.strip()]
+    j = 0
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if not s:
+            continue
+        if j < len(wanted) and s == wanted[j]:
+            j += 1
+        elif j == len(wanted):
+            return i
+        else:
+            return None
+    return len(lines)
+
+
+def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> SurveyReply:
+    """Read survey answers from a reply: numbered lines with a digit, a letter a–d (the
+    regulation's own form) or the element's label, `U1:` lines, a row of nine scores, numbered
+    answers side by side, answers typed inside the quoted form, HTML tables.
+
+    What the applicant wrote on top counts in every form. The quoted history below it (our
+    answer with its blank form, the applicant's own question, a numbered list in our answer)
+    counts only where a line names a survey element and carries a value (an answer typed into
+    our quoted form): so a thank-you quoting the whole ticket is not a survey.
+    `new_text` is the reply's new part when the caller has it (InboundMessage.new_text);
+    otherwise it is worked out here.
     """
     scores: dict[int, int] = {}
     errors: list[SurveyError] = []
     comment = ""
-    sources = [text]
+    sources = [(text.replace("\r\n", "\n").replace("\r", "\n"), new_text)]
     if html:
-        sources.append(html_to_text(html))
-    for source in sources:
-        for raw in source.replace("\r\n", "\n").split("\n"):
-            quoted = raw.lstrip().startswith(">")
-            line = re.sub(r"^\s*(?:>\s*)+", "", raw).strip().strip("*").strip()
+        sources.append((html_to_text(html), None))
+    for source, known_new in sources:
+        lines = source.split("\n")
+        start = _history_start(lines, known_new if known_new is not None else _new_part(source))
+        for index, raw in enumerate(lines):
+            if len(raw) > _MAX_LINE:
+                continue
+            marks = _QUOTE_MARKS.match(raw)
+            quoted = ">" in (marks.group() if marks else "")
+            if start is not None and index >= start:
+                quoted = True
+            line = raw[marks.end() if marks else 0 :].strip().strip("*").strip()
             if not line or "___" in line:
                 continue  # an unanswered line of our own form
-            m = _COMMENT.match(line)
+            m = _COMMENT.fullmatch(line)
             if m:
                 comment = comment or m.group("c").strip()
                 continue
-            row = _ROW.match(line)
-            if row and not quoted and not scores:
-                digits = [int(d) for d in re.findall(r"[0-9]", row.group("digits"))]
-                scores = {i: d for i, d in enumerate(digits, start=1) if 1 <= d <= 4}
-                errors += [SurveyError(i, str(d)) for i, d in enumerate(digits, start=1) if not 1 <= d <= 4]
+            if not quoted and not scores and _ROW.fullmatch(line):
+                tokens = re.findall(r"[0-9a-d]", line.casefold())
+                for i, tok in enumerate(tokens, start=1):
+                    score = _LETTERS.index(tok) + 1 if tok in _LETTERS else int(tok)
+                    if 1 <= score <= 4:
+                        scores[i] = score
+                    else:
+                        errors.append(SurveyError(i, tok))
                 continue
-            m = _ELEMENT_LINE.match(line)
+            pairs = None if quoted else _pairs(line)
+            if pairs is not None:
+                for number, value in pairs.items():
+                    read = _read_value(ELEMENTS[number - 1], value)
+                    if read.score is not None:
+                        scores.setdefault(number, read.score)
+                    else:
+                        errors.append(SurveyError(number, value))
+                continue
+            m = _ELEMENT_LINE.fullmatch(line)
             if not m:
                 continue
             number = int(m.group("n"))
             element = ELEMENTS[number - 1]
             value, named = _value_part(element, m.group("rest"))
             targeted = named or bool(m.group("prefix"))
-            if quoted and not targeted:
+            if (quoted and not targeted) or not value:
                 continue
-            if not value:
-                continue
-            score = _score(element, value)
-            if score is not None:
-                scores.setdefault(number, score)
-            elif targeted or re.fullmatch(r"-?\d+", value.strip(" .")):
+            read = _read_value(element, value)
+            if read.score is not None:
+                scores.setdefault(number, read.score)
+            elif targeted or read.conflict or re.fullmatch(r"-?[0-9]{1,6}", value.strip(" .")):
                 errors.append(SurveyError(number, value[:40]))
     errors = [e for e in errors if e.element not in scores]
     return SurveyReply(scores, tuple(_dedupe(errors)), comment[:2000])
 
 
-def _score(element: Element, value: str) -> int | None:
-    value = value.strip().strip(".").strip()
-    m = re.fullmatch(r"\[?\s*([0-9]+)\s*\]?(?:\s*[-–:]\s*.*)?", value)
-    if m:
-        n = int(m.group(1))
-        return n if 1 <= n <= 4 else None
-    return _label_score(element, value)
+def _new_part(text: str) -> str:
+    """The reply's new part, as the intake's quote stripper sees it."""
+    from mailbot.quotes import strip_quotes
+
+    try:
+        return strip_quotes(text)
+    except Exception:  # a third-party parser on odd input: the `>` marks decide alone
+        return text
 
 
 def _dedupe(errors: Iterable[SurveyError]) -> list[SurveyError]:
@@ -214,12 +332,42 @@ GRADES = (
 )
 
 
+# The regulation's weight ("nilai penimbang"): 1 / number of elements, exactly; never 0.11.
+WEIGHT = Fraction(1, N_ELEMENTS)
+
+
+@dataclass(frozen=True)
+class ElementResult:
+    """One element over a group of surveys: who rated it, the sum, NRR and NRR tertimbang."""
+
+    element: Element
+    answered: int  # respondents who rated this element (a partial survey counts where it answers)
+    total: int  # sum of their scores
+
+    @property
+    def number(self) -> int:
+        return self.element.number
+
+    @property
+    def nrr(self) -> Fraction | None:
+        """Nilai rata-rata: sum of scores / respondents who rated it; None when nobody did."""
+        return Fraction(self.total, self.answered) if self.answered else None
+
+    @property
+    def weighted(self) -> Fraction | None:
+        """NRR tertimbang: NRR x 1/9, as the regulation's processing sheet shows per element."""
+        nrr = self.nrr
+        return None if nrr is None else nrr * WEIGHT
+
+
 @dataclass(frozen=True)
 class Ikm:
     respondents: int
     nrr: dict[int, Fraction]  # per element: sum of scores / respondents who answered it
     value: Fraction  # (sum of NRR x 1/9) x 25
     answered: dict[int, int] = field(default_factory=dict)
+    weighted: dict[int, Fraction] = field(default_factory=dict)  # NRR tertimbang: NRR x 1/9
+    elements: tuple[ElementResult, ...] = ()
 
     @property
     def rounded(self) -> Decimal:
@@ -237,32 +385,81 @@ class Ikm:
         return g[1] if language == "id" else g[2]
 
 
+@dataclass(frozen=True)
+class SurveyTally:
+    """A group of surveys, partial ones included: per element results, and the IKM when every
+    element has at least one respondent."""
+
+    respondents: int  # surveys with at least one score
+    elements: tuple[ElementResult, ...]  # all nine, in order
+
+    @property
+    def nrr(self) -> dict[int, Fraction]:
+        return {e.number: e.nrr for e in self.elements if e.nrr is not None}
+
+    @property
+    def weighted(self) -> dict[int, Fraction]:
+        return {e.number: e.weighted for e in self.elements if e.weighted is not None}
+
+    @property
+    def answered(self) -> dict[int, int]:
+        return {e.number: e.answered for e in self.elements}
+
+    @property
+    def unrated(self) -> tuple[int, ...]:
+        """Elements nobody in the group rated: their NRR is undefined, and so is the IKM."""
+        return tuple(e.number for e in self.elements if not e.answered)
+
+    @property
+    def ikm(self) -> Ikm | None:
+        """IKM = (sum of NRR x 1/9) x 25 over the nine elements.
+
+        None without respondents, and None while an element has no respondent at all: the
+        regulation weighs nine NRRs by 1/9 each, and neither a sum over eight (an understated
+        IKM, up to 11 points low) nor re-weighting by 1/8 (a different formula) is its IKM.
+        The NRRs that exist are still in `elements` for the report to show.
+        """
+        if not self.respondents or self.unrated:
+            return None
+        weighted = self.weighted
+        value = sum(weighted.values(), Fraction(0)) * 25
+        return Ikm(self.respondents, self.nrr, value, self.answered, weighted, self.elements)
+
+
+def tally_surveys(responses: Iterable[Mapping[int, int]]) -> SurveyTally:
+    """Per element sums and counts over survey responses (element number -> score 1..4); a
+    partial survey counts in the elements it answers, an empty one not at all."""
+    totals = dict.fromkeys(range(1, N_ELEMENTS + 1), 0)
+    counts = dict.fromkeys(range(1, N_ELEMENTS + 1), 0)
+    respondents = 0
+    for response in responses:
+        if not response:
+            continue
+        respondents += 1
+        for number, score in response.items():
+            if number not in totals:
+                raise ValueError(f"element {number} is not one of 1–{N_ELEMENTS}")
+            if not 1 <= score <= 4:
+                raise ValueError(f"score {score} for element {number} is outside 1–4")
+            totals[number] += score
+            counts[number] += 1
+    return SurveyTally(
+        respondents, tuple(ElementResult(e, counts[e.number], totals[e.number]) for e in ELEMENTS)
+    )
+
+
+def compute_ikm(responses: Iterable[Mapping[int, int]]) -> Ikm | None:
+    """IKM over survey responses, partial ones included; None without respondents or while an
+    element has none (see SurveyTally.ikm)."""
+    return tally_surveys(responses).ikm
+
+
 def grade(value: Decimal) -> tuple[str, str, str]:
     """(letter, Indonesian label, English label) for an IKM on the 25–100 scale."""
     for bound, letter, label_id, label_en in GRADES:
         if value >= bound:
             return letter, label_id, label_en
     return "D", "Tidak Baik", "Not good"
-
-
-def compute_ikm(responses: Iterable[Mapping[int, int]]) -> Ikm | None:
-    """IKM over survey responses; None without any. An element nobody answered counts as absent
-    from the sum only if no respondent answered it at all (its NRR is then undefined)."""
-    totals = dict.fromkeys(range(1, N_ELEMENTS + 1), 0)
-    counts = dict.fromkeys(range(1, N_ELEMENTS + 1), 0)
-    respondents = 0
-    for response in responses:
-        respondents += 1
-        for number, score in response.items():
-            if not 1 <= score <= 4:
-                raise ValueError(f"score {score} for element {number} is outside 1–4")
-            totals[number] += score
-            counts[number] += 1
-    if respondents == 0:
-        return None
-    nrr = {n: Fraction(totals[n], counts[n]) for n in totals if counts[n]}
-    value = sum((v * Fraction(1, N_ELEMENTS) for v in nrr.values()), Fraction(0)) * 25
-    return Ikm(respondents, nrr, value, counts)
 
 
 def ikm_from_value(value: Fraction) -> Ikm:

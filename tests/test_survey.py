@@ -123,8 +123,13 @@ def test_exact_one_ninth_not_0_11() -> None:
 
 
 def test_nrr_counts_only_those_who_answered_an_element() -> None:
-    ikm = compute_ikm([{1: 4, 2: 2}, {1: 2}])
-    assert ikm is not None and ikm.nrr == {1: Fraction(3), 2: Fraction(2)} and ikm.answered[2] == 1
+    # An 8-of-9 survey counts in the eight elements it answers: U9 averages over one respondent.
+    ikm = compute_ikm([{**ALL4, 9: 2}, dict.fromkeys(range(1, 9), 2)])
+    assert ikm is not None and ikm.respondents == 2
+    assert ikm.nrr == {**dict.fromkeys(range(1, 9), Fraction(3)), 9: Fraction(2)}
+    assert ikm.answered == {**dict.fromkeys(range(1, 9), 2), 9: 1}
+    # (8 x 3 + 2) x 1/9 x 25 = 72.22 (C)
+    assert ikm.value == Fraction(26 * 25, 9) and ikm.rounded == Decimal("72.22") and ikm.grade == "C"
 
 
 def test_no_respondents() -> None:
