@@ -219,3 +219,120 @@ def test_step_durations(text: str, amount: float, unit: str, working: bool) -> N
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def _profile_with(tmp_path: Path, steps: str) -> Path:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "p.toml").write_text(f'id = "sop-x"\ntitle = "X"\n{steps}')
+    return folder
+
+
+def test_an_unreadable_duration_names_the_step_and_the_profile(tmp_path: Path) -> None:
+    from mailbot.config import load_profiles
+
+    folder = _profile_with(
+        tmp_path,
+        '[[steps]]\nid = "assign"\ntitle = "A"\nactor = "head"\nduration = "1 Hari Kerja"\n'
+        '[[steps]]\nid = "review"\ntitle = "B"\nactor = "consultant"\nduration = "segera"\n',
+    )
+    profiles, problems = load_profiles(folder)
+    assert not profiles and len(problems) == 1
+    key, message = problems[0]
+    assert key == "p.toml: steps.1.duration"
+    assert "step 'review' of profile 'sop-x'" in message and "segera" in message
+
+
+def test_every_shipped_sop_time_reads_as_the_sop_writes_it() -> None:
+    from mailbot.config import load_profiles
+
+    profiles, problems = load_profiles(PROFILES)
+    assert not problems
+    review = {p: {s.id: s.deadline for s in prof.steps} for p, prof in profiles.items()}
+    assert review["sop-004"]["review"].text == "1 – 2 jam" and review["sop-004"]["review"].amount == 2
+    assert review["sop-001"]["archive"].amount == 0.5 and review["sop-001"]["archive"].working
+    assert not review["sop-000"]["review"].working  # 1 x 24 jam
+    assert all(
+        d.working for p, steps in review.items() for s, d in steps.items() if (p, s) != ("sop-000", "review")
+    )
+
+
+def test_a_step_can_run_on_the_wall_clock() -> None:
+    from mailbot.config import Step
+
+    step = Step(id="x", title="X", actor="head", duration="2 jam", clock="wall")
+    assert not step.deadline.working and step.deadline.wall_clock().total_seconds() == 7200
+
+
+def test_office_hours_and_dated_periods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from mailbot.deadlines import work_calendar
+
+    monkeypatch.setenv("MAILBOT_SECRET", "x" * 32)
+    path = write_config(
+        tmp_path,
+        database_url="sqlite:///:memory:",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        extra="""
+[office_hours]
+days = ["senin", "selasa", "rabu", "kamis", "jumat", "sabtu"]
+hours = ["08:00", "16:00"]
+breaks = [["12:00", "13:00"]]
+friday_hours = ["08:00", "16:30"]
+friday_breaks = [["11:30", "13:00"]]
+
+[[office_hours.periods]]
+name = "Test period"
+source = "a circular"
+first_day = 2027-02-08
+last_day = 2027-02-12
+hours = ["09:00", "14:00"]
+""",
+    )
+    config = load_config(path, create_secret=False)
+    cal = work_calendar(config)
+    wib = ZoneInfo("Asia/Jakarta")
+    assert cal.hours_on(date(2026, 11, 16))[0] == ((time(8), time(12)), (time(13), time(16)))
+    assert cal.is_working_day(date(2026, 11, 21))  # this office opens on Saturdays
+    assert not cal.is_open(datetime(2026, 11, 16, 7, 45, tzinfo=wib))
+    assert not cal.is_open(datetime(2026, 11, 20, 12, 30, tzinfo=wib))  # Friday's longer break
+    assert cal.is_open(datetime(2027, 2, 9, 13, 30, tzinfo=wib))  # no break in the period
+    assert not cal.is_open(datetime(2027, 2, 9, 14, 30, tzinfo=wib))
+    # The office's own hours without Friday hours: Friday is like the other days.
+    path.write_text(
+        path.read_text()
+        .replace('friday_hours = ["08:00", "16:30"]\n', "")
+        .replace('friday_breaks = [["11:30", "13:00"]]\n', "")
+    )
+    cal = work_calendar(load_config(path, create_secret=False))
+    assert cal.is_open(datetime(2026, 11, 20, 11, 45, tzinfo=wib))
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ('hours = ["16:00", "08:00"]', "the end must come after the start"),
+        ('breaks = [["07:00", "09:00"]]', "must lie inside the hours"),
+        ('days = ["someday"]', "office_hours.days.0"),
+        (
+            '[[office_hours.periods]]\nname = "a"\nfirst_day = 2027-02-08\nlast_day = 2027-02-10\n'
+            'hours = ["08:00", "15:00"]\n[[office_hours.periods]]\nname = "b"\n'
+            'first_day = 2027-02-10\nlast_day = 2027-02-12\nhours = ["08:00", "15:00"]',
+            "overlap",
+        ),
+    ],
+)
+def test_bad_office_hours(tmp_path: Path, table: str, needle: str) -> None:
+    path = write_config(
+        tmp_path,
+        database_url="sqlite:///:memory:",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        extra=f"[office_hours]\n{table}\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path, create_secret=False)
+    assert needle in str(err.value)

@@ -110,3 +110,35 @@ def test_week_has_37_and_a_half_hours() -> None:
     cal = make_calendar("Asia/Jakarta")
     week = cal.working_between(at(WIB, 2026, 11, 16, 0, 0), at(WIB, 2026, 11, 23, 0, 0))
     assert week == timedelta(hours=37, minutes=30)
+
+
+def test_cuti_bersama_of_2026_and_2027_are_known() -> None:
+    from mailbot.sla import has_cuti_bersama
+
+    assert has_cuti_bersama(2026) and has_cuti_bersama(2027)
+    cal = make_calendar("Asia/Jakarta")
+    assert not cal.is_working_day(date(2026, 12, 24)) and not cal.is_working_day(date(2027, 3, 9))
+    # Wednesday 23 December 2026 15:45 + 30 office minutes: 15 that day, 15 on Monday 28th.
+    assert cal.deadline(at(WIB, 2026, 12, 23, 15, 45), parse_duration("30 menit")) == at(
+        WIB, 2026, 12, 28, 7, 45
+    )
+
+
+def test_minutes_and_hours_are_office_time_unless_24_jam() -> None:
+    cal = make_calendar("Asia/Jakarta")
+    saturday = at(WIB, 2026, 11, 21, 10, 0)
+    assert cal.deadline(saturday, parse_duration("10 menit")) == at(WIB, 2026, 11, 23, 7, 40)
+    assert cal.deadline(saturday, parse_duration("1 x 24 jam")) == saturday + timedelta(hours=24)
+    assert cal.deadline(at(WIB, 2026, 11, 16, 11, 0), parse_duration("2 jam")) == at(WIB, 2026, 11, 16, 14, 0)
+
+
+def test_a_dated_period_has_its_own_hours() -> None:
+    from datetime import time
+
+    from mailbot.sla import HoursPeriod
+
+    short = {d: ((time(8, 0), time(15, 0)),) for d in range(5)}
+    cal = make_calendar("Asia/Jakarta", periods=[HoursPeriod(date(2027, 2, 8), date(2027, 2, 12), short)])
+    # Monday 8 Feb 2027 14:30 + 1 office hour: 30 min to 15:00, then 08:00-08:30 on Tuesday.
+    assert cal.deadline(at(WIB, 2027, 2, 8, 14, 30), parse_duration("1 jam")) == at(WIB, 2027, 2, 9, 8, 30)
+    assert cal.is_open(at(WIB, 2027, 2, 8, 12, 30)) and not cal.is_open(at(WIB, 2027, 2, 15, 12, 30))

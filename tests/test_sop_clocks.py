@@ -1,0 +1,227 @@
+"""Each SOP profile walked step by step on a moving clock (issue #20): every step runs on its own
+clock (office minutes and hours; "1 x 24 jam" on the wall clock) across a weekend, the midday
+break, a Friday afternoon in WIT and cuti bersama, and no reminder or escalation is mailed
+outside office hours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from mailbot import models
+from mailbot.app import App, create_app
+from mailbot.config import load_config
+from mailbot.sla import has_cuti_bersama
+from tests.conftest import Clock, request_mail, write_config
+from tests.desk import BUDI, HEAD, HEAD2, IRBAN2, SECRETARIAT, STAFF, VENDOR, Desk
+
+WIB = ZoneInfo("Asia/Jakarta")
+WIT = ZoneInfo("Asia/Jayapura")
+
+
+@dataclass(frozen=True)
+class Do:
+    """At `at` (office time), `sender` answers the last mail of `kind` to them with `text`
+    (None: the applicant's request arrives); then the ticket runs `step`, due at `due`."""
+
+    at: tuple[int, ...]
+    sender: str | None
+    kind: str
+    text: str
+    step: str
+    due: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class Walk:
+    profile: str
+    tz: ZoneInfo
+    actions: list[Do]
+    until: tuple[int, ...]  # the clock runs on to here after the last action
+    # (kind, recipient, office time it is queued): every reminder and escalation of the walk.
+    notices: list[tuple[str, str, tuple[int, ...]]]
+    late: bool  # the period report's view: some step escalated
+
+
+WALKS = [
+    # SOP 002, WIB. The issue's case: a request on Saturday 10:00 is not escalated on Saturday;
+    # the head's 10 minutes run from Monday 07:30.
+    Walk(
+        "sop-002",
+        WIB,
+        [
+            Do((2026, 11, 21, 10, 0), None, "", "", "assign", (2026, 11, 23, 7, 40)),
+            Do((2026, 11, 23, 7, 35), HEAD, "notify", "ASSIGN Budi Santoso", "review", (2026, 11, 26, 7, 35)),
+        ],
+        (2026, 11, 27, 12, 0),
+        [
+            # 75 % of 3 working days (16 h 52.5 min of office time) from Monday 07:35.
+            ("reminder", BUDI, (2026, 11, 25, 9, 27, 30)),
+            ("escalation", HEAD, (2026, 11, 26, 7, 35)),
+            ("escalation", HEAD2, (2026, 11, 26, 7, 35)),
+        ],
+        True,
+    ),
+    # SOP 001, WIB, across the midday break: 2 office hours from Monday 11:00 end at 14:00.
+    Walk(
+        "sop-001",
+        WIB,
+        [
+            Do((2026, 11, 16, 11, 0), None, "", "", "assign", (2026, 11, 16, 14, 0)),
+            Do(
+                (2026, 11, 16, 13, 50),
+                SECRETARIAT,
+                "notify",
+                "ASSIGN Budi Santoso",
+                "review",
+                (2026, 11, 17, 13, 50),
+            ),
+            Do((2026, 11, 17, 11, 0), BUDI, "assign", "ANSWER\nJawaban konsultan.", "", None),
+        ],
+        (2026, 11, 18, 12, 0),
+        [
+            # 75 % of 2 office hours = 90 minutes from 11:00: an hour before the break, 30 after it.
+            ("reminder", SECRETARIAT, (2026, 11, 16, 13, 30)),
+            # 75 % of a working day (5 h 37.5 min) from Monday 13:50; answered at 11:00, in time.
+            ("reminder", BUDI, (2026, 11, 17, 10, 57, 30)),
+        ],
+        False,
+    ),
+    # SOP 004, WIT (Asia/Jayapura), a Friday afternoon: Friday closes at 16:30, the Irban's hour
+    # ends on Monday; the auditor's own 1 – 2 hours start at the ASSIGN that names the auditor.
+    Walk(
+        "sop-004",
+        WIT,
+        [
+            Do((2026, 11, 20, 16, 0), None, "", "", "assign", (2026, 11, 20, 16, 10)),
+            Do(
+                (2026, 11, 20, 16, 5),
+                HEAD,
+                "notify",
+                "ASSIGN Irban II",
+                "assign_auditor",
+                (2026, 11, 23, 8, 5),
+            ),
+            Do(
+                (2026, 11, 23, 8, 0), IRBAN2, "assign", "ASSIGN Budi Santoso", "review", (2026, 11, 23, 10, 0)
+            ),
+        ],
+        (2026, 11, 23, 16, 0),
+        [
+            ("reminder", IRBAN2, (2026, 11, 23, 7, 50)),  # 45 office minutes: 25 on Friday, 20 on Monday
+            ("reminder", BUDI, (2026, 11, 23, 9, 30)),
+            ("escalation", HEAD, (2026, 11, 23, 10, 0)),
+            ("escalation", HEAD2, (2026, 11, 23, 10, 0)),
+        ],
+        True,
+    ),
+    # SOP 003, WIB, across Christmas cuti bersama (24 December 2026), Christmas and a weekend.
+    Walk(
+        "sop-003",
+        WIB,
+        [
+            Do((2026, 12, 23, 15, 45), None, "", "", "assign", (2026, 12, 28, 7, 45)),
+            Do(
+                (2026, 12, 28, 7, 40),
+                SECRETARIAT,
+                "notify",
+                "TERUSKAN vendor jaringan",
+                "vendor",
+                (2026, 12, 29, 7, 40),
+            ),
+        ],
+        (2026, 12, 29, 9, 0),
+        [
+            ("reminder", SECRETARIAT, (2026, 12, 28, 7, 37, 30)),  # 22.5 office minutes in
+            ("reminder", VENDOR, (2026, 12, 28, 14, 17, 30)),  # 5 h 37.5 min, the break left out
+            ("escalation", HEAD, (2026, 12, 29, 7, 40)),
+            ("escalation", HEAD2, (2026, 12, 29, 7, 40)),
+        ],
+        True,
+    ),
+    # SOP 000, WIB: the secretariat's normative answer runs on the "1 x 24 jam" answer step, on
+    # the wall clock. Due on Saturday 14:00: recorded late then, the escalation mailed at the next
+    # opening: Monday 8 March 2027 is Nyepi, then cuti bersama and Idul Fitri to Monday 15 March.
+    Walk(
+        "sop-000",
+        WIB,
+        [
+            Do((2027, 3, 5, 14, 0), None, "", "", "review", (2027, 3, 6, 14, 0)),
+            Do((2027, 3, 16, 9, 0), SECRETARIAT, "notify", "JAWAB\nJawaban normatif.", "", None),
+        ],
+        (2027, 3, 16, 12, 0),
+        [("escalation", HEAD, (2027, 3, 16, 7, 30)), ("escalation", HEAD2, (2027, 3, 16, 7, 30))],
+        True,
+    ),
+]
+
+
+def _app(tmp_path: Path, clock: Clock, profile: str, tz: ZoneInfo) -> App:
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        staff=STAFF,
+        profile=profile,
+        daily_digest=False,
+    )
+    path.write_text(path.read_text().replace('timezone = "Asia/Jakarta"', f'timezone = "{tz.key}"'))
+    return create_app(load_config(path), clock=clock)
+
+
+def _sweep_until(desk: Desk, clock: Clock, until: datetime) -> None:
+    """Sweep when the ticket asks to be looked at (as the minute scheduler would) and at least
+    every 20 minutes besides, so that a mail sent at the wrong time would be caught."""
+    while clock.now < until:
+        step = clock.now + timedelta(minutes=20)
+        ticket = desk.ticket()
+        if (
+            ticket is not None
+            and ticket.next_check_at is not None
+            and clock.now < ticket.next_check_at < step
+        ):
+            step = ticket.next_check_at
+        clock.now = min(step, until)
+        desk.app.sweep_deadlines()
+
+
+@pytest.mark.parametrize("walk", WALKS, ids=[w.profile for w in WALKS])
+def test_walk_through_the_steps(walk: Walk, tmp_path: Path, clock: Clock) -> None:
+    assert has_cuti_bersama(2026) and has_cuti_bersama(2027), "holidays lacks the cuti bersama"
+    local: Callable[[tuple[int, ...]], datetime] = lambda t: datetime(*t, tzinfo=walk.tz)  # noqa: E731
+    clock.now = local(walk.actions[0].at)
+    app = _app(tmp_path, clock, walk.profile, walk.tz)
+    try:
+        desk = Desk(app)
+        cal = app.deadlines.calendar
+        for do in walk.actions:
+            _sweep_until(desk, clock, local(do.at))
+            if do.sender is None:
+                desk.deliver(request_mail())
+            else:
+                desk.reply(desk.last(do.sender, do.kind), do.sender, do.text)
+            ticket = desk.ticket()
+            assert ticket.step == do.step, (do, ticket.state)
+            assert ticket.due_at == (local(do.due) if do.due else None), (do.step, ticket.due_at)
+        _sweep_until(desk, clock, local(walk.until))
+
+        notices = [m for m in desk.outbox() if m.kind in ("reminder", "escalation")]
+        for m in notices:
+            assert cal.is_open(m.created_at), (
+                f"{m.kind} to {m.recipient} at {m.created_at.astimezone(walk.tz)}"
+            )
+        got = [(m.kind, m.recipient, m.created_at) for m in notices]
+        want = [(kind, to, local(t)) for kind, to, t in walk.notices]
+        assert got == want
+        with app.sessions() as s:
+            escalated = s.execute(select(models.Notice).where(models.Notice.kind == "escalation")).first()
+        assert (escalated is not None) is walk.late
+    finally:
+        app.close()
