@@ -6,19 +6,64 @@ A refusal is a code the transcript template explains.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 
 from mailbot.commands import Verb
 from mailbot.config import Profile, StaffMember
-from mailbot.workflow import State
+from mailbot.workflow import OPEN_STATES, State
 
 # Commands that need no ticket.
 GLOBAL_VERBS = frozenset({Verb.HELP, Verb.LIST})
-# Commands any active staff member may give on a ticket whose thread they are in.
-ANY_STAFF = frozenset({Verb.STATUS, Verb.NOTE, Verb.HELP, Verb.LIST})
-# Commands of whoever leads the service (the first level of the delegation chain) and the secretariat.
-LEAD_ONLY = frozenset({Verb.URGENT, Verb.EXTEND, Verb.CLOSE, Verb.REJECT, Verb.REOPEN})
+# Commands that change nothing (they may be given in any state).
+READ_ONLY = frozenset({Verb.STATUS, Verb.HELP, Verb.LIST})
+
+
+class Standing(enum.StrEnum):
+    """Where a staff member stands towards one ticket: the rows of the table below."""
+
+    LEAD = "lead"  # the first level of the delegation chain, the head, the secretariat
+    ASSIGNEE = "assignee"  # the person the ticket is assigned to now (not a vendor)
+    STAFF = "staff"  # any other staff member of the profile
+    VENDOR = "vendor"  # a service provider (SOP 003): reports by plain reply, never commands
+
+
+# The one authorization table: verb -> standing -> who may give it, as a condition on the
+# delegation level and the ticket's state (None: refused with that code). Conditions:
+#   "yes"        allowed;
+#   "delegates"  only from a level that can delegate further (not the last of the chain);
+#   "open"       only while the ticket is open (a done ticket is not extended or flagged);
+#   "sec_answer" the secretariat of a profile whose secretariat answers (SOP 000).
+# State changes are checked once more against the workflow's transition table.
+_LEAD, _ASSIGNEE, _STAFF = Standing.LEAD, Standing.ASSIGNEE, Standing.STAFF
+AUTHZ: dict[Verb, dict[Standing, str]] = {
+    Verb.HELP: {_LEAD: "yes", _ASSIGNEE: "yes", _STAFF: "yes"},
+    Verb.LIST: {_LEAD: "yes", _ASSIGNEE: "yes", _STAFF: "yes"},
+    Verb.STATUS: {_LEAD: "yes", _ASSIGNEE: "yes", _STAFF: "yes"},
+    Verb.NOTE: {_LEAD: "yes", _ASSIGNEE: "yes", _STAFF: "yes"},
+    Verb.URGENT: {_LEAD: "open"},
+    Verb.EXTEND: {_LEAD: "open"},
+    Verb.CLOSE: {_LEAD: "yes"},
+    Verb.REJECT: {_LEAD: "yes"},
+    Verb.REOPEN: {_LEAD: "yes"},
+    Verb.ASSIGN: {_LEAD: "delegates", _ASSIGNEE: "delegates"},
+    Verb.FORWARD: {_LEAD: "vendors", _ASSIGNEE: "vendors"},
+    Verb.REQUEST_INFO: {_LEAD: "yes", _ASSIGNEE: "yes"},
+    Verb.ANSWER: {_ASSIGNEE: "yes", _LEAD: "sec_answer", _STAFF: "sec_answer"},
+}
+# Why a standing without a cell is refused, per verb (the transcript explains each code).
+_NO_CELL = {
+    Verb.URGENT: "role_lead_only",
+    Verb.EXTEND: "role_lead_only",
+    Verb.CLOSE: "role_lead_only",
+    Verb.REJECT: "role_lead_only",
+    Verb.REOPEN: "role_lead_only",
+    Verb.ASSIGN: "not_your_ticket",
+    Verb.FORWARD: "not_your_ticket",
+    Verb.REQUEST_INFO: "not_your_ticket",
+    Verb.ANSWER: "answer_not_allowed",
+}
 
 
 @dataclass(frozen=True)
@@ -36,39 +81,48 @@ def level(profile: Profile, role: str) -> int | None:
 
 
 def is_lead(profile: Profile, member: StaffMember) -> bool:
-    return level(profile, member.role) == 0 or member.role in ("secretariat", "head")
+    return member.role != "vendor" and (
+        level(profile, member.role) == 0 or member.role in ("secretariat", "head")
+    )
 
 
-def may(verb: Verb, member: StaffMember, ticket: TicketFacts, profile: Profile) -> str | None:
-    """None when `member` may give `verb` on this ticket, else the refusal code."""
-    if verb in ANY_STAFF:
-        return None
-    if member.profiles and profile.id not in member.profiles:
+def standing(member: StaffMember, ticket: TicketFacts | None, profile: Profile) -> Standing:
+    if member.role == "vendor":
+        return Standing.VENDOR
+    if is_lead(profile, member):
+        return Standing.LEAD
+    if ticket is not None and ticket.assignee_email is not None and ticket.assignee_email in member.emails:
+        return Standing.ASSIGNEE
+    return Standing.STAFF
+
+
+def may(verb: Verb, member: StaffMember, ticket: TicketFacts | None, profile: Profile) -> str | None:
+    """None when `member` may give `verb` (on this ticket, if any), else the refusal code."""
+    where = standing(member, ticket, profile)
+    if where is Standing.VENDOR:
+        # SOP 003: the vendor reports to the team, who answer the applicant. A vendor's
+        # command would act on the applicant from the office's address.
+        return "vendor_reports_only"
+    if verb not in READ_ONLY and member.profiles and profile.id not in member.profiles:
         return "not_in_profile"
-    assignee = ticket.assignee_email is not None and ticket.assignee_email in member.emails
-    lead = is_lead(profile, member)
-    if verb in LEAD_ONLY:
-        return None if lead else "role_lead_only"
-    if verb is Verb.ASSIGN:
+    cell = AUTHZ[verb].get(where)
+    if cell is None:
+        return _NO_CELL.get(verb, "role_lead_only")
+    return _condition(cell, member, ticket, profile)
+
+
+def _condition(cell: str, member: StaffMember, ticket: TicketFacts | None, profile: Profile) -> str | None:
+    """The refusal code of a table cell's condition, or None when it holds."""
+    if cell == "delegates":
         mine = level(profile, member.role)
-        if mine is None or mine >= len(profile.delegation) - 1:
-            return "role_cannot_assign"
-        return None if lead or assignee else "not_your_ticket"
-    if verb is Verb.ANSWER:
-        if assignee:
-            return None
-        if member.role == "secretariat" and profile.secretariat_answers:
-            return None
-        if member.role == "vendor":
-            return "not_your_ticket"
-        return "answer_not_allowed"
-    if verb is Verb.FORWARD:
-        if not profile.vendors:
-            return "no_vendors_in_profile"
-        return None if lead or assignee else "not_your_ticket"
-    if verb is Verb.REQUEST_INFO:
-        return None if lead or assignee else "not_your_ticket"
-    return "unknown"
+        return "role_cannot_assign" if mine is None or mine >= len(profile.delegation) - 1 else None
+    if cell == "vendors":
+        return None if profile.vendors else "no_vendors_in_profile"
+    if cell == "open":
+        return "bad_state" if ticket is not None and ticket.state not in OPEN_STATES else None
+    if cell == "sec_answer":
+        return None if member.role == "secretariat" and profile.secretariat_answers else "answer_not_allowed"
+    return None
 
 
 def can_receive(profile: Profile, assigner: StaffMember, target: StaffMember) -> str | None:

@@ -192,7 +192,9 @@ def classify(
     if thread is not None:
         if sender_is_staff:
             return Classification(Kind.STAFF_REPLY, f"staff reply in ticket thread ({thread.via})")
-        if thread.applicant_email in (sender, msg.reply_address):
+        # Trust boundary: the applicant is the From address (bound to our signed token where
+        # there is one), never whoever a Reply-To names: anyone can write any Reply-To.
+        if sender and thread.applicant_email == sender:
             return Classification(Kind.FOLLOW_UP, f"applicant follow-up ({thread.via})")
         if thread.via != "subject":
             return Classification(Kind.THIRD_PARTY, f"another sender in the ticket thread ({thread.via})")

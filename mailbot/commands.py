@@ -79,13 +79,22 @@ NEEDS_ARGUMENT = {
     Verb.CLOSE,
     Verb.REJECT,
 }
-TAKES_NO_ARGUMENT = {Verb.URGENT, Verb.REOPEN, Verb.STATUS, Verb.LIST, Verb.HELP}
+TAKES_NO_ARGUMENT_VERBS = (Verb.URGENT, Verb.REOPEN, Verb.STATUS, Verb.LIST, Verb.HELP)
+TAKES_NO_ARGUMENT = set(TAKES_NO_ARGUMENT_VERBS)
 MAX_EXTEND_DAYS = 30
 
-# Verbs are written in capitals, as the help text shows: an answer that happens to start
-# with "Status kepegawaian …" or "Catatan: …" is prose, not a command.
-_TWO_WORDS = re.compile(r"^\s*[*_]*([A-Z]+)[-_ ]([A-Z]+)\b[*_]*[ \t]*:?[ \t]*(.*?)\s*$")
-_ONE_WORD = re.compile(r"^\s*[*_]*([A-Z]+)\b[*_]*[ \t]*:?[ \t]*(.*?)\s*$")
+# A verb in capitals is a command, as the help text shows. People also write "Tugaskan Budi",
+# "assign budi" or "Jawab": a verb in any other case is a command when the line has the verb's
+# own shape (nothing after a verb that takes nothing, a name after ASSIGN, days after EXTEND).
+# Free-text verbs (NOTE, CLOSE, REJECT, REQUEST-INFO) count only in capitals: an answer that
+# starts "Catatan: …" or "Selesai saya telaah, …" is prose, not a command.
+# Linear: possessive quantifiers, and lines are cut to MAX_LINE before matching.
+MAX_LINE = 1000
+_VERB = re.compile(r"[ \t]*+[*_]*+([A-Za-z]++)(?:[-_ ]([A-Za-z]++))?+")
+_ARG = re.compile(r"[*_]*+[ \t]*+:?+[ \t]*+")
+_NAME = re.compile(r"[^\W\d_][\w.'\- ]{0,60}", re.UNICODE)
+_DAYS = re.compile(r"(\d{1,3})(?:\s*(?:hari kerja|hari|days?|working days?))?", re.IGNORECASE)
+_ANY_CASE = {Verb.ASSIGN, Verb.FORWARD, Verb.EXTEND, Verb.ANSWER, *TAKES_NO_ARGUMENT_VERBS}
 
 
 @dataclass(frozen=True)
@@ -117,18 +126,68 @@ def _verb(word: str) -> Verb | None:
     return ALIASES.get(re.sub(r"[\s_]+", "-", word.strip().upper()))
 
 
-def _command_line(line: str) -> tuple[Verb, str] | None:
-    m = _TWO_WORDS.match(line)
-    if m:
-        verb = _verb(f"{m.group(1)}-{m.group(2)}")
+@dataclass(frozen=True)
+class _Hit:
+    verb: Verb
+    arg: str
+    capitals: bool  # the verb was written in capitals
+
+
+def _command_line(line: str) -> _Hit | None:
+    """The verb a line starts with (any case), and what follows it."""
+    line = line[:MAX_LINE]
+    m = _VERB.match(line)
+    if not m:
+        return None
+    first, second = m.group(1), m.group(2)
+    if second:
+        verb = _verb(f"{first}-{second}")
         if verb is not None:
-            return verb, m.group(3)
-    m = _ONE_WORD.match(line)
-    if m:
-        verb = _verb(m.group(1))
-        if verb is not None:
-            return verb, m.group(2)
-    return None
+            written, rest = f"{first}{second}", line[m.end() :]
+            return _Hit(verb, _clean_arg(rest), written.isupper())
+    verb = _verb(first)
+    if verb is None:
+        return None
+    rest = line[m.start(1) + len(first) :]
+    if rest[:1].isalnum():
+        return None
+    return _Hit(verb, _clean_arg(rest), first.isupper())
+
+
+def _clean_arg(rest: str) -> str:
+    rest = rest[_ARG.match(rest).end() :]  # type: ignore[union-attr]  # matches the empty string too
+    return rest.strip().strip("*_").strip()
+
+
+def _shaped(hit: _Hit) -> bool:
+    """Does a verb written in lower or mixed case stand as a command (see above)?"""
+    if hit.verb not in _ANY_CASE:
+        return False
+    arg = hit.arg.rstrip(".!").strip()
+    if hit.verb in TAKES_NO_ARGUMENT or hit.verb is Verb.ANSWER:
+        return not arg
+    if hit.verb is Verb.EXTEND:
+        return _DAYS.fullmatch(arg) is not None
+    return bool(arg) and len(arg.split()) <= 6 and _NAME.fullmatch(arg) is not None
+
+
+def _near_verb(line: str) -> bool:
+    """A first word in capitals one letter away from a verb ("ASIGN", "JAWABB"): a command
+    mistyped, which deserves a transcript rather than silence."""
+    m = _VERB.match(line[:MAX_LINE])
+    if not m or not m.group(1).isupper() or len(m.group(1)) < 4:
+        return False
+    word = m.group(1)
+    return any(_one_edit(word, alias) for alias in ALIASES if "-" not in alias)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def parse_commands(text: str) -> ParsedCommands:
@@ -136,23 +195,35 @@ def parse_commands(text: str) -> ParsedCommands:
     errors: list[CommandError] = []
     lines = text.replace("\r\n", "\n").split("\n")
     index = 0
+    first = True
     while index < len(lines):
         line = lines[index]
         if not line.strip():
             index += 1
             continue
         hit = _command_line(line)
-        if hit is None:
-            break
-        verb, arg = hit
         clean = line.strip()[:200]
+        alone = first and not any(x.strip() for x in lines[index + 1 :])
+        if hit is not None and not hit.capitals and not _shaped(hit):
+            if alone and hit.verb in NEEDS_ARGUMENT and not hit.arg:
+                # "assign" or "Tugaskan" and nothing else: meant as a command, but incomplete.
+                errors.append(CommandError(clean, "missing_argument"))
+                index += 1
+            break
+        if hit is None:
+            if first and _near_verb(line):
+                errors.append(CommandError(clean, "unknown_command"))
+                index += 1
+            break
+        first = False
+        verb, arg = hit.verb, hit.arg
         index += 1
         if verb in NEEDS_ARGUMENT and not arg:
             errors.append(CommandError(clean, "missing_argument"))
-        elif verb in TAKES_NO_ARGUMENT and arg:
+        elif verb in TAKES_NO_ARGUMENT and arg.rstrip(".!"):
             errors.append(CommandError(clean, "unexpected_argument"))
         elif verb is Verb.EXTEND:
-            m = re.fullmatch(r"(\d{1,3})(?:\s*(?:hari|days?|hari kerja|working days?))?", arg, re.IGNORECASE)
+            m = _DAYS.fullmatch(arg)
             if not m or not 1 <= int(m.group(1)) <= MAX_EXTEND_DAYS:
                 errors.append(CommandError(clean, "bad_days"))
             else:
@@ -163,7 +234,7 @@ def parse_commands(text: str) -> ParsedCommands:
             commands.append(Command(verb, body, clean))
             return ParsedCommands(tuple(commands), tuple(errors), body)
         else:
-            commands.append(Command(verb, arg, clean))
+            commands.append(Command(verb, arg.rstrip() if verb in NEEDS_ARGUMENT else "", clean))
     body = "\n".join(lines[index:]).strip()
     return ParsedCommands(tuple(commands), tuple(errors), body)
 

@@ -95,11 +95,24 @@ class Dispatcher:
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
         )
-        lines, plans = self._check(session, msg, member, ticket, thread, parsed, profile)
+        lines, plans = self._check(session, msg, member, ticket, thread, parsed, profile, now)
+        signature = [f"{p.command.verb.value} {p.command.arg}".strip() for p in plans]
+        answered = thread.answered if thread is not None and thread.via == "token" else ""
+        if ticket is not None and answered and self._repeated(ticket, answered, signature):
+            # The same commands answering the same mail of ours: a copy (a resend, a new
+            # Message-ID on the same text), never a second execution.
+            lines = [Line(x.line, False, "repeat") for x in lines]
+            plans = []
         executed = bool(plans) and all(line.ok for line in lines)
         if executed:
             assert ticket is not None or all(p.command.verb in GLOBAL_VERBS for p in plans)
-            lines = [self._execute(session, row, msg, member, ticket, profile, plan, now) for plan in plans]
+            # Notes, flags and extensions first, whatever the order written: the mails that a
+            # state change sends (the Surat Tugas) then carry them.
+            order = sorted(range(len(plans)), key=lambda i: plans[i].command.verb in STATE_CHANGING)
+            done: dict[int, Line] = {}
+            for i in order:
+                done[i] = self._execute(session, row, msg, member, ticket, profile, plans[i], now)
+            lines = [done[i] for i in range(len(plans))]
         elif plans:
             for line in lines:
                 if line.ok:
@@ -113,6 +126,7 @@ class Dispatcher:
                 now=now,
                 inbound_id=row.id,
                 detail="; ".join(f"{x.line} → {x.code}" for x in lines)[:4000],
+                data={"answered": answered, "commands": signature} if executed else None,
             )
         self._transcript(session, msg, member, ticket, profile, lines, executed, now)
 
@@ -125,6 +139,7 @@ class Dispatcher:
         thread: ThreadMatch | None,
         parsed: ParsedCommands,
         profile: Profile,
+        now: datetime,
     ) -> tuple[list[Line], list[Plan]]:
         """Validate every command without changing anything."""
         lines: list[Line] = [Line(e.line, False, e.code) for e in parsed.errors]
@@ -135,11 +150,14 @@ class Dispatcher:
         )
         state = ticket.state if ticket else None
         assignee = ticket.assignee_email if ticket else None
+        expired = signed and self._token_expired(session, thread, now)
         for command in parsed.commands:
             verb = command.verb
             if verb in GLOBAL_VERBS:
-                lines.append(Line(command.line, True, "ok"))
-                plans.append(Plan(command))
+                refusal = may(verb, member, None, profile)
+                lines.append(Line(command.line, refusal is None, refusal or "ok"))
+                if refusal is None:
+                    plans.append(Plan(command))
                 continue
             if ticket is None:
                 lines.append(Line(command.line, False, "no_ticket"))
@@ -149,6 +167,9 @@ class Dispatcher:
                 continue
             if not vouched:
                 lines.append(Line(command.line, False, "not_authenticated"))
+                continue
+            if expired:
+                lines.append(Line(command.line, False, "token_expired", {"days": self._token_days}))
                 continue
             refusal = may(verb, member, TicketFacts(state or ticket.state, assignee), profile)
             if refusal:
@@ -184,6 +205,27 @@ class Dispatcher:
             plans.append(plan)
         return lines, plans
 
+    @property
+    def _token_days(self) -> int:
+        return self.config.settings.security.command_token_days
+
+    def _token_expired(self, session: Session, thread: ThreadMatch | None, now: datetime) -> bool:
+        """A command token older than `security.command_token_days`: a late reply acts on nothing
+        (the transcript it gets is a fresh mail to act on)."""
+        if thread is None or not thread.answered or self._token_days <= 0:
+            return False
+        sent = store.outbound_created_at(session, thread.answered)
+        return sent is not None and now - sent > timedelta(days=self._token_days)
+
+    @staticmethod
+    def _repeated(ticket: models.Ticket, answered: str, signature: list[str]) -> bool:
+        return bool(signature) and any(
+            e.kind == "commands"
+            and e.data.get("answered") == answered
+            and e.data.get("commands") == signature
+            for e in ticket.events
+        )
+
     def _overtaken(
         self, session: Session, ticket: models.Ticket, thread: ThreadMatch, member: StaffMember
     ) -> dict[str, Any] | None:
@@ -199,7 +241,13 @@ class Dispatcher:
         # Events are ordered by id: what came after our mail was queued, the sender has not seen.
         for event in ticket.events:
             if event.id > queued and event.kind in _STATE_EVENTS and event.actor not in member.emails:
-                return {"kind": event.kind, "actor": event.actor, "at": event.at, "state": event.state}
+                who = self._public_person(event.actor)
+                return {
+                    "kind": event.kind,
+                    "actor": who.name if who else event.actor,
+                    "at": event.at.astimezone(self.intake.tz),
+                    "state": event.state,
+                }
         return None
 
     def _resolve_person(self, command: Command, member: StaffMember, profile: Profile, plan: Plan) -> Line:
@@ -217,6 +265,12 @@ class Dispatcher:
                 and m.role != "vendor"
             ]
         found = match_person(command.arg, pool)
+        if not found and command.verb is Verb.ASSIGN:
+            # Someone who exists but is not below the sender: say so, not "no such person".
+            others = [m for m in self.config.staff if m.active and m.role != "vendor"]
+            sideways = match_person(command.arg, others)
+            if len(sideways) == 1:
+                return Line(command.line, False, "not_below", {"name": sideways[0].name})
         if not found:
             return Line(command.line, False, "unknown_person", {"name": command.arg, "candidates": pool})
         if len(found) > 1:

@@ -219,7 +219,7 @@ class Intake:
             message_ids=[m.message_id for m in messages],
             content_hashes=[m.content_hash for m in messages] if window else [],
             content_since=store.since(now, window) if window else None,
-            recipients=[m.reply_address for m in messages],
+            recipients=[m.from_addr for m in messages],
             mail_since=store.since(now, 1),
         )
 
@@ -296,7 +296,7 @@ class Intake:
             session,
             template="refused",
             kind="refused",
-            to_addr=head.reply_address,
+            to_addr=head.from_addr,
             to_name=head.from_name,
             context=ctx,
             now=now,
@@ -307,7 +307,7 @@ class Intake:
 
     def _refused_lately(self, session: Session, head: InboundMessage, now: datetime) -> bool:
         """One automatic mail per sender per hour is enough after a refusal."""
-        return store.auto_mail_count(session, head.reply_address.lower(), store.since(now, 1)) >= 1
+        return store.auto_mail_count(session, head.from_addr.lower(), store.since(now, 1)) >= 1
 
     def _thread(self, session: Session, msg: InboundMessage) -> ThreadMatch | None:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
@@ -373,7 +373,8 @@ class Intake:
         ticket = models.Ticket(
             number=number,
             profile=profile.id,
-            applicant_email=msg.reply_address,
+            # The applicant is the sender (From), never a Reply-To (recorded below, shown to staff).
+            applicant_email=msg.from_addr,
             applicant_name=validation.values.get("name", msg.from_name)[:200],
             subject=msg.subject[:500],
             fields={
@@ -399,6 +400,17 @@ class Intake:
             data={"warnings": [i.code for i in validation.warnings]},
         )
         row.ticket_id = ticket.id
+        if other_reply_to(msg):
+            store.record_event(
+                session,
+                ticket,
+                "reply_to_differs",
+                actor=msg.from_addr,
+                now=now,
+                inbound_id=row.id,
+                detail=f"Reply-To {msg.reply_to} differs from From {msg.from_addr}: not used",
+                data={"reply_to": msg.reply_to},
+            )
         if validation.complete:
             self._registered(session, ticket, profile, msg, now)
         else:
@@ -473,7 +485,15 @@ class Intake:
             ],
             "tz": self.tz,
             "zone": zone_name(self.tz),
+            "handler_name": self._name_of(ticket.assignee_email),
         }
+
+    def _name_of(self, address: str | None) -> str:
+        """A staff member's name where a name serves (transcripts, notices), else the address."""
+        if not address:
+            return ""
+        member = next((m for m in self.config.staff if address.lower() in m.emails), None)
+        return member.name if member else address
 
     def send(
         self,
@@ -745,6 +765,7 @@ class Intake:
                 "example_assignee": suggested[0].name if suggested else "<nama>",
                 "route": route,
                 "routed": routed,
+                "reply_to": other_reply_to(msg),
             }
             self.send(
                 session,
@@ -801,6 +822,11 @@ class Intake:
             except UnreadableMessage:
                 continue
         return False
+
+
+def other_reply_to(msg: InboundMessage) -> str:
+    """A Reply-To that names someone other than the sender: shown to staff, never written to."""
+    return msg.reply_to if msg.reply_to and msg.reply_to != msg.from_addr else ""
 
 
 def _words(text: str) -> str:

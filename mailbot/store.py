@@ -283,6 +283,13 @@ def get_ticket(session: Session, ticket_id: int) -> models.Ticket | None:
     return pending.get(ticket_id) or session.get(models.Ticket, ticket_id)
 
 
+def outbound_created_at(session: Session, message_id: str) -> datetime | None:
+    """When the mail with this Message-ID of ours was queued, if it is ours."""
+    return session.execute(
+        select(models.OutboundMessage.created_at).where(models.OutboundMessage.message_id == message_id)
+    ).scalar_one_or_none()
+
+
 def enqueue(
     session: Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
 ) -> int:

@@ -74,12 +74,14 @@ def test_full_disposition_loop(desk: Desk) -> None:
     text = text_of(transcript)
     assert "> ASSIGN budi santoso" in text and "DILAKSANAKAN: ditugaskan kepada Budi Santoso" in text
     assert "> NOTE mohon dijawab hari ini" in text and "catatan disimpan" in text
-    assert "sedang ditangani, ditangani budi.santoso@bpsdm.example.go.id" in text
+    assert "Tiket KONS-2026-000001 sedang ditangani (ditangani oleh Budi Santoso)." in text
+    assert "@bpsdm" not in text.split("Riwayat")[0]  # a name where a name serves
 
     assignment = desk.last(BUDI, "assign")
     body = text_of(assignment)
     assert "Penerima tugas : Budi Santoso, NIP 198001012005011001, Analis SDM Aparatur" in body
     assert "Riwayat konsultasi:" in body and "Disposisi / penugasan (kabag.umum@" in body
+    assert "mohon dijawab hari ini" in body  # the NOTE written after ASSIGN reaches the assignee
     assert attachment_names(assignment) == ["SK-pengangkatan.pdf"]
     assert "Budi Santoso" in text_of(desk.last(APPLICANT, "assigned"))
 
@@ -107,7 +109,8 @@ def test_ambiguous_and_unknown_names_change_nothing(desk: Desk) -> None:
     assert desk.ticket().state is State.NEW
     text = text_of(desk.last(HEAD, "transcript"))
     assert (
-        '"Budi" cocok dengan beberapa orang: Budi Santoso <budi.santoso@' in text and "Budi Hartono" in text
+        '"Budi" cocok dengan beberapa orang: Budi Santoso (Analis SDM Aparatur)' in text
+        and "Budi Hartono" in text
     )
 
     desk.reply(notify, HEAD, "TUGASKAN Joko Widodo")
@@ -159,7 +162,7 @@ def test_first_of_two_heads_wins_and_the_second_is_told(desk: Desk) -> None:
     ticket = desk.ticket()
     assert ticket.assignee_email == BUDI
     text = text_of(desk.last(HEAD2, "transcript"))
-    assert f"sudah ditangani lebih dulu oleh {HEAD}" in text and "sedang ditangani" in text
+    assert "sudah ditangani lebih dulu oleh Siti Rahmawati" in text and "sedang ditangani" in text
     assert desk.outbox(BUDI2) == []
 
 
@@ -187,7 +190,7 @@ def test_concurrent_commands_no_lost_update(desk: Desk) -> None:
     with desk.app.sessions() as s:
         kinds = [e.kind for e in s.get(models.Ticket, ticket.id).events]
     assert kinds.count("assign") == 1 and kinds.count("commands_refused") == 1
-    assert f"sudah ditangani lebih dulu oleh {HEAD}" in text_of(desk.last(HEAD2, "transcript"))
+    assert "sudah ditangani lebih dulu oleh Siti Rahmawati" in text_of(desk.last(HEAD2, "transcript"))
     assert desk.outbox(BUDI2) == []
 
 
