@@ -100,14 +100,15 @@ def _label_score(element: Element, text: str) -> int | None:
     sesuai, terima kasih"); a label that merely starts a sentence ("Sesuai dengan ketentuan
     ...") is prose, not an answer. A ticked box before it ("[x] Sesuai") is allowed.
     """
-    head = _TICK.sub("", _HEAD_END.split(text.strip(), maxsplit=1)[0].strip())
-    value = _norm(head)
-    if not value:
-        return None
-    for labels in (element.labels_id, element.labels_en):
-        for score, label in enumerate(labels, start=1):
-            if value == _norm(label):
-                return score
+    whole = _TICK.sub("", text.strip())
+    head = _HEAD_END.split(whole, maxsplit=1)[0]
+    for value in (_norm(whole), _norm(head)):
+        if not value:
+            continue
+        for labels in (element.labels_id, element.labels_en):
+            for score, label in enumerate(labels, start=1):
+                if value == _norm(label):
+                    return score
     return None
 
 
@@ -212,23 +213,58 @@ def _pairs(line: str) -> dict[int, str] | None:
     return found if len(found) >= 2 else None
 
 
-def _history_start(lines: list[str], new_text: str) -> int | None:
-    """The index of the first line of quoted history (or signature) in `lines`, given the new
-    part the quote stripper found; None when the stripper changed the text so that the two
-    cannot be lined up (the `>` marks then decide alone)."""
+# Where quoted history (or a signature) begins in a reply whose old text is not behind `>`:
+# Outlook's rule and header block, "Pada … menulis:", "-----Pesan Asli-----", a signature.
+# Applied to lines of at most _MAX_LINE characters, and linear besides.
+_HISTORY_LINE = re.compile(
+    r"_{10,}+|-{2,}+\s*+(?:original message|pesan asli|pesan yang diteruskan|forwarded message)\s*+-*+"
+    r"|--\s?|begin forwarded message\s*+:?"
+    r"|(?:sent from my|dikirim dari|get outlook for|dapatkan outlook untuk)\b.*+",
+    re.IGNORECASE,
+)
+_WROTE = re.compile(r"(?:wrote|menulis|schrieb|a écrit|escribió)\s*+:?\s*+$", re.IGNORECASE)
+_WROTE_HINT = re.compile(r"@|\d")
+_FROM = re.compile(r"\*?(?:dari|from|von|de)\*?\s*+:", re.IGNORECASE)
+_SENT = re.compile(
+    r"\*?(?:dikirim|terkirim|tanggal|waktu|kepada|sent|date|to|gesendet|datum|an)\*?\s*+:", re.IGNORECASE
+)
+
+
+def _history_start(lines: list[str], new_text: str | None) -> int:
+    """The index of the first line of quoted history (or signature) below the new text; the
+    caller's `new_text` (InboundMessage.new_text), where given and where it lines up with the
+    text, may put it earlier."""
+    start = len(lines)
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if len(line) > _MAX_LINE or line.startswith(">"):
+            continue  # a `>` line is judged on its own; a longer line is never an answer
+        if _WROTE.search(line) and _WROTE_HINT.search(line):
+            following = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
+            if following.startswith(">"):
+                continue  # "> " marks the history line by line: text below it is bottom-posted
+            start = i
+            break
+        if _HISTORY_LINE.fullmatch(line) or (
+            _FROM.match(line) and any(_SENT.match(x.strip()) for x in lines[i + 1 : i + 6])
+        ):
+            start = i
+            break
+    if new_text is None:
+        return start
     wanted = [x.strip() for x in new_text.split("\n") if x.strip()]
     j = 0
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if not s:
+    for i, raw in enumerate(lines[:start]):
+        line = raw.strip()
+        if not line:
             continue
-        if j < len(wanted) and s == wanted[j]:
+        if j < len(wanted) and line == wanted[j]:
             j += 1
         elif j == len(wanted):
             return i
         else:
-            return None
-    return len(lines)
+            break  # the stripper changed the text: our own markers decide
+    return start
 
 
 def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> SurveyReply:
@@ -240,8 +276,10 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
     answer with its blank form, the applicant's own question, a numbered list in our answer)
     counts only where a line names a survey element and carries a value (an answer typed into
     our quoted form): so a thank-you quoting the whole ticket is not a survey.
-    `new_text` is the reply's new part when the caller has it (InboundMessage.new_text);
-    otherwise it is worked out here.
+    `new_text` is the reply's new part where the caller has it (InboundMessage.new_text): the
+    history then starts no later than where that part ends. Without it, the history starts at
+    the first quote header or signature found here (Outlook's rule and header block, "Pada …
+    menulis:", "-- ").
     """
     scores: dict[int, int] = {}
     errors: list[SurveyError] = []
@@ -251,13 +289,13 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
         sources.append((html_to_text(html), None))
     for source, known_new in sources:
         lines = source.split("\n")
-        start = _history_start(lines, known_new if known_new is not None else _new_part(source))
+        start = _history_start(lines, known_new)
         for index, raw in enumerate(lines):
             if len(raw) > _MAX_LINE:
                 continue
             marks = _QUOTE_MARKS.match(raw)
             quoted = ">" in (marks.group() if marks else "")
-            if start is not None and index >= start:
+            if index >= start:
                 quoted = True
             line = raw[marks.end() if marks else 0 :].strip().strip("*").strip()
             if not line or "___" in line:
@@ -300,16 +338,6 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
                 errors.append(SurveyError(number, value[:40]))
     errors = [e for e in errors if e.element not in scores]
     return SurveyReply(scores, tuple(_dedupe(errors)), comment[:2000])
-
-
-def _new_part(text: str) -> str:
-    """The reply's new part, as the intake's quote stripper sees it."""
-    from mailbot.quotes import strip_quotes
-
-    try:
-        return strip_quotes(text)
-    except Exception:  # a third-party parser on odd input: the `>` marks decide alone
-        return text
 
 
 def _dedupe(errors: Iterable[SurveyError]) -> list[SurveyError]:

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from mailbot.survey import compute_ikm, grade, ikm_from_value, parse_survey
+from mailbot.survey import ELEMENTS, compute_ikm, grade, ikm_from_value, parse_survey, tally_surveys
 
 ALL4 = dict.fromkeys(range(1, 10), 4)
 
@@ -160,3 +160,116 @@ def test_rounding_before_grading() -> None:
     assert ikm_from_value(Fraction("64.995")).grade == "C"
     assert ikm_from_value(Fraction("76.604")).grade == "C"
     assert ikm_from_value(Fraction("76.605")).grade == "B"
+
+
+# --- letters, labels and prose (pure) ------------------------------------------------------------
+
+LABEL_CASES = [
+    (f"{form.format(n=e.number)}{label}", e.number, score)
+    for e in ELEMENTS
+    for labels in (e.labels_id, e.labels_en)
+    for score, label in enumerate(labels, start=1)
+    for form in ("{n}. ", "U{n}: ", "{n}) ")
+]
+
+
+@pytest.mark.parametrize(("text", "number", "score"), LABEL_CASES)
+def test_every_label_of_every_element(text: str, number: int, score: int) -> None:
+    assert parse_survey(text).scores == {number: score}
+    assert parse_survey(text.upper()).scores == {number: score}
+
+
+LETTER_FORMS = ["{n}. {x}", "{n}.{x}", "{n}) {x}", "U{n}: {x}", "{n} = {x}", "U{n} = {x}", "Unsur {n}: {x}",
+                "{n}. ({x})", "{n}. {x}.", "{n} - {x}", "u{n}.{x}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", LETTER_FORMS)
+@pytest.mark.parametrize(("letter", "score"), [("a", 1), ("b", 2), ("c", 3), ("d", 4)])
+def test_letters_a_to_d(form: str, letter: str, score: int) -> None:
+    for x in (letter, letter.upper()):
+        text = "\n".join(form.format(n=n, x=x) for n in range(1, 10))
+        reply = parse_survey(text)
+        assert reply.scores == dict.fromkeys(range(1, 10), score) and not reply.errors, text
+
+
+def test_a_letter_with_its_label_must_agree() -> None:
+    assert parse_survey("4. d. Gratis\n9. a. Buruk").scores == {4: 4, 9: 1}
+    reply = parse_survey("4. a. Gratis")
+    assert not reply.scores and [(e.element, e.value) for e in reply.errors] == [(4, "a. Gratis")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1. a atau b yang dipakai?",
+        "2. a. Surat permohonan dari instansi",
+        "Untuk nomor 1 a saya kurang paham.",
+        "a. Tidak sesuai\nb. Kurang sesuai\nc. Sesuai\nd. Sangat sesuai",  # the options, unmarked
+        "Saya pilih a.",
+        "1 2 3 4",
+        "Baik, terima kasih, sudah jelas",
+        "Terima kasih banyak Pak.",
+        "1. Sesuai dengan ketentuan yang berlaku.",
+        "3. Cepat atau lambat akan kami laporkan.",
+        "abcdabcd",  # eight letters are not a row of nine
+    ],
+)
+def test_letters_and_labels_in_prose_do_not_count(text: str) -> None:
+    assert not parse_survey(text).found
+
+
+def test_pairs_on_one_line_need_distinct_elements() -> None:
+    assert parse_survey("1.d 2.c").scores == {1: 4, 2: 3}
+    assert not parse_survey("1.d 1.c").found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" + " " * 200_000 + "x",
+        "U1: " + "d " * 100_000,
+        "1." * 100_000,
+        "u" * 200_000,
+        ("1. " + "a" * 290 + "\n") * 3_000,
+        ">" * 200_000,
+        "1.d " * 70 + "x",
+        "[(" * 100_000,
+    ],
+)
+def test_hostile_lines_take_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    parse_survey(text)
+    assert time.perf_counter() - started < 2.0
+
+
+# --- NRR tertimbang and elements nobody rated ------------------------------------------------------
+
+
+def test_nrr_weighted_per_element_is_exactly_one_ninth() -> None:
+    a = {1: 4, 2: 4, 3: 3, 4: 4, 5: 4, 6: 4, 7: 4, 8: 3, 9: 4}
+    b = {1: 3, 2: 4, 3: 3, 4: 4, 5: 3, 6: 4, 7: 4, 8: 2, 9: 3}
+    ikm = compute_ikm([a, b])
+    assert ikm is not None
+    assert ikm.weighted[1] == Fraction(7, 2) / 9 == Fraction(7, 18)  # 0.3889, not 3.5 x 0.11 = 0.385
+    assert ikm.weighted[8] == Fraction(5, 18)
+    assert sum(ikm.weighted.values()) * 25 == ikm.value == Fraction(800, 9)
+    assert [e.weighted for e in ikm.elements] == [ikm.weighted[n] for n in range(1, 10)]
+
+
+def test_an_element_nobody_rated_leaves_the_ikm_undefined_but_shows_the_rest() -> None:
+    tally = tally_surveys([dict.fromkeys(range(1, 9), 4), {1: 2}, {}])
+    assert tally.respondents == 2  # an empty survey is no respondent
+    assert tally.unrated == (9,)
+    assert tally.nrr[1] == 3 and tally.weighted[1] == Fraction(1, 3) and 9 not in tally.nrr
+    assert tally.answered == {**dict.fromkeys(range(2, 9), 1), 1: 2, 9: 0}
+    assert tally.ikm is None and compute_ikm([dict.fromkeys(range(1, 9), 4)]) is None
+    assert tally_surveys([]).ikm is None and tally_surveys([]).respondents == 0
+
+
+def test_scores_outside_the_scale_are_refused() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        tally_surveys([{1: 5}])
+    with pytest.raises(ValueError, match="element 10"):
+        tally_surveys([{10: 4}])
