@@ -102,25 +102,20 @@ def test_request_assign_answer_survey_ikm_end_to_end(imap, smtp, database_url, m
     )
     assert out.returncode == 0, out.stderr
     [group] = json.loads(out.stdout)["groups"]
-    # NRR 4,4,3,4,4,4,4,3,4 → sum 34 → 34/9 x 25 = 94.44, grade A.
+    # NRR 4,4,3,4,4,4,4,3,4 → sum 34 → 34/9 x 25 = 94.44, grade A; NRR tertimbang NRR x 1/9.
+    scores = [4, 4, 3, 4, 4, 4, 4, 3, 4]
     assert group == {
         "group": CONSULTANT,
         "respondents": 1,
+        "answered": {f"U{n}": 1 for n in range(1, 10)},
         "ikm": 94.44,
         "grade": "A",
         "grade_label": "Sangat Baik",
-        "nrr": {
-            "U1": 4.0,
-            "U2": 4.0,
-            "U3": 3.0,
-            "U4": 4.0,
-            "U5": 4.0,
-            "U6": 4.0,
-            "U7": 4.0,
-            "U8": 3.0,
-            "U9": 4.0,
-        },
+        "nrr": {f"U{n}": float(v) for n, v in enumerate(scores, start=1)},
+        "nrr_weighted": {f"U{n}": round(v / 9, 4) for n, v in enumerate(scores, start=1)},
+        "unrated": [],
     }
+    assert group["nrr_weighted"]["U3"] == 0.3333
 
 
 def reply_from_applicant(original: bytes, body: str) -> bytes:
