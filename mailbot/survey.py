@@ -90,7 +90,7 @@ def _norm(text: str) -> str:
 
 
 _HEAD_END = re.compile(r"[,;!(]| [-–] ")
-_TICK = re.compile(r"^(?:\[\s*+[x✓v]?\s*+\]|\(\s*+[x✓v]\s*+\)|[x✓]\s)\s*+", re.IGNORECASE)
+_TICK = re.compile(r"^(?:\[\s*+[x✓v]\s*+\]|\(\s*+[x✓v]\s*+\)|[x✓]\s)\s*+", re.IGNORECASE)
 
 
 def _label_score(element: Element, text: str) -> int | None:
@@ -304,7 +304,7 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
             if m:
                 comment = comment or m.group("c").strip()
                 continue
-            if not quoted and not scores and _ROW.fullmatch(line):
+            if not quoted and not scores and _ROW.fullmatch(line) and not _a_number(line):
                 tokens = re.findall(r"[0-9a-d]", line.casefold())
                 for i, tok in enumerate(tokens, start=1):
                     score = _LETTERS.index(tok) + 1 if tok in _LETTERS else int(tok)
@@ -338,6 +338,11 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
                 errors.append(SurveyError(number, value[:40]))
     errors = [e for e in errors if e.element not in scores]
     return SurveyReply(scores, tuple(_dedupe(errors)), comment[:2000])
+
+
+def _a_number(line: str) -> bool:
+    """Nine digits run together with one outside 1-4 are a number (an old NIP), not scores."""
+    return line.isdigit() and not set(line) <= set("1234")
 
 
 def _dedupe(errors: Iterable[SurveyError]) -> list[SurveyError]:

@@ -212,6 +212,8 @@ def test_a_letter_with_its_label_must_agree() -> None:
         "1. Sesuai dengan ketentuan yang berlaku.",
         "3. Cepat atau lambat akan kami laporkan.",
         "abcdabcd",  # eight letters are not a row of nine
+        "196509121",  # an old 9-digit NIP on its own line
+        "1. [ ] Sangat sesuai",  # an empty box is not a choice
     ],
 )
 def test_letters_and_labels_in_prose_do_not_count(text: str) -> None:
