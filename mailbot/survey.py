@@ -90,6 +90,7 @@ def _norm(text: str) -> str:
 
 
 _HEAD_END = re.compile(r"[,;!(]| [-–] ")
+_EMPTY_BOX = re.compile(r"[\[(]\s*+[\])]")
 _TICK = re.compile(r"^(?:\[\s*+[x✓v]\s*+\]|\(\s*+[x✓v]\s*+\)|[x✓]\s)\s*+", re.IGNORECASE)
 
 
@@ -100,6 +101,8 @@ def _label_score(element: Element, text: str) -> int | None:
     sesuai, terima kasih"); a label that merely starts a sentence ("Sesuai dengan ketentuan
     ...") is prose, not an answer. A ticked box before it ("[x] Sesuai") is allowed.
     """
+    if _EMPTY_BOX.match(text.strip()):
+        return None  # "[ ] Sangat sesuai": an option left unticked
     whole = _TICK.sub("", text.strip())
     head = _HEAD_END.split(whole, maxsplit=1)[0]
     for value in (_norm(whole), _norm(head)):
