@@ -143,13 +143,13 @@ class App:
 
     # --- intake ------------------------------------------------------------------------
 
-    def process_raw(self, source: Source, raw: bytes) -> Outcome:
+    def process_raw(self, source: Source, raw: bytes, *, release: bool = False) -> Outcome:
         """Store and process one message in its own transaction, retrying on a lost race."""
         delay = 0.2
         for attempt in range(1, 8):
             try:
                 with self.sessions.begin() as session:
-                    return self.intake.process_message(session, source, raw, self.clock())
+                    return self.intake.process_message(session, source, raw, self.clock(), release=release)
             except (IntegrityError, StaleDataError):
                 # Another process stored the same source key, took the same counter, or changed
                 # the same ticket first: run the message again against what it committed.

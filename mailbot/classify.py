@@ -37,7 +37,8 @@ _AUTO_SUBJECT = re.compile(
     r"abwesenheitsnotiz|r[ée]ponse automatique|"
     r"undeliverable|undelivered mail|delivery status notification|delivery failure|"
     r"mail delivery failed|returned mail|failure notice|delivery has failed|"
-    r"non[- ]?delivery|pesan tidak terkirim|tidak dapat dikirim|read:|dibaca:|"
+    r"non[- ]?delivery|pesan tidak terkirim|pesan tidak dapat dikirim|tidak dapat dikirim|tidak terkirim:|"
+    r"read:|dibaca:|"
     r"delivery notification|warning: could not send)",
     re.IGNORECASE,
 )
@@ -201,3 +202,138 @@ def classify(
     if sender_is_staff:
         return Classification(Kind.STAFF_MAIL, "staff mail outside any ticket thread")
     return Classification(Kind.NEW_REQUEST, "new consultation request")
+
+
+def spam_flag(msg: InboundMessage) -> str | None:
+    """The receiving server's spam verdict (SpamAssassin, rspamd, Zimbra's amavis): such mail
+    is held for staff, never acknowledged."""
+    if msg.header("x-spam-flag").strip().lower().startswith("yes"):
+        return "X-Spam-Flag: YES"
+    if msg.header("x-spam-status").strip().lower().startswith("yes"):
+        return "X-Spam-Status: Yes"
+    return None
+
+
+# --- what a person's reply says -------------------------------------------------------------------
+# Out-of-office text written by a person's mail client without any header (Exchange, Zimbra and
+# webmail vacation replies). Looked for in the first lines only, and only in forms that such
+# replies use, so that an answer *about* leave ("pegawai yang sedang cuti …") is not taken for one.
+# Linear: the text is cut to _OOO_HEAD characters and every pattern is a plain alternation.
+_OOO_HEAD = 600
+_OUT_OF_OFFICE = re.compile(
+    r"\b(?:"
+    r"(?:saya|kami)\s(?:sedang|masih)\s(?:cuti|dinas(?:\sluar)?|berada\sdi\sluar|tidak\sberada|di\sluar)"
+    r"|sedang\scuti\s(?:sampai|hingga|s\.?d\.?|s/d|dari|mulai|tanggal)"
+    r"|tidak\sberada\sdi\s(?:kantor|tempat)"
+    r"|(?:sedang\s)?(?:berada\s)?di\sluar\skantor\s(?:sampai|hingga|s\.?d\.?|s/d|mulai|dari|tanggal|pada)"
+    r"|balasan\sotomatis|pesan\sotomatis|jawaban\sotomatis|email\sotomatis\s(?:ini|dari)"
+    r"|akan\skembali\s(?:bertugas|ke\skantor|masuk|aktif|pada\stanggal)"
+    r"|out\sof\s(?:the\s)?office|automatic\sreply|auto[- ]?reply|autoreply"
+    r"|(?:i\sam|i'm)\s(?:currently\s)?(?:away|out\sof|on\s(?:annual\s)?leave)"
+    r"|on\s(?:annual\s)?leave\s(?:until|till|from)|will\sbe\sback\s(?:on|in)"
+    r")",
+    re.IGNORECASE,
+)
+# A reply of courtesy only ("Terima kasih banyak Pak.", "Baik, terima kasih, sudah jelas"): the
+# words of thanks and acknowledgment, forms of address and a name. Anything more is a message.
+_THANKS = re.compile(
+    r"\b(?:terima\s?kasih|terimakasih|makasih|trims|tks|thanks?|thank\syou|matur\snuwun|hatur\snuhun)\b",
+    re.IGNORECASE,
+)
+_COURTESY_WORDS = frozenset(
+    [
+        "terima",
+        "kasih",
+        "terimakasih",
+        "makasih",
+        "trims",
+        "tks",
+        "thanks",
+        "thank",
+        "you",
+        "matur",
+        "nuwun",
+        "hatur",
+        "nuhun",
+        "banyak",
+        "sekali",
+        "atas",
+        "jawaban",
+        "jawabannya",
+        "penjelasan",
+        "penjelasannya",
+        "informasi",
+        "informasinya",
+        "bantuan",
+        "bantuannya",
+        "baik",
+        "oke",
+        "ok",
+        "okay",
+        "siap",
+        "noted",
+        "sudah",
+        "jelas",
+        "cukup",
+        "sangat",
+        "membantu",
+        "diterima",
+        "dengan",
+        "kami",
+        "saya",
+        "pak",
+        "bu",
+        "bapak",
+        "ibu",
+        "mas",
+        "mbak",
+        "bpk",
+        "tim",
+        "admin",
+        "sekretariat",
+        "salam",
+        "hormat",
+        "regards",
+        "best",
+        "kind",
+        "wassalam",
+        "wassalamualaikum",
+        "assalamualaikum",
+        "wr",
+        "wb",
+        "the",
+        "for",
+        "your",
+        "answer",
+        "very",
+        "much",
+        "much",
+        "so",
+        "received",
+        "well",
+        "and",
+        "dan",
+        "yang",
+    ]
+)
+_CLOSING = re.compile(r"\b(?:salam|hormat\s(?:saya|kami)|regards|wassalam\w*)\b", re.IGNORECASE)
+_MAX_COURTESY_CHARS = 300
+
+
+def out_of_office(text: str) -> bool:
+    """Does the start of this text read as an out-of-office reply?"""
+    return _OUT_OF_OFFICE.search(text[:_OOO_HEAD]) is not None
+
+
+def courtesy_only(text: str) -> bool:
+    """Is this reply thanks and acknowledgment only, asking nothing new?"""
+    text = text.strip()
+    if not text or len(text) > _MAX_COURTESY_CHARS or "?" in text:
+        return False
+    head = _CLOSING.split(text, maxsplit=1)[0]  # the name and unit under "Salam," are a signature
+    words = re.findall(r"[^\W\d_]++", head.casefold())
+    others = [w for w in words if w not in _COURTESY_WORDS]
+    if _THANKS.search(text):
+        # A name after the thanks ("Rina", "Rina Kartika") is courtesy too; a sentence is not.
+        return len(others) <= 3
+    return bool(words) and not others  # "Baik, sudah jelas", "Ok"

@@ -392,7 +392,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     print(f"no inbound message #{target}", file=sys.stderr)
                     return 1
                 raw = row.raw
-                if row.status != "quarantined" and not args.force:
+                if row.status not in ("quarantined", "held") and not args.force:
                     print(
                         f"inbound #{target} is {row.status}, not quarantined; use --force to replay it",
                         file=sys.stderr,
@@ -405,7 +405,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             print(f"{target}: no such file or inbound message id", file=sys.stderr)
             return 1
-        outcome = app.process_raw(source, raw)
+        outcome = app.process_raw(source, raw, release=args.release)
+        if args.release and target.isdigit() and outcome.status != "held":
+            with app.sessions.begin() as session:
+                held = session.get(models.InboundMessage, int(target))
+                if held is not None and held.status == "held":
+                    held.status = "released"
+                    held.reason = f"released by staff as inbound #{outcome.inbound_id}"
         result = aio.run(app.send_pending())
         print(
             f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
@@ -776,6 +782,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="process a quarantined message (by id) or a .eml file again")
     replay.add_argument("target", help="FILE.eml or an inbound message id")
     replay.add_argument("--force", action="store_true", help="replay a message that was not quarantined")
+    replay.add_argument(
+        "--release",
+        action="store_true",
+        help="release a held message (spam flag, a sender's flood): process it as if it had not been held",
+    )
     replay.set_defaults(func=cmd_replay)
     return parser
 

@@ -308,6 +308,10 @@ class LimitSettings(_Strict):
     same_reply_per_day: int = Field(default=3, ge=1)
     # A second identical request from the same sender inside this window is a duplicate.
     duplicate_window_hours: float = Field(default=72.0, ge=0)
+    # New tickets one sender may open in 24 hours; past it new mail is held without any automatic
+    # reply and listed in the staff digest (an auto-responder that starts a new thread each time).
+    # 0 turns the cap off.
+    new_tickets_per_sender_per_day: int = Field(default=20, ge=0)
 
 
 class StaffMember(_Strict):

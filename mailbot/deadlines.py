@@ -394,6 +394,8 @@ class Deadlines:
             "day": local.date(),
             "tz": self.calendar.tz,
             "open_count": len(tickets),
+            # Mail held for staff (spam flag, a sender's flood), to release with `mailbot replay --release`.
+            "held": store.held_messages(session, now - timedelta(days=7)),
         }
         self.intake.send_plain(
             session,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import models, store
 from mailbot.authz import GLOBAL_VERBS, TicketFacts, authenticated, can_receive, is_lead, level, may
-from mailbot.classify import Kind, ThreadMatch
+from mailbot.classify import Kind, ThreadMatch, courtesy_only, out_of_office
 from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_commands
 from mailbot.compose import OutgoingAttachment
 from mailbot.config import Profile, StaffMember
@@ -567,6 +567,16 @@ class Dispatcher:
         text = msg.new_text.strip()
         signed = thread is not None and thread.via == "token"
         mine = ticket.assignee_email is not None and ticket.assignee_email in member.emails
+        if out_of_office(text):
+            # An out-of-office reply (no header said so) is never an answer nor a report: the
+            # applicant would get "Saya sedang cuti …" as the office's answer. Held, and the
+            # assignee (and the leads) told how to send it as the answer if it is one.
+            store.record_event(
+                session, ticket, "staff_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
+            )
+            if signed and mine and member.role != "vendor" and ticket.state is State.ASSIGNED:
+                self._answer_held(session, ticket, profile, member, row, now)
+            return
         if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
             overtaken = self._overtaken(session, ticket, thread, member) if thread else None
             if overtaken is None:
@@ -604,12 +614,35 @@ class Dispatcher:
         """
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         text = msg.new_text.strip()
+        if text and out_of_office(text):
+            # The applicant's own vacation reply to our mail: recorded, reopens and relays nothing.
+            store.record_event(
+                session, ticket, "applicant_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
+            )
+            return
         if ticket.state in (State.ANSWERED, State.CLOSED, State.REJECTED):
             if ticket.state is State.ANSWERED and profile.survey:
                 reply = parse_survey(msg.text, msg.html_text)
                 if reply.found:
                     self.survey_reply(session, row, ticket, profile, reply, now)
                     return
+            if courtesy_only(text):
+                # "Terima kasih, sudah jelas": recorded; only a reply that asks something reopens.
+                store.record_event(
+                    session,
+                    ticket,
+                    "applicant_thanks",
+                    actor=msg.from_addr,
+                    now=now,
+                    inbound_id=row.id,
+                    detail=text[:2000],
+                )
+                if ticket.state is State.ANSWERED and profile.survey:
+                    ctx = {**self.intake.context(ticket, profile), "survey_elements": ELEMENTS}
+                    self.intake.send_to_applicant(
+                        session, ticket, profile, "survey_again", "survey_again", ctx, now
+                    )
+                return
             if not text:
                 store.record_event(
                     session,
@@ -769,6 +802,32 @@ class Dispatcher:
             language=profile.language,
             attachments=attachments_of(row.raw),
         )
+
+    def _answer_held(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        member: StaffMember,
+        row: models.InboundMessage,
+        now: datetime,
+    ) -> None:
+        """Tell the assignee (and the leads) that a reply that reads as out-of-office was not sent."""
+        people = [member, *(p for p in self._leads(profile) if p.emails[0] != member.emails[0])]
+        for person in people:
+            ctx = {**self.intake.context(ticket, profile), "recipient": person, "assignee": member}
+            self.intake.send(
+                session,
+                ticket,
+                template="answer_held",
+                kind="answer_held",
+                to_addr=person.emails[0],
+                to_name=person.name,
+                context=ctx,
+                now=now,
+                reply_to_applicant=False,
+                language=profile.language,
+            )
 
     def _leads(self, profile: Profile) -> list[StaffMember]:
         return self.config.staff_with_roles(list(profile.notify_roles), profile.id)

@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot import models, store
-from mailbot.classify import Kind, ThreadMatch, classify, machine_reason, no_autoreply_reason
+from mailbot.classify import (
+    Kind,
+    ThreadMatch,
+    classify,
+    machine_reason,
+    no_autoreply_reason,
+    spam_flag,
+)
 from mailbot.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.deadlines import Clocks
@@ -74,8 +81,11 @@ class Intake:
         raw: bytes,
         now: datetime,
         parsed: InboundMessage | UnreadableMessage | None = None,
+        *,
+        release: bool = False,
     ) -> Outcome:
-        """`parsed`: the message already parsed (by the parse worker), or its failure."""
+        """`parsed`: the message already parsed (by the parse worker), or its failure.
+        `release`: staff release a held message (`mailbot replay --release`): no hold again."""
         existing = store.find_inbound_by_source(session, source.mailbox, source.uidvalidity, source.uid)
         if existing is not None:
             return Outcome(
@@ -167,6 +177,16 @@ class Intake:
             log.info("inbound #%s is machine mail (%s): no reply", row.id, result.reason)
             return self._outcome(session, row)
 
+        if not release and result.kind in (Kind.NEW_REQUEST, Kind.FOLLOW_UP, Kind.THIRD_PARTY):
+            why = spam_flag(msg)
+            cap = limits.new_tickets_per_sender_per_day
+            if why is None and result.kind is Kind.NEW_REQUEST and cap:
+                opened = store.tickets_opened_since(session, msg.from_addr, now - timedelta(days=1))
+                if opened >= cap:
+                    why = f"{opened} new tickets from {msg.from_addr} in 24 hours (cap {cap})"
+            if why is not None:
+                return self._hold(session, row, thread, msg, now, why)
+
         if result.kind is Kind.NEW_REQUEST:
             window = limits.duplicate_window_hours
             same = (
@@ -221,6 +241,7 @@ class Intake:
             content_since=store.since(now, window) if window else None,
             recipients=[m.from_addr for m in messages],
             mail_since=store.since(now, 1),
+            opened_since=now - timedelta(days=1),
         )
 
     # --- steps -----------------------------------------------------------------------------
@@ -236,6 +257,26 @@ class Intake:
                 number = ticket.number
             store.remember_content(session, row)
         return Outcome(row.id, row.status, row.kind, row.reason, number)
+
+    def _hold(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        thread: ThreadMatch | None,
+        msg: InboundMessage,
+        now: datetime,
+        why: str,
+    ) -> Outcome:
+        """Keep a mail for staff without acting on it or answering it; the digest lists it."""
+        row.status, row.kind, row.reason = "held", "held", why[:500]
+        ticket = store.get_ticket(session, thread.ticket_id) if thread else None
+        if ticket is not None:
+            row.ticket_id = ticket.id
+            store.record_event(
+                session, ticket, "mail_held", actor=msg.from_addr or "(unknown)", now=now, detail=why
+            )
+        log.warning("inbound #%s held for staff: %s", row.id, why)
+        return self._outcome(session, row)
 
     def _duplicate(
         self,
@@ -591,7 +632,7 @@ class Intake:
             from_addr=self.config.service.address,
             from_name=self.config.service.name,
             instance_id=self.config.instance_id,
-            now=now,
+            now=now.astimezone(self.tz),  # the Date header in the office's zone (+0700, +0800, +0900)
         )
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
         return envelope

@@ -79,6 +79,7 @@ _SAME_FOR_ALL = {
 _APPLICANT_WORDS = {
     "info_received": "info_given",
     "applicant_follow_up": "follow_up",
+    "applicant_thanks": "follow_up",
 }
 
 

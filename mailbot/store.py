@@ -275,12 +275,43 @@ def add_ticket(session: Session, ticket: models.Ticket) -> None:
     ticket.id = new_id(session, "tickets")
     session.add(ticket)
     _transaction_state(session, "mailbot.new_tickets", dict)[ticket.id] = ticket
+    known = _known(session)
+    if known is not None and ticket.applicant_email in known.opened:
+        known.opened[ticket.applicant_email] += 1
 
 
 def get_ticket(session: Session, ticket_id: int) -> models.Ticket | None:
     """A ticket by id; one added by this transaction without a flush (a query would flush)."""
     pending: dict[int, models.Ticket] = _transaction_state(session, "mailbot.new_tickets", dict)
     return pending.get(ticket_id) or session.get(models.Ticket, ticket_id)
+
+
+def tickets_opened_since(session: Session, applicant: str, since: datetime) -> int:
+    """How many tickets this sender opened since then (the flood cap of new requests); in a group
+    transaction, the count read for the group plus the group's own new tickets."""
+    known = _known(session)
+    if known is not None and applicant in known.opened:
+        return known.opened[applicant]
+    count: int = session.execute(
+        select(func.count(models.Ticket.id)).where(
+            models.Ticket.applicant_email == applicant, models.Ticket.created_at >= since
+        )
+    ).scalar_one()
+    if known is not None:
+        known.opened[applicant] = count
+    return count
+
+
+def held_messages(session: Session, since: datetime, limit: int = 50) -> list[models.InboundMessage]:
+    """Mail held for staff (spam flagged by the server, a sender's flood of new requests)."""
+    return list(
+        session.execute(
+            select(models.InboundMessage)
+            .where(models.InboundMessage.status == "held", models.InboundMessage.received_at >= since)
+            .order_by(models.InboundMessage.id)
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def outbound_created_at(session: Session, message_id: str) -> datetime | None:
@@ -351,6 +382,8 @@ class Known:
     content_since: datetime | None = None
     # Automatic mails per recipient within the last hour (as of the read, plus what was queued since).
     mail_counts: dict[str, int] = field(default_factory=dict)
+    # Tickets opened per sender within the last day (the flood cap), kept current the same way.
+    opened: dict[str, int] = field(default_factory=dict)
 
 
 def _known(session: Session) -> Known | None:
@@ -368,6 +401,7 @@ def prefetch(
     content_since: datetime | None,
     recipients: Iterable[str],
     mail_since: datetime,
+    opened_since: datetime | None = None,
 ) -> Known:
     """Read, for a whole group, what its messages' lookups will ask; the answers stay with the
     session's transaction."""
@@ -389,7 +423,7 @@ def prefetch(
     if wanted:
         for row in session.execute(
             select(inbound)
-            .where(inbound.raw_sha256.in_(wanted), inbound.status != "quarantined")
+            .where(inbound.raw_sha256.in_(wanted), inbound.status.not_in(NOT_PROCESSED))
             .order_by(inbound.id)
         ).scalars():
             if known.by_sha.get(row.raw_sha256) is None:
@@ -400,7 +434,7 @@ def prefetch(
     if mids:
         for row in session.execute(
             select(inbound)
-            .where(inbound.message_id.in_(mids), inbound.status != "quarantined")
+            .where(inbound.message_id.in_(mids), inbound.status.not_in(NOT_PROCESSED))
             .order_by(inbound.id)
         ).scalars():
             known.by_message_id[row.message_id].append(row)
@@ -433,6 +467,17 @@ def prefetch(
             )
         }
         known.mail_counts.update({p: counts.get(p, 0) for p in people})
+    senders = {r for r in recipients if r}
+    if senders and opened_since is not None:
+        opened = {
+            applicant: int(count)
+            for applicant, count in session.execute(
+                select(models.Ticket.applicant_email, func.count())
+                .where(models.Ticket.applicant_email.in_(senders), models.Ticket.created_at >= opened_since)
+                .group_by(models.Ticket.applicant_email)
+            )
+        }
+        known.opened.update({p: opened.get(p, 0) for p in senders})
     return known
 
 
@@ -442,7 +487,7 @@ def remember(session: Session, row: models.InboundMessage, message_id: str) -> N
     if known is None:
         return
     known.sources[(row.mailbox, row.uidvalidity, row.uid)] = row
-    if row.status != "quarantined":
+    if row.status not in NOT_PROCESSED:
         if known.by_sha.get(row.raw_sha256) is None:
             known.by_sha[row.raw_sha256] = row
         if message_id and message_id in known.by_message_id:
@@ -517,13 +562,16 @@ def find_inbound_by_source(
     ).scalar_one_or_none()
 
 
+# Mail stored but never processed: quarantined (unreadable) or held (spam, a sender's flood)
+# until staff release it with `mailbot replay --release`.
+NOT_PROCESSED = ("quarantined", "held", "released")
 # A quarantined copy was never processed: it is no reason to call a later one a duplicate
 # (`mailbot replay` of a message quarantined by a defect must go through).
 _BY_SHA = (
     select(models.InboundMessage)
     .where(
         models.InboundMessage.raw_sha256 == bindparam("sha"),
-        models.InboundMessage.status != "quarantined",
+        models.InboundMessage.status.not_in(NOT_PROCESSED),
     )
     .order_by(models.InboundMessage.id)
     .limit(1)
@@ -533,7 +581,7 @@ _BY_MESSAGE_ID = (
     .where(
         models.InboundMessage.message_id == bindparam("message_id"),
         models.InboundMessage.from_addr == bindparam("from_addr"),
-        models.InboundMessage.status != "quarantined",
+        models.InboundMessage.status.not_in(NOT_PROCESSED),
     )
     .order_by(models.InboundMessage.id)
     .limit(1)

@@ -299,7 +299,7 @@ def test_a_failure_inside_a_group_rolls_it_back_and_each_message_goes_alone(
     real = app.intake.process_message
     failed: list[str] = []
 
-    def flaky(session, source, raw, now, parsed=None):
+    def flaky(session, source, raw, now, parsed=None, **kw):
         if b"p6@example.go.id" in raw and not failed:
             failed.append(source.uid)
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
