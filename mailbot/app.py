@@ -183,7 +183,6 @@ class App:
                         limits.max_attachments,
                     )
                 with self.sessions.begin() as session:
-                    self.intake.prefetch(session, items, parsed, self.clock())
                     return [
                         self.intake.process_message(session, source, raw, self.clock(), parsed[i])
                         for i, (source, raw) in enumerate(items)

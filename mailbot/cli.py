@@ -37,7 +37,7 @@ from mailbot.outbox import SendError, make_sender
 from mailbot.privacy import MaskingFilter
 from mailbot.privacy_ops import export_person, purge
 from mailbot.reports import format_ikm_table, ikm_report
-from mailbot.workflow import State
+from mailbot.workflow import InboundStatus, OutboundStatus, State, next_inbound, next_outbound
 
 log = logging.getLogger("mailbot")
 EXIT_TEMPFAIL = 75  # sysexits.h: try again later
@@ -410,7 +410,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             with app.sessions.begin() as session:
                 held = session.get(models.InboundMessage, int(target))
                 if held is not None and held.status == "held":
-                    held.status = "released"
+                    held.status = next_inbound(held.status, InboundStatus.RELEASED)
                     held.reason = f"released by staff as inbound #{outcome.inbound_id}"
         result = aio.run(app.send_pending())
         print(
@@ -559,7 +559,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                     stmt = stmt.where(models.OutboundMessage.id.in_(args.ids))
                 rows = list(session.execute(stmt).scalars())
                 for row in rows:
-                    row.status, row.attempts, row.next_attempt_at = "pending", 0, app.clock()
+                    row.status = next_outbound(row.status, OutboundStatus.PENDING)
+                    row.attempts, row.next_attempt_at = 0, app.clock()
                     if row.ticket_id is not None:
                         ticket = session.get(models.Ticket, row.ticket_id)
                         if ticket is not None:

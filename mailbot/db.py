@@ -134,25 +134,10 @@ def _tune_sqlite(engine: Engine, turn: WriterTurn | None) -> None:
 
     if turn is None:
         return
-    # The turn ends once the transaction has ended in SQLite: after the driver's COMMIT (a failed
-    # COMMIT keeps it until the ROLLBACK that follows), after its ROLLBACK, and when a connection
-    # is handed back or dropped without either.
-    dialect = engine.dialect
-    commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def do_commit(dbapi_conn: Any) -> None:
-        commit(dbapi_conn)
-        _end_turn(dbapi_conn)
-
-    def do_rollback(dbapi_conn: Any) -> None:
-        try:
-            rollback(dbapi_conn)
-        finally:
-            _end_turn(dbapi_conn)
-
-    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
-
+    # The turn ends when the connection goes back to the pool, which a Session and engine.begin()
+    # do as soon as their transaction has ended (committed or rolled back), or when the
+    # connection is dropped.
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, _record: Any) -> None:
         _end_turn(dbapi_conn)

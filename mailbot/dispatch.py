@@ -28,7 +28,15 @@ from mailbot.config import Profile, StaffMember
 from mailbot.parse import InboundMessage
 from mailbot.public_record import Person, PublicEntry, public_history
 from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
-from mailbot.workflow import OPEN_STATES, Event, InvalidTransition, State, next_state
+from mailbot.workflow import (
+    OPEN_STATES,
+    Event,
+    InboundStatus,
+    InvalidTransition,
+    State,
+    next_inbound,
+    next_state,
+)
 
 if TYPE_CHECKING:
     from mailbot.intake import Intake
@@ -124,7 +132,7 @@ class Dispatcher:
                 "commands" if executed else "commands_refused",
                 actor=member.emails[0],
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail="; ".join(f"{x.line} → {x.code}" for x in lines)[:4000],
                 data={"answered": answered, "commands": signature} if executed else None,
             )
@@ -233,14 +241,16 @@ class Dispatcher:
         outbound_id = session.execute(
             select(models.OutboundMessage.id).where(models.OutboundMessage.message_id == thread.answered)
         ).scalar_one_or_none()
+        events = list(ticket.events)  # in the order they happened
         queued = next(
-            (e.id for e in ticket.events if e.outbound_id == outbound_id and e.kind == "mail_queued"), None
+            (i for i, e in enumerate(events) if e.outbound_id == outbound_id and e.kind == "mail_queued"),
+            None,
         )
         if outbound_id is None or queued is None:
             return None
-        # Events are ordered by id: what came after our mail was queued, the sender has not seen.
-        for event in ticket.events:
-            if event.id > queued and event.kind in _STATE_EVENTS and event.actor not in member.emails:
+        # What came after our mail was queued, the sender has not seen.
+        for event in events[queued + 1 :]:
+            if event.kind in _STATE_EVENTS and event.actor not in member.emails:
                 who = self._public_person(event.actor)
                 return {
                     "kind": event.kind,
@@ -307,13 +317,11 @@ class Dispatcher:
         if verb is Verb.STATUS:
             return Line(command.line, True, "status", {"ticket": ticket})
         if verb is Verb.NOTE:
-            store.record_event(
-                session, ticket, "note", actor=actor, now=now, detail=command.arg, inbound_id=row.id
-            )
+            store.record_event(session, ticket, "note", actor=actor, now=now, detail=command.arg, inbound=row)
             return Line(command.line, True, "noted")
         if verb is Verb.URGENT:
             ticket.urgent = True
-            store.record_event(session, ticket, "urgent", actor=actor, now=now, inbound_id=row.id)
+            store.record_event(session, ticket, "urgent", actor=actor, now=now, inbound=row)
             return Line(command.line, True, "urgent")
         if verb is Verb.EXTEND:
             ticket.extension_days += command.days
@@ -323,7 +331,7 @@ class Dispatcher:
                 "extended",
                 actor=actor,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=f"+{command.days} hari kerja",
                 data={"days": command.days},
             )
@@ -339,7 +347,7 @@ class Dispatcher:
                 event,
                 actor=actor,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=f"→ {target.name} <{target.emails[0]}>",
                 data={"assignee": target.emails[0], "by": member.name},
             )
@@ -352,9 +360,7 @@ class Dispatcher:
             self.answer(session, ticket, profile, member, command.arg, row, msg, now)
             return Line(command.line, True, "answered")
         if verb is Verb.REQUEST_INFO:
-            store.transition(
-                session, ticket, event, actor=actor, now=now, inbound_id=row.id, detail=command.arg
-            )
+            store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
             ctx = {**self.intake.context(ticket, profile), "question_for_applicant": command.arg}
             self.intake.send_to_applicant(
                 session,
@@ -367,9 +373,7 @@ class Dispatcher:
             )
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
-            store.transition(
-                session, ticket, event, actor=actor, now=now, inbound_id=row.id, detail=command.arg
-            )
+            store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
             ctx = {**self.intake.context(ticket, profile), "reason": command.arg}
             template = "closed" if verb is Verb.CLOSE else "rejected"
             self.intake.send(
@@ -386,7 +390,7 @@ class Dispatcher:
             )
             return Line(command.line, True, template)
         if verb is Verb.REOPEN:
-            store.transition(session, ticket, event, actor=actor, now=now, inbound_id=row.id)
+            store.transition(session, ticket, event, actor=actor, now=now, inbound=row)
             return Line(command.line, True, "reopened")
         raise AssertionError(f"unhandled verb {verb}")
 
@@ -431,7 +435,7 @@ class Dispatcher:
             Event.ANSWER,
             actor=member.emails[0],
             now=now,
-            inbound_id=row.id,
+            inbound=row,
             detail=text[:8000],
             data={"answer": text},
         )
@@ -561,7 +565,7 @@ class Dispatcher:
     ) -> None:
         """A staff reply without commands: the assignee's answer, a vendor's report, or a note."""
         if ticket is None:
-            row.status = "ignored"
+            row.status = next_inbound(row.status, InboundStatus.IGNORED)
             return
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         text = msg.new_text.strip()
@@ -589,7 +593,7 @@ class Dispatcher:
             actor=msg.from_addr,
             now=now,
             detail=text[:4000],
-            inbound_id=row.id,
+            inbound=row,
         )
         if signed and member.role == "vendor" and text:
             # SOP 003: the vendor's report goes to the team, who answer the applicant.
@@ -634,7 +638,7 @@ class Dispatcher:
                     "applicant_thanks",
                     actor=msg.from_addr,
                     now=now,
-                    inbound_id=row.id,
+                    inbound=row,
                     detail=text[:2000],
                 )
                 if ticket.state is State.ANSWERED and profile.survey:
@@ -650,7 +654,7 @@ class Dispatcher:
                     "applicant_follow_up",
                     actor=msg.from_addr,
                     now=now,
-                    inbound_id=row.id,
+                    inbound=row,
                     detail="(empty)",
                 )
                 return
@@ -665,7 +669,7 @@ class Dispatcher:
                 Event.REOPEN,
                 actor=msg.from_addr,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=text[:4000],
             )
         elif ticket.state is State.WAITING_APPLICANT:
@@ -675,7 +679,7 @@ class Dispatcher:
                 Event.INFO_RECEIVED,
                 actor=msg.from_addr,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=text[:4000],
             )
         else:
@@ -686,7 +690,7 @@ class Dispatcher:
                 actor=msg.from_addr,
                 now=now,
                 detail=text[:4000],
-                inbound_id=row.id,
+                inbound=row,
             )
         if ticket.state not in OPEN_STATES:
             return
@@ -725,7 +729,7 @@ class Dispatcher:
             "survey_answer",
             actor=ticket.applicant_email,
             now=now,
-            inbound_id=row.id,
+            inbound=row,
             detail=" ".join(f"U{k}={v}" for k, v in sorted(have.items()))
             + (
                 f"; salah: {', '.join(f'U{e.element}={e.value}' for e in reply.errors)}"
@@ -756,7 +760,7 @@ class Dispatcher:
             Event.SURVEY_RECEIVED,
             actor=ticket.applicant_email,
             now=now,
-            inbound_id=row.id,
+            inbound=row,
             detail=survey.comment[:2000],
         )
         self.intake.send_to_applicant(

@@ -35,7 +35,7 @@ from mailbot.parse import InboundMessage, UnreadableMessage, parse_headers, pars
 from mailbot.privacy import mask_number
 from mailbot.public_record import zone_name
 from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
-from mailbot.workflow import Event, State
+from mailbot.workflow import Event, InboundStatus, State, next_inbound
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Outcome:
 
     @property
     def quarantined(self) -> bool:
-        return self.status == "quarantined"
+        return self.status == InboundStatus.QUARANTINED
 
 
 class Intake:
@@ -98,13 +98,12 @@ class Intake:
             )
         raw_sha = hashlib.sha256(raw).hexdigest()
         row = models.InboundMessage(
-            id=store.new_id(session, "inbound_messages"),
             mailbox=source.mailbox,
             uidvalidity=source.uidvalidity,
             uid=source.uid,
             raw_sha256=raw_sha,
             received_at=now,
-            status="processing",
+            status=next_inbound(None, InboundStatus.PROCESSING),
             size=len(raw),
             raw=raw,
         )
@@ -119,9 +118,10 @@ class Intake:
                 max_attachments=limits.max_attachments,
             )
         except UnreadableMessage as exc:
-            row.status, row.kind, row.reason = "quarantined", "unreadable", exc.reason
+            _status(row, InboundStatus.QUARANTINED)
+            row.kind, row.reason = "unreadable", exc.reason
             session.add(row)
-            store.remember(session, row, "")
+            session.flush()  # its id, for the log and the refusal's history
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
                 self._refuse(session, row, raw, exc, now)
@@ -136,7 +136,7 @@ class Intake:
             session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
         )
         session.add(row)
-        store.remember(session, row, msg.message_id)
+        session.flush()  # stored first; its id names it in logs and history
         if duplicate is not None:
             return self._duplicate(session, row, duplicate, now, "same message already received")
 
@@ -152,7 +152,7 @@ class Intake:
         row.reason = result.reason
 
         if result.kind is Kind.MACHINE:
-            row.status = "machine"
+            _status(row, InboundStatus.MACHINE)
             if thread is None:
                 # A bounce carries our mail (or its headers) inside: link it to that mail's ticket.
                 ours = sorted(set(re.findall(rb"<mb\.\d+\.[a-z_]+\.[0-9a-f]+\.[0-9a-f]+@[^>\s]+>", raw)))
@@ -172,7 +172,7 @@ class Intake:
                         actor=msg.from_addr or "(unknown)",
                         now=now,
                         detail=result.reason,
-                        inbound_id=row.id,
+                        inbound=row,
                     )
             log.info("inbound #%s is machine mail (%s): no reply", row.id, result.reason)
             return self._outcome(session, row)
@@ -203,7 +203,7 @@ class Intake:
         elif result.kind in (Kind.STAFF_REPLY, Kind.STAFF_MAIL):
             assert staff is not None
             self.dispatch.staff_mail(session, row, msg, staff, thread, result.kind, now)
-            if row.status == "ignored":
+            if row.status is InboundStatus.IGNORED:
                 return self._outcome(session, row)
         elif result.kind is Kind.THIRD_PARTY:
             assert thread is not None
@@ -217,36 +217,15 @@ class Intake:
                 actor=msg.from_addr,
                 now=now,
                 detail=msg.new_text[:2000],
-                inbound_id=row.id,
+                inbound=row,
             )
-        row.status = "processed"
+        _status(row, InboundStatus.PROCESSED)
         return self._outcome(session, row)
-
-    def prefetch(
-        self,
-        session: Session,
-        items: list[tuple[Source, bytes]],
-        parsed: list[InboundMessage | UnreadableMessage],
-        now: datetime,
-    ) -> None:
-        """Read what a group's messages will look up, in one query per kind (`store.Known`)."""
-        messages = [p for p in parsed if isinstance(p, InboundMessage)]
-        window = self.config.settings.limits.duplicate_window_hours
-        store.prefetch(
-            session,
-            sources=[(s.mailbox, s.uidvalidity, s.uid) for s, _ in items],
-            shas=[hashlib.sha256(raw).hexdigest() for _, raw in items],
-            message_ids=[m.message_id for m in messages],
-            content_hashes=[m.content_hash for m in messages] if window else [],
-            content_since=store.since(now, window) if window else None,
-            recipients=[m.from_addr for m in messages],
-            mail_since=store.since(now, 1),
-            opened_since=now - timedelta(days=1),
-        )
 
     # --- steps -----------------------------------------------------------------------------
 
     def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
+        session.flush()  # the message's rows get their ids; the step clock names its start by id
         number = None
         if row.ticket_id is not None:
             ticket = store.get_ticket(session, row.ticket_id)
@@ -255,7 +234,6 @@ class Intake:
                 # lost race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
                 number = ticket.number
-            store.remember_content(session, row)
         return Outcome(row.id, row.status, row.kind, row.reason, number)
 
     def _hold(
@@ -268,7 +246,8 @@ class Intake:
         why: str,
     ) -> Outcome:
         """Keep a mail for staff without acting on it or answering it; the digest lists it."""
-        row.status, row.kind, row.reason = "held", "held", why[:500]
+        _status(row, InboundStatus.HELD)
+        row.kind, row.reason = "held", why[:500]
         ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
             row.ticket_id = ticket.id
@@ -286,7 +265,8 @@ class Intake:
         now: datetime,
         why: str,
     ) -> Outcome:
-        row.status, row.kind = "duplicate", original.kind or "duplicate"
+        _status(row, InboundStatus.DUPLICATE)
+        row.kind = original.kind or "duplicate"
         row.reason = f"{why} (inbound #{original.id})"
         row.ticket_id = original.ticket_id
         if original.ticket_id is not None:
@@ -299,7 +279,7 @@ class Intake:
                     actor=row.from_addr or "(unknown)",
                     now=now,
                     detail=row.reason,
-                    inbound_id=row.id,
+                    inbound=row,
                 )
         log.info("inbound #%s is a duplicate: %s", row.id, row.reason)
         return self._outcome(session, row)
@@ -383,7 +363,7 @@ class Intake:
             "follow_up_new_ticket",
             actor=msg.from_addr,
             now=now,
-            inbound_id=row.id,
+            inbound=row,
             detail=msg.new_text[:2000],
         )
         self._new_request(session, row, msg, now, parent=parent)
@@ -428,7 +408,6 @@ class Intake:
             created_at=now,
             updated_at=now,
         )
-        store.add_ticket(session, ticket)
         event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
         store.transition(
             session,
@@ -436,10 +415,11 @@ class Intake:
             event,
             actor=msg.from_addr,
             now=now,
-            inbound_id=row.id,
+            inbound=row,
             detail=_summary(validation.issues),
             data={"warnings": [i.code for i in validation.warnings]},
         )
+        store.add_ticket(session, ticket)
         row.ticket_id = ticket.id
         if other_reply_to(msg):
             store.record_event(
@@ -448,7 +428,7 @@ class Intake:
                 "reply_to_differs",
                 actor=msg.from_addr,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=f"Reply-To {msg.reply_to} differs from From {msg.from_addr}: not used",
                 data={"reply_to": msg.reply_to},
             )
@@ -493,7 +473,7 @@ class Intake:
                 Event.REQUEST_COMPLETE,
                 actor=msg.from_addr,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=f"data completed: {', '.join(got) or '-'}",
             )
             self._registered(session, ticket, profile, msg, now)
@@ -505,7 +485,7 @@ class Intake:
                 Event.INFO_STILL_MISSING,
                 actor=msg.from_addr,
                 now=now,
-                inbound_id=row.id,
+                inbound=row,
                 detail=_summary(validation.issues),
             )
             self._ask_missing(session, ticket, profile, msg, now, still=True, repeated=repeated)
@@ -863,6 +843,11 @@ class Intake:
             except UnreadableMessage:
                 continue
         return False
+
+
+def _status(row: models.InboundMessage, new: InboundStatus) -> None:
+    """The one way a received mail's status changes: checked against workflow's table."""
+    row.status = next_inbound(row.status, new)
 
 
 def other_reply_to(msg: InboundMessage) -> str:

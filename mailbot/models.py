@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from mailbot.workflow import State
+from mailbot.workflow import InboundStatus, OutboundStatus, State
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -53,15 +54,18 @@ class Base(DeclarativeBase):
     }
 
 
+def _status(kind: type[enum.StrEnum], length: int) -> Enum:
+    """A state column: the enum's values as text (no database enum type to migrate)."""
+    return Enum(kind, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(64), unique=True)
     profile: Mapped[str] = mapped_column(String(64))
-    state: Mapped[State] = mapped_column(
-        Enum(State, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-    )
+    state: Mapped[State] = mapped_column(_status(State, 32))
     applicant_email: Mapped[str] = mapped_column(String(320), index=True)
     applicant_name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(String(500), default="")
@@ -111,9 +115,10 @@ class TicketEvent(Base):
     outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    # History lines are written by store.record_event with one INSERT after the flush that
-    # writes the ticket and the mail they refer to: no relationship orders them.
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+    # The mail the line is about (the unit of work writes it before the line).
+    inbound: Mapped[InboundMessage | None] = relationship()
+    outbound: Mapped[OutboundMessage | None] = relationship()
 
 
 class InboundMessage(Base):
@@ -131,15 +136,13 @@ class InboundMessage(Base):
     from_addr: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(String(500), default="")
     received_at: Mapped[datetime]
-    # processed | duplicate | machine | quarantined | ignored
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[InboundStatus] = mapped_column(_status(InboundStatus, 20), index=True)
     kind: Mapped[str] = mapped_column(String(20), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None, index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # Insert order only: the unit of work writes the ticket first (ids are set before the flush).
     ticket: Mapped[Ticket | None] = relationship()
 
     __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_source"),)
@@ -159,8 +162,9 @@ class OutboundMessage(Base):
     # The (single) recipient, indexed for the per-recipient rate limit.
     recipient: Mapped[str] = mapped_column(String(320), default="", index=True)
     subject: Mapped[str] = mapped_column(String(500), default="")
-    # pending | sent | dead | held
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[OutboundStatus] = mapped_column(
+        _status(OutboundStatus, 12), default=OutboundStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -168,8 +172,6 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
-    # Queued mail is written by store.enqueue with one INSERT after the flush that writes its
-    # ticket; should a row ever be added through the unit of work, this writes the ticket first.
     ticket: Mapped[Ticket | None] = relationship()
 
     __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)

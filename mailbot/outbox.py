@@ -20,11 +20,12 @@ from typing import Any, Protocol, cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import models
+from mailbot import models, store
 from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
+from mailbot.workflow import OutboundStatus, next_outbound
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ class Outbox:
             stale = list(
                 s.execute(
                     select(models.OutboundMessage).where(
-                        models.OutboundMessage.status == "sending",
+                        models.OutboundMessage.status == OutboundStatus.SENDING,
                         models.OutboundMessage.next_attempt_at < now,
                     )
                 ).scalars()
@@ -315,16 +316,19 @@ class Outbox:
             lines = []
             for row in stale:
                 if row.id in accepted:
-                    row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
+                    row.status = next_outbound(row.status, OutboundStatus.SENT)
+                    row.sent_at, row.attempts = now, row.attempts + 1
                     detail = f"{row.kind} → {', '.join(row.rcpt_to)} (send journal)"
                     lines.append((row.ticket_id, row.id, "mail_sent", detail))
                 else:
-                    row.status = "pending"
+                    row.status = next_outbound(row.status, OutboundStatus.PENDING)
             _history(s, lines, now)
             if self.journal is not None and self.journal.size() > JOURNAL_TRIM_BYTES:
                 in_doubt = set(
                     s.execute(
-                        select(models.OutboundMessage.id).where(models.OutboundMessage.status == "sending")
+                        select(models.OutboundMessage.id).where(
+                            models.OutboundMessage.status == OutboundStatus.SENDING
+                        )
                     ).scalars()
                 )
                 self.journal.trim(self.journal.accepted() & in_doubt)
@@ -345,7 +349,7 @@ class Outbox:
         window = self.settings.batch_size * 10
         pending = s.execute(
             select(out.id, out.ticket_id, out.next_attempt_at <= now)
-            .where(out.status == "pending")
+            .where(out.status == OutboundStatus.PENDING)
             .order_by(out.id)
             .limit(window)
         ).all()
@@ -358,7 +362,11 @@ class Outbox:
             lockable = set(
                 s.execute(
                     select(out.id)
-                    .where(out.status == "pending", out.next_attempt_at <= now, out.id <= pending[-1][0])
+                    .where(
+                        out.status == OutboundStatus.PENDING,
+                        out.next_attempt_at <= now,
+                        out.id <= pending[-1][0],
+                    )
                     .order_by(out.id)
                     .limit(window)
                     .with_for_update(skip_locked=True)
@@ -367,7 +375,9 @@ class Outbox:
         blocked = {
             t
             for t in s.execute(
-                select(out.ticket_id).where(out.status == "sending", out.ticket_id.is_not(None)).distinct()
+                select(out.ticket_id)
+                .where(out.status == OutboundStatus.SENDING, out.ticket_id.is_not(None))
+                .distinct()
             ).scalars()
             if t is not None
         }
@@ -387,8 +397,8 @@ class Outbox:
         lease_until = now + timedelta(seconds=self.settings.claim_lease_seconds)
         s.execute(
             update(out)
-            .where(out.id.in_(chosen), out.status == "pending")
-            .values(status="sending", next_attempt_at=lease_until)
+            .where(out.id.in_(chosen), out.status == OutboundStatus.PENDING)
+            .values(status=OutboundStatus.SENDING, next_attempt_at=lease_until)
         )
         rows = s.execute(
             select(out.id, out.ticket_id, out.kind, out.mail_from, out.rcpt_to, out.raw, out.attempts)
@@ -401,7 +411,7 @@ class Outbox:
         with self.sessions() as s:
             return s.execute(
                 select(models.OutboundMessage.next_attempt_at)
-                .where(models.OutboundMessage.status == "pending")
+                .where(models.OutboundMessage.status == OutboundStatus.PENDING)
                 .order_by(models.OutboundMessage.next_attempt_at)
                 .limit(1)
             ).scalar_one_or_none()
@@ -477,12 +487,18 @@ class Outbox:
             outcome = attempts.get(mail.id, RELEASED)
             to = f"{mail.kind} → {', '.join(mail.rcpt_to)}"
             if outcome == RELEASED:
-                changes.append({"id": mail.id, "status": "pending", "next_attempt_at": now})
+                changes.append({"id": mail.id, "status": OutboundStatus.PENDING, "next_attempt_at": now})
                 continue
             tries = mail.attempts + 1
             if outcome is None:
                 changes.append(
-                    {"id": mail.id, "status": "sent", "sent_at": now, "last_error": "", "attempts": tries}
+                    {
+                        "id": mail.id,
+                        "status": OutboundStatus.SENT,
+                        "sent_at": now,
+                        "last_error": "",
+                        "attempts": tries,
+                    }
                 )
                 history.append((mail, "mail_sent", to))
                 result.sent += 1
@@ -491,12 +507,12 @@ class Outbox:
             change: dict[str, Any] = {"id": mail.id, "attempts": tries, "last_error": str(outcome)[:2000]}
             if outcome.permanent or tries >= self.settings.max_attempts:
                 why = "permanent failure" if outcome.permanent else f"gave up after {tries} attempts"
-                change["status"] = "dead"
+                change["status"] = OutboundStatus.DEAD
                 history.append((mail, "mail_dead", f"{to}: {why}: {outcome}"))
                 result.dead += 1
                 log.error("outbound #%s dead-lettered: %s", mail.id, outcome)
             else:
-                change["status"] = "pending"
+                change["status"] = OutboundStatus.PENDING
                 change["next_attempt_at"] = now + backoff(tries, self.settings)
                 result.retried += 1
                 log.warning("outbound #%s deferred (attempt %s): %s", mail.id, tries, outcome)
@@ -524,33 +540,13 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 
 
 def _history(session: Session, lines: list[tuple[int | None, int, str, str]], now: datetime) -> None:
-    """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, in one insert;
-    each carries its ticket's current state. Mail of no ticket has none."""
-    ticket_ids = {t for t, _, _, _ in lines if t is not None}
-    if not ticket_ids:
-        return
-    states = {
-        row[0]: row[1]
-        for row in session.execute(
-            select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(ticket_ids))
-        )
-    }
-    events: list[dict[str, Any]] = [
-        {
-            "ticket_id": ticket_id,
-            "at": now,
-            "actor": "system",
-            "kind": kind,
-            "state": states[ticket_id].value,
-            "detail": detail,
-            "outbound_id": out_id,
-            "data": {},
-        }
-        for ticket_id, out_id, kind, detail in lines
-        if ticket_id in states
-    ]
-    if events:
-        session.execute(insert(cast(Table, models.TicketEvent.__table__)), events)
+    """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, through the one
+    writer of history lines; each carries its ticket's current state. Mail of no ticket has none."""
+    for ticket_id, out_id, kind, detail in lines:
+        ticket = session.get(models.Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is not None:
+            mail = session.get(models.OutboundMessage, out_id)
+            store.record_event(session, ticket, kind, actor="system", now=now, detail=detail, outbound=mail)
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

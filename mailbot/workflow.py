@@ -96,3 +96,72 @@ def next_state(state: State | None, event: Event) -> State:
 
 def allowed_events(state: State | None) -> list[Event]:
     return [e for (s, e) in TRANSITIONS if s == state]
+
+
+# --- mail ------------------------------------------------------------------------------------
+
+
+class InvalidStatusChange(Exception):
+    """A mail status change that the table does not allow."""
+
+    def __init__(self, what: str, current: str | None, new: str) -> None:
+        super().__init__(f"{what} status {current!r} cannot become {new!r}")
+
+
+class InboundStatus(enum.StrEnum):
+    """What became of a received mail."""
+
+    PROCESSING = "processing"  # stored, being processed in this transaction
+    PROCESSED = "processed"  # acted on: a ticket opened, completed, answered, a command run
+    DUPLICATE = "duplicate"  # a copy of a mail already received
+    MACHINE = "machine"  # an automatic mail: recorded, never answered
+    IGNORED = "ignored"  # staff mail that belongs to no ticket and carries no command
+    QUARANTINED = "quarantined"  # unreadable or over a limit; can be replayed
+    HELD = "held"  # spam or a sender's flood: kept for staff (`mailbot replay --release`)
+    RELEASED = "released"  # a held mail that staff released (processed again as a new copy)
+
+
+INBOUND_TRANSITIONS: dict[InboundStatus | None, frozenset[InboundStatus]] = {
+    None: frozenset({InboundStatus.PROCESSING}),
+    InboundStatus.PROCESSING: frozenset(
+        {
+            InboundStatus.PROCESSED,
+            InboundStatus.DUPLICATE,
+            InboundStatus.MACHINE,
+            InboundStatus.IGNORED,
+            InboundStatus.QUARANTINED,
+            InboundStatus.HELD,
+        }
+    ),
+    InboundStatus.HELD: frozenset({InboundStatus.RELEASED}),
+}
+
+
+class OutboundStatus(enum.StrEnum):
+    """Where a queued mail is on its way out."""
+
+    PENDING = "pending"  # queued; sent when its time comes (first try or a retry after backoff)
+    SENDING = "sending"  # claimed by a sender process until its lease ends
+    SENT = "sent"  # the server accepted it (250)
+    DEAD = "dead"  # refused for good (5xx) or out of attempts: a dead letter, shown to staff
+
+
+OUTBOUND_TRANSITIONS: dict[OutboundStatus | None, frozenset[OutboundStatus]] = {
+    None: frozenset({OutboundStatus.PENDING}),
+    OutboundStatus.PENDING: frozenset({OutboundStatus.SENDING}),
+    # Sent, failed for good, or back to pending: a retry, or a claim released or expired.
+    OutboundStatus.SENDING: frozenset({OutboundStatus.SENT, OutboundStatus.DEAD, OutboundStatus.PENDING}),
+    OutboundStatus.DEAD: frozenset({OutboundStatus.PENDING}),  # staff retry a dead letter
+}
+
+
+def next_inbound(current: InboundStatus | None, new: InboundStatus) -> InboundStatus:
+    if new not in INBOUND_TRANSITIONS.get(current, frozenset()):
+        raise InvalidStatusChange("inbound", current, new)
+    return new
+
+
+def next_outbound(current: OutboundStatus | None, new: OutboundStatus) -> OutboundStatus:
+    if new not in OUTBOUND_TRANSITIONS.get(current, frozenset()):
+        raise InvalidStatusChange("outbound", current, new)
+    return new

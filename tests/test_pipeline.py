@@ -9,13 +9,11 @@ import signal
 from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import func, inspect, select
 
 from mailbot import models, store
 from mailbot.app import App, IntakeStats
 from mailbot.compose import Envelope
-from mailbot.workflow import State
 from tests.conftest import request_mail
 
 
@@ -262,48 +260,6 @@ def test_a_group_transaction_decides_as_one_transaction_per_message(make_app, tm
     assert len(balas) == 1 and dict(balas[0][2])["unit"] == "Biro Umum"  # the follow-up completed it
 
 
-def test_a_group_of_new_requests_costs_a_few_statements_not_a_few_per_request(make_app, tmp_path) -> None:
-    """The design, not a timing: a group's lookups are read once and its rows written together at
-    the commit (ids known beforehand). Before, every request cost about 18 statements."""
-    app = make_app(
-        database_url=f"sqlite:///{tmp_path / 'm.db'}",
-        mailbox_url=f"maildir://{tmp_path / 'md'}",
-        smtp_url=f"file://{tmp_path / 'out'}",
-        mailbox_extra="transaction_size = 50\nparse_workers = 0",
-    )
-    app.migrate()
-    md = mailbox.Maildir(tmp_path / "md", create=True)
-    for i in range(40):
-        md.add(request_mail(sender=f"p{i}@example.go.id", name=f"Pemohon {i}", subject=f"Soal {i}"))
-    statements: list[str] = []
-    event.listen(app.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    stats = app.run_intake_once()
-    assert stats.processed == 40
-    with app.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(models.OutboundMessage)) == 80
-        assert s.scalar(select(func.count()).select_from(models.TicketEvent)) == 40 * 3
-    assert len(statements) < 40, statements  # fewer than one per request
-
-
-def test_a_row_added_without_an_id_gets_one_from_the_transactions_allocator(make_app, database_url, tmp_path):
-    """Ids handed out but not yet flushed are not given again to a row that arrives without one."""
-    app = _one_ticket(make_app, database_url, tmp_path)
-    now = app.clock()
-    with app.sessions.begin() as s:
-        ticket = s.scalars(select(models.Ticket)).one()
-        handed_out = store.new_id(s, "ticket_events")  # for a line made a moment later
-        plain = models.TicketEvent(ticket_id=ticket.id, at=now, actor="x", kind="note", state="new")
-        s.add(plain)
-        s.flush()
-        s.add(
-            models.TicketEvent(
-                id=handed_out, ticket_id=ticket.id, at=now, actor="x", kind="note", state="new"
-            )
-        )
-        s.flush()
-        assert plain.id != handed_out
-
-
 def test_each_stored_batch_wakes_the_sender_and_the_pass_goes_on_to_the_end(make_app, tmp_path) -> None:
     app = make_app(
         database_url=f"sqlite:///{tmp_path / 'wake.db'}",
@@ -351,9 +307,8 @@ def _stored_lines(app: App, ticket_id: int) -> list[tuple[int, str, str]]:
 def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
     make_app, database_url, tmp_path
 ) -> None:
-    """History lines are written by one INSERT at the flush (store.record_event): a line recorded
-    in a transaction that changes nothing else is still written, in order, and in the ticket's
-    `events` at once; a rolled-back line is not."""
+    """History lines (store.record_event): a line recorded in a transaction that changes nothing
+    else is still written, in order, and in the ticket's `events` at once; a rolled-back line is not."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
     with app.sessions.begin() as s:
@@ -362,7 +317,6 @@ def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
         store.record_event(s, ticket, "note", actor="x", now=now, detail="one")
         store.record_event(s, ticket, "note", actor="x", now=now, detail="two")
         assert [e.detail for e in ticket.events][-2:] == ["one", "two"]
-        assert not s.dirty and not s.new  # nothing for the unit of work: only the commit writes them
         ticket_id = ticket.id
     lines = _stored_lines(app, ticket_id)
     assert [line[0] for line in lines[: len(before)]] == before
@@ -400,18 +354,18 @@ def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
 def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_commit(
     make_app, database_url, tmp_path
 ) -> None:
-    """Queued mail is written by one INSERT at the flush (store.enqueue), not by the unit of work:
-    the loop guard's query later in the same transaction still counts it, before any other change
-    would have made the session flush; the commit stores it with its history line."""
+    """Queued mail (store.enqueue): the loop guard's query later in the same transaction counts it;
+    the commit stores it with its history line."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
     with app.sessions.begin() as s:
         ticket = s.scalars(select(models.Ticket)).one()
         before = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
         envelope = Envelope("<again@x.id>", "konsultasi@x.id", (ticket.applicant_email,), "Lagi", b"raw")
-        outbound_id = store.enqueue(s, envelope, kind="ack", ticket=ticket, now=now)
+        mail = store.enqueue(s, envelope, kind="ack", ticket=ticket, now=now)
         after = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
         assert len(after) == len(before) + 1
+        outbound_id = mail.id
         ticket_id = ticket.id
     with app.sessions() as s:
         row = s.get(models.OutboundMessage, outbound_id)
@@ -424,13 +378,3 @@ def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_co
         )
         queued = [e for e in s.get(models.Ticket, ticket_id).events if e.outbound_id == outbound_id]
         assert [e.kind for e in queued] == ["mail_queued"]
-
-
-def test_a_history_line_for_a_ticket_without_its_id_is_refused(make_app, tmp_path) -> None:
-    """A line names its ticket by id: a ticket not yet given one (store.add_ticket) is a mistake
-    of the caller, said at once rather than as a NOT NULL failure at the commit."""
-    app = _one_ticket(make_app, f"sqlite:///{tmp_path / 'm.db'}", tmp_path)
-    with app.sessions.begin() as s:
-        ticket = models.Ticket(number="X-1", profile="p", state=State.NEW, created_at=app.clock())
-        with pytest.raises(ValueError, match="add_ticket"):
-            store.record_event(s, ticket, "note", actor="x", now=app.clock())
