@@ -7,7 +7,6 @@ A refusal is a code the transcript template explains.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from mailbot.commands import Verb
@@ -141,28 +140,117 @@ def can_receive(profile: Profile, assigner: StaffMember, target: StaffMember) ->
 
 
 # --- Authentication-Results (RFC 8601) ------------------------------------------------------
+# Trust boundary: anyone can write an Authentication-Results header into a mail. Only the one
+# our own server prepended counts: RFC 8601 s. 5, headers are added on top, so the topmost
+# header carrying our authserv-id is ours and anything below it came with the mail.
 
-_RESULT = re.compile(r"\b(dmarc|dkim)\s*=\s*(\w+)([^;]*)", re.IGNORECASE)
+MAX_RESULTS_HEADER = 8192  # longer headers are not ours: read no further (linear work only)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """One `method=result` of an Authentication-Results header, with its properties."""
+
+    method: str
+    result: str
+    props: dict[str, str]
+
+
+def _strip_comments(text: str) -> str:
+    """The header without its (nested) comments and quoted-string quotes: a plain scan."""
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    for ch in text[:MAX_RESULTS_HEADER]:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                out.append(ch)
+            continue
+        if ch == "\\" and (quoted or depth):
+            escaped = True
+            continue
+        if quoted:
+            if ch == '"':
+                quoted = False
+            else:
+                out.append(ch)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            if ch == '"':
+                quoted = True
+            else:
+                out.append(ch)
+    return "".join(out)
+
+
+def parse_results(header: str) -> tuple[str, list[AuthResult]]:
+    """(authserv-id, results) of one header. The authserv-id is "" for the form Microsoft 365
+    writes, which starts straight with `spf=...` (no id)."""
+    parts = [p.strip() for p in _strip_comments(header).split(";")]
+    first = parts[0].split() if parts else []
+    if first and "=" not in first[0]:
+        server, segments = first[0].lower(), parts[1:]
+    else:
+        server, segments = "", parts
+    results: list[AuthResult] = []
+    for segment in segments:
+        words = segment.split()
+        if not words or "=" not in words[0]:
+            continue  # "none", or a version number
+        method, _, result = words[0].partition("=")
+        props: dict[str, str] = {}
+        for word in words[1:]:
+            key, eq, value = word.partition("=")
+            if eq and "." in key:
+                props.setdefault(key.lower(), value.lower().lstrip("@"))
+        results.append(AuthResult(method.lower(), result.lower(), props))
+    return server, results
+
+
+def aligned(domain: str, signer: str) -> bool:
+    """DMARC relaxed alignment without a public-suffix list: the same domain, or one a parent
+    of the other (From x.go.id with d=mail.x.go.id or the reverse). A one-label `d=` never."""
+    domain, signer = domain.lower().rstrip("."), signer.lower().rstrip(".")
+    if not domain or "." not in signer:
+        return False
+    return domain == signer or domain.endswith("." + signer) or signer.endswith("." + domain)
+
+
+def passes(results: list[AuthResult], sender: str) -> str | None:
+    """How the results prove the sender's domain (`dmarc` or `dkim d=...`), or None."""
+    domain = sender.rsplit("@", 1)[-1].lower()
+    if any(
+        r.method == "dmarc" and r.result == "pass" and r.props.get("header.from") == domain for r in results
+    ):
+        return "dmarc"
+    for r in results:
+        if r.method == "dkim" and r.result == "pass":
+            signer = r.props.get("header.d") or r.props.get("header.i", "").rpartition("@")[2]
+            if signer and aligned(domain, signer):
+                return f"dkim d={signer}"
+    return None
+
+
+def topmost_results(headers: tuple[str, ...], authserv_id: str) -> list[AuthResult] | None:
+    """The results of the topmost header from `authserv_id` ("" for Microsoft 365's form), or None.
+    `headers` in the mail's order, top first (as mailbot.parse gives them)."""
+    for header in headers:
+        server, results = parse_results(header)
+        if server == authserv_id.lower():
+            return results
+    return None
 
 
 def authenticated(headers: tuple[str, ...], authserv_id: str, sender: str) -> bool:
-    """True when a header from our own server (its authserv-id) shows DMARC pass, or DKIM pass
-    for the sender's domain. Headers from other servers are ignored: anyone can write one."""
-    domain = sender.rsplit("@", 1)[-1].lower()
-    for header in headers:
-        server, _, rest = header.partition(";")
-        parts = server.split()
-        if not parts or parts[0].lower() != authserv_id.lower():
-            continue
-        for method, result, props in _RESULT.findall(rest):
-            if result.lower() != "pass":
-                continue
-            if method.lower() == "dmarc":
-                m = re.search(r"header\.from\s*=\s*([^\s;]+)", props, re.IGNORECASE)
-                if m is None or m.group(1).lower() == domain:
-                    return True
-            else:
-                m = re.search(r"header\.[di]\s*=\s*@?([^\s;]+)", props, re.IGNORECASE)
-                if m and (m.group(1).lower() == domain or m.group(1).lower().endswith("." + domain)):
-                    return True
-    return False
+    """True when the topmost header from our own server (its authserv-id) shows DMARC pass for
+    the sender's domain, or DKIM pass aligned with it. Lower headers claiming the same id and
+    headers from other servers are ignored: anyone can write one."""
+    if not authserv_id:
+        return False
+    results = topmost_results(headers, authserv_id)
+    return results is not None and passes(results, sender) is not None

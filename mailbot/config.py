@@ -413,9 +413,13 @@ class Profile(_Strict):
     # SOP 000: a CSV of active employees (column `nip`), relative to the profiles folder;
     # applicants not in it are refused.
     eligibility_roster: str = ""
-    # Commands count only with DMARC or DKIM pass for the sender's domain in an
-    # Authentication-Results header from this server (authserv-id).
+    # Commands count only when the sender is proven (mailbot.sender_auth), by `authserv`:
+    #   "header"        the topmost Authentication-Results of our server (`authserv_id`) shows
+    #                   DMARC pass or aligned DKIM pass for the From domain;
+    #   "microsoft365"  the same in Exchange Online's header (it carries no authserv-id);
+    #   "dkim"          mailbot checks the mail's DKIM signature itself (DNS lookups).
     require_authentication: bool = False
+    authserv: Literal["header", "microsoft365", "dkim"] = "header"
     authserv_id: str = ""
     # The answer carries the satisfaction form (SKM); a complete survey closes the ticket.
     survey: bool = True
@@ -451,6 +455,12 @@ class Profile(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9/._-]+", sample):
             raise ValueError("may only produce letters, digits and / . _ -")
         return value
+
+    @model_validator(mode="after")
+    def _authserv_id_given(self) -> Profile:
+        if self.require_authentication and self.authserv == "header" and not self.authserv_id:
+            raise ValueError('require_authentication with authserv = "header" needs authserv_id')
+        return self
 
     @model_validator(mode="after")
     def _role_steps_known(self) -> Profile:
