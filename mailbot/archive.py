@@ -23,6 +23,7 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from mailbot import models
+from mailbot.safe_output import csv_row
 from mailbot.survey import compute_ikm
 from mailbot.workflow import State
 
@@ -241,7 +242,7 @@ def write_index(session: Session, out: Path, selection: Selection, tz: ZoneInfo)
         writer.writeheader()
         fh.write(_HTML_HEAD.format(title=html.escape(f"Indeks arsip {out.name}")))
         for row in index_rows(session, selection, tz):
-            writer.writerow(row)
+            writer.writerow(csv_row(row))  # a unit named "=HYPERLINK(...)" stays text
             cells = "".join(f"<td>{html.escape(row[c])}</td>" for c in INDEX_COLUMNS)
             fh.write(f'<tr class="{html.escape(row["deadlines"])}">{cells}</tr>\n')
             count += 1

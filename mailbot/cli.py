@@ -37,6 +37,8 @@ from mailbot.outbox import SendError, make_sender
 from mailbot.privacy import MaskingFilter
 from mailbot.privacy_ops import export_person, purge
 from mailbot.reports import format_ikm_table, ikm_report
+from mailbot.safe_output import json_text
+from mailbot.safe_output import terminal_text as _t
 from mailbot.workflow import InboundStatus, OutboundStatus, State, next_inbound, next_outbound
 
 log = logging.getLogger("mailbot")
@@ -269,8 +271,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
                 state = State(args.state) if args.state else None
                 tickets = store.list_tickets(session, state=state, limit=args.limit)
                 if args.json:
-                    json.dump([_ticket_json(t) for t in tickets], sys.stdout, indent=2, ensure_ascii=False)
-                    print()
+                    print(json_text([_ticket_json(t) for t in tickets]))
                     return 0
                 if not tickets:
                     print("no tickets")
@@ -280,7 +281,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
                 for t in tickets:
                     line = (
                         f"{t.number:<20} {t.state.value:<17} {t.created_at:%Y-%m-%d %H:%M} "
-                        f"{t.applicant_email[:30]:<30} {t.subject}"
+                        f"{_t(t.applicant_email)[:30]:<30} {_t(t.subject)}"
                     )
                     print(line[:width])
                 return 0
@@ -336,39 +337,34 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
         for m in outbound
     ]
     if as_json:
-        json.dump(
-            {**_ticket_json(ticket), "history": history, "messages": messages},
-            sys.stdout,
-            indent=2,
-            ensure_ascii=False,
-        )
-        print()
+        print(json_text({**_ticket_json(ticket), "history": history, "messages": messages}))
         return 0
+    # Stored text came in by mail: printed without its control characters (safe_output).
     print(f"Ticket {ticket.number}  [{ticket.state.value}]  profile {ticket.profile}")
-    print(f"  applicant: {ticket.applicant_name} <{ticket.applicant_email}>")
-    print(f"  subject:   {ticket.subject}")
+    print(f"  applicant: {_t(ticket.applicant_name)} <{_t(ticket.applicant_email)}>")
+    print(f"  subject:   {_t(ticket.subject)}")
     print(f"  created:   {ticket.created_at:%Y-%m-%d %H:%M:%S} UTC")
     if ticket.due_at:
         late = " (OVERDUE)" if ticket.due_at <= datetime.now(UTC) else ""
         print(f"  step:      {ticket.step}, due {ticket.due_at:%Y-%m-%d %H:%M} UTC{late}")
     if ticket.assignee_email:
-        print(f"  assignee:  {ticket.assignee_email}{'  [URGENT]' if ticket.urgent else ''}")
+        print(f"  assignee:  {_t(ticket.assignee_email)}{'  [URGENT]' if ticket.urgent else ''}")
     print("  fields:")
     for name, value in ticket.fields.items():
         first_line = str(value).splitlines()[0] if value else ""
-        print(f"    {name:<10} {first_line[:90]}")
+        print(f"    {_t(name):<10} {_t(first_line)[:90]}")
     if ticket.issues:
-        print("  open issues: " + ", ".join(f"{i['field']} ({i['code']})" for i in ticket.issues))
+        print("  open issues: " + _t(", ".join(f"{i['field']} ({i['code']})" for i in ticket.issues)))
     print("  history:")
     for h in history:
-        detail = h["detail"].splitlines()[0][:80] if h["detail"] else ""
-        print(f"    {h['at'][:19]}  {h['kind']:<20} {h['state']:<15} {h['actor'][:30]:<30} {detail}")
+        detail = _t(h["detail"].splitlines()[0])[:80] if h["detail"] else ""
+        print(f"    {h['at'][:19]}  {h['kind']:<20} {h['state']:<15} {_t(h['actor'])[:30]:<30} {detail}")
     print("  messages:")
     for m in messages:
-        who = m.get("from") or ", ".join(m.get("to") or [])
-        extra = f" ({m['last_error'][:60]})" if m.get("last_error") else ""
+        who = _t(m.get("from") or ", ".join(m.get("to") or []))
+        extra = f" ({_t(m['last_error'])[:60]})" if m.get("last_error") else ""
         head = f"    {m['direction']:<3} #{m['id']:<5} {m['status']:<10} {who[:32]:<32}"
-        print(f"{head} {m['subject'][:50]}{extra}")
+        print(f"{head} {_t(m['subject'])[:50]}{extra}")
     return 0
 
 
@@ -414,7 +410,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     held.reason = f"released by staff as inbound #{outcome.inbound_id}"
         result = aio.run(app.send_pending())
         print(
-            f"inbound #{outcome.inbound_id}: {outcome.status} ({outcome.reason})"
+            f"inbound #{outcome.inbound_id}: {outcome.status} ({_t(outcome.reason)})"
             + (f", ticket {outcome.ticket_number}" if outcome.ticket_number else "")
             + f"; outbox: {result.sent} sent"
         )
@@ -500,7 +496,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     print(str(exc), file=sys.stderr)
                     return 2
-            print(f"{tickets} tickets and {messages} messages about {args.who} written to {out}")
+            print(f"{tickets} tickets and {messages} messages about {_t(args.who)} written to {out}")
             return 0
         days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
         with app.sessions.begin() as session:
@@ -534,7 +530,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("mailbot: " + ("OK" if st.healthy else "FAILING: " + ", ".join(st.failing)))
             for name, c in st.components.items():
                 failing = (
-                    f", failing since {c['failing_since']}: {c['last_error']}" if c["failing_since"] else ""
+                    f", failing since {c['failing_since']}: {_t(c['last_error'])}"
+                    if c["failing_since"]
+                    else ""
                 )
                 print(f"  {name:<7} last ok {c['last_ok_at'] or 'never'}{failing}")
             print(
@@ -613,8 +611,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         for r in rows:
             print(
                 f"#{r.id:<6} {r.status:<8} {numbers.get(r.ticket_id or 0, '-'):<20} {r.kind:<16} "
-                f"{r.recipient:<32} "
-                f"attempts {r.attempts}  {r.last_error[:60]}"
+                f"{_t(r.recipient):<32} "
+                f"attempts {r.attempts}  {_t(r.last_error)[:60]}"
             )
         return 0
     finally:
@@ -643,7 +641,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             with app.sessions() as session:
                 period = period_report(session, config, args.start, args.end)
             if args.format == "json":
-                _write_output(json.dumps(period.as_json(), indent=2, ensure_ascii=False) + "\n", args.out)
+                _write_output(json_text(period.as_json()) + "\n", args.out)
             elif args.format == "csv":
                 _write_output(period_csv(period), args.out)
             else:
@@ -662,10 +660,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "by": args.by,
                 "groups": [r.as_json() for r in rows],
             }
-            json.dump(payload, sys.stdout, indent=2, ensure_ascii=False)
-            print()
+            print(json_text(payload))
         else:
-            print(format_ikm_table(rows, args.start, args.end, args.by))
+            print(_t(format_ikm_table(rows, args.start, args.end, args.by), one_line=False))
         return 0
     finally:
         app.close()
