@@ -39,7 +39,7 @@ from mailbot.privacy_ops import export_person, purge
 from mailbot.reports import format_ikm_table, ikm_report
 from mailbot.safe_output import json_text
 from mailbot.safe_output import terminal_text as _t
-from mailbot.workflow import InboundStatus, OutboundStatus, State, next_inbound, next_outbound
+from mailbot.workflow import OPEN_STATES, InboundStatus, OutboundStatus, State, next_inbound, next_outbound
 
 log = logging.getLogger("mailbot")
 EXIT_TEMPFAIL = 75  # sysexits.h: try again later
@@ -201,7 +201,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"  staff: {len(config.settings.staff)}; mailbox: {config.mailbox.redacted()}; "
         f"smtp: {config.smtp.redacted()}; database: {_redact_db(config.database_url)}"
     )
+    for warning in _security_warnings(config):
+        print(f"  WARNING: {warning}")
     return 0
+
+
+def _security_warnings(config: Config, profile_ids: Sequence[str] = ()) -> list[str]:
+    """Profiles in use (the service's, and those of open tickets) whose staff commands count on
+    the From address alone: anyone who has seen a notification's Message-ID can forge them."""
+    ids = sorted({config.profile.id, *(p for p in profile_ids if p in config.profiles)})
+    return [
+        f"profile {pid}: staff commands are accepted on the From address alone "
+        "(set require_authentication and authserv in the profile)"
+        for pid in ids
+        if not config.profiles[pid].require_authentication
+    ]
 
 
 def _check_connections(config: Config) -> list[tuple[str, str]]:
@@ -523,8 +537,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with app.sessions() as session:
             st = status(session, app.clock(), timedelta(minutes=args.failing_after))
+            in_use = session.execute(
+                select(models.Ticket.profile).where(models.Ticket.state.in_(OPEN_STATES)).distinct()
+            ).scalars()
+            warnings = _security_warnings(config, list(in_use))
         if args.json:
-            json.dump(st.as_json(), sys.stdout, indent=2)
+            json.dump({**st.as_json(), "warnings": warnings}, sys.stdout, indent=2)
             print()
         else:
             print("mailbot: " + ("OK" if st.healthy else "FAILING: " + ", ".join(st.failing)))
@@ -541,6 +559,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
             print(f"  inbox   {st.quarantined} quarantined")
             print(f"  tickets {st.open_tickets} open, {st.overdue_tickets} overdue")
+            for warning in warnings:
+                print(f"  WARNING: {warning}")
         return 0 if st.healthy else 1
     finally:
         app.close()

@@ -4,6 +4,7 @@ own server, Microsoft 365's header, or mailbot's own DKIM check of mail signed w
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import subprocess
 import tomllib
@@ -272,3 +273,34 @@ def test_desk_refuses_the_forged_lower_header(make_app, sqlite_url, tmp_path) ->
     assert "tidak memastikan keaslian pengirim" in text_of(desk.last(HEAD, "transcript"))
     desk.deliver(REAL_PASS.encode() + reply_bytes(notify, HEAD, "ASSIGN Budi Santoso"))
     assert desk.ticket().state is State.ASSIGNED
+
+
+# --- the operator is told -----------------------------------------------------------------------
+
+
+def test_check_config_and_status_warn(make_app, sqlite_url, tmp_path, capsys) -> None:
+    from mailbot.cli import main
+
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-002")
+    desk.deliver(request_mail())
+    config = str(tmp_path / "mailbot.toml")
+    capsys.readouterr()
+    assert main(["--config", config, "check-config", "--offline"]) == 0
+    assert "WARNING: profile sop-002: staff commands are accepted on the From address alone" in (
+        capsys.readouterr().out
+    )
+    main(["--config", config, "status"])
+    assert "WARNING: profile sop-002" in capsys.readouterr().out
+    main(["--config", config, "status", "--json"])
+    assert "sop-002" in json.loads(capsys.readouterr().out)["warnings"][0]
+
+
+def test_no_warning_with_authentication(make_app, sqlite_url, tmp_path, capsys) -> None:
+    from mailbot.cli import main
+
+    _profile_desk(
+        make_app, sqlite_url, tmp_path, "sop-002", 'require_authentication = true\nauthserv = "dkim"\n'
+    )
+    capsys.readouterr()
+    assert main(["--config", str(tmp_path / "mailbot.toml"), "check-config", "--offline"]) == 0
+    assert "WARNING" not in capsys.readouterr().out
