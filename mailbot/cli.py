@@ -35,7 +35,7 @@ from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
 from mailbot.privacy import MaskingFilter
-from mailbot.privacy_ops import export_person, purge
+from mailbot.privacy_ops import export_person, purge, remove_copies
 from mailbot.reports import format_ikm_table, ikm_report
 from mailbot.safe_output import json_text
 from mailbot.safe_output import terminal_text as _t
@@ -515,14 +515,32 @@ def cmd_privacy(args: argparse.Namespace) -> int:
         days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
         with app.sessions.begin() as session:
             result = purge(session, older_than=timedelta(days=days), now=app.clock())
+        # Committed: now the copies outside the database (mailbox folders, outbox files).
+        copies = remove_copies(config, result)
         log.info(
-            "privacy purge: %s tickets, %s messages older than %s days", result.tickets, result.messages, days
+            "privacy purge: %s tickets, %s messages older than %s days; %s mailbox copies and %s "
+            "outbox files removed, %s left for the next purge",
+            result.tickets,
+            result.messages,
+            days,
+            copies.mailbox,
+            copies.outbox,
+            copies.pending,
         )
         print(
             f"purged personal data of {result.tickets} closed tickets and {result.messages} messages "
-            f"older than {days} days"
+            f"older than {days} days; removed {copies.mailbox} copies from the mailbox and "
+            f"{copies.outbox} files from the outbox folder"
         )
-        return 0
+        if copies.unreachable:
+            print(
+                f"{copies.unreachable} messages came from another mailbox than {config.mailbox.redacted()}: "
+                "remove their copies there by hand",
+                file=sys.stderr,
+            )
+        for error in copies.errors:
+            print(f"not removed yet ({error}); the next purge tries again", file=sys.stderr)
+        return 1 if copies.errors else 0
     finally:
         app.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from mailbot.config import Config
@@ -16,6 +17,19 @@ class MailboxError(Exception):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         self.transient = transient
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    """Where a received mail lay in the mailbox, and how to know it again: what a purge (UU
+    27/2022) needs to remove the mailbox's own copies (processed, quarantined or flagged)."""
+
+    mailbox: str  # the source's name, as stored with the message
+    uidvalidity: int
+    uid: str
+    sha256: str  # of the raw bytes as fetched
+    size: int
+    message_id: str = ""
 
 
 class MailboxSource(Protocol):
@@ -41,6 +55,12 @@ class MailboxSource(Protocol):
         ...
 
     def quarantine(self, uids: Sequence[str]) -> None: ...
+    def delete_copies(self, copies: Sequence[StoredCopy]) -> int:
+        """Remove these messages wherever this source keeps them (the folder itself, the
+        processed and quarantine folders); returns how many were removed. A copy not found is
+        already gone. Raises MailboxError when the mailbox cannot be searched or changed."""
+        ...
+
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Block until new mail may be there, `timeout` passes or `stop` is set."""
         ...

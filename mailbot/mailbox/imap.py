@@ -8,6 +8,7 @@ mapped to MailboxError here, at the boundary.
 
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import logging
 import ssl
@@ -20,7 +21,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
-from mailbot.mailbox import MailboxError
+from mailbot.mailbox import MailboxError, StoredCopy
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,54 @@ class ImapSource:
             return
         self._move(uids, self.settings.quarantine_folder, QUARANTINE_KEYWORD)
 
+    # --- purging (UU 27/2022) ----------------------------------------------------------
+
+    def delete_copies(self, copies: Sequence[StoredCopy]) -> int:
+        """Each copy is looked for in this folder (by its UID while UIDVALIDITY is the same: the
+        flag mode leaves mail there), then by Message-ID (or, without one, by size) in the
+        folder and the processed and quarantine folders: a moved message has a new UID there.
+        Only a message whose bytes hash to the stored SHA-256 is removed."""
+        client = self._client()
+        mine = [c for c in copies if c.mailbox == self.name]
+        if not mine:
+            return 0
+        wanted = {c.sha256 for c in mine}
+        folders = dict.fromkeys(
+            (self.folder, self.settings.processed_folder, self.settings.quarantine_folder)
+        )
+        removed = 0
+        try:
+            for folder in folders:
+                if not _mapped("list", lambda f=folder: client.folder_exists(f)):  # type: ignore[misc]
+                    continue
+                info = _mapped("select", lambda f=folder: client.select_folder(f))  # type: ignore[misc]
+                uidvalidity = int(info[b"UIDVALIDITY"])
+                candidates: set[int] = set()
+                for c in mine:
+                    if folder == self.folder and c.uidvalidity == uidvalidity and c.uid.isdigit():
+                        candidates.add(int(c.uid))
+                    criteria: list[Any] = (
+                        ["HEADER", "Message-ID", c.message_id]
+                        if c.message_id
+                        else ["LARGER", c.size - 1, "SMALLER", c.size + 1]
+                    )
+                    candidates.update(_mapped("search", lambda cr=criteria: client.search(cr)))  # type: ignore[misc]
+                doomed: list[int] = []
+                ordered = sorted(candidates)
+                for start in range(0, len(ordered), 100):
+                    chunk = ordered[start : start + 100]
+                    data = _mapped("fetch", lambda ids=chunk: client.fetch(ids, ["BODY.PEEK[]"]))  # type: ignore[misc]
+                    for uid, item in data.items():
+                        raw = item.get(b"BODY[]")
+                        if raw is not None and hashlib.sha256(bytes(raw)).hexdigest() in wanted:
+                            doomed.append(uid)
+                if doomed:
+                    _expunge(client, doomed)
+                    removed += len(doomed)
+        finally:
+            _mapped("select", lambda: client.select_folder(self.folder))
+        return removed
+
     # --- waiting ---------------------------------------------------------------------
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
@@ -192,6 +241,15 @@ class ImapSource:
                     return
         finally:
             _mapped("idle", client.idle_done)
+
+
+def _expunge(client: IMAPClient, uids: list[int]) -> None:
+    """Remove these messages for good: \\Deleted, then UID EXPUNGE (RFC 4315) where offered. A
+    plain EXPUNGE also removes whatever else was marked \\Deleted in the folder."""
+    _mapped("store", lambda: client.delete_messages(uids))
+    _mapped(
+        "expunge", lambda: client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
+    )
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

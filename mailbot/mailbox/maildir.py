@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mailbot.config import MailboxSettings
-from mailbot.mailbox import MailboxError
+from mailbot.mailbox import MailboxError, StoredCopy
 
 _UIDVALIDITY_FILE = ".mailbot-uidvalidity"
 
@@ -95,6 +95,30 @@ class MaildirSource:
 
     def quarantine(self, uids: Sequence[str]) -> None:
         self._move(uids, self.settings.quarantine_folder)
+
+    def delete_copies(self, copies: Sequence[StoredCopy]) -> int:
+        # A message keeps its file name (the key) when it moves to a subfolder; only the flags
+        # after ':' change. Keys are unique, so the name is enough.
+        keys = {c.uid for c in copies if c.mailbox == self.name}
+        if not keys:
+            return 0
+        folders = [self.path] + [
+            self.path / f".{f}" for f in (self.settings.processed_folder, self.settings.quarantine_folder)
+        ]
+        removed = 0
+        for folder in folders:
+            for sub in ("new", "cur"):
+                try:
+                    with os.scandir(folder / sub) as it:
+                        found = [Path(e.path) for e in it if e.name.split(":", 1)[0] in keys]
+                    for path in found:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise MailboxError(f"cannot remove mail from {folder / sub}: {exc}") from exc
+        return removed
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + timeout
