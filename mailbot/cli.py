@@ -34,7 +34,7 @@ from mailbot.health import status
 from mailbot.intake import Source
 from mailbot.mailbox import MailboxError, open_source
 from mailbot.outbox import SendError, make_sender
-from mailbot.privacy import MaskingFilter
+from mailbot.privacy import masked_stderr_handler
 from mailbot.privacy_ops import export_person, purge, remove_copies
 from mailbot.reports import format_ikm_table, ikm_report
 from mailbot.safe_output import json_text
@@ -47,11 +47,8 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
 def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(MaskingFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [masked_stderr_handler()]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("apscheduler", "imapclient", "mailparser", "alembic", "aiosmtplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

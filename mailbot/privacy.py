@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 _LONG_NUMBER = re.compile(r"(?<![\d])(\+?\d[\d .\-]{7,24}\d)(?![\d])")
 
@@ -46,3 +47,20 @@ class MaskingFilter(logging.Filter):
             record.msg = masked
             record.args = None
         return True
+
+
+def masked_stderr_handler() -> logging.Handler:
+    """A stderr handler whose every record goes through MaskingFilter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    return handler
+
+
+def setup_worker_logging(level: int = logging.WARNING) -> None:
+    """In a spawned process (the parse workers): log through the masking filter. Such a process
+    starts without the parent's handlers, and logging's last-resort handler would print a
+    parser's warning (which may quote a header) unmasked."""
+    root = logging.getLogger()
+    root.handlers[:] = [masked_stderr_handler()]
+    root.setLevel(level)

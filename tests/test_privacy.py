@@ -131,3 +131,19 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     assert json.loads(after) == json.loads(before)  # the anonymous figures survive
     again = _cli(tmp_path, "privacy", "purge", "--older-than", "365")
     assert "purged personal data of 0 closed tickets" in again.stdout
+
+
+def test_a_spawned_worker_logs_masked() -> None:
+    """A parse worker is a spawned process: without set-up its warnings reach stderr through
+    logging's last resort, unmasked. setup_worker_logging masks them."""
+    code = (
+        "import logging, sys\n"
+        "if sys.argv[1] == 'masked':\n"
+        "    from mailbot.privacy import setup_worker_logging; setup_worker_logging()\n"
+        "logging.getLogger('mailbot.parse').warning('parser failed: %s', 'NIK 3273014101900001')\n"
+    )
+    for mode, seen in (("bare", "3273014101900001"), ("masked", "3273********0001")):
+        out = subprocess.run(
+            [sys.executable, "-c", code, mode], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert seen in out.stderr and "parser failed" in out.stderr
