@@ -275,7 +275,10 @@ class DocumentSettings(_Strict):
     letterhead: list[str] = ["KEMENTERIAN DESA, PEMBANGUNAN DAERAH TERTINGGAL, DAN TRANSMIGRASI",
                              "BADAN PENGEMBANGAN SUMBER DAYA MANUSIA"]  # fmt: skip
     address: str = ""
-    logo: str = ""  # path of a PNG/JPEG, relative to the project folder
+    phone: str = ""
+    email: str = ""
+    website: str = ""
+    logo: str = ""  # path of a PNG/JPEG/SVG, relative to the project folder
     city: str = "Jakarta"
     disposition_number: str = "{seq:04d}/DISP/{year}"
     task_number: str = "ST-{seq:04d}/KONS/{year}"
@@ -283,6 +286,8 @@ class DocumentSettings(_Strict):
     head_name: str = ""  # who signs the Lembar Disposisi and the Surat Tugas
     head_position: str = "Kepala Bagian Umum dan Rumah Tangga"
     head_nip: str = ""
+    # The published SKM result's follow-up plan (rencana tindak lanjut, Permenpan RB 14/2017).
+    skm_follow_up: list[str] = []
 
 
 class ReportSettings(_Strict):
@@ -391,6 +396,8 @@ class Profile(_Strict):
     title: str
     office: str = ""
     sop_number: str = ""
+    # How the consultation is held, for the Berita Acara (a ticket's field of that name wins).
+    consultation_medium: Literal["email", "video", "face_to_face"] = "email"
     number_format: str = "KONS-{year}-{seq:06d}"
     language: Literal["id", "en"] = "id"
     required_fields: list[FieldName] = list(FIELD_NAMES)

@@ -1,28 +1,52 @@
 """Official documents of a ticket (Lembar Disposisi, Surat Tugas, Berita Acara Konsultasi) and the
-Laporan Hasil Layanan Konsultasi, as print-ready HTML from Jinja2 templates, and as PDF.
+Laporan Hasil Layanan Konsultasi, laid out as tata naskah dinas has them, as HTML and PDF.
 
-PDF is made from the same HTML with xhtml2pdf (pure Python: no browser, no system fonts needed).
+The HTML comes from Jinja2 templates (documents/id/, documents/en/: the profile's language); the PDF
+from the same HTML by WeasyPrint (rendering.html_to_pdf). Mail text reaches the HTML escaped.
 """
 
 from __future__ import annotations
 
-import base64
+import csv
 import io
 from collections import Counter as Tally
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailbot import models
-from mailbot.compose import environment
-from mailbot.config import Config
-from mailbot.reports import period_bounds
-from mailbot.survey import Ikm, compute_ikm
+from mailbot.charts import ElementBar, StackRow, column_chart, grade_bars, stacked_bars
+from mailbot.config import Config, Profile, StaffMember
+from mailbot.rendering import (
+    RenderError,
+    date_range,
+    document_environment,
+    html_to_pdf,
+    letterhead,
+)
+from mailbot.reports import add_period_surveys, period_bounds
+from mailbot.safe_output import csv_cell
+from mailbot.survey import ELEMENTS, Ikm, SurveyTally, grade, tally_surveys
+
+__all__ = [
+    "DOCUMENT_TEMPLATES",
+    "DocumentError",
+    "DocumentKind",
+    "Group",
+    "PeriodReport",
+    "RenderError",
+    "html_to_pdf",
+    "period_csv",
+    "period_report",
+    "render_document",
+    "render_period_html",
+]
 
 DocumentKind = Literal["disposisi", "surat-tugas", "berita-acara"]
 DOCUMENT_TEMPLATES: dict[str, str] = {
@@ -30,35 +54,11 @@ DOCUMENT_TEMPLATES: dict[str, str] = {
     "surat-tugas": "surat_tugas",
     "berita-acara": "berita_acara",
 }
+MEDIA = ("email", "video", "face_to_face")
 
 
 class DocumentError(Exception):
     """A document cannot be made for this ticket yet (e.g. a Surat Tugas before any assignment)."""
-
-
-def html_to_pdf(html: str) -> bytes:
-    # Imported here: xhtml2pdf and what it brings (reportlab, pypdf) took a third of a second of
-    # every process's start, and only the few mails that carry a document need it.
-    from xhtml2pdf import pisa
-
-    out = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
-    if status.err:
-        raise DocumentError(f"PDF conversion failed ({status.err} errors)")
-    return out.getvalue()
-
-
-def _logo_data_uri(config: Config) -> str:
-    logo = config.settings.documents.logo
-    if not logo:
-        return ""
-    path = Path(logo) if Path(logo).is_absolute() else config.base_dir / logo
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
-    return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def _number(session: Session, config: Config, ticket: models.Ticket, kind: str, now: datetime) -> str:
@@ -89,6 +89,37 @@ def _number(session: Session, config: Config, ticket: models.Ticket, kind: str, 
     return number
 
 
+def staff_member(config: Config, address: str | None) -> StaffMember | None:
+    """The staff member of an address, former (inactive) members included: a document or report
+    about the past names who acted then."""
+    if not address:
+        return None
+    address = address.lower()
+    return next((m for m in config.staff if address in m.emails), None)
+
+
+@dataclass(frozen=True)
+class Signatory:
+    """Who signs: position, name and NIP, as the signature block prints them."""
+
+    position: str
+    name: str
+    nip: str
+
+
+def _signatory(config: Config, member: StaffMember | None) -> Signatory:
+    doc = config.settings.documents
+    if member is None:
+        return Signatory(doc.head_position, doc.head_name, doc.head_nip)
+    return Signatory(member.position or doc.head_position, member.name, member.nip)
+
+
+def _medium(ticket: models.Ticket, profile: Profile) -> str:
+    """How the consultation was held: the ticket's own field, else the profile's (DOMAIN s. 6)."""
+    value = str(ticket.fields.get("consultation_medium") or "")
+    return value if value in MEDIA else profile.consultation_medium
+
+
 def render_document(
     session: Session, config: Config, ticket: models.Ticket, kind: DocumentKind, now: datetime
 ) -> str:
@@ -101,33 +132,38 @@ def render_document(
         raise DocumentError(f"ticket {ticket.number} has not been assigned: no Surat Tugas yet")
     if kind == "berita-acara" and answer is None:
         raise DocumentError(f"ticket {ticket.number} has no answer yet: no Berita Acara yet")
-    assignee = config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
-    assigner = config.staff_by_email(assign.actor) if assign is not None else None
-    answerer = config.staff_by_email(answer.actor) if answer is not None else None
+    assignee = staff_member(config, ticket.assignee_email)
+    assigner = staff_member(config, assign.actor) if assign is not None else None
+    answerer = staff_member(config, answer.actor) if answer is not None else None
     number = _number(session, config, ticket, kind, now)
-    notes = [e for e in ticket.events if e.kind == "note"]
     ctx: dict[str, Any] = {
-        "doc": config.settings.documents,
+        **letterhead(config, profile.language),
+        "lang": profile.language,
         "service": config.service,
         "profile": profile,
         "ticket": ticket,
         "fields": ticket.fields,
+        "applicant": str(ticket.fields.get("name") or ticket.applicant_name or ticket.applicant_email),
         "number": number,
-        "logo": _logo_data_uri(config),
         "received": ticket.created_at.astimezone(tz),
         "today": now.astimezone(tz),
-        "assign": assign,
         "assign_at": assign.at.astimezone(tz) if assign else None,
         "assignee": assignee,
-        "assigner": assigner,
+        "assignee_address": ticket.assignee_email or "",
+        "signer": _signatory(config, assigner),
         "answer_text": str((answer.data or {}).get("answer", answer.detail)) if answer else "",
         "answer_at": answer.at.astimezone(tz) if answer else None,
         "answerer": answerer,
-        "notes": notes,
-        "urgency": "Segera" if ticket.urgent else "Biasa",
+        "notes": [e for e in ticket.events if e.kind == "note"],
+        "urgent": ticket.urgent,
+        "medium": _medium(ticket, profile),
         "review_step": next((s for s in profile.steps if s.id == "review"), None),
     }
-    return environment().get_template(f"documents/{DOCUMENT_TEMPLATES[kind]}.html.j2").render(ctx)
+    return _render(f"documents/{profile.language}/{DOCUMENT_TEMPLATES[kind]}.html.j2", ctx)
+
+
+def _render(template: str, ctx: dict[str, Any]) -> str:
+    return document_environment().get_template(template).render(ctx)
 
 
 # --- the period report --------------------------------------------------------------------------
@@ -135,7 +171,9 @@ def render_document(
 
 @dataclass
 class Group:
-    name: str
+    name: str  # the grouping key: unit, consultant's address, profile id
+    title: str = ""  # what a reader sees: the consultant's name, the profile's title
+    detail: str = ""  # the consultant's position
     received: int = 0
     completed: int = 0
     in_time: int = 0
@@ -143,8 +181,23 @@ class Group:
     surveys: list[dict[int, int]] = field(default_factory=list)
 
     @property
+    def tally(self) -> SurveyTally:
+        return tally_surveys(self.surveys)
+
+    @property
     def ikm(self) -> Ikm | None:
-        return compute_ikm(self.surveys)
+        return self.tally.ikm
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date  # Monday, or the period's first day
+    end: date
+    received: int
 
 
 @dataclass
@@ -156,20 +209,26 @@ class PeriodReport:
     by_consultant: list[Group]
     by_profile: list[Group]
     steps: list[tuple[str, int, int]]  # step, in time, late
+    weeks: list[Week] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         def g(x: Group) -> dict[str, Any]:
             ikm = x.ikm
-            return {
+            row = {
                 "name": x.name,
                 "received": x.received,
                 "completed": x.completed,
                 "in_time": x.in_time,
                 "late": x.late,
-                "respondents": ikm.respondents if ikm else 0,
+                "respondents": x.tally.respondents,
                 "ikm": float(ikm.rounded) if ikm else None,
                 "grade": ikm.grade if ikm else None,
             }
+            if x.title and x.title != x.name:
+                row["title"] = x.title
+            if x.detail:
+                row["position"] = x.detail
+            return row
 
         return {
             "from": self.start.isoformat(),
@@ -179,56 +238,104 @@ class PeriodReport:
             "by_consultant": [g(x) for x in self.by_consultant],
             "by_profile": [g(x) for x in self.by_profile],
             "steps": [{"step": s, "in_time": a, "late": b} for s, a, b in self.steps],
-        }
+            "weeks": [{"from": w.start.isoformat(), "to": w.end.isoformat(), "received": w.received}
+                      for w in self.weeks],
+        }  # fmt: skip
 
 
 COMPLETED = ("answer",)
+UNASSIGNED = "(belum ditugaskan)"
+UNKNOWN_UNIT = "(tidak diketahui)"
+
+
+def _weeks(start: date, end: date, days: Tally[date]) -> list[Week]:
+    weeks = []
+    first = start
+    while first <= end:
+        last = min(first + timedelta(days=6 - first.weekday()), end)
+        weeks.append(
+            Week(first, last, sum(days[first + timedelta(days=d)] for d in range((last - first).days + 1)))
+        )
+        first = last + timedelta(days=1)
+    return weeks
 
 
 def period_report(session: Session, config: Config, start: date, end: date) -> PeriodReport:
-    """Requests received and completed in the period, within each step's time, with the IKM."""
+    """Requests received and completed in the period, within each step's time, with the IKM of the
+    surveys returned in the period (reports.add_period_surveys: the rule of `report ikm`)."""
     tz = ZoneInfo(config.service.timezone)
     low, high = period_bounds(start, end, tz)
     tickets = list(
         session.execute(
-            select(models.Ticket).where(models.Ticket.created_at >= low, models.Ticket.created_at < high)
+            select(models.Ticket)
+            .where(models.Ticket.created_at >= low, models.Ticket.created_at < high)
+            .options(selectinload(models.Ticket.events))
+            .order_by(models.Ticket.id)
         ).scalars()
     )
-    late_steps: Tally[tuple[int, str]] = Tally()
-    for notice in session.execute(select(models.Notice).where(models.Notice.kind == "escalation")).scalars():
-        if notice.ticket_id is not None:
-            late_steps[(notice.ticket_id, notice.key.split(":")[1])] += 1
-    surveys = {
-        s.ticket_id: {int(k): int(v) for k, v in s.scores.items()}
-        for s in session.execute(select(models.Survey).where(models.Survey.complete.is_(True))).scalars()
-    }
+    late_steps: set[tuple[int, str]] = set()
+    ids = select(models.Ticket.id).where(models.Ticket.created_at >= low, models.Ticket.created_at < high)
+    for ticket_id, key in session.execute(
+        select(models.Notice.ticket_id, models.Notice.key).where(
+            models.Notice.kind == "escalation", models.Notice.ticket_id.in_(ids)
+        )
+    ):
+        parts = key.split(":")
+        if ticket_id is not None and len(parts) > 1:
+            late_steps.add((ticket_id, parts[1]))
+    late_tickets = {tid for tid, _ in late_steps}
+
+    def make_group(by: str) -> Any:
+        def make(name: str) -> Group:
+            if by == "consultant":
+                member = staff_member(config, name)
+                if member is not None:
+                    return Group(name, member.name, member.position)
+            if by == "profile" and name in config.profiles:
+                return Group(name, config.profiles[name].title)
+            return Group(name)
+
+        return make
+
+    makers = {by: make_group(by) for by in ("unit", "consultant", "profile")}
     total = Group("Jumlah")
     groups: dict[str, dict[str, Group]] = {"unit": {}, "consultant": {}, "profile": {}}
     step_tally: dict[str, list[int]] = {}
+    days: Tally[date] = Tally()
     for t in tickets:
+        days[t.created_at.astimezone(tz).date()] += 1
         completed = any(e.kind in COMPLETED for e in t.events)
-        late = any(tid == t.id for tid, _ in late_steps)
+        late = t.id in late_tickets
         keys = {
-            "unit": str(t.fields.get("unit") or "(tidak diketahui)"),
-            "consultant": t.assignee_email or "(belum ditugaskan)",
+            "unit": str(t.fields.get("unit") or UNKNOWN_UNIT)[:200],
+            "consultant": t.assignee_email or UNASSIGNED,
             "profile": t.profile,
         }
-        for bucket in [total, *(groups[k].setdefault(v, Group(v)) for k, v in keys.items())]:
+        for bucket in [
+            total,
+            *(groups[k].get(v) or groups[k].setdefault(v, makers[k](v)) for k, v in keys.items()),
+        ]:
             bucket.received += 1
             bucket.completed += completed
             if completed:
                 bucket.late += late
                 bucket.in_time += not late
-            if t.id in surveys:
-                bucket.surveys.append(surveys[t.id])
         for event in t.events:
             if event.kind in ("assign", "answer"):
                 step = "assign" if event.kind == "assign" else "review"
                 tally = step_tally.setdefault(step, [0, 0])
                 tally[1 if (t.id, step) in late_steps else 0] += 1
+    add_period_surveys(session, low, high, total, groups, Group)
+    # A row made for surveys alone (no request in the period) gets its reader's name too.
+    for by, named in groups.items():
+        for key, group in list(named.items()):
+            if not group.title and not group.received:
+                made = makers[by](key)
+                made.surveys = group.surveys
+                named[key] = made
 
     def ordered(d: dict[str, Group]) -> list[Group]:
-        return sorted(d.values(), key=lambda x: (-x.received, x.name))
+        return sorted(d.values(), key=lambda x: (-x.received, x.label))
 
     return PeriodReport(
         start,
@@ -238,27 +345,86 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
         ordered(groups["consultant"]),
         ordered(groups["profile"]),
         [(s, v[0], v[1]) for s, v in sorted(step_tally.items())],
+        _weeks(start, end, days),
     )
+
+
+STEP_NAMES = {
+    "id": {"assign": "Disposisi", "review": "Penelaahan dan jawaban"},
+    "en": {"assign": "Disposition", "review": "Review and answer"},
+}
+CHART_TEXT = {
+    "id": (
+        "Tepat waktu",
+        "Terlambat",
+        "Pengajuan per minggu",
+        "Ketepatan waktu per langkah",
+        "IKM per unsur",
+    ),
+    "en": ("In time", "Late", "Requests per week", "Timeliness per step", "IKM per element"),
+}
+
+
+def element_bars(tally: SurveyTally, language: str) -> list[ElementBar]:
+    """Each element's NRR x 25 and its grade, for the bar chart."""
+    bars = []
+    for e in tally.elements:
+        name = e.element.name_id if language != "en" else e.element.name_en
+        label = f"U{e.number} {name}"
+        if e.nrr is None:
+            bars.append(ElementBar(label, None, ""))
+            continue
+        value = (Decimal(e.nrr.numerator) / Decimal(e.nrr.denominator) * 25).quantize(Decimal("0.01"))
+        bars.append(ElementBar(label, value, grade(value)[0]))
+    return bars
 
 
 def render_period_html(config: Config, report: PeriodReport, now: datetime) -> str:
     tz = ZoneInfo(config.service.timezone)
-    return (
-        environment()
-        .get_template("documents/laporan_periode.html.j2")
-        .render(
-            doc=config.settings.documents,
-            service=config.service,
-            report=report,
-            today=now.astimezone(tz),
-            logo=_logo_data_uri(config),
-        )
+    lang = config.profile.language
+    in_time, late, weekly, per_step, per_element = CHART_TEXT[lang]
+    week_labels = [
+        f"{w.start.day}–{w.end.day}/{w.end.month}" if w.start != w.end else f"{w.start.day}/{w.start.month}"
+        for w in report.weeks
+    ]
+    step_names = STEP_NAMES[lang]
+    charts: dict[str, Markup] = {
+        "weeks": column_chart(week_labels, [w.received for w in report.weeks], language=lang, label=weekly),
+        "steps": stacked_bars(
+            [StackRow(step_names.get(s, s), a, b) for s, a, b in report.steps],
+            (in_time, late),
+            language=lang,
+            label=per_step,
+        ),
+    }
+    tally = report.total.tally
+    if tally.respondents:
+        charts["elements"] = grade_bars(element_bars(tally, lang), language=lang, label=per_element)
+    return _render(
+        f"documents/{lang}/laporan_periode.html.j2",
+        {
+            **letterhead(config, lang),
+            "lang": lang,
+            "service": config.service,
+            "report": report,
+            "tally": tally,
+            "elements": ELEMENTS,
+            "charts": charts,
+            "step_names": step_names,
+            "period": date_range(report.start, report.end, lang),
+            "signer": _signatory(config, None),
+            "today": now.astimezone(tz),
+        },
     )
 
 
 def period_csv(report: PeriodReport) -> str:
+    """The Laporan's rows for a spreadsheet: every cell that came from mail made safe (a unit
+    written '=HYPERLINK(...)' stays text)."""
     out = io.StringIO()
-    out.write("group_by,name,received,completed,in_time,late,respondents,ikm,grade\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["group_by", "name", "received", "completed", "in_time", "late", "respondents", "ikm",
+                     "grade", "title", "position"])  # fmt: skip
     for by, rows in (
         ("total", [report.total]),
         ("unit", report.by_unit),
@@ -267,9 +433,19 @@ def period_csv(report: PeriodReport) -> str:
     ):
         for g in rows:
             ikm = g.ikm
-            name = g.name.replace('"', '""')
-            out.write(
-                f'{by},"{name}",{g.received},{g.completed},{g.in_time},{g.late},'
-                f"{ikm.respondents if ikm else 0},{ikm.rounded if ikm else ''},{ikm.grade if ikm else ''}\n"
+            writer.writerow(
+                [
+                    by,
+                    csv_cell(g.name),
+                    g.received,
+                    g.completed,
+                    g.in_time,
+                    g.late,
+                    g.tally.respondents,
+                    ikm.rounded if ikm else "",
+                    ikm.grade if ikm else "",
+                    csv_cell(g.title),
+                    csv_cell(g.detail),
+                ]
             )
     return out.getvalue()

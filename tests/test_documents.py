@@ -1,22 +1,349 @@
-"""Documents and the period report: HTML and PDF (read back with pdftotext), figures by hand."""
+"""Documents, the period report and the published SKM result, checked as rendered: each is made to
+PDF by WeasyPrint and read back with pdftotext (text, word boxes, page count). Figures by hand."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONSULTANT, HEAD, ROOT, request_mail
-from tests.desk import Desk
+from mailbot import models
+from mailbot.app import App, create_app
+from mailbot.config import load_config
+from mailbot.documents import period_report, render_document, render_period_html
+from mailbot.rendering import figure, html_to_pdf, long_date, renderer_warnings, terbilang
+from mailbot.store import ticket_by_number
+from tests.conftest import CONSULTANT, HEAD, PROFILES, ROOT, Clock, request_mail, write_config
+from tests.desk import BUDI, IRBAN2, SECRETARIAT, Desk, reply_bytes
+from tests.test_answer_survey import reply_from_applicant
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
-needs_pdftotext = pytest.mark.skipif(
-    shutil.which("pdftotext") is None, reason="poppler-utils (./test.sh installs it)"
+needs_poppler = pytest.mark.skipif(
+    shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None,
+    reason="poppler-utils (./test.sh installs it)",
 )
+
+# The staff of tests/desk.py, with the NIPs and positions a signature block prints.
+STAFF = f"""
+[[staff]]
+name = "Siti Rahmawati"
+aliases = ["Kabag Umum"]
+emails = ["{HEAD}"]
+role = "head"
+nip = "197503152000032001"
+position = "Kepala Bagian Umum dan Rumah Tangga"
+
+[[staff]]
+name = "Tim Sekretariat"
+emails = ["{SECRETARIAT}"]
+role = "secretariat"
+nip = "198802022010121002"
+position = "Koordinator Sekretariat Layanan"
+
+[[staff]]
+name = "Budi Santoso"
+emails = ["{BUDI}"]
+role = "consultant"
+nip = "198001012005011001"
+position = "Analis SDM Aparatur"
+
+[[staff]]
+name = "Irban Wilayah II"
+aliases = ["Irban II"]
+emails = ["{IRBAN2}"]
+role = "subhead"
+nip = "197001011995031003"
+position = "Inspektur Pembantu Wilayah II"
+region = "Wilayah II"
+"""
+DOCUMENTS = """
+[documents]
+letterhead = ["KEMENTERIAN DESA, PEMBANGUNAN DAERAH TERTINGGAL, DAN TRANSMIGRASI",
+              "BADAN PENGEMBANGAN SUMBER DAYA MANUSIA"]
+address = "Jalan TMP Kalibata Nomor 17, Jakarta Selatan 12750"
+phone = "(021) 7989924"
+website = "www.bpsdm.kemendesa.example.go.id"
+email = "konsultasi@bpsdm.example.go.id"
+city = "Jakarta"
+head_name = "Siti Rahmawati"
+head_nip = "197503152000032001"
+"""
+
+
+# --- reading a PDF back ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Word:
+    page: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Pdf:
+    text: str  # pdftotext -layout
+    words: list[Word]
+    pages: int
+    width: float
+
+
+def read_pdf(data: bytes, tmp_path: Path, name: str = "doc") -> Pdf:
+    path = tmp_path / f"{name}.pdf"
+    path.write_bytes(data)
+    run = lambda *a: subprocess.run(a, capture_output=True, timeout=60, check=True).stdout.decode()  # noqa: E731
+    text = run("pdftotext", "-layout", str(path), "-")
+    bbox = run("pdftotext", "-bbox", str(path), "-")
+    pages = int(re.search(r"^Pages:\s+(\d+)", run("pdfinfo", str(path)), re.M).group(1))
+    width = float(re.search(r'<page width="([\d.]+)"', bbox).group(1))
+    words = []
+    for page_no, page in enumerate(bbox.split("<page ")[1:], start=1):
+        for m in re.finditer(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page
+        ):
+            words.append(Word(page_no, *(float(m.group(i)) for i in range(1, 5)), m.group(5)))
+    return Pdf(text, words, pages, width)
+
+
+def assert_laid_out(pdf: Pdf) -> None:
+    """No word outside the page's text column (a cell or a line that overflows runs into the right
+    margin), and no two words on top of each other (headers that run together, a cell that spills
+    into its neighbour)."""
+    left, right = 2.5 / 2.54 * 72, pdf.width - 2 / 2.54 * 72  # the @page margins
+    for w in pdf.words:
+        assert left - 1 <= w.x0 and w.x1 <= right + 1, f"{w.text!r} outside the column on page {w.page}"
+    by_page: dict[int, list[Word]] = {}
+    for w in pdf.words:
+        by_page.setdefault(w.page, []).append(w)
+    for words in by_page.values():
+        words.sort(key=lambda w: (w.y0, w.x0))
+        for i, a in enumerate(words):
+            for b in words[i + 1 :]:
+                if b.y0 >= a.y1 - 0.5:
+                    break
+                overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
+                overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
+                assert overlap_x <= 0.5 or overlap_y <= 0.5, f"{a.text!r} and {b.text!r} overlap"
+
+
+def rendered(html: str, tmp_path: Path, name: str = "doc") -> Pdf:
+    with renderer_warnings() as warnings:
+        data = html_to_pdf(html)
+    assert warnings == [], warnings  # e.g. a CSS property WeasyPrint ignores
+    assert data.startswith(b"%PDF")
+    pdf = read_pdf(data, tmp_path, name)
+    assert_laid_out(pdf)
+    return pdf
+
+
+def right_half(pdf: Pdf, text: str) -> bool:
+    """Whether the last `text` (a word) stands in the right half of the page: the signature block."""
+    found = sorted((w for w in pdf.words if w.text == text), key=lambda w: (w.page, w.y0))
+    assert found, f"{text!r} not in the PDF"
+    return found[-1].x0 > pdf.width / 2
+
+
+# --- the desk, per profile and language -------------------------------------------------------
+
+
+def _app(tmp_path: Path, clock: Clock, profile: str, language: str = "id", medium: str = "") -> App:
+    profiles = PROFILES
+    if language == "en" or medium:
+        profiles = tmp_path / "config" / "profiles"
+        profiles.mkdir(parents=True)
+        shutil.copy(PROFILES.parent / "roster-ehrm.example.csv", profiles.parent)
+        for path in PROFILES.glob("*.toml"):
+            text = path.read_text().replace('language = "id"', f'language = "{language}"')
+            if medium:
+                text = text.replace("\ntitle = ", f'\nconsultation_medium = "{medium}"\ntitle = ', 1)
+            (profiles / path.name).write_text(text)
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        staff=STAFF,
+        profile=profile,
+        profiles_dir=profiles,
+        daily_digest=False,
+        extra=DOCUMENTS,
+    )
+    return create_app(load_config(path), clock=clock)
+
+
+QUESTION = (
+    "Nama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\nUnit Kerja : Biro Perencanaan\n"
+    "Jabatan : Analis Kebijakan\nNo. HP : 0812-3456-7890\n\n"
+    "Permasalahan: Bagaimana menyusun ABK? <script>alert('x')</script> <b>tebal</b>\n"
+)
+# Who gets the request, and the disposition to the consultant, per profile (config/profiles).
+FIRST = {"sop-000": SECRETARIAT, "sop-001": SECRETARIAT, "sop-002": HEAD, "sop-003": SECRETARIAT,
+         "sop-004": HEAD}  # fmt: skip
+SIGNER = {
+    SECRETARIAT: ("Tim Sekretariat", "198802022010121002"),
+    HEAD: ("Siti Rahmawati", "197503152000032001"),
+    IRBAN2: ("Irban Wilayah II", "197001011995031003"),
+}
+
+
+def serve(desk: Desk, profile: str, answer: str = "Gunakan 1.250 jam efektif per tahun.") -> str:
+    """A request assigned to Budi Santoso (through the Irban in SOP 004) and answered; returns the
+    address of who assigned him."""
+    desk.deliver(request_mail(body=QUESTION))
+    first = FIRST[profile]
+    if profile == "sop-004":
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Irban II")
+        desk.reply(desk.last(IRBAN2, "assign"), IRBAN2, "ASSIGN Budi Santoso")
+        first = IRBAN2
+    else:
+        desk.reply(desk.last(first, "notify"), first, "ASSIGN Budi Santoso")
+    desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, answer)
+    return first
+
+
+LETTERHEAD = (
+    "KEMENTERIAN DESA",
+    "BADAN PENGEMBANGAN SUMBER DAYA MANUSIA",
+    "Jalan TMP Kalibata",
+    "(021) 7989924",
+    "www.bpsdm.kemendesa.example.go.id",
+    "konsultasi@bpsdm.example.go.id",
+)
+NO_TTE = re.compile(r"ditandatangani secara elektronik|electronically signed|tanda tangan elektronik", re.I)
+TITLES = {
+    "id": {"disposisi": "LEMBAR DISPOSISI", "surat-tugas": "SURAT TUGAS",
+           "berita-acara": "BERITA ACARA KONSULTASI"},
+    "en": {"disposisi": "DISPOSITION SHEET", "surat-tugas": "ASSIGNMENT LETTER",
+           "berita-acara": "CONSULTATION MINUTES"},
+}  # fmt: skip
+
+
+def _document(app: App, kind: str) -> str:
+    with app.sessions.begin() as session:
+        ticket = ticket_by_number(session, Desk(app).ticket().number)
+        assert ticket is not None
+        return render_document(session, app.config, ticket, kind, app.clock())  # type: ignore[arg-type]
+
+
+@needs_poppler
+@pytest.mark.parametrize("language", ["id", "en"])
+@pytest.mark.parametrize("profile", ["sop-000", "sop-001", "sop-002", "sop-003", "sop-004"])
+def test_documents_of_every_profile_as_printed(
+    profile: str, language: str, tmp_path: Path, clock: Clock
+) -> None:
+    app = _app(tmp_path, clock, profile, language)
+    try:
+        desk = Desk(app)
+        signer = serve(desk, profile)
+        name, nip = SIGNER[signer]
+        number = desk.ticket().number
+        for kind, title in TITLES[language].items():
+            html = _document(app, kind)
+            # Mail text never reaches the document as markup.
+            assert "<script>" not in html
+            pdf = rendered(html, tmp_path, kind)
+            text = pdf.text
+            assert pdf.pages == 1, (kind, text)
+            assert title in text and number in text
+            # The letterhead: ministry, unit, address, telephone, website, email.
+            for part in LETTERHEAD:
+                assert part in text, (kind, part)
+            # Dates written out: "16 November 2026", never 16-11-2026.
+            assert "16 November 2026" in text and not re.search(r"\b\d{2}-\d{2}-\d{4}\b", text)
+            # No claim of an electronic signature: an email is not a TTE (UU ITE, PP 71/2019).
+            assert not NO_TTE.search(text)
+            assert "Budi Santoso" in text
+            if kind == "berita-acara":
+                assert "Rina Kartika" in text and "1.250 jam efektif" in text
+                assert ("melalui surat elektronik" if language == "id" else "by email") in text
+                # The consultant signs on the right, with NIP.
+                assert "NIP 198001012005011001" in text and right_half(pdf, "198001012005011001")
+            else:
+                # The signature block on the right: position, name, NIP of who assigned.
+                assert f"NIP {nip}" in text and right_half(pdf, nip), (kind, text)
+                assert name in text
+            if kind == "disposisi":
+                assert (
+                    "Didisposisikan melalui surat elektronik" if language == "id" else "Disposed of by email"
+                ) in text
+                assert ("Biasa" if language == "id" else "Normal") in text
+            if kind == "berita-acara" and language == "id":
+                # "Pada hari ini Senin tanggal enam belas bulan November tahun dua ribu dua puluh enam"
+                assert "enam belas" in text and "dua ribu dua puluh enam" in text
+    finally:
+        app.close()
+
+
+@needs_poppler
+def test_an_urgent_request_is_printed_segera_and_a_video_consultation_so_named(
+    tmp_path: Path, clock: Clock
+) -> None:
+    app = _app(tmp_path, clock, "sop-002", medium="video")
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail(body=QUESTION))
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "SEGERA")
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+        desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, "Jawaban.")
+        assert desk.ticket().urgent
+        text = rendered(_document(app, "disposisi"), tmp_path).text
+        assert re.search(r"Sifat:\s+Segera", text) and "Sangat segera" not in text
+        text = rendered(_document(app, "berita-acara"), tmp_path).text
+        assert "melalui konferensi video" in text and "surat elektronik," not in text
+    finally:
+        app.close()
+
+
+@needs_poppler
+def test_a_long_answer_flows_onto_a_second_page_without_a_page_of_footer_only(
+    tmp_path: Path, clock: Clock
+) -> None:
+    app = _app(tmp_path, clock, "sop-002")
+    try:
+        paragraph = (
+            "Analisis beban kerja disusun per jabatan dengan jam kerja efektif 1.250 jam setahun. " * 6
+        )
+        serve(Desk(app), "sop-002", answer="\n\n".join(f"{i}. {paragraph}" for i in range(1, 9)))
+        pdf = rendered(_document(app, "berita-acara"), tmp_path)
+        assert pdf.pages >= 2
+        # Every page carries body text besides the footer (generated by the system ... ; 1 / 2).
+        for page in range(1, pdf.pages + 1):
+            body = [w for w in pdf.words if w.page == page and w.y1 < 760]
+            assert len(body) > 20, page
+    finally:
+        app.close()
+
+
+def test_figures_and_dates_as_indonesian_writes_them() -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert figure(Decimal("88.31"), 2) == "88,31" and figure(30.5, 1) == "30,5"
+    assert figure(1250) == "1.250" and figure(1250, 0, "en") == "1,250"
+    assert figure(Fraction(2, 3), 2) == "0,67" and figure(Decimal("0.125"), 2) == "0,13"  # half up
+    assert (
+        long_date(date(2026, 12, 4)) == "4 Desember 2026"
+        and long_date(date(2026, 12, 4), "en") == "4 December 2026"
+    )
+    assert terbilang(16) == "enam belas" and terbilang(2026) == "dua ribu dua puluh enam"
+    assert (
+        terbilang(11) == "sebelas"
+        and terbilang(100) == "seratus"
+        and terbilang(1999) == "seribu sembilan ratus sembilan puluh sembilan"
+    )
+
+
+# --- through the command line ------------------------------------------------------------------
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -28,28 +355,13 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def _pdf_text(path: Path) -> str:
-    out = subprocess.run(
-        ["pdftotext", "-layout", str(path), "-"], capture_output=True, timeout=60, check=True
-    )
-    return out.stdout.decode()
-
-
 def _served(desk: Desk) -> None:
-    desk.deliver(
-        request_mail(
-            body=(
-                "Nama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\nUnit Kerja : Biro Perencanaan\n"
-                "Jabatan : Analis Kebijakan\nNo. HP : 0812-3456-7890\n\n"
-                "Permasalahan: Bagaimana menyusun ABK? <script>alert('x')</script> <b>tebal</b>\n"
-            )
-        )
-    )
+    desk.deliver(request_mail(body=QUESTION))
     desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
     desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, "Gunakan 1.250 jam efektif per tahun.")
 
 
-@needs_pdftotext
+@needs_poppler
 @pytest.mark.parametrize("kind", ["disposisi", "surat-tugas", "berita-acara"])
 def test_documents_render_to_html_and_pdf(desk: Desk, tmp_path: Path, kind: str) -> None:
     _served(desk)
@@ -57,22 +369,16 @@ def test_documents_render_to_html_and_pdf(desk: Desk, tmp_path: Path, kind: str)
     assert html.returncode == 0, html.stderr
     page = html.stdout.decode()
     assert "KONS-2026-000001" in page
-    # Text from mail never reaches the document as markup.
     assert "<script>" not in page
     if kind != "surat-tugas":  # the Surat Tugas does not quote the question
         assert "&lt;script&gt;" in page
     pdf = tmp_path / f"{kind}.pdf"
     out = _cli(tmp_path, "document", "KONS-2026-000001", "--kind", kind, "--format", "pdf", "-o", str(pdf))
     assert out.returncode == 0, out.stderr
-    assert pdf.read_bytes().startswith(b"%PDF")
-    text = _pdf_text(pdf)
+    # WeasyPrint logs nothing: no CSS property it ignores, no image it cannot load.
+    assert b"WARNING" not in out.stderr and b"Ignored" not in out.stderr, out.stderr
+    text = read_pdf(pdf.read_bytes(), tmp_path, "cli").text
     assert "KONS-2026-000001" in text and "Budi Santoso" in text
-    title = {"disposisi": "LEMBAR DISPOSISI", "surat-tugas": "SURAT TUGAS", "berita-acara": "BERITA ACARA"}[
-        kind
-    ]
-    assert title in text
-    if kind == "berita-acara":
-        assert "Rina Kartika" in text and "1.250 jam efektif" in text
 
 
 def test_document_numbers_are_fixed_once(desk: Desk, tmp_path: Path) -> None:
@@ -88,7 +394,10 @@ def test_no_surat_tugas_before_an_assignment(desk: Desk, tmp_path: Path) -> None
     assert out.returncode == 1 and b"has not been assigned" in out.stderr
 
 
-@needs_pdftotext
+# --- the period report -------------------------------------------------------------------------
+
+
+@needs_poppler
 def test_period_report_figures_against_a_hand_built_set(desk: Desk, tmp_path: Path, clock) -> None:
     # Three requests: two answered (one late: the 10-minute disposition missed), one still new.
     _served(desk)  # on time: assigned and answered at once
@@ -99,8 +408,6 @@ def test_period_report_figures_against_a_hand_built_set(desk: Desk, tmp_path: Pa
     desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, "Jawaban kedua.")
     desk.deliver(request_mail(sender="dewi@example.go.id", name="Dewi", subject="Soal tiga"))
     # One survey: 4 4 3 4 4 4 4 3 4 → IKM 94.44 (A).
-    from tests.test_answer_survey import reply_from_applicant
-
     desk.deliver(reply_from_applicant(desk.last(APPLICANT, "answer").raw, "4 4 3 4 4 4 4 3 4"))
     out = _cli(tmp_path, "report", "period", "--from", "2026-11-01", "--to", "2026-11-30", "--format", "json")
     assert out.returncode == 0, out.stderr
@@ -123,24 +430,86 @@ def test_period_report_figures_against_a_hand_built_set(desk: Desk, tmp_path: Pa
         "assign": (1, 1),
         "review": (2, 0),
     }
+    # Weeks from Monday: 1 (a Sunday), 2-8, 9-15, 16-22, 23-29, 30.
+    assert [w["received"] for w in report["weeks"]] == [0, 0, 0, 3, 0, 0]
     csv = _cli(tmp_path, "report", "period", "--from", "2026-11-01", "--to", "2026-11-30", "--format", "csv")
-    assert b'total,"Jumlah",3,2,1,1,1,94.44,A' in csv.stdout
+    assert b"total,Jumlah,3,2,1,1,1,94.44,A" in csv.stdout
+    assert b"consultant,budi.santoso@bpsdm.example.go.id,2,2,1,1,1,94.44,A,Budi Santoso" in csv.stdout
     pdf = tmp_path / "laporan.pdf"
-    assert (
-        _cli(
-            tmp_path,
-            "report",
-            "period",
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-30",
-            "--format",
-            "pdf",
-            "-o",
-            str(pdf),
-        ).returncode
-        == 0
+    args = (
+        "report",
+        "period",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--format",
+        "pdf",
+        "-o",
+        str(pdf),
     )
-    text = _pdf_text(pdf)
-    assert "LAPORAN HASIL LAYANAN KONSULTASI" in text and "94.44" in text and "Biro Perencanaan" in text
+    assert _cli(tmp_path, *args).returncode == 0
+    text = read_pdf(pdf.read_bytes(), tmp_path, "laporan").text
+    assert "LAPORAN HASIL LAYANAN KONSULTASI" in text and "94,44" in text and "Biro Perencanaan" in text
+    assert "1 s.d. 30 November 2026" in text
+
+
+def survey_reply(answer: models.OutboundMessage, sender: str, scores: str = "4 4 3 4 4 4 4 3 4") -> bytes:
+    """The applicant's reply to the answer mail, the survey's scores on top, the answer quoted."""
+    return reply_bytes(answer, sender, scores)
+
+
+UNITS = [
+    "Biro Perencanaan",
+    "Direktorat Jenderal Pembangunan dan Pemberdayaan Masyarakat Desa",
+    "Subbagian_Perencanaan_dan_Penganggaran_Kegiatan_Prioritas_Nasional_Tahun_Anggaran",
+    '=HYPERLINK("http://x.example")',
+]
+
+
+@needs_poppler
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_the_laporan_reads_at_a_glance(tmp_path: Path, clock: Clock, language: str) -> None:
+    app = _app(tmp_path, clock, "sop-004" if language == "id" else "sop-002", language)
+    profile = app.config.profile
+    try:
+        desk = Desk(app)
+        for i, unit in enumerate(UNITS):
+            desk.deliver(request_mail(
+                sender=f"p{i}@example.go.id", name=f"Pemohon {i}", subject=f"Soal {i}",
+                body=QUESTION.replace("Biro Perencanaan", unit),
+            ))  # fmt: skip
+            if profile.id == "sop-004":
+                desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Irban II")
+                desk.reply(desk.last(IRBAN2, "assign"), IRBAN2, "ASSIGN Budi Santoso")
+            else:
+                desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+            desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, f"Jawaban {i}.")
+            desk.deliver(survey_reply(desk.last(f"p{i}@example.go.id", "answer"), f"p{i}@example.go.id"))
+            clock.advance(days=3)
+        with app.sessions() as session:
+            report = period_report(session, app.config, date(2026, 11, 1), date(2026, 11, 30))
+        pdf = rendered(render_period_html(app.config, report, clock()), tmp_path, "laporan")
+        text = pdf.text
+        # Names and positions instead of addresses; the profile's title instead of its id.
+        assert "Budi Santoso" in text and "Analis SDM Aparatur" in text
+        assert "budi.santoso@" not in text and f" {profile.id} " not in text
+        assert all(
+            any(w.text == word for w in pdf.words) for word in profile.title.split()
+        )  # a cell wraps it
+        # Headers that fit: each a word of its own in the table.
+        headers = ["Masuk", "Selesai", "Terlambat", "Responden"] if language == "id" else [
+            "Received", "Answered", "Late", "Respondents"]  # fmt: skip
+        for header in headers:
+            assert any(w.text == header for w in pdf.words), header
+        # The charts: requests per week, in time and late per step, the IKM per element.
+        per_week, per_element = ("Pengajuan per minggu", "IKM per unsur") if language == "id" else (
+            "Requests per week", "IKM per element")  # fmt: skip
+        assert per_week in text
+        assert ("94,44" if language == "id" else "94.44") in text
+        assert "U1 Persyaratan" in text if language == "id" else "U1 Requirements" in text
+        # A signature block: the head's name and NIP on the right.
+        assert "NIP 197503152000032001" in text and right_half(pdf, "197503152000032001")
+        del per_element
+    finally:
+        app.close()
