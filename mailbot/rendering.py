@@ -7,6 +7,7 @@ import base64
 import logging
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -206,16 +207,18 @@ def html_to_pdf(html: str) -> bytes:
     return bytes(pdf)
 
 
-def pdf_to_png(pdf: bytes, *, dpi: int = 100, first_page_only: bool = True) -> bytes | None:
+def pdf_to_png(pdf: bytes, *, dpi: int = 100) -> bytes | None:
     """A PNG of the PDF's first page by pdftoppm (poppler-utils), or None where it is missing
     (WeasyPrint no longer writes PNG itself)."""
     tool = shutil.which("pdftoppm")
     if tool is None:
         return None
-    args = [tool, "-png", "-r", str(dpi)]
-    if first_page_only:
-        args += ["-f", "1", "-l", "1", "-singlefile"]
-    done = subprocess.run([*args, "-", "-"], input=pdf, capture_output=True, timeout=60, check=False)  # noqa: S603
-    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
-        raise RenderError(f"pdftoppm failed: {done.stderr.decode(errors='replace')[:200]}")
-    return done.stdout
+    with tempfile.TemporaryDirectory(prefix="mailbot-png-") as folder:
+        source, root = Path(folder) / "page.pdf", Path(folder) / "page"
+        source.write_bytes(pdf)
+        args = [tool, "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile", str(source), str(root)]
+        done = subprocess.run(args, capture_output=True, timeout=60, check=False)  # noqa: S603
+        png = root.with_suffix(".png")
+        if done.returncode != 0 or not png.exists():
+            raise RenderError(f"pdftoppm failed: {done.stderr.decode(errors='replace')[:200]}")
+        return png.read_bytes()

@@ -74,6 +74,10 @@ email = "konsultasi@bpsdm.example.go.id"
 city = "Jakarta"
 head_name = "Siti Rahmawati"
 head_nip = "197503152000032001"
+skm_follow_up = [
+  "Menyusun panduan pengajuan konsultasi yang lebih ringkas (unsur U3 Waktu penyelesaian).",
+  "Menambah kanal pengaduan melalui laman unit (unsur U8).",
+]
 """
 
 
@@ -511,5 +515,76 @@ def test_the_laporan_reads_at_a_glance(tmp_path: Path, clock: Clock, language: s
         # A signature block: the head's name and NIP on the right.
         assert "NIP 197503152000032001" in text and right_half(pdf, "197503152000032001")
         del per_element
+    finally:
+        app.close()
+
+
+# --- the published SKM result ------------------------------------------------------------------
+
+MALE_NIP = "19800101 200501 1 001"
+
+
+@needs_poppler
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_the_published_skm_result_as_a_one_page_poster(tmp_path: Path, clock: Clock, language: str) -> None:
+    from mailbot.skm_result import skm_files, skm_result
+
+    app = _app(tmp_path, clock, "sop-002", language)
+    try:
+        desk = Desk(app)
+        # Three respondents: NRR U1 (4+3+4)/3, U3 and U8 (3+3+4)/3, U4 4; IKM 98/3 x 1/9 x 25 = 90,74 (A).
+        for i, scores in enumerate(["4 4 3 4 4 4 4 3 4", "3 3 3 4 3 3 3 3 3", "4 4 4 4 4 4 4 4 4"]):
+            body = QUESTION.replace("Biro Perencanaan", f"Unit Rahasia {i}")
+            if i == 2:
+                body = body.replace("19860926 201505 2 001", MALE_NIP)
+            sender = f"p{i}@example.go.id"
+            desk.deliver(
+                request_mail(sender=sender, name=f"Pemohon Rahasia {i}", subject=f"Soal {i}", body=body)
+            )
+            desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+            desk.reply(desk.last(CONSULTANT, "assign"), CONSULTANT, f"Jawaban {i}.")
+            desk.deliver(survey_reply(desk.last(sender, "answer"), sender, scores))
+        with app.sessions() as session:
+            result = skm_result(session, app.config, date(2026, 10, 1), date(2026, 12, 31))
+        assert result.tally.respondents == 3 and result.ikm is not None and str(result.ikm.rounded) == "90.74"
+        assert result.respondents.gender == {"female": 2, "male": 1}
+        files = skm_files(app.config, result, clock(), language)
+        with renderer_warnings() as warnings:
+            pdf = rendered(files.html, tmp_path, "skm")
+        assert warnings == []
+        text = pdf.text
+        assert pdf.pages == 1
+        if language == "id":
+            for part in ("HASIL SURVEI KEPUASAN MASYARAKAT", "Triwulan IV 2026", "90,74", "Sangat Baik",
+                         "3,67", "3,33", "4,00", "Rencana tindak lanjut",
+                         "Menambah kanal pengaduan"):  # fmt: skip
+                assert part in text, part
+            assert re.search(r"^\s*Laki-laki\s+1$", text, re.M) and re.search(
+                r"^\s*Perempuan\s+2$", text, re.M
+            )
+        else:
+            for part in ("COMMUNITY SATISFACTION SURVEY RESULT", "Quarter IV 2026", "90.74", "Very good",
+                         "3.67", "3.33", "Women", "Follow-up plan"):  # fmt: skip
+                assert part in text, part
+            assert re.search(r"^\s*Men\s+1$", text, re.M)
+        # No personal data: no respondent's name, address, NIP, unit or question, on poster or page.
+        for secret in ("Rahasia", "@example.go.id", "19860926", "198001012005", "ABK", "Budi Santoso"):
+            assert secret not in text and secret not in files.html, secret
+        if shutil.which("pdftoppm"):
+            assert files.png is not None and files.png.startswith(b"\x89PNG")
+    finally:
+        app.close()
+
+
+@needs_poppler
+def test_the_skm_result_of_a_period_without_surveys(tmp_path: Path, clock: Clock) -> None:
+    from mailbot.skm_result import render_skm_html, skm_result
+
+    app = _app(tmp_path, clock, "sop-002")
+    try:
+        with app.sessions() as session:
+            result = skm_result(session, app.config, date(2026, 1, 1), date(2026, 6, 30))
+        pdf = rendered(render_skm_html(app.config, result, clock()), tmp_path)
+        assert pdf.pages == 1 and "Semester I 2026" in pdf.text and "Belum ada survei" in pdf.text
     finally:
         app.close()
