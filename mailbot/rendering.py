@@ -115,16 +115,19 @@ def _lang(language: str) -> str:
 
 @cache
 def document_environment() -> Environment:
-    """The templates' environment with the documents' filters; built once per process (compiling
-    the templates again for every document took a tenth of a second)."""
-    env = environment()
-    env.filters["long_date"] = long_date
-    env.filters["day_name"] = day_name
-    env.filters["month_name"] = month_name
-    env.filters["clock_time"] = clock_time
-    env.filters["figure"] = figure
-    env.filters["terbilang"] = terbilang
-    env.globals["date_range"] = date_range
+    """The mail templates' environment with the documents' filters added, in an overlay of its own
+    (the mails' environment stays as it is)."""
+    env = environment().overlay()
+    env.filters = {
+        **env.filters,
+        "long_date": long_date,
+        "day_name": day_name,
+        "month_name": month_name,
+        "clock_time": clock_time,
+        "figure": figure,
+        "terbilang": terbilang,
+    }
+    env.globals = {**env.globals, "date_range": date_range}
     return env
 
 
