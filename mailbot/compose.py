@@ -7,7 +7,7 @@ import base64
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email import encoders
 from email.header import Header
 from email.message import Message
@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from mailbot.classify import LOOP_HEADER
 from mailbot.parse import clean_header_text, decode_header
+from mailbot.public_record import ZONE_NAMES
 
 
 class _WirePolicy(Compat32):
@@ -90,20 +91,42 @@ def environment(directory: Path = TEMPLATES_DIR) -> Environment:
         auto_reload=False,
     )
     env.filters["datetime"] = _format_datetime
+    env.filters["date"] = _format_date
+    env.filters["zone"] = _zone_of
     return env
 
 
-_MONTHS_ID = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-              "September", "Oktober", "November", "Desember"]  # fmt: skip
+_MONTHS = {
+    "id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
+           "Oktober", "November", "Desember"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"),
+}  # fmt: skip
+
+
+def _zone_of(value: datetime) -> str:
+    """The zone a time is shown in, by the name Indonesians use for it (WIB, WITA, WIT): every
+    time a mail shows carries it, as offices sit in three zones."""
+    key = getattr(value.tzinfo, "key", None)
+    if key in ZONE_NAMES:
+        return ZONE_NAMES[key]
+    return value.tzname() or key or ""
+
+
+def _format_date(value: date, language: str = "id") -> str:
+    """'23 November 2026': the month by its name, as an official letter writes a date."""
+    months = _MONTHS["en" if language == "en" else "id"]
+    return f"{value.day} {months[value.month - 1]} {value.year}"
 
 
 def _format_datetime(value: datetime, language: str = "id", tz: Any = None) -> str:
+    """'16 November 2026 pukul 09.05 WIB' or '16 November 2026, 09:05 WIB'."""
     if tz is not None:
         value = value.astimezone(tz)
-    zone = value.tzname() or ""
-    if language == "id":
-        return f"{value.day} {_MONTHS_ID[value.month - 1]} {value.year} {value:%H.%M} {zone}".strip()
-    return f"{value:%d %B %Y %H:%M} {zone}".strip()
+    day = _format_date(value, language)
+    if language == "en":
+        return f"{day}, {value:%H:%M} {_zone_of(value)}".strip()
+    return f"{day} pukul {value:%H.%M} {_zone_of(value)}".strip()
 
 
 @dataclass(frozen=True)

@@ -85,13 +85,13 @@ def test_survey_reminder_and_auto_close(live: Desk, smtp, clock) -> None:
     clock.advance(days=1, hours=1)  # two working days after the answer (Mon → Wed)
     assert live.app.sweep_deadlines().survey_reminder == 1
     send_all(live.app)
-    reminder = [r for r in smtp.handler.to(APPLICANT) if "Mohon isi formulir kepuasan" in r.subject]
+    reminder = [r for r in smtp.handler.to(APPLICANT) if "mengisi Survei Kepuasan" in r.subject]
     assert len(reminder) == 1 and "U1. Persyaratan: ___" in reminder[0].text()
     clock.advance(days=5)
     assert live.app.sweep_deadlines().auto_close == 1
     assert live.ticket().state is State.CLOSED
     send_all(live.app)
-    assert sum("Tiket konsultasi ditutup" in s for s in _subjects(smtp, APPLICANT)) == 1
+    assert sum("Konsultasi telah selesai" in s for s in _subjects(smtp, APPLICANT)) == 1
     assert live.app.sweep_deadlines().auto_close == 0
 
 

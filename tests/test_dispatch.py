@@ -311,7 +311,7 @@ def test_sop_004_three_levels_routed_by_region(make_app, sqlite_url, tmp_path) -
     auditor_mail = desk.last(BUDI2, "assign")
     assert "ASSIGN <nama>" not in text_of(auditor_mail)  # the last level answers
     desk.reply(auditor_mail, BUDI2, "ASSIGN Budi Santoso")
-    assert "peran Anda tidak dapat mendisposisikan" in text_of(desk.last(BUDI2, "transcript"))
+    assert "peran Bapak/Ibu tidak dapat mendisposisikan" in text_of(desk.last(BUDI2, "transcript"))
     desk.reply(auditor_mail, BUDI2, "Hasil konsultasi: pengadaan dapat dilakukan melalui e-katalog.")
     assert desk.ticket().state is State.ANSWERED
 
