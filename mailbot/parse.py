@@ -129,11 +129,8 @@ class InboundMessage:
     @property
     def referenced_ids(self) -> list[str]:
         """In-Reply-To first, then References newest first (RFC 5322 s. 3.6.4)."""
-        seen: list[str] = []
-        for mid in [*self.in_reply_to, *reversed(self.references)]:
-            if mid not in seen:
-                seen.append(mid)
-        return seen
+        # A dict keeps the order and finds a repeat in constant time (40,000 ids: 13 s with a list).
+        return list(dict.fromkeys([*self.in_reply_to, *reversed(self.references)]))
 
     @property
     def reply_address(self) -> str:
@@ -146,6 +143,33 @@ def clean_header_text(value: str) -> str:
     return re.sub(r"\s{2,}", " ", value).strip()
 
 
+# One RFC 2047 encoded word, strictly (s. 2: no white space inside; s. 5: no "?" in the text):
+# every try stops at the next "?", so finding them all is linear.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]++\?[qQbB]\?[^?\s]*+\?=")
+# The standard library's decoder (email.header.decode_header) tries, at every "=?" of a line, a
+# lazy match to the line's end: quadratic in a line's length (100 KB of "=?utf-8?q?a": 15 s).
+_STDLIB_DECODE_LINE = 1000
+
+
+def _decode_long(text: str) -> list[tuple[bytes | str, str | None]]:
+    """decode_header's chunks for a header with a line too long for it: the encoded words
+    found one by one, the white space between two of them dropped (RFC 2047 s. 6.2)."""
+    chunks: list[tuple[bytes | str, str | None]] = []
+    pos = 0
+    after_word = False
+    for m in _ENCODED_WORD.finditer(text):
+        between = text[pos : m.start()]
+        if between and not (after_word and between.isspace()):
+            chunks.append((between, None))
+        try:
+            chunks.extend((c, cs) for c, cs in email.header.decode_header(m.group(0)))
+        except (ValueError, LookupError, UnicodeError):
+            chunks.append((m.group(0), None))
+        pos, after_word = m.end(), True
+    chunks.append((text[pos:], None))
+    return chunks
+
+
 def decode_header(value: object) -> str:
     """Decode RFC 2047 encoded words; bad charsets degrade to replacement characters."""
     if value is None:
@@ -154,10 +178,15 @@ def decode_header(value: object) -> str:
         chunks = email.header.decode_header(value)
     else:
         text = str(value)
-        try:
-            chunks = email.header.decode_header(text)
-        except (ValueError, LookupError, UnicodeError):
-            return clean_header_text(text)
+        if "=?" not in text:
+            chunks = [(text, None)]  # what the decoder returns for a header without encoded words
+        elif any(len(line) > _STDLIB_DECODE_LINE for line in text.splitlines()):
+            chunks = _decode_long(text)
+        else:
+            try:
+                chunks = email.header.decode_header(text)
+            except (ValueError, LookupError, UnicodeError):
+                return clean_header_text(text)
     parts = []
     for chunk, charset in chunks:
         if isinstance(chunk, bytes):
@@ -170,6 +199,24 @@ def decode_header(value: object) -> str:
     # decode_header drops the whitespace between an encoded and a plain chunk.
     joined = "".join(parts) if len(parts) > 1 else (parts[0] if parts else "")
     return clean_header_text(joined.replace("\udcff", "\ufffd"))
+
+
+def _raw_text(value: object) -> str:
+    """A header as sent, encoded words left encoded. A header with 8-bit bytes (RFC 6532 UTF-8,
+    `From: rína@example.go.id`) comes from the email package as a Header of unknown-8bit
+    chunks, whose str() is replacement characters: its bytes are read as UTF-8 instead."""
+    if not isinstance(value, email.header.Header):
+        return str(value)
+    parts = []
+    for chunk, _charset in email.header.decode_header(value):
+        if isinstance(chunk, bytes):
+            try:
+                parts.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                parts.append(chunk.decode("latin-1"))  # any byte, as the sender's bytes
+        else:
+            parts.append(chunk)
+    return "".join(parts)
 
 
 def _looks_like_mail(raw: bytes) -> str | None:
@@ -268,10 +315,39 @@ def parse_many(
     return out
 
 
+# RFC 5322 s. 2.1.1: a line is at most 998 characters. The header decoder under mail-parser
+# (email.header.decode_header) is quadratic in a line's length, so a longer header line is folded
+# before parsing: at a space or tab where there is one (folding white space, s. 3.2.2, the value
+# unchanged), else by a space put in (the line broke the rule already).
+_HEADER_LINE_MAX = 998
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _fold_long_header_lines(raw: bytes) -> bytes:
+    end = _HEADER_END.search(raw)
+    head_end = end.start() if end else len(raw)
+    lines = raw[:head_end].split(b"\n")
+    if all(len(line) <= _HEADER_LINE_MAX + 1 for line in lines):
+        return raw
+    out: list[bytes] = []
+    for line in lines:
+        rest = line
+        while len(rest) > _HEADER_LINE_MAX + 1:
+            cut = max(rest.rfind(b" ", 1, _HEADER_LINE_MAX), rest.rfind(b"\t", 1, _HEADER_LINE_MAX))
+            if cut > 0:
+                out.append(rest[:cut] + b"\r")
+                rest = rest[cut:]
+            else:
+                out.append(rest[:_HEADER_LINE_MAX] + b"\r")
+                rest = b" " + rest[_HEADER_LINE_MAX:]
+        out.append(rest)
+    return b"\n".join(out) + raw[head_end:]
+
+
 def _parse(raw: bytes, max_depth: int) -> InboundMessage:
     # Leading blank lines or spaces before the first header occur in the wild; the stored
-    # bytes stay as received, the parser gets them trimmed.
-    mail = mailparser.parse_from_bytes(raw.lstrip(b" \t\r\n"))
+    # bytes stay as received, the parser gets them trimmed (and long header lines folded).
+    mail = mailparser.parse_from_bytes(_fold_long_header_lines(raw.lstrip(b" \t\r\n")))
     msg: email.message.Message = mail.message
     depth = _mime_depth(msg)
     if depth > max_depth:
@@ -287,7 +363,7 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
     for name, value in msg.items():
         key = name.lower().strip()
         headers.setdefault(key, []).append(decode_header(value))
-        raw_headers.setdefault(key, []).append(clean_header_text(str(value)))
+        raw_headers.setdefault(key, []).append(clean_header_text(_raw_text(value)))
 
     def first(name: str) -> str:
         values = headers.get(name)

@@ -11,6 +11,7 @@ from mailbot.fields import (
     html_to_text,
     label_field,
     merge_fields,
+    split_phone,
     validate_fields,
     validate_id_number,
     validate_phone,
@@ -289,3 +290,200 @@ def test_html_is_not_read_when_the_text_part_has_every_field() -> None:
     assert msg.request_fields["name"] == "Rina Kartika" and set(msg.request_fields) == set(ALL)
     assert "html_text" not in msg.__dict__
     assert msg.html_text == "Nama: Lain"  # still there when asked for
+
+
+# --- issue #18 item 6: parser robustness ------------------------------------------------------
+
+
+def _mail(body: str, *, sender: str = "Rina Kartika <rina.kartika@kemendesa.example.go.id>") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: konsultasi@bpsdm.example.go.id\r\nSubject: Konsultasi\r\n"
+        "Date: Mon, 16 Nov 2026 09:00:00 +0700\r\nMessage-ID: <fields@kemendesa.example.go.id>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def test_html_with_an_unknown_marked_section_is_read_not_raised() -> None:
+    """html.parser raises AssertionError on `<![foo[`; the fallback scan reads the same table."""
+    raw = (
+        b"From: Rina <rina@example.go.id>\r\nTo: konsultasi@x.go.id\r\nSubject: Konsultasi\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<html><body><![foo[ x ]]><table><tr><td><b>Nama</b></td><td>Rina &amp; Kartika</td></tr>"
+        b"<tr><td>Jabatan</td><td>Analis</td></tr></table><script>alert(1)</script>"
+        b"<p>Pertanyaan: Bagaimana cara menyusun ABK?</p></body></html>\r\n"
+    )
+    msg = parse_message(raw)
+    assert msg.request_fields["name"] == "Rina & Kartika"
+    assert msg.request_fields["position"] == "Analis"
+    assert msg.request_fields["question"] == "Bagaimana cara menyusun ABK?"
+    assert "alert" not in msg.text
+
+
+@pytest.mark.parametrize(
+    ("sender", "address", "name"),
+    [
+        ("Rína <rína@example.go.id>", "rína@example.go.id", "Rína"),
+        ("user@bücher.example", "user@bücher.example", ""),
+        ("=?utf-8?q?R=C3=ADna?= <RÍNA@Bücher.Example>", "rína@bücher.example", "Rína"),
+        ('"Kartika, Rína" <rína@désa.example.go.id>', "rína@désa.example.go.id", "Kartika, Rína"),
+    ],
+)
+def test_a_sender_address_with_unicode_is_kept_lowercased(sender: str, address: str, name: str) -> None:
+    """RFC 6532: UTF-8 in the header as 8-bit bytes; the address stays Unicode (no punycode)."""
+    msg = parse_message(_mail("halo", sender=sender))
+    assert (msg.from_addr, msg.from_name) == (address, name)
+
+
+# --- issue #19: identity numbers, phones, the question ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "id_number", "other"),
+    [
+        ("NIP : -\nNIK : 3516016609860001", "3516016609860001", ""),
+        ("NIP : tidak ada\nNIK : 3516016609860001", "3516016609860001", ""),
+        ("NIP: bukan PNS\nNIK: 3516016609860001", "3516016609860001", ""),
+        ("NIP: belum ada\nNo. KTP: 3516016609860001", "3516016609860001", ""),
+        ("NIP : –\nNIK : 3516016609860001", "3516016609860001", ""),
+        ("NIP/NIK: 198609262015051001 / 3273012609860001", "198609262015051001", "3273012609860001"),
+        ("NIP/NIK: 19860926 201505 1 001 - 3273012609860001", "198609262015051001", "3273012609860001"),
+        ("NIK/NIP: 3273012609860001 / 198609262015051001", "198609262015051001", "3273012609860001"),
+        ("NIP: 198609262015051001, NIK 3273012609860001", "198609262015051001", "3273012609860001"),
+        ("NIP: 19860926 201505 1 001\nNIK: 3273012609860001", "198609262015051001", "3273012609860001"),
+        # an invalid NIP beside a valid NIK: the NIK is the id number
+        ("NIP/NIK: 19860926 201513 1 001 / 3273012609860001", "3273012609860001", "198609262015131001"),
+    ],
+)
+def test_identity_number_placeholders_and_pairs(text: str, id_number: str, other: str) -> None:
+    result = validate_fields(extract_fields(text), ("id_number",), TODAY)
+    assert result.complete, result.issues
+    assert result.values["id_number"] == id_number
+    assert result.values.get("id_number_other", "") == other
+
+
+@pytest.mark.parametrize("text", ["NIP : -", "NIP: tidak ada", "NIP/NIK: bukan PNS"])
+def test_a_placeholder_alone_is_a_missing_number(text: str) -> None:
+    result = validate_fields(extract_fields(text), ("id_number",), TODAY)
+    assert [(i.field, i.code) for i in result.issues] == [("id_number", "missing")]
+
+
+@pytest.mark.parametrize(
+    ("value", "today", "kind", "error"),
+    [
+        ("19860926 202701 1 001", date(2026, 12, 15), "nip", None),  # TMT January of next year
+        ("19900101 2027 2 1 1 001", date(2026, 12, 15), "pppk", None),
+        ("19860926 202702 1 001", date(2026, 12, 15), "nip", "nip_bad_appointment"),  # February: no
+        ("19860926 202801 1 001", date(2026, 12, 15), "nip", "nip_bad_appointment"),  # two years on
+        ("19900101 2028 2 1 1 001", date(2026, 12, 15), "pppk", "nip_bad_appointment"),
+        ("19860926 202601 1 001", date(2025, 12, 1), "nip", None),
+    ],
+)
+def test_appointment_in_january_of_next_year(value: str, today: date, kind: str, error: str | None) -> None:
+    _, got_kind, got_error = validate_id_number(value, today)
+    assert (got_kind, got_error) == (kind, error)
+
+
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [
+        ("Nama Lengkap (beserta gelar)", "name"),
+        ("Nomor Telepon/HP (WA)", "phone"),
+        ("NIP (bagi PNS)", "id_number"),
+        ("Unit Kerja (Instansi)", "unit"),
+        ("Jabatan (saat ini)", "position"),
+        ("Pertanyaan (uraikan dengan jelas)", "question"),
+        ("Tanggal (hari ini)", None),
+    ],
+)
+def test_labels_with_a_note_in_parentheses(label: str, field: str | None) -> None:
+    assert label_field(label) == field
+
+
+@pytest.mark.parametrize(
+    ("value", "e164", "note"),
+    [
+        ("(021) 5551234 psw. 123", "+62215551234", "psw. 123"),
+        ("021 1234567 pes. 204", "+62211234567", "pes. 204"),
+        ("0812 3456 7890 a.n. Budi", "+6281234567890", "a.n. Budi"),
+        ("0812 3456 7890 (Budi)", "+6281234567890", "Budi"),
+        ("0812 3456 7890 (WhatsApp only)", "+6281234567890", "WhatsApp only"),
+        ("0812-3456-7890 (Kantor: 021-1234567)", "+6281234567890", "Kantor: 021-1234567"),
+        ("0812-3456-7890 / 021-5551234", "+6281234567890", "021-5551234"),
+        ("(0321) 329188 ext. 12", "+62321329188", "ext. 12"),
+        ("Kantor (0321) 329188", "+62321329188", "Kantor"),
+        ("+62 812 3456 7890 (WA & telepon)", "+6281234567890", "WA & telepon"),
+        ("62 812 3456 7890 - Budi Santoso", "+6281234567890", "Budi Santoso"),
+        ("0812 3456 7890", "+6281234567890", ""),
+    ],
+)
+def test_phone_with_a_note(value: str, e164: str, note: str) -> None:
+    assert split_phone(value) == (e164, None, note)
+    result = validate_fields({"phone": value}, ("phone",), TODAY)
+    assert result.values["phone"] == e164
+    assert result.values.get("phone_note", "") == note
+
+
+QUESTION = "Apakah tunjangan kinerja tetap dibayarkan selama cuti besar?"
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Atas perhatian Bapak/Ibu saya ucapkan terima kasih.",
+        "Atas perhatian dan kerja samanya kami ucapkan terima kasih",
+        "Demikian permohonan kami, atas perhatiannya diucapkan terima kasih.",
+        "Demikian disampaikan.",
+        "Demikian pertanyaan saya.\nAtas perhatian Bapak/Ibu diucapkan terima kasih.\n\nHormat saya,\nRina",
+        "Terima kasih.\n\nRina Kartika\nAnalis Kebijakan\nNIP. 19860926 201505 2 001",
+        "Terima kasih atas perhatiannya.",
+        "Demikian disampaikan.\n\nSalam,\nBudi",
+        "Wassalam\nBudi",
+    ],
+)
+def test_the_closing_courtesy_is_not_part_of_the_question(closing: str) -> None:
+    found = extract_fields(f"Nama: Rina Kartika\nPertanyaan:\n{QUESTION}\n\n{closing}\n")
+    assert found["question"] == QUESTION
+    unlabelled = extract_fields(f"Yth. Bapak/Ibu,\n\n{QUESTION}\n\n{closing}\n")
+    assert unlabelled["question"] == QUESTION
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Terima kasih atas jawaban sebelumnya. Apakah cuti besar juga mengurangi tunjangan?",
+        "Apakah ucapan terima kasih kepada narasumber boleh berupa honorarium?\nBerapa besarannya?",
+        "Demikian bunyi Pasal 5. Bagaimana penerapannya untuk PPPK?",
+        "Bagaimana prosedurnya?\nTerima kasih atas jawabannya, namun bagaimana jika pegawai tersebut sedang "
+        "menjalani tugas belajar dan belum kembali ke instansi asalnya?",
+    ],
+)
+def test_a_question_that_only_contains_thanks_is_kept_whole(question: str) -> None:
+    assert extract_fields(f"Pertanyaan: {question}\n")["question"] == question
+
+
+def test_fields_of_issue_19_through_a_real_mail() -> None:
+    body = (
+        "Yth. Bapak/Ibu Admin Konsultasi,\r\n\r\n"
+        "Nama Lengkap (beserta gelar) : Dr. Rina Kartika, S.E., M.Si.\r\n"
+        "NIP : -\r\n"
+        "NIK : 3516016609860001\r\n"
+        "Unit Kerja : Pemerintah Desa Sukamaju\r\n"
+        "Jabatan : Sekretaris Desa\r\n"
+        "Nomor Telepon/HP (WA) : 0812-3456-7890 (Kantor: 021-1234567)\r\n"
+        "Substansi Permasalahan :\r\n"
+        "Bagaimana tata cara pertanggungjawaban Dana Desa tahap II?\r\n\r\n"
+        "Atas perhatian Bapak/Ibu saya ucapkan terima kasih.\r\n\r\n"
+        "Hormat saya,\r\nRina Kartika"
+    )
+    msg = parse_message(_mail(body))
+    result = validate_fields(msg.request_fields, ALL, TODAY)
+    assert result.complete, result.issues
+    assert result.values == {
+        "name": "Dr. Rina Kartika, S.E., M.Si.",
+        "id_number": "3516016609860001",
+        "unit": "Pemerintah Desa Sukamaju",
+        "position": "Sekretaris Desa",
+        "phone": "+6281234567890",
+        "phone_note": "Kantor: 021-1234567",
+        "question": "Bagaimana tata cara pertanggungjawaban Dana Desa tahap II?",
+    }
