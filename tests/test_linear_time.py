@@ -163,3 +163,13 @@ _PLAIN_LINE_RE = re.compile(
 def test_the_linear_field_line_regex_matches_what_the_plain_one_did(line: str) -> None:
     plain, linear = _PLAIN_LINE_RE.match(line), _LINE_RE.match(line)
     assert (plain and plain.group("label", "value")) == (linear and linear.group("label", "value"))
+
+
+def test_a_header_line_over_998_characters_still_decodes() -> None:
+    """Folded before mail-parser (RFC 5322 s. 2.1.1), read word by word: the same subject."""
+    subject = " ".join(["=?utf-8?q?Konsultasi_R=C3=ADna?="] * 60) + " tahap II"
+    msg = parse_message(
+        _mail("halo", headers=f"Subject: {subject}\r\n").replace(b"Subject: Konsultasi\r\n", b"")
+    )
+    assert len(subject) > 998
+    assert msg.subject == "Konsultasi Rína" * 60 + " tahap II"

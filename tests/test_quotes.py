@@ -56,3 +56,42 @@ def test_corpus_share_block_keeps_the_whole_new_text() -> None:
 def test_text_without_quote_is_kept() -> None:
     text = "Jawaban:\n1. Gunakan 1.250 jam efektif.\n2. Susun per jabatan.\n- catatan: cek peta jabatan"
     assert strip_quotes(text) == text
+
+
+def _reply(body: str) -> bytes:
+    return (
+        "From: Rina Kartika <rina.kartika@kemendesa.example.go.id>\r\n"
+        "To: konsultasi@bpsdm.example.go.id\r\nSubject: Re: Konsultasi\r\n"
+        "Message-ID: <reply@kemendesa.example.go.id>\r\nIn-Reply-To: <root@bpsdm.example.go.id>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+GMAIL_HISTORY = (
+    "Pada Sen, 16 Nov 2026 pukul 09.00 Layanan Konsultasi <konsultasi@bpsdm.example.go.id>\r\n"
+    "menulis:\r\n\r\n> Yth. Bapak/Ibu,\r\n> Nomor tiket Bapak/Ibu KONS-2026-0001.\r\n"
+)
+
+
+def test_a_long_line_of_the_reply_is_kept_whole_and_the_history_still_cut() -> None:
+    """mail-parser-reply reads a bounded copy (500 characters a line); the cut it finds is a line
+    of the real text, so the reply's own long line comes back whole."""
+    long_line = "Terlampir rincian perhitungan jam efektif " + "dan uraian tugas jabatan " * 120
+    text = parse_message(
+        _reply(f"Baik, terima kasih.\r\n\r\n{long_line.strip()}\r\n\r\n{GMAIL_HISTORY}")
+    ).new_text
+    assert text == f"Baik, terima kasih.\n\n{long_line.strip()}"
+
+
+def test_blank_lines_and_wide_spaces_do_not_move_the_cut() -> None:
+    body = "Siap,    data   kami   kirim   besok." + "\r\n" * 500 + "Salam\r\nRina\r\n\r\n" + GMAIL_HISTORY
+    assert parse_message(_reply(body)).new_text == "Siap,    data   kami   kirim   besok."
+
+
+def test_history_beyond_what_the_library_reads_is_cut_by_our_own_rules() -> None:
+    filler = "\r\n".join(f"Baris {i}: uraian kegiatan pendampingan desa tahap kedua." for i in range(1000))
+    body = (
+        f"{filler}\r\n\r\nOn Mon, 16 Nov 2026 at 09:00, konsultasi@bpsdm.example.go.id wrote:\r\n> lama\r\n"
+    )
+    text = parse_message(_reply(body)).new_text
+    assert text.endswith("Baris 999: uraian kegiatan pendampingan desa tahap kedua.") and "wrote" not in text
