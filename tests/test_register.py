@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbot import models
-from mailbot.compose import MailSpec, build_mail, render
+from mailbot.compose import TEMPLATES_DIR, MailSpec, build_mail, render
 from mailbot.fields import FieldIssue
 from mailbot.survey import ELEMENTS, SurveyError
 from tests.conftest import request_mail
@@ -44,14 +44,15 @@ APPLICANT_TEMPLATES = (
     "not_eligible",
     "refused",
 )
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = TEMPLATES_DIR
 
 ANDA = re.compile(r"\b(?:anda|kamu|saudara)\b", re.IGNORECASE)
 # An internal code: two or more lower-case words joined by "_" (not_signed, awaiting_info).
 CODE = re.compile(r"\b[a-z]++(?:_[a-z0-9]++)++\b")
 # A data line whose value is empty: "  Jabatan        :" or "<td>Jabatan</td><td></td>".
 EMPTY_LINE = re.compile(
-    r"^[ \t]*+(?:Nama Lengkap|NIP/NIK|Unit Kerja|Jabatan|Nomor Telepon|Keterangan|Alasan|Disampaikan oleh)"
+    r"^[ \t]*+(?:Nama Lengkap|NIP/NIK|Unit Kerja|Jabatan|Nomor Telepon|Keterangan|Alasan|Disampaikan oleh"
+    r"|Full name|Work unit|Position|Phone number|Note|Reason|Answered by)"
     r"[ \t]*+:[ \t]*+$",
     re.MULTILINE,
 )
@@ -188,6 +189,15 @@ def test_applicant_mails_speak_formally(make_app: Any, sqlite_url: str, tmp_path
             words = f"{mail.subject}\n{mail.text}".replace(desk.app.config.service.name, "").lower()
             if complaint:
                 assert "konsultasi" not in words, f"{name}: {mail.subject}\n{mail.text}"
+        # The English templates: no internal codes, no empty lines, the applicant by name.
+        english = render(name, "en", contexts[name])
+        for text in (english.subject, english.text, english.html):
+            assert not _problems(text.replace("Anda", "")), f"{name} (en): {_problems(text)}\n{text}"
+        if name != "refused":
+            assert english.text.startswith("Dear Rina Kartika,\n"), f"{name}: {english.text[:80]}"
+            words = f"{english.subject}\n{english.text}".replace(desk.app.config.service.name, "").lower()
+            if complaint:
+                assert "consultation" not in words, f"{name}: {english.subject}\n{english.text}"
     # What the pipeline itself sent: the same words.
     for kind in ("ack", "assigned", "answer"):
         row = desk.last(APPLICANT, kind)
@@ -197,6 +207,13 @@ def test_applicant_mails_speak_formally(make_app: Any, sqlite_url: str, tmp_path
     noun = "keluhan" if complaint else "pengajuan konsultasi"
     assert answer.subject.endswith(f"] Jawaban atas {noun} Bapak/Ibu"), answer.subject
     assert re.search(r"\d\d-\d\d-2026 \d\d\.\d\d WIB  ", text_of(answer))  # the history's times
+
+
+def test_no_indonesian_template_says_anda() -> None:
+    """Staff mails too (command results, help, reminders) address people as Bapak/Ibu."""
+    for path in sorted((TEMPLATES / "id").glob("*.j2")):
+        found = ANDA.findall(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name}: {found}"
 
 
 def test_sop_003_acknowledgement_has_no_empty_position(
