@@ -142,7 +142,7 @@ def test_limits_quarantine_and_answer_with_a_clear_refusal(make_app, sqlite_url,
         .get_body(("plain",))
         .get_content()
     )
-    assert "melebihi batas 0.2 MB" in text
+    assert "melebihi batas 0,2 MB" in text
     assert desk.ticket() is None
     # A machine's oversized mail is quarantined, never answered.
     auto = request_mail(
