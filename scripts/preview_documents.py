@@ -60,7 +60,7 @@ def serve(desk: Desk, profile: str, i: int, scores: str) -> None:
     body = QUESTION.replace("Biro Perencanaan", UNITS[i % len(UNITS)]).replace(
         " <script>alert('x')</script> <b>tebal</b>", " Unit kami baru dibentuk pada tahun ini."
     )
-    desk.deliver(request_mail(sender=sender, name="Rina Kartika" if i == 0 else f"Pemohon {i}", body=body))
+    desk.deliver(request_mail(sender=sender, name="Rina Kartika" if i == 0 else person(i), body=body))
     if profile == "sop-004":
         desk.reply(HEAD, "notify", HEAD, "ASSIGN Irban II")
         desk.reply(IRBAN2, "assign", IRBAN2, "ASSIGN Budi Santoso")
@@ -74,6 +74,17 @@ def serve(desk: Desk, profile: str, i: int, scores: str) -> None:
         "dengan jam kerja efektif 1.250 jam per tahun, lalu bandingkan dengan jumlah pegawai.",
     )
     desk.reply(sender, "answer", sender, scores)
+
+
+def person(i: int) -> str:
+    """A name without digits (a name with digits is refused as a typing error)."""
+    letters = ""
+    while True:
+        i, r = divmod(i, 26)
+        letters = chr(ord("a") + r) + letters
+        if not i:
+            break
+    return f"Pemohon {letters.capitalize()}"
 
 
 def main() -> int:
