@@ -289,6 +289,31 @@ def test_documents_of_every_profile_as_printed(
 
 
 @needs_poppler
+def test_a_normative_answer_of_the_secretariat_has_minutes_but_no_surat_tugas(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """SOP 000: the secretariat answers a normative question itself; nobody is assigned."""
+    from mailbot.documents import DocumentError
+
+    app = _app(tmp_path, clock, "sop-000")
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail(body=QUESTION))
+        desk.reply(
+            desk.last(SECRETARIAT, "notify"),
+            SECRETARIAT,
+            "JAWAB\nJawaban normatif: lihat Permenpan RB 1/2020.",
+        )
+        text = rendered(_document(app, "berita-acara"), tmp_path).text
+        assert "Tim Sekretariat" in text and "NIP 198802022010121002" in text and "Jawaban normatif" in text
+        assert "(belum didisposisikan)" in rendered(_document(app, "disposisi"), tmp_path).text
+        with pytest.raises(DocumentError, match="has not been assigned"):
+            _document(app, "surat-tugas")
+    finally:
+        app.close()
+
+
+@needs_poppler
 def test_an_urgent_request_is_printed_segera_and_a_video_consultation_so_named(
     tmp_path: Path, clock: Clock
 ) -> None:
