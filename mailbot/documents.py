@@ -12,7 +12,7 @@ import io
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -388,7 +388,9 @@ def element_bars(tally: SurveyTally, language: str) -> list[ElementBar]:
         if e.nrr is None:
             bars.append(ElementBar(label, None, ""))
             continue
-        value = (Decimal(e.nrr.numerator) / Decimal(e.nrr.denominator) * 25).quantize(Decimal("0.01"))
+        value = (Decimal(e.nrr.numerator) * 25 / Decimal(e.nrr.denominator)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
         bars.append(ElementBar(label, value, grade(value)[0]))
     return bars
 
