@@ -4,7 +4,7 @@ figures written as the document's language writes them."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -70,18 +70,19 @@ def column_chart(labels: Sequence[str], values: Sequence[int], *, language: str,
     return _svg(height, body, label)
 
 
-@dataclass(frozen=True)
-class StackRow:
-    label: str
-    first: int
-    second: int
-
-
-def stacked_bars(rows: Sequence[StackRow], legend: tuple[str, str], *, language: str, label: str) -> Markup:
-    """Horizontal bars in two parts (in time, late) per row, the figures written in the bars' parts."""
+def stacked_bars(
+    rows: Sequence[tuple[str, int, int]],
+    names: Mapping[str, str],
+    legend: tuple[str, str],
+    *,
+    language: str,
+    label: str,
+) -> Markup:
+    """Horizontal bars in two parts (in time, late) per row (key, first, second), each row named by
+    `names` (its key where missing), the figures written after the bar."""
     row_h, label_w, top = 30, 250, 26
     height = top + row_h * max(len(rows), 1) + 6
-    peak = max((r.first + r.second for r in rows), default=0) or 1
+    peak = max((a + b for _, a, b in rows), default=0) or 1
     scale = (WIDTH - label_w - 40) / peak
     body = [
         f'<rect x="{label_w}" y="4" width="12" height="12" fill="{BLUE}"/>',
@@ -89,20 +90,18 @@ def stacked_bars(rows: Sequence[StackRow], legend: tuple[str, str], *, language:
         f'<rect x="{label_w + 150}" y="4" width="12" height="12" fill="{RED}"/>',
         _text(label_w + 166, 14, legend[1]),
     ]
-    for i, row in enumerate(rows):
+    for i, (key, first, second) in enumerate(rows):
         y = top + row_h * i
-        body.append(_label(label_w - 8, y + 15, row.label))
+        body.append(_label(label_w - 8, y + 15, names.get(key, key)))
         x = float(label_w)
-        for value, colour in ((row.first, BLUE), (row.second, RED)):
+        for value, colour in ((first, BLUE), (second, RED)):
             w = value * scale
             if value:
                 body.append(
                     f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 8}" fill="{colour}"/>'
                 )
             x += w
-        body.append(
-            _text(x + 6, y + 15, f"{figure(row.first, 0, language)} / {figure(row.second, 0, language)}")
-        )
+        body.append(_text(x + 6, y + 15, f"{figure(first, 0, language)} / {figure(second, 0, language)}"))
     return _svg(height, body, label)
 
 

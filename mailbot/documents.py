@@ -16,12 +16,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot import models
-from mailbot.charts import ElementBar, StackRow, column_chart, grade_bars, stacked_bars
+from mailbot.charts import ElementBar
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.rendering import (
     RenderError,
@@ -33,7 +32,7 @@ from mailbot.rendering import (
 )
 from mailbot.reports import add_period_surveys, period_bounds
 from mailbot.safe_output import csv_cell
-from mailbot.survey import ELEMENTS, Ikm, SurveyTally, grade, tally_surveys
+from mailbot.survey import Ikm, SurveyTally, grade, tally_surveys
 
 __all__ = [
     "DOCUMENT_TEMPLATES",
@@ -363,22 +362,6 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
     )
 
 
-STEP_NAMES = {
-    "id": {"assign": "Disposisi", "review": "Penelaahan dan jawaban"},
-    "en": {"assign": "Disposition", "review": "Review and answer"},
-}
-CHART_TEXT = {
-    "id": (
-        "Tepat waktu",
-        "Terlambat",
-        "Pengajuan per minggu",
-        "Ketepatan waktu per langkah",
-        "IKM per unsur",
-    ),
-    "en": ("In time", "Late", "Requests per week", "Timeliness per step", "IKM per element"),
-}
-
-
 def element_bars(tally: SurveyTally, language: str) -> list[ElementBar]:
     """Each element's NRR x 25 and its grade, for the bar chart."""
     bars = []
@@ -398,24 +381,7 @@ def element_bars(tally: SurveyTally, language: str) -> list[ElementBar]:
 def render_period_html(config: Config, report: PeriodReport, now: datetime) -> str:
     tz = ZoneInfo(config.service.timezone)
     lang = config.profile.language
-    in_time, late, weekly, per_step, per_element = CHART_TEXT[lang]
-    week_labels = [
-        (f"{w.start.day}–" if w.start != w.end else "") + f"{w.end.day} {month_name(w.end, lang)[:3]}"
-        for w in report.weeks
-    ]
-    step_names = STEP_NAMES[lang]
-    charts: dict[str, Markup] = {
-        "weeks": column_chart(week_labels, [w.received for w in report.weeks], language=lang, label=weekly),
-        "steps": stacked_bars(
-            [StackRow(step_names.get(s, s), a, b) for s, a, b in report.steps],
-            (in_time, late),
-            language=lang,
-            label=per_step,
-        ),
-    }
     tally = report.total.tally
-    if tally.respondents:
-        charts["elements"] = grade_bars(element_bars(tally, lang), language=lang, label=per_element)
     return _render(
         f"documents/{lang}/laporan_periode.html.j2",
         {
@@ -424,9 +390,12 @@ def render_period_html(config: Config, report: PeriodReport, now: datetime) -> s
             "service": config.service,
             "report": report,
             "tally": tally,
-            "elements": ELEMENTS,
-            "charts": charts,
-            "step_names": step_names,
+            "week_labels": [
+                (f"{w.start.day}–" if w.start != w.end else "") + f"{w.end.day} {month_name(w.end, lang)[:3]}"
+                for w in report.weeks
+            ],
+            "week_values": [w.received for w in report.weeks],
+            "element_bars": element_bars(tally, lang) if tally.respondents else [],
             "period": date_range(report.start, report.end, lang),
             "signer": _signatory(config, None),
             "today": now.astimezone(tz),

@@ -115,8 +115,8 @@ def _lang(language: str) -> str:
 
 @cache
 def document_environment() -> Environment:
-    """The mail templates' environment with the documents' filters added, in an overlay of its own
-    (the mails' environment stays as it is)."""
+    """The mail templates' environment with the documents' filters and charts added, in an overlay of
+    its own (the mails' environment stays as it is). The templates name the charts' texts."""
     env = environment().overlay()
     env.filters = {
         **env.filters,
@@ -127,7 +127,16 @@ def document_environment() -> Environment:
         "figure": figure,
         "terbilang": terbilang,
     }
-    env.globals = {**env.globals, "date_range": date_range}
+    # Imported here: the charts use this module's figures.
+    from mailbot.charts import column_chart, grade_bars, stacked_bars
+
+    env.globals = {
+        **env.globals,
+        "date_range": date_range,
+        "column_chart": column_chart,
+        "stacked_bars": stacked_bars,
+        "grade_bars": grade_bars,
+    }
     return env
 
 

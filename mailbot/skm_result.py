@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot import models
-from mailbot.charts import grade_bars
 from mailbot.config import Config
 from mailbot.documents import element_bars
 from mailbot.rendering import date_range, document_environment, html_to_pdf, letterhead, pdf_to_png
@@ -149,11 +148,6 @@ def render_skm_html(config: Config, result: SkmResult, now: datetime, language: 
     """The public page (and the poster's source): aggregates of the period only."""
     lang = language or config.profile.language
     tz = ZoneInfo(config.service.timezone)
-    chart = grade_bars(
-        element_bars(result.tally, lang),
-        language=lang,
-        label="IKM per unsur" if lang == "id" else "IKM per element",
-    )
     return (
         document_environment()
         .get_template(f"documents/{lang}/hasil_skm.html.j2")
@@ -164,7 +158,7 @@ def render_skm_html(config: Config, result: SkmResult, now: datetime, language: 
             result=result,
             ikm=result.ikm,
             tally=result.tally,
-            chart=chart if result.tally.respondents else "",
+            element_bars=element_bars(result.tally, lang) if result.tally.respondents else [],
             period=period_name(result.start, result.end, lang),
             today=now.astimezone(tz),
         )
