@@ -114,6 +114,11 @@ def _signatory(config: Config, member: StaffMember | None) -> Signatory:
     return Signatory(member.position or doc.head_position, member.name, member.nip)
 
 
+def _name(config: Config, address: str) -> str:
+    member = staff_member(config, address)
+    return member.name if member is not None else address
+
+
 def _medium(ticket: models.Ticket, profile: Profile) -> str:
     """How the consultation was held: the ticket's own field, else the profile's (DOMAIN s. 6)."""
     value = str(ticket.fields.get("consultation_medium") or "")
@@ -126,7 +131,8 @@ def render_document(
     """The document as HTML (escaped: mail text never reaches it as markup)."""
     tz = ZoneInfo(config.service.timezone)
     profile = config.profiles.get(ticket.profile, config.profile)
-    assign = next((e for e in reversed(ticket.events) if e.kind == "assign"), None)
+    assignments = [e for e in ticket.events if e.kind == "assign"]
+    assign = assignments[-1] if assignments else None
     answer = next((e for e in reversed(ticket.events) if e.kind == "answer"), None)
     if kind == "surat-tugas" and assign is None:
         raise DocumentError(f"ticket {ticket.number} has not been assigned: no Surat Tugas yet")
@@ -155,6 +161,16 @@ def render_document(
         "answer_at": answer.at.astimezone(tz) if answer else None,
         "answerer": answerer,
         "notes": [e for e in ticket.events if e.kind == "note"],
+        # Every level of disposition (SOP 004: the Inspektur to the Irban, the Irban to the auditor).
+        "dispositions": [
+            (
+                e.at.astimezone(tz),
+                _name(config, e.actor),
+                _name(config, str((e.data or {}).get("assignee") or "")),
+            )
+            for e in ticket.events
+            if e.kind == "assign"
+        ],
         "urgent": ticket.urgent,
         "medium": _medium(ticket, profile),
         "review_step": next((s for s in profile.steps if s.id == "review"), None),
