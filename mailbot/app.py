@@ -36,8 +36,18 @@ from mailbot.leader import FetchLock
 from mailbot.mailbox import MailboxError, MailboxSource, open_source
 from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_many
+from mailbot.workflow import InboundStatus, next_inbound
 
 log = logging.getLogger(__name__)
+
+
+def _init_parse_worker(parent: int) -> None:
+    """A parse worker logs through the same masking filter as the daemon (no NIK in its logs)
+    and exits when the daemon is gone."""
+    from mailbot.privacy import setup_worker_logging
+
+    setup_worker_logging()
+    exit_with_parent(parent)
 
 
 def exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -183,6 +193,7 @@ class App:
                         limits.max_attachments,
                     )
                 with self.sessions.begin() as session:
+                    self.intake.prefetch(session, items, parsed, self.clock())
                     return [
                         self.intake.process_message(session, source, raw, self.clock(), parsed[i])
                         for i, (source, raw) in enumerate(items)
@@ -215,7 +226,7 @@ class App:
                     uid=source.uid,
                     raw_sha256=hashlib.sha256(raw).hexdigest(),
                     received_at=self.clock(),
-                    status="quarantined",
+                    status=next_inbound(None, InboundStatus.QUARANTINED),
                     kind="error",
                     reason=reason,
                     size=len(raw),
@@ -223,7 +234,7 @@ class App:
                 )
                 session.add(row)
                 session.flush()
-                return Outcome(row.id, "quarantined", "error", reason, None)
+                return Outcome(row, row.status, "error", reason, None)
 
     def drain_mailbox(
         self, source: MailboxSource, stats: IntakeStats, committed: Callable[[], None] | None = None
@@ -320,7 +331,7 @@ class App:
             self._parser = ProcessPoolExecutor(
                 max_workers=count,
                 mp_context=get_context("spawn"),
-                initializer=exit_with_parent,
+                initializer=_init_parse_worker,
                 initargs=(os.getpid(),),
             )
         return self._parser

@@ -148,7 +148,9 @@ def _tune_sqlite(engine: Engine, turn: WriterTurn | None) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    from mailbot.store import Session as WritingSession
+
+    return sessionmaker(engine, class_=WritingSession, expire_on_commit=False)
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -93,7 +93,9 @@ class Clocks:
     def clock(self, ticket: models.Ticket) -> StepClock | None:
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         steps = {s.id: s.deadline for s in profile.steps}
-        history = [Happening(e.id, e.at, e.kind, e.state, e.data or {}) for e in ticket.events]
+        history = [
+            Happening(e.id, e.at, e.kind, e.state, e.data or {}, seq=i) for i, e in enumerate(ticket.events)
+        ]
         assignee = self.config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
         return step_clock(
             ticket.state.value,

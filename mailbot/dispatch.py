@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from mailbot import models, store
-from mailbot.authz import GLOBAL_VERBS, TicketFacts, authenticated, can_receive, is_lead, level, may
+from mailbot.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
 from mailbot.classify import Kind, ThreadMatch, courtesy_only, out_of_office
 from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_commands
 from mailbot.compose import OutgoingAttachment
 from mailbot.config import Profile, StaffMember
 from mailbot.parse import InboundMessage
 from mailbot.public_record import Person, PublicEntry, public_history
+from mailbot.sender_auth import sender_verified
 from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
 from mailbot.workflow import (
     OPEN_STATES,
@@ -95,7 +96,7 @@ class Dispatcher:
     ) -> None:
         ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
-            row.ticket_id = ticket.id
+            row.ticket = ticket
         parsed = parse_commands(msg.new_text)
         if parsed.empty:
             self._plain_reply(session, row, msg, member, ticket, thread, now)
@@ -103,7 +104,7 @@ class Dispatcher:
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
         )
-        lines, plans = self._check(session, msg, member, ticket, thread, parsed, profile, now)
+        lines, plans = self._check(session, row, msg, member, ticket, thread, parsed, profile, now)
         signature = [f"{p.command.verb.value} {p.command.arg}".strip() for p in plans]
         answered = thread.answered if thread is not None and thread.via == "token" else ""
         if ticket is not None and answered and self._repeated(ticket, answered, signature):
@@ -141,6 +142,7 @@ class Dispatcher:
     def _check(
         self,
         session: Session,
+        row: models.InboundMessage,
         msg: InboundMessage,
         member: StaffMember,
         ticket: models.Ticket | None,
@@ -153,9 +155,9 @@ class Dispatcher:
         lines: list[Line] = [Line(e.line, False, e.code) for e in parsed.errors]
         plans: list[Plan] = []
         signed = thread is not None and thread.via == "token"
-        vouched = not profile.require_authentication or authenticated(
-            msg.headers.get("authentication-results", ()), profile.authserv_id, msg.from_addr
-        )
+        # Trust boundary: the token proves the sender saw our mail; `require_authentication`
+        # has the sender's domain proven too (our server's header, Microsoft 365's, or DKIM).
+        vouched, _how = sender_verified(row.raw, msg.headers, msg.from_addr, profile)
         state = ticket.state if ticket else None
         assignee = ticket.assignee_email if ticket else None
         expired = signed and self._token_expired(session, thread, now)
@@ -470,6 +472,8 @@ class Dispatcher:
         kind: str,
     ) -> None:
         """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
+        if inspect(ticket).pending:
+            session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
         for m in inbound:

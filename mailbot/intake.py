@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from mailbot import models, store
@@ -30,7 +31,7 @@ from mailbot.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, 
 from mailbot.config import Config, Profile, StaffMember
 from mailbot.deadlines import Clocks
 from mailbot.dispatch import Dispatcher
-from mailbot.fields import FIELDS, extract_fields, merge_fields, validate_fields
+from mailbot.fields import FIELDS, extract_fields, merge_fields, strip_closing, validate_fields
 from mailbot.parse import InboundMessage, UnreadableMessage, parse_headers, parse_message
 from mailbot.privacy import mask_number
 from mailbot.public_record import zone_name
@@ -38,6 +39,8 @@ from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
 from mailbot.workflow import Event, InboundStatus, State, next_inbound
 
 log = logging.getLogger(__name__)
+# Our Message-IDs (tokens.py) as a bounce quotes them.
+_OUR_IDS = re.compile(rb"<mb\.(?:\d++|[nx]-[A-Za-z0-9-]++)\.[a-z_]++\.[0-9a-f]++\.[0-9a-f]++@[^>\s]++>")
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,19 @@ class Source:
 
 @dataclass(frozen=True)
 class Outcome:
-    inbound_id: int
-    status: str  # processed | duplicate | machine | quarantined | ignored
+    """What became of one received mail. Its stored copy's id is known once the transaction has
+    flushed (a group of messages is written together)."""
+
+    row: models.InboundMessage
+    status: str  # an InboundStatus
     kind: str
     reason: str
     ticket_number: str | None
     already_done: bool = False
+
+    @property
+    def inbound_id(self) -> int:
+        return self.row.id
 
     @property
     def quarantined(self) -> bool:
@@ -85,11 +95,26 @@ class Intake:
         release: bool = False,
     ) -> Outcome:
         """`parsed`: the message already parsed (by the parse worker), or its failure.
-        `release`: staff release a held message (`mailbot replay --release`): no hold again."""
+        `release`: staff release a held message (`mailbot replay --release`): no hold again.
+
+        The message's rows are written by one flush at its end (`_outcome`): the lookups while it
+        is decided do not flush what it has changed so far."""
+        with session.no_autoflush:
+            return self._process(session, source, raw, now, parsed, release)
+
+    def _process(
+        self,
+        session: Session,
+        source: Source,
+        raw: bytes,
+        now: datetime,
+        parsed: InboundMessage | UnreadableMessage | None,
+        release: bool,
+    ) -> Outcome:
         existing = store.find_inbound_by_source(session, source.mailbox, source.uidvalidity, source.uid)
         if existing is not None:
             return Outcome(
-                existing.id,
+                existing,
                 existing.status,
                 existing.kind,
                 existing.reason,
@@ -122,10 +147,11 @@ class Intake:
             row.kind, row.reason = "unreadable", exc.reason
             session.add(row)
             session.flush()  # its id, for the log and the refusal's history
+            store.remember(session, row, "")
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
                 self._refuse(session, row, raw, exc, now)
-            return Outcome(row.id, row.status, row.kind, row.reason, None)
+            return Outcome(row, row.status, row.kind, row.reason, None)
 
         row.message_id = msg.message_id[:998]
         row.from_addr = msg.from_addr[:320]
@@ -136,10 +162,13 @@ class Intake:
             session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
         )
         session.add(row)
-        session.flush()  # stored first; its id names it in logs and history
+        store.remember(session, row, msg.message_id)
         if duplicate is not None:
             return self._duplicate(session, row, duplicate, now, "same message already received")
 
+        if msg.referenced_ids or "[" in msg.subject:
+            # A reply: what it refers to may be a row this group wrote a moment ago.
+            session.flush()
         thread = self._thread(session, msg)
         staff = self.config.staff_by_email(msg.from_addr)
         result = classify(
@@ -155,7 +184,7 @@ class Intake:
             _status(row, InboundStatus.MACHINE)
             if thread is None:
                 # A bounce carries our mail (or its headers) inside: link it to that mail's ticket.
-                ours = sorted(set(re.findall(rb"<mb\.\d+\.[a-z_]+\.[0-9a-f]+\.[0-9a-f]+@[^>\s]+>", raw)))
+                ours = sorted(set(_OUR_IDS.findall(raw)))
                 found = store.ticket_by_referenced_message(
                     session, [m.decode("ascii", "replace") for m in ours[:20]]
                 )
@@ -164,7 +193,7 @@ class Intake:
             if thread is not None:
                 ticket = store.get_ticket(session, thread.ticket_id)
                 if ticket is not None:
-                    row.ticket_id = ticket.id
+                    row.ticket = ticket
                     store.record_event(
                         session,
                         ticket,
@@ -174,8 +203,9 @@ class Intake:
                         detail=result.reason,
                         inbound=row,
                     )
-            log.info("inbound #%s is machine mail (%s): no reply", row.id, result.reason)
-            return self._outcome(session, row)
+            outcome = self._outcome(session, row)
+            log.info("inbound %s is machine mail (%s): no reply", _label(row), result.reason)
+            return outcome
 
         if not release and result.kind in (Kind.NEW_REQUEST, Kind.FOLLOW_UP, Kind.THIRD_PARTY):
             why = spam_flag(msg)
@@ -194,7 +224,7 @@ class Intake:
                 if window
                 else None
             )
-            if same is not None and same.id != row.id:
+            if same is not None and same is not row:
                 return self._duplicate(session, row, same, now, "same request sent again")
             self._new_request(session, row, msg, now)
         elif result.kind is Kind.FOLLOW_UP:
@@ -209,7 +239,7 @@ class Intake:
             assert thread is not None
             ticket = store.get_ticket(session, thread.ticket_id)
             assert ticket is not None
-            row.ticket_id = ticket.id
+            row.ticket = ticket
             store.record_event(
                 session,
                 ticket,
@@ -222,19 +252,41 @@ class Intake:
         _status(row, InboundStatus.PROCESSED)
         return self._outcome(session, row)
 
+    def prefetch(
+        self,
+        session: Session,
+        items: list[tuple[Source, bytes]],
+        parsed: list[InboundMessage | UnreadableMessage],
+        now: datetime,
+    ) -> None:
+        """Read what a group's messages will look up, in one query per kind (`store.Known`)."""
+        messages = [p for p in parsed if isinstance(p, InboundMessage)]
+        window = self.config.settings.limits.duplicate_window_hours
+        store.prefetch(
+            session,
+            sources=[(s.mailbox, s.uidvalidity, s.uid) for s, _ in items],
+            shas=[hashlib.sha256(raw).hexdigest() for _, raw in items],
+            message_ids=[m.message_id for m in messages],
+            content_hashes=[m.content_hash for m in messages] if window else [],
+            content_since=store.since(now, window) if window else None,
+            recipients=[m.from_addr for m in messages],
+            mail_since=store.since(now, 1),
+            opened_since=now - timedelta(days=1),
+        )
+
     # --- steps -----------------------------------------------------------------------------
 
     def _outcome(self, session: Session, row: models.InboundMessage) -> Outcome:
-        session.flush()  # the message's rows get their ids; the step clock names its start by id
         number = None
-        if row.ticket_id is not None:
-            ticket = store.get_ticket(session, row.ticket_id)
+        if row.ticket_id is not None or row.ticket is not None:
+            ticket = row.ticket  # held by the row: no second read of a ticket this message changed
             if ticket is not None:
                 # Written with the next flush: a later message's or the commit (which is where a
                 # lost race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
                 number = ticket.number
-        return Outcome(row.id, row.status, row.kind, row.reason, number)
+            store.remember_content(session, row)
+        return Outcome(row, row.status, row.kind, row.reason, number)
 
     def _hold(
         self,
@@ -250,12 +302,13 @@ class Intake:
         row.kind, row.reason = "held", why[:500]
         ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
-            row.ticket_id = ticket.id
+            row.ticket = ticket
             store.record_event(
                 session, ticket, "mail_held", actor=msg.from_addr or "(unknown)", now=now, detail=why
             )
-        log.warning("inbound #%s held for staff: %s", row.id, why)
-        return self._outcome(session, row)
+        outcome = self._outcome(session, row)
+        log.warning("inbound %s held for staff: %s", _label(row), why)
+        return outcome
 
     def _duplicate(
         self,
@@ -265,12 +318,14 @@ class Intake:
         now: datetime,
         why: str,
     ) -> Outcome:
+        if inspect(original).pending:
+            session.flush()  # a copy of a mail of this very group: name the original by its id
         _status(row, InboundStatus.DUPLICATE)
         row.kind = original.kind or "duplicate"
         row.reason = f"{why} (inbound #{original.id})"
-        row.ticket_id = original.ticket_id
-        if original.ticket_id is not None:
-            ticket = store.get_ticket(session, original.ticket_id)
+        if original.ticket_id is not None or original.ticket is not None:
+            ticket = original.ticket
+            row.ticket = ticket
             if ticket is not None:
                 store.record_event(
                     session,
@@ -281,8 +336,9 @@ class Intake:
                     detail=row.reason,
                     inbound=row,
                 )
-        log.info("inbound #%s is a duplicate: %s", row.id, row.reason)
-        return self._outcome(session, row)
+        outcome = self._outcome(session, row)
+        log.info("inbound %s is a duplicate: %s", _label(row), row.reason)
+        return outcome
 
     def _refuse(
         self, session: Session, row: models.InboundMessage, raw: bytes, exc: UnreadableMessage, now: datetime
@@ -334,7 +390,11 @@ class Intake:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
         refs = msg.referenced_ids
         for token in verify_tokens(self.config.secret, refs, msg.from_addr):
-            ticket = store.get_ticket(session, token.ticket_id)
+            ticket = (
+                store.ticket_by_number(session, token.ticket_number)
+                if token.ticket_number is not None
+                else store.get_ticket(session, token.ticket_id or 0)
+            )
             if ticket is not None:
                 return ThreadMatch(ticket.id, ticket.applicant_email, "token", token.message_id)
         ticket = store.ticket_by_referenced_message(session, refs)
@@ -385,7 +445,7 @@ class Intake:
             carried = {k: str(v) for k, v in parent.fields.items() if k != "question"}
             found = merge_fields(extract_fields(msg.new_text), carried)
             if msg.new_text.strip():
-                found["question"] = msg.new_text.strip()
+                found["question"] = strip_closing(msg.new_text.strip())
         if "name" not in found and msg.from_name:
             # The display name is a fallback, never a reason to skip asking for a name.
             found["name"] = msg.from_name
@@ -409,7 +469,7 @@ class Intake:
             updated_at=now,
         )
         event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
-        store.transition(
+        store.open_ticket(
             session,
             ticket,
             event,
@@ -419,8 +479,7 @@ class Intake:
             detail=_summary(validation.issues),
             data={"warnings": [i.code for i in validation.warnings]},
         )
-        store.add_ticket(session, ticket)
-        row.ticket_id = ticket.id
+        row.ticket = ticket
         if other_reply_to(msg):
             store.record_event(
                 session,
@@ -447,7 +506,7 @@ class Intake:
     ) -> None:
         ticket = store.get_ticket(session, thread.ticket_id)
         assert ticket is not None
-        row.ticket_id = ticket.id
+        row.ticket = ticket
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         if ticket.state is not State.AWAITING_INFO:
             self.dispatch.applicant_follow_up(session, row, msg, ticket, now)
@@ -590,7 +649,7 @@ class Intake:
             to_addr=to_addr,
             to_name=to_name,
             rendered=rendered,
-            message_id=make_message_id(self.config.secret, ticket.id, kind, domain, to_addr),
+            message_id=make_message_id(self.config.secret, ticket.number, kind, domain, to_addr),
             in_reply_to=thread[0] if thread else (ticket.root_message_id if reply_to_applicant else ""),
             references=thread[1]
             if thread
@@ -843,6 +902,11 @@ class Intake:
             except UnreadableMessage:
                 continue
         return False
+
+
+def _label(row: models.InboundMessage) -> str:
+    """How logs name a received mail: its id once stored, else where it came from."""
+    return f"#{row.id}" if row.id is not None else f"{row.mailbox} UID {row.uid}"
 
 
 def _status(row: models.InboundMessage, new: InboundStatus) -> None:

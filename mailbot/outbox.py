@@ -542,11 +542,17 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 def _history(session: Session, lines: list[tuple[int | None, int, str, str]], now: datetime) -> None:
     """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, through the one
     writer of history lines; each carries its ticket's current state. Mail of no ticket has none."""
+    wanted = {t for t, _, _, _ in lines if t is not None}
+    if not wanted:
+        return
+    tickets = {
+        t.id: t for t in session.execute(select(models.Ticket).where(models.Ticket.id.in_(wanted))).scalars()
+    }
     for ticket_id, out_id, kind, detail in lines:
-        ticket = session.get(models.Ticket, ticket_id) if ticket_id is not None else None
+        ticket = tickets.get(ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            mail = session.get(models.OutboundMessage, out_id)
-            store.record_event(session, ticket, kind, actor="system", now=now, detail=detail, outbound=mail)
+            line = store.record_event(session, ticket, kind, actor="system", now=now, detail=detail)
+            line.outbound_id = out_id  # a mail stored earlier: named by its id
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

@@ -209,13 +209,15 @@ DEFAULT_STATE_STEPS = {"new": "assign", "assigned": "review", "forwarded": "revi
 
 @dataclass(frozen=True)
 class Happening:
-    """What the clock needs of one history entry."""
+    """What the clock needs of one history entry. `id`: its database id (None before the
+    session's flush); `seq`: its place in the ticket's history, which orders the entries."""
 
-    id: int
+    id: int | None
     at: datetime
     kind: str
     state: str  # the ticket's state after it
     data: Mapping[str, object] = field(default_factory=dict)
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def step_clock(
     paused = timedelta()
     extend_days = 0.0
     for h in history:
-        if h.id <= start.id:
+        if h.seq <= start.seq:
             continue
         if h.kind in transitions and h.state in WAITING_STATES and waiting_since is None:
             waiting_since = h.at

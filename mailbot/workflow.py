@@ -122,7 +122,8 @@ class InboundStatus(enum.StrEnum):
 
 
 INBOUND_TRANSITIONS: dict[InboundStatus | None, frozenset[InboundStatus]] = {
-    None: frozenset({InboundStatus.PROCESSING}),
+    # Stored for processing, or straight to quarantine when processing itself failed.
+    None: frozenset({InboundStatus.PROCESSING, InboundStatus.QUARANTINED}),
     InboundStatus.PROCESSING: frozenset(
         {
             InboundStatus.PROCESSED,

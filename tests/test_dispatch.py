@@ -176,7 +176,8 @@ def test_concurrent_commands_no_lost_update(desk: Desk) -> None:
     app = desk.app
     session = app.sessions()
     session.begin()
-    app.intake.process_message(session, Source("race", 1, "a"), first, app.clock())  # flushed, not committed
+    app.intake.process_message(session, Source("race", 1, "a"), first, app.clock())
+    session.flush()  # written (the ticket's row locked on PostgreSQL), not committed
     other = threading.Thread(target=lambda: app.process_raw(Source("race", 1, "b"), second))
     other.start()
     if app.engine.dialect.name == "postgresql":

@@ -112,11 +112,6 @@ def test_the_laporan_rows_get_the_same_surveys(month: Desk) -> None:
     assert set(groups["consultant"]) == {CONSULTANT}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="documents.period_report still takes complete surveys of tickets created in the period; "
-    "it needs reports.add_period_surveys (see the report of issue #19)",
-)
 def test_the_monthly_laporan_and_report_ikm_agree(month: Desk) -> None:
     from mailbot.documents import period_report
 

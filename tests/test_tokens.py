@@ -32,3 +32,16 @@ def test_other_secret_or_no_secret_fails() -> None:
 
 def test_ordinary_message_ids_are_ignored() -> None:
     assert verify_tokens(SECRET, ["<CAF=abc@mail.gmail.com>", "<mb.x.123@x>", ""], HEAD) == []
+
+
+def test_a_token_carries_the_ticket_number_and_older_ones_their_id() -> None:
+    mid = make_message_id(SECRET, "KONS-2026-000042", "notify", "bpsdm.example.go.id", HEAD)
+    assert mid.startswith("<mb.n-KONS-2026-000042.notify.")
+    [token] = verify_tokens(SECRET, [mid], HEAD)
+    assert (token.ticket_number, token.ticket_id) == ("KONS-2026-000042", None)
+    assert verify_tokens(SECRET, [mid.replace("000042", "000043")], HEAD) == []
+    odd = make_message_id(SECRET, "SIKUWAS/2026.7", "ack", "x.go.id", HEAD)
+    [token] = verify_tokens(SECRET, [odd], HEAD)
+    assert token.ticket_number == "SIKUWAS/2026.7"
+    legacy = make_message_id(SECRET, 42, "ack", "x.go.id", HEAD)
+    assert verify_tokens(SECRET, [legacy], HEAD)[0].ticket_id == 42
