@@ -21,12 +21,12 @@ from typing import Any
 
 import mailparser
 
-from mailbot import boundary
+from mailbot import feedparser_backport
 from mailbot.fields import FIELDS, extract_fields, html_to_text, merge_fields
 from mailbot.quotes import strip_quotes
 
 log = logging.getLogger(__name__)
-boundary.install()  # the feedparser without a regex compiled per MIME boundary
+feedparser_backport.install()  # the feedparser without a regex compiled per MIME boundary
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
 _MSGID_RE = re.compile(r"<[^<>\s]+>")

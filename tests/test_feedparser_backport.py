@@ -1,4 +1,4 @@
-"""The feedparser's boundary matcher (mailbot.boundary) against the regular expression it replaces:
+"""The feedparser's boundary matcher (mailbot.feedparser_backport) against the regular expression it replaces:
 the same matches line by line, and the same parse of every mail of the corpus and of the tests'
 own samples, with and without it."""
 
@@ -14,7 +14,7 @@ from email.policy import compat32
 
 import pytest
 
-from mailbot import boundary
+from mailbot import feedparser_backport
 from tests.conftest import CORPUS, ROOT
 
 # RFC 2046's boundary characters, the regex metacharacters among them, and some that are not
@@ -43,8 +43,8 @@ def groups(mo: re.Match[str] | None) -> tuple[str | None, ...] | None:
 @pytest.mark.parametrize("separator", SEPARATORS)
 def test_matches_like_the_regular_expression(separator: str) -> None:
     pattern = real(separator)
-    matcher = boundary._FeedparserRe().compile(pattern.pattern)
-    assert isinstance(matcher, boundary.BoundaryMatcher)
+    matcher = feedparser_backport._FeedparserRe().compile(pattern.pattern)
+    assert isinstance(matcher, feedparser_backport.BoundaryMatcher)
     lines = [separator + s for s in SUFFIXES] + [separator[:-1], "x" + separator, "", "text\n"]
     lines += [other + s for other in SEPARATORS if other != separator for s in ("\n", "--\n")]
     matched = 0
@@ -56,8 +56,11 @@ def test_matches_like_the_regular_expression(separator: str) -> None:
 
 
 def test_any_other_pattern_goes_to_re() -> None:
-    fake = boundary._FeedparserRe()
-    assert boundary.separator_of(r"(?P<sep>a|b)(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$") is None
+    fake = feedparser_backport._FeedparserRe()
+    assert (
+        feedparser_backport.separator_of(r"(?P<sep>a|b)(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+        is None
+    )
     assert isinstance(fake.compile(r"\r\n|\r|\n"), re.Pattern)
     assert isinstance(fake.compile(real("--x").pattern, re.IGNORECASE), re.Pattern)
     assert fake.escape("a.b") == re.escape("a.b")
@@ -111,7 +114,7 @@ def structure(raw: bytes) -> list[tuple[object, ...]]:
 
 
 def test_every_sample_parses_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    boundary.install()
+    feedparser_backport.install()
     mails = list(samples())
     with_matcher = [structure(raw) for _name, raw in mails]
     monkeypatch.setattr(feedparser, "re", re)
@@ -124,7 +127,7 @@ def test_every_sample_parses_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_installed_by_the_parser() -> None:
     import mailbot.parse  # noqa: F401  (installs it)
 
-    assert isinstance(feedparser.re, boundary._FeedparserRe)
+    assert isinstance(feedparser.re, feedparser_backport._FeedparserRe)
     msg = email.message_from_string(
         'Content-Type: multipart/mixed; boundary="b.1"\n\npre\n--b.1\n\none\n--b.1\n\ntwo\n--b.1--\nepi\n'
     )
