@@ -154,7 +154,7 @@ def raw_send_rate(port: int, n: int, body: bytes) -> float:
 
 def send_client(port: str, n: str, body_file: str) -> None:
     """The client of `raw_send_rate`: prints mails/s."""
-    from mailbot import aio
+    from mailbot.shell import aio
 
     body = Path(body_file).read_bytes()
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.profile_intake import fresh_app, measure, print_profile, store_requests  # noqa: E402
-from mailbot.archive import Selection, export_mbox  # noqa: E402
+from mailbot.records.archive import Selection, export_mbox  # noqa: E402
 
 
 def main() -> None:

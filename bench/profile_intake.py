@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from bench.bench import realistic_request  # noqa: E402
 from mailbot.app import App, create_app  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
-from mailbot.intake import Source  # noqa: E402
-from mailbot.parse import parse_many  # noqa: E402
+from mailbot.core.message import parse_many  # noqa: E402
+from mailbot.pipeline.intake import Source  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
 
 T = TypeVar("T")

@@ -27,16 +27,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from mailbot import health, models
 from mailbot.config import Config
-from mailbot.db import make_engine, migrate, session_factory
-from mailbot.deadlines import Deadlines, SweepStats
-from mailbot.intake import Intake, Outcome, Source
-from mailbot.leader import FetchLock
-from mailbot.mailbox import MailboxError, MailboxSource, open_source
-from mailbot.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
-from mailbot.parse import InboundMessage, UnreadableMessage, parse_many
-from mailbot.workflow import InboundStatus, next_inbound
+from mailbot.core.message import InboundMessage, UnreadableMessage, parse_many
+from mailbot.core.workflow import InboundStatus, next_inbound
+from mailbot.pipeline.intake import Intake, Outcome, Source
+from mailbot.pipeline.sweep import Deadlines, SweepStats
+from mailbot.shell import health, models
+from mailbot.shell.db import make_engine, migrate, session_factory
+from mailbot.shell.fetch_lock import FetchLock
+from mailbot.shell.mailbox import MailboxError, MailboxSource, open_source
+from mailbot.shell.outbox import DrainResult, Outbox, Sender, make_sender, sleep_until
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 def _init_parse_worker(parent: int) -> None:
     """A parse worker logs through the same masking filter as the daemon (no NIK in its logs)
     and exits when the daemon is gone."""
-    from mailbot.privacy import setup_worker_logging
+    from mailbot.core.masking import setup_worker_logging
 
     setup_worker_logging()
     exit_with_parent(parent)

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from mailbot.durations import Clock, Duration, parse_duration
+from mailbot.core.durations import Clock, Duration, parse_duration
 
 ENV_CONFIG = "MAILBOT_CONFIG"
 ENV_DATABASE_URL = "MAILBOT_DATABASE_URL"
@@ -420,7 +420,7 @@ class Profile(_Strict):
     # SOP 000: a CSV of active employees (column `nip`), relative to the profiles folder;
     # applicants not in it are refused.
     eligibility_roster: str = ""
-    # Commands count only when the sender is proven (mailbot.sender_auth), by `authserv`:
+    # Commands count only when the sender is proven (mailbot.core.sender_auth), by `authserv`:
     #   "header"        the topmost Authentication-Results of our server (`authserv_id`) shows
     #                   DMARC pass or aligned DKIM pass for the From domain;
     #   "microsoft365"  the same in Exchange Online's header (it carries no authserv-id);

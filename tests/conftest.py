@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mailbot.app import App, create_app
 from mailbot.config import Config, load_config
-from mailbot.outbox import DrainResult
+from mailbot.shell.outbox import DrainResult
 from tests.servers import Dovecot, ImapAccount, SmtpServer, start_smtp
 
 ROOT = Path(__file__).resolve().parent.parent

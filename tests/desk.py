@@ -10,9 +10,9 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
 from mailbot.app import App
-from mailbot.intake import Outcome, Source
+from mailbot.pipeline.intake import Outcome, Source
+from mailbot.shell import models
 from tests.conftest import SERVICE_ADDRESS
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"

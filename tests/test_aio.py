@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mailbot import aio
+from mailbot.shell import aio
 
 
 async def _loop_module() -> str:

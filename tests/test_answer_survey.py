@@ -10,8 +10,8 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, ROOT, SERVICE_ADDRESS, request_mail, send_all
 from tests.desk import Desk, text_of
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from mailbot import models
-from mailbot.archive import mboxrd_quote, mboxrd_unquote
+from mailbot.records.archive import mboxrd_quote, mboxrd_unquote
+from mailbot.shell import models
 from tests.conftest import HEAD, ROOT, request_mail
 from tests.desk import Desk
 
@@ -156,7 +156,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 from mailbot.config import load_config
 from mailbot.app import create_app
-from mailbot.archive import Selection, export_mbox
+from mailbot.records.archive import Selection, export_mbox
 app = create_app(load_config(Path(sys.argv[1])))
 with app.sessions() as s:
     r = export_mbox(s, Path(sys.argv[2]), Selection(), ZoneInfo("Asia/Jakarta"))

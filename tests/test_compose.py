@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2 import Environment, StrictUndefined, Undefined, UndefinedError
 
-from mailbot.compose import (
+from mailbot.core.compose import (
     _WIRE,
     MailSpec,
     OutgoingAttachment,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import ConfigError, load_config, parse_connection_url
-from mailbot.durations import parse_duration
+from mailbot.core.durations import parse_duration
 from tests.conftest import PROFILES, ROOT, write_config
 from tests.servers import free_port
 
@@ -268,7 +268,7 @@ def test_office_hours_and_dated_periods(tmp_path: Path, monkeypatch: pytest.Monk
     from datetime import date, datetime, time
     from zoneinfo import ZoneInfo
 
-    from mailbot.deadlines import work_calendar
+    from mailbot.pipeline.sweep import work_calendar
 
     monkeypatch.setenv("MAILBOT_SECRET", "x" * 32)
     path = write_config(

@@ -8,10 +8,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
-from mailbot.intake import Source
-from mailbot.parse import parse_message
-from mailbot.quotes import strip_quotes
+from mailbot.core.message import parse_message
+from mailbot.core.quotes import strip_quotes
+from mailbot.pipeline.intake import Source
+from mailbot.shell import models
 from tests.conftest import CORPUS, send_all
 from tests.servers import iter_corpus
 

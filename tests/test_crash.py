@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
 from mailbot.config import load_config
-from mailbot.db import make_engine
+from mailbot.shell import models
+from mailbot.shell.db import make_engine
 from tests.conftest import HEAD, ROOT, SERVICE_ADDRESS, request_mail, write_config
 
 pytestmark = [pytest.mark.imap, pytest.mark.slow]

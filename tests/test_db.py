@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 
-from mailbot.db import WriterTurn, make_engine
+from mailbot.shell.db import WriterTurn, make_engine
 
 
 def test_a_writer_waiting_gets_the_next_turn_from_one_that_writes_back_to_back(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
 def test_the_head_revision_read_from_the_file_names_is_alembics() -> None:
     from alembic.script import ScriptDirectory
 
-    from mailbot.db import alembic_config, head_revision
+    from mailbot.shell.db import alembic_config, head_revision
 
     assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
@@ -98,7 +98,7 @@ def test_the_head_revision_read_from_the_file_names_is_alembics() -> None:
 def test_a_current_schema_costs_one_statement_and_an_old_one_is_upgraded(database_url: str) -> None:
     from alembic import command
 
-    from mailbot.db import alembic_config, head_revision, migrate
+    from mailbot.shell.db import alembic_config, head_revision, migrate
 
     engine = make_engine(database_url)
     try:

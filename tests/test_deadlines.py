@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
 from mailbot.app import create_app
 from mailbot.config import load_config
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, ROOT, request_mail, send_all
 from tests.desk import Desk
 

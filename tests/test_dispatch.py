@@ -7,10 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-from mailbot import models
 from mailbot.app import App
-from mailbot.intake import Source
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.pipeline.intake import Source
+from mailbot.shell import models
 from tests.conftest import PROFILES, request_mail
 from tests.desk import (
     APPLICANT,

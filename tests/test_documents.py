@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import models
 from mailbot.app import App, create_app
 from mailbot.config import load_config
-from mailbot.documents import period_report, render_document, render_period_html
-from mailbot.rendering import figure, html_to_pdf, long_date, renderer_warnings, terbilang
-from mailbot.store import ticket_by_number
+from mailbot.records.documents import period_report, render_document, render_period_html
+from mailbot.records.rendering import figure, html_to_pdf, long_date, renderer_warnings, terbilang
+from mailbot.shell import models
+from mailbot.shell.store import ticket_by_number
 from tests.conftest import CONSULTANT, HEAD, PROFILES, ROOT, Clock, request_mail, write_config
 from tests.desk import BUDI, IRBAN2, SECRETARIAT, Desk, reply_bytes
 from tests.test_answer_survey import reply_from_applicant
@@ -293,7 +293,7 @@ def test_a_normative_answer_of_the_secretariat_has_minutes_but_no_surat_tugas(
     tmp_path: Path, clock: Clock
 ) -> None:
     """SOP 000: the secretariat answers a normative question itself; nobody is assigned."""
-    from mailbot.documents import DocumentError
+    from mailbot.records.documents import DocumentError
 
     app = _app(tmp_path, clock, "sop-000")
     try:
@@ -552,7 +552,7 @@ MALE_NIP = "19800101 200501 1 001"
 @needs_poppler
 @pytest.mark.parametrize("language", ["id", "en"])
 def test_the_published_skm_result_as_a_one_page_poster(tmp_path: Path, clock: Clock, language: str) -> None:
-    from mailbot.skm_result import skm_files, skm_result
+    from mailbot.records.skm_result import skm_files, skm_result
 
     app = _app(tmp_path, clock, "sop-002", language)
     try:
@@ -603,7 +603,7 @@ def test_the_published_skm_result_as_a_one_page_poster(tmp_path: Path, clock: Cl
 
 @needs_poppler
 def test_the_skm_result_of_a_period_without_surveys(tmp_path: Path, clock: Clock) -> None:
-    from mailbot.skm_result import render_skm_html, skm_result
+    from mailbot.records.skm_result import render_skm_html, skm_result
 
     app = _app(tmp_path, clock, "sop-002")
     try:

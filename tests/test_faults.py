@@ -14,7 +14,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
+from mailbot.shell import models
 from tests.conftest import HEAD, ROOT, request_mail, write_config
 from tests.servers import Dovecot, start_daemon, wait_until
 
@@ -120,7 +120,7 @@ def test_sigterm_during_a_backlog_leaves_nothing_half_done(imap, smtp, sqlite_ur
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     from mailbot.config import load_config
-    from mailbot.db import make_engine
+    from mailbot.shell.db import make_engine
 
     engine = make_engine(load_config(config).database_url)
     with engine.connect() as conn:
@@ -133,7 +133,7 @@ def test_sigterm_during_a_backlog_leaves_nothing_half_done(imap, smtp, sqlite_ur
 
 
 def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_path, smtp) -> None:
-    from mailbot.intake import Source
+    from mailbot.pipeline.intake import Source
     from tests.conftest import send_all
 
     app = make_app(database_url=sqlite_url, mailbox_url=f"maildir://{tmp_path / 'md'}", smtp_url=smtp.url)
@@ -158,7 +158,7 @@ def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_pa
 
 @pytest.mark.imap
 def test_connection_cut_mid_fetch_loses_nothing_and_repeats_nothing(imap, smtp, sqlite_url, make_app) -> None:
-    from mailbot.mailbox import MailboxError
+    from mailbot.shell.mailbox import MailboxError
     from tests.conftest import send_all
     from tests.servers import CuttingProxy
 
@@ -252,7 +252,7 @@ def test_database_unreachable_pauses_sending_then_resumes(
     """The sending loop (the daemon's child runs it) backs off while the database is away."""
     import asyncio
 
-    from mailbot.intake import Source
+    from mailbot.pipeline.intake import Source
 
     via, forwarder = postgres_behind_forwarder
     out = tmp_path / "o"
@@ -343,8 +343,8 @@ def test_a_defect_met_by_one_message_quarantines_it_and_intake_goes_on(
     """A bug hit by one message (a mock: the classifier raising for it) must not stop intake or
     lose the message: it is quarantined with the reason, the others are processed, and once the
     defect is gone `replay` processes it like any other."""
-    import mailbot.intake
-    from mailbot.intake import Source
+    import mailbot.pipeline.intake
+    from mailbot.pipeline.intake import Source
 
     app = make_app(
         database_url=f"sqlite:///{tmp_path / 'm.db'}",
@@ -356,14 +356,14 @@ def test_a_defect_met_by_one_message_quarantines_it_and_intake_goes_on(
     poisoned = request_mail(sender="b@example.go.id", subject="Soal B memicu cacat")
     md.add(poisoned)
     md.add(request_mail(sender="c@example.go.id", subject="Soal C"))
-    real = mailbot.intake.classify
+    real = mailbot.pipeline.intake.classify
 
     def defective(msg, **kwargs):
         if "cacat" in msg.subject:
             raise RuntimeError("a defect")
         return real(msg, **kwargs)
 
-    monkeypatch.setattr(mailbot.intake, "classify", defective)
+    monkeypatch.setattr(mailbot.pipeline.intake, "classify", defective)
     stats = app.run_intake_once()
     assert (stats.processed, stats.quarantined) == (2, 1)
     assert "processing failed: RuntimeError: a defect" in caplog.text
@@ -377,6 +377,6 @@ def test_a_defect_met_by_one_message_quarantines_it_and_intake_goes_on(
             "a@example.go.id",
             "c@example.go.id",
         ]
-    monkeypatch.setattr(mailbot.intake, "classify", real)  # the defect is fixed
+    monkeypatch.setattr(mailbot.pipeline.intake, "classify", real)  # the defect is fixed
     outcome = app.process_raw(Source("replay", 0, f"inbound:{row.id}:0"), row.raw)
     assert outcome.status == "processed" and outcome.ticket_number is not None

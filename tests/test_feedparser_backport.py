@@ -1,4 +1,4 @@
-"""The feedparser's boundary matcher (mailbot.feedparser_backport) against the regular expression it replaces:
+"""The feedparser backport (mailbot.core.feedparser_backport) against the regular expression it replaces:
 the same matches line by line, and the same parse of every mail of the corpus and of the tests'
 own samples, with and without it."""
 
@@ -14,7 +14,7 @@ from email.policy import compat32
 
 import pytest
 
-from mailbot import feedparser_backport
+from mailbot.core import feedparser_backport
 from tests.conftest import CORPUS, ROOT
 
 # RFC 2046's boundary characters, the regex metacharacters among them, and some that are not
@@ -125,7 +125,7 @@ def test_every_sample_parses_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_installed_by_the_parser() -> None:
-    import mailbot.parse  # noqa: F401  (installs it)
+    import mailbot.core.message  # noqa: F401  (installs it)
 
     assert isinstance(feedparser.re, feedparser_backport._FeedparserRe)
     msg = email.message_from_string(

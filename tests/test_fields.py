@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from mailbot.fields import (
+from mailbot.core.fields import (
     extract_fields,
     html_to_text,
     label_field,
@@ -16,7 +16,7 @@ from mailbot.fields import (
     validate_id_number,
     validate_phone,
 )
-from mailbot.parse import parse_message
+from mailbot.core.message import parse_message
 from tests.conftest import CORPUS, DATA
 
 TODAY = date(2026, 11, 21)

@@ -10,10 +10,10 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.classify import classify
-from mailbot.fields import extract_fields, validate_fields
-from mailbot.parse import UnreadableMessage, parse_message
-from mailbot.survey import parse_survey
+from mailbot.core.classify import classify
+from mailbot.core.fields import extract_fields, validate_fields
+from mailbot.core.message import UnreadableMessage, parse_message
+from mailbot.core.survey import parse_survey
 from tests.conftest import SERVICE_ADDRESS, request_mail
 from tests.desk import Desk
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.reports import (
+from mailbot.core.workflow import State
+from mailbot.records.reports import (
     SurveyRecord,
     add_period_surveys,
     format_ikm_table,
@@ -19,7 +19,7 @@ from mailbot.reports import (
     ikm_report,
     period_bounds,
 )
-from mailbot.workflow import State
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, request_mail
 from tests.desk import Desk
 
@@ -98,7 +98,7 @@ def test_partial_surveys_take_their_tickets_grouping_keys(month: Desk) -> None:
 
 def test_the_laporan_rows_get_the_same_surveys(month: Desk) -> None:
     """add_period_surveys fills documents.Group rows by the rule of `report ikm`."""
-    from mailbot.documents import Group
+    from mailbot.records.documents import Group
 
     low, high = period_bounds(*NOV, TZ)
     total = Group("Jumlah")
@@ -113,7 +113,7 @@ def test_the_laporan_rows_get_the_same_surveys(month: Desk) -> None:
 
 
 def test_the_monthly_laporan_and_report_ikm_agree(month: Desk) -> None:
-    from mailbot.documents import period_report
+    from mailbot.records.documents import period_report
 
     with month.app.sessions() as s:
         laporan = period_report(s, month.app.config, *NOV)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, ROOT, SERVICE_ADDRESS, request_mail, send_all, write_config
 
 pytestmark = pytest.mark.imap
@@ -226,7 +226,7 @@ def test_sigkill_between_commit_and_flag_loses_nothing_and_doubles_nothing(
     assert imap.count("INBOX") == 0 and imap.count("Processed") == 1
     assert len(smtp.handler.to(APPLICANT)) == 1 and len(smtp.handler.to(HEAD)) == 1
     from mailbot.config import load_config
-    from mailbot.db import make_engine
+    from mailbot.shell.db import make_engine
 
     engine = make_engine(load_config(config).database_url)
     with engine.connect() as conn:

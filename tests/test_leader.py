@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailbot.db import make_engine
-from mailbot.leader import FetchLock
+from mailbot.shell.db import make_engine
+from mailbot.shell.fetch_lock import FetchLock
 
 
 def test_one_holder_and_free_after_release(database_url: str, tmp_path: Path) -> None:

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.classify import classify
-from mailbot.commands import parse_commands
-from mailbot.fields import _LINE_RE, FIELDS, extract_fields, html_to_text, validate_fields
-from mailbot.parse import parse_message
-from mailbot.quotes import strip_quotes
-from mailbot.survey import parse_survey
+from mailbot.core.classify import classify
+from mailbot.core.commands import parse_commands
+from mailbot.core.fields import _LINE_RE, FIELDS, extract_fields, html_to_text, validate_fields
+from mailbot.core.message import parse_message
+from mailbot.core.quotes import strip_quotes
+from mailbot.core.survey import parse_survey
 
 SIZE = int(os.environ.get("MAILBOT_LINEAR_SIZE", "1000000"))
 BOUND = 5.0  # seconds per reader; linear code needs well under one

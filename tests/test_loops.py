@@ -8,8 +8,8 @@ import secrets
 
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import HEAD, SERVICE_ADDRESS, request_mail
 from tests.desk import Desk
 

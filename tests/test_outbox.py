@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
 from mailbot.config import SMTP_SCHEMES, ConnectionUrl, SmtpSettings, parse_connection_url
-from mailbot.intake import Source
-from mailbot.outbox import SendError, SmtpSender
+from mailbot.pipeline.intake import Source
+from mailbot.shell import models
+from mailbot.shell.outbox import SendError, SmtpSender
 from tests.conftest import HEAD, request_mail, send_all
 from tests.servers import SmtpServer, free_port, start_smtp
 

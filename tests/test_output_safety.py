@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
 from mailbot.cli import main
-from mailbot.safe_output import csv_cell, json_text, terminal_text
+from mailbot.core.safe_output import csv_cell, json_text, terminal_text
+from mailbot.shell import models
 from tests.desk import Desk
 
 TITLE_AND_CLEAR = "\x1b]0;mailbot diretas\x07\x1b[2J\x1b[H"

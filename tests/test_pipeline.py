@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select
 
-from mailbot import models, store
 from mailbot.app import App, IntakeStats
-from mailbot.compose import Envelope
+from mailbot.core.compose import Envelope
+from mailbot.shell import models, store
 from tests.conftest import request_mail
 
 

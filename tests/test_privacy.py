@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.privacy import MaskingFilter, mask_number, mask_text
+from mailbot.core.masking import MaskingFilter, mask_number, mask_text
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, ROOT, request_mail
 from tests.desk import Desk
 from tests.test_answer_survey import reply_from_applicant
@@ -110,7 +110,7 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     before = _cli(tmp_path, "report", "ikm", "--from", "2026-11-01", "--to", "2026-11-30", "--json").stdout
     clock.advance(days=400)
     with desk.app.sessions.begin() as s:
-        from mailbot.privacy_ops import purge
+        from mailbot.records.personal_data import purge
 
         result = purge(s, older_than=timedelta(days=365), now=clock.now)
     assert result.tickets == 1 and result.messages > 0
@@ -139,8 +139,8 @@ def test_a_spawned_worker_logs_masked() -> None:
     code = (
         "import logging, sys\n"
         "if sys.argv[1] == 'masked':\n"
-        "    from mailbot.privacy import setup_worker_logging; setup_worker_logging()\n"
-        "logging.getLogger('mailbot.parse').warning('parser failed: %s', 'NIK 3273014101900001')\n"
+        "    from mailbot.core.masking import setup_worker_logging; setup_worker_logging()\n"
+        "logging.getLogger('mailbot.core.message').warning('parser failed: %s', 'NIK 3273014101900001')\n"
     )
     for mode, seen in (("bare", "3273014101900001"), ("masked", "3273********0001")):
         out = subprocess.run(

@@ -13,9 +13,9 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from mailbot import models
-from mailbot.public_record import Person, public_history
-from mailbot.workflow import State
+from mailbot.core.public_record import Person, public_history
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import SERVICE_ADDRESS, request_mail, send_all
 from tests.desk import (
     APPLICANT,

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import mailbot.intake
-from mailbot import models
+import mailbot.pipeline.intake
 from mailbot.app import App
 from mailbot.cli import main
-from mailbot.privacy_ops import PENDING_FILE, purge, remove_copies
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.records.personal_data import PENDING_FILE, purge, remove_copies
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, request_mail, send_all
 from tests.desk import reply_bytes
 from tests.test_answer_survey import reply_from_applicant
@@ -80,16 +80,16 @@ def _serve(app: App, deliver: Callable[[bytes], None], monkeypatch: pytest.Monke
     through(reply_bytes(_last(app, HEAD, "notify"), HEAD, "ASSIGN Budi Santoso"))
     through(reply_bytes(_last(app, CONSULTANT, "assign"), CONSULTANT, "Jawaban atas pertanyaan Ibu."))
     through(reply_from_applicant(_last(app, APPLICANT, "answer").raw, "4 4 3 4 4 4 4 3 4\nKomentar: oke"))
-    real = mailbot.intake.classify
+    real = mailbot.pipeline.intake.classify
 
     def defective(msg, **kwargs):  # type: ignore[no-untyped-def]
         if "cacat" in msg.subject:
             raise RuntimeError("a defect")
         return real(msg, **kwargs)
 
-    monkeypatch.setattr(mailbot.intake, "classify", defective)
+    monkeypatch.setattr(mailbot.pipeline.intake, "classify", defective)
     through(_request(subject="Tambahan data, memicu cacat"))
-    monkeypatch.setattr(mailbot.intake, "classify", real)
+    monkeypatch.setattr(mailbot.pipeline.intake, "classify", real)
     with app.sessions() as s:
         ticket = s.execute(select(models.Ticket)).scalars().one()
         assert ticket.state is State.CLOSED

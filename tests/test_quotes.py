@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.parse import parse_message
-from mailbot.quotes import strip_quotes
+from mailbot.core.message import parse_message
+from mailbot.core.quotes import strip_quotes
 from tests.conftest import CORPUS, DATA
 
 REPLIES = DATA / "replies"

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.compose import TEMPLATES_DIR, MailSpec, build_mail, render
-from mailbot.fields import FieldIssue
-from mailbot.survey import ELEMENTS, SurveyError
+from mailbot.core.compose import TEMPLATES_DIR, MailSpec, build_mail, render
+from mailbot.core.fields import FieldIssue
+from mailbot.core.survey import ELEMENTS, SurveyError
+from mailbot.shell import models
 from tests.conftest import request_mail
 from tests.desk import APPLICANT, BUDI, HEAD, SECRETARIAT, STAFF, Desk, text_of
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.classify import courtesy_only, out_of_office
 from mailbot.cli import main
-from mailbot.workflow import State
+from mailbot.core.classify import courtesy_only, out_of_office
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import request_mail
 from tests.desk import APPLICANT, BUDI, HEAD, Desk, text_of
 

@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import models
 from mailbot.config import load_config
-from mailbot.db import make_engine
+from mailbot.shell import models
+from mailbot.shell.db import make_engine
 from tests.conftest import ROOT, request_mail, write_config
 from tests.servers import wait_until
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.durations import parse_duration
-from mailbot.sla import make_calendar
+from mailbot.core.durations import parse_duration
+from mailbot.core.working_time import make_calendar
 
 WIB = ZoneInfo("Asia/Jakarta")
 
@@ -113,7 +113,7 @@ def test_week_has_37_and_a_half_hours() -> None:
 
 
 def test_cuti_bersama_of_2026_and_2027_are_known() -> None:
-    from mailbot.sla import has_cuti_bersama
+    from mailbot.core.working_time import has_cuti_bersama
 
     assert has_cuti_bersama(2026) and has_cuti_bersama(2027)
     cal = make_calendar("Asia/Jakarta")
@@ -135,7 +135,7 @@ def test_minutes_and_hours_are_office_time_unless_24_jam() -> None:
 def test_a_dated_period_has_its_own_hours() -> None:
     from datetime import time
 
-    from mailbot.sla import HoursPeriod
+    from mailbot.core.working_time import HoursPeriod
 
     short = {d: ((time(8, 0), time(15, 0)),) for d in range(5)}
     cal = make_calendar("Asia/Jakarta", periods=[HoursPeriod(date(2027, 2, 8), date(2027, 2, 12), short)])

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
 from mailbot.app import App, create_app
 from mailbot.config import load_config
-from mailbot.sla import has_cuti_bersama
+from mailbot.core.working_time import has_cuti_bersama
+from mailbot.shell import models
 from tests.conftest import Clock, request_mail, write_config
 from tests.desk import BUDI, HEAD, HEAD2, IRBAN2, SECRETARIAT, STAFF, VENDOR, Desk
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from mailbot.survey import ELEMENTS, compute_ikm, grade, ikm_from_value, parse_survey, tally_surveys
+from mailbot.core.survey import ELEMENTS, compute_ikm, grade, ikm_from_value, parse_survey, tally_surveys
 
 ALL4 = dict.fromkeys(range(1, 10), 4)
 

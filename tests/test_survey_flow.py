@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.workflow import State
+from mailbot.core.workflow import State
+from mailbot.shell import models
 from tests.conftest import CONSULTANT, HEAD, request_mail
 from tests.desk import Desk
 from tests.test_answer_survey import _outlook_reply

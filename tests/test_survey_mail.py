@@ -1,5 +1,5 @@
 """Survey replies as they arrive: real RFC 5322 mail from the clients applicants use, read by
-mailbot.parse.parse_message and parse_survey exactly as the dispatcher calls it.
+mailbot.core.message.parse_message and parse_survey exactly as the dispatcher calls it.
 
 The quoted part of every reply is our own answer mail: the answer (with a numbered list), the
 public history (with the applicant's question, itself a numbered list with a/b items) and the
@@ -14,9 +14,9 @@ import quopri
 
 import pytest
 
-from mailbot.compose import environment
-from mailbot.parse import parse_message
-from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
+from mailbot.core.compose import environment
+from mailbot.core.message import parse_message
+from mailbot.core.survey import ELEMENTS, SurveyReply, parse_survey
 
 ALL4 = dict.fromkeys(range(1, 10), 4)
 D_C = {1: 4, 2: 3, 3: 4, 4: 4, 5: 3, 6: 4, 7: 4, 8: 3, 9: 4}  # d c d d c d d c d

@@ -7,8 +7,8 @@ import ssl
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailbot.intake import Source
-from mailbot.mailbox import MailboxError
+from mailbot.pipeline.intake import Source
+from mailbot.shell.mailbox import MailboxError
 from tests.conftest import HEAD, request_mail, send_all
 from tests.servers import RecordingHandler, free_port
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbot.tokens import make_message_id, verify_tokens
+from mailbot.core.tokens import make_message_id, verify_tokens
 
 SECRET = b"0123456789abcdef"
 HEAD = "kabag.umum@bpsdm.example.go.id"

@@ -14,10 +14,10 @@ import secrets
 import pytest
 from sqlalchemy import select
 
-from mailbot import models
-from mailbot.authz import AUTHZ, Standing, TicketFacts, may, standing
-from mailbot.commands import Verb
-from mailbot.workflow import OPEN_STATES, State
+from mailbot.core.authz import AUTHZ, Standing, TicketFacts, may, standing
+from mailbot.core.commands import Verb
+from mailbot.core.workflow import OPEN_STATES, State
+from mailbot.shell import models
 from tests.conftest import SERVICE_ADDRESS, request_mail
 from tests.desk import APPLICANT, BUDI, HEAD, IRBAN2, SECRETARIAT, VENDOR, Desk, reply_bytes, text_of
 from tests.test_dispatch import _profile_desk

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from mailbot.workflow import TRANSITIONS, Event, InvalidTransition, State, allowed_events, next_state
+from mailbot.core.workflow import TRANSITIONS, Event, InvalidTransition, State, allowed_events, next_state
 
 ALL_STATES: list[State | None] = [None, *State]
 

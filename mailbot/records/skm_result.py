@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot import models
 from mailbot.config import Config
-from mailbot.documents import element_bars
-from mailbot.rendering import date_range, document_environment, html_to_pdf, letterhead, pdf_to_png
-from mailbot.reports import ALL_GROUP, group_surveys, period_bounds, period_surveys
-from mailbot.survey import Ikm, SurveyTally, tally_surveys
+from mailbot.core.survey import Ikm, SurveyTally, tally_surveys
+from mailbot.records.documents import element_bars
+from mailbot.records.rendering import date_range, document_environment, html_to_pdf, letterhead, pdf_to_png
+from mailbot.records.reports import ALL_GROUP, group_surveys, period_bounds, period_surveys
+from mailbot.shell import models
 
 ROMAN = ("I", "II", "III", "IV")
 GENDERS = ("male", "female")

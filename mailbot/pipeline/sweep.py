@@ -23,12 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from mailbot import models, store
-from mailbot.compose import OutgoingAttachment
 from mailbot.config import Config, Profile, StaffMember
-from mailbot.documents import html_to_pdf, period_report, render_period_html
-from mailbot.durations import parse_duration
-from mailbot.sla import (
+from mailbot.core.compose import OutgoingAttachment
+from mailbot.core.durations import parse_duration
+from mailbot.core.survey import ELEMENTS
+from mailbot.core.workflow import OPEN_STATES, Event, State
+from mailbot.core.working_time import (
     Happening,
     HoursPeriod,
     StepClock,
@@ -37,11 +37,11 @@ from mailbot.sla import (
     reminder_time,
     step_clock,
 )
-from mailbot.survey import ELEMENTS
-from mailbot.workflow import OPEN_STATES, Event, State
+from mailbot.records.documents import html_to_pdf, period_report, render_period_html
+from mailbot.shell import models, store
 
 if TYPE_CHECKING:
-    from mailbot.intake import Intake
+    from mailbot.pipeline.intake import Intake
 
 log = logging.getLogger(__name__)
 TRANSITION_KINDS = frozenset(e.value for e in Event)

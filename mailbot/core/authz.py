@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mailbot.commands import Verb
 from mailbot.config import Profile, StaffMember
-from mailbot.workflow import OPEN_STATES, State
+from mailbot.core.commands import Verb
+from mailbot.core.workflow import OPEN_STATES, State
 
 # Commands that need no ticket.
 GLOBAL_VERBS = frozenset({Verb.HELP, Verb.LIST})
@@ -238,7 +238,7 @@ def passes(results: list[AuthResult], sender: str) -> str | None:
 
 def topmost_results(headers: tuple[str, ...], authserv_id: str) -> list[AuthResult] | None:
     """The results of the topmost header from `authserv_id` ("" for Microsoft 365's form), or None.
-    `headers` in the mail's order, top first (as mailbot.parse gives them)."""
+    `headers` in the mail's order, top first (as mailbot.core.message gives them)."""
     for header in headers:
         server, results = parse_results(header)
         if server == authserv_id.lower():

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mailbot.config import MailboxSettings
-from mailbot.mailbox import MailboxError, StoredCopy
+from mailbot.shell.mailbox import MailboxError, StoredCopy
 
 _UIDVALIDITY_FILE = ".mailbot-uidvalidity"
 

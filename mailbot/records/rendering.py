@@ -19,8 +19,8 @@ from typing import Any
 
 from jinja2 import Environment
 
-from mailbot.compose import environment
 from mailbot.config import Config
+from mailbot.core.compose import environment
 
 MONTHS = {
     "id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
@@ -128,7 +128,7 @@ def document_environment() -> Environment:
         "terbilang": terbilang,
     }
     # Imported here: the charts use this module's figures.
-    from mailbot.charts import column_chart, grade_bars, stacked_bars
+    from mailbot.records.charts import column_chart, grade_bars, stacked_bars
 
     env.globals = {
         **env.globals,

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from mailbot.workflow import InboundStatus, OutboundStatus, State
+from mailbot.core.workflow import InboundStatus, OutboundStatus, State
 
 
 class UTCDateTime(TypeDecorator[datetime]):

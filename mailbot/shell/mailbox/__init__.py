@@ -69,9 +69,9 @@ class MailboxSource(Protocol):
 def open_source(config: Config) -> MailboxSource:
     url = config.mailbox
     if url.scheme == "maildir":
-        from mailbot.mailbox.maildir import MaildirSource
+        from mailbot.shell.mailbox.maildir import MaildirSource
 
         return MaildirSource(url.path, config.settings.mailbox)
-    from mailbot.mailbox.imap import ImapSource
+    from mailbot.shell.mailbox.imap import ImapSource
 
     return ImapSource(url, config.settings.mailbox)

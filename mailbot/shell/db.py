@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 MIGRATION_LOCK = 0x6D61696C  # "mail": the advisory lock key that serializes schema migrations
 
 
@@ -148,7 +148,7 @@ def _tune_sqlite(engine: Engine, turn: WriterTurn | None) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    from mailbot.store import Session as WritingSession
+    from mailbot.shell.store import Session as WritingSession
 
     return sessionmaker(engine, class_=WritingSession, expire_on_commit=False)
 

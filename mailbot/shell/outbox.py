@@ -23,9 +23,9 @@ from aiosmtplib import SMTPResponse, SMTPStatus
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import models, store
 from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
-from mailbot.workflow import OutboundStatus, next_outbound
+from mailbot.core.workflow import OutboundStatus, next_outbound
+from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import models
-from mailbot.workflow import OPEN_STATES
+from mailbot.core.workflow import OPEN_STATES
+from mailbot.shell import models
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("intake", "outbox")

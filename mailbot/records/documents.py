@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot import models
-from mailbot.charts import ElementBar
 from mailbot.config import Config, Profile, StaffMember
-from mailbot.rendering import (
+from mailbot.core.safe_output import csv_cell
+from mailbot.core.survey import Ikm, SurveyTally, grade, tally_surveys
+from mailbot.records.charts import ElementBar
+from mailbot.records.rendering import (
     RenderError,
     date_range,
     document_environment,
@@ -30,9 +31,8 @@ from mailbot.rendering import (
     letterhead,
     month_name,
 )
-from mailbot.reports import add_period_surveys, period_bounds
-from mailbot.safe_output import csv_cell
-from mailbot.survey import Ikm, SurveyTally, grade, tally_surveys
+from mailbot.records.reports import add_period_surveys, period_bounds
+from mailbot.shell import models
 
 __all__ = [
     "DOCUMENT_TEMPLATES",

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 
 import dkim  # type: ignore[import-untyped]
 
-from mailbot.authz import aligned, passes, topmost_results
 from mailbot.config import Profile
+from mailbot.core.authz import aligned, passes, topmost_results
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def sender_verified(
 ) -> tuple[bool, str]:
     """(proven, how): how the From address was proven ("authentication-results <id>: dmarc",
     "microsoft365: dkim d=x.go.id", "dkim d=x.go.id"), or why not. `msg_headers` as
-    mailbot.parse gives them (lower-case names, values top first). `dnsfunc(name, timeout=)`
+    mailbot.core.message gives them (lower-case names, values top first). `dnsfunc(name, timeout=)`
     answers TXT lookups for the DKIM check (tests pass a stub resolver)."""
     if not profile.require_authentication:
         return True, "From address only (require_authentication is off)"

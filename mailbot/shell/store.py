@@ -11,10 +11,10 @@ from sqlalchemy import Table, bindparam, func, insert, inspect, orm, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mailbot import models
-from mailbot.compose import Envelope
 from mailbot.config import Profile
-from mailbot.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
+from mailbot.core.compose import Envelope
+from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
+from mailbot.shell import models
 
 # --- the persist step ---------------------------------------------------------------------------
 #

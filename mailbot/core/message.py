@@ -21,9 +21,9 @@ from typing import Any
 
 import mailparser
 
-from mailbot import feedparser_backport
-from mailbot.fields import FIELDS, extract_fields, html_to_text, merge_fields
-from mailbot.quotes import strip_quotes
+from mailbot.core import feedparser_backport
+from mailbot.core.fields import FIELDS, extract_fields, html_to_text, merge_fields
+from mailbot.core.quotes import strip_quotes
 
 log = logging.getLogger(__name__)
 feedparser_backport.install()  # the feedparser without a regex compiled per MIME boundary

@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from mailbot import models, store
-from mailbot.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
-from mailbot.classify import Kind, ThreadMatch, courtesy_only, out_of_office
-from mailbot.commands import Command, ParsedCommands, Verb, match_person, parse_commands
-from mailbot.compose import OutgoingAttachment
 from mailbot.config import Profile, StaffMember
-from mailbot.parse import InboundMessage
-from mailbot.public_record import Person, PublicEntry, public_history
-from mailbot.sender_auth import sender_verified
-from mailbot.survey import ELEMENTS, SurveyReply, parse_survey
-from mailbot.workflow import (
+from mailbot.core.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
+from mailbot.core.classify import Kind, ThreadMatch, courtesy_only, out_of_office
+from mailbot.core.commands import Command, ParsedCommands, Verb, match_person, parse_commands
+from mailbot.core.compose import OutgoingAttachment
+from mailbot.core.message import InboundMessage
+from mailbot.core.public_record import Person, PublicEntry, public_history
+from mailbot.core.sender_auth import sender_verified
+from mailbot.core.survey import ELEMENTS, SurveyReply, parse_survey
+from mailbot.core.workflow import (
     OPEN_STATES,
     Event,
     InboundStatus,
@@ -38,9 +37,10 @@ from mailbot.workflow import (
     next_inbound,
     next_state,
 )
+from mailbot.shell import models, store
 
 if TYPE_CHECKING:
-    from mailbot.intake import Intake
+    from mailbot.pipeline.intake import Intake
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
-from mailbot.classify import LOOP_HEADER
-from mailbot.parse import clean_header_text, decode_header
-from mailbot.public_record import ZONE_NAMES
+from mailbot.core.classify import LOOP_HEADER
+from mailbot.core.message import clean_header_text, decode_header
+from mailbot.core.public_record import ZONE_NAMES
 
 
 class _WirePolicy(Compat32):
@@ -55,9 +55,7 @@ class _WirePolicy(Compat32):
 
 # Mail goes out with CRLF line ends (RFC 5322 s. 2.1) and long header lines folded at 78.
 _WIRE = _WirePolicy(linesep="\r\n", max_line_length=78)
-TEMPLATES_DIR = Path(
-    os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parent.parent / "templates")
-)
+TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parents[2] / "templates"))
 LANGUAGES = ("id", "en")
 
 

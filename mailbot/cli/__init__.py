@@ -18,11 +18,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from mailbot import aio, models, store
 from mailbot.app import App, create_app
-from mailbot.archive import Selection, export_mbox
 from mailbot.config import Config, ConfigError, load_config
-from mailbot.documents import (
+from mailbot.core.masking import masked_stderr_handler
+from mailbot.core.safe_output import json_text
+from mailbot.core.safe_output import terminal_text as _t
+from mailbot.core.workflow import (
+    OPEN_STATES,
+    InboundStatus,
+    OutboundStatus,
+    State,
+    next_inbound,
+    next_outbound,
+)
+from mailbot.pipeline.intake import Source
+from mailbot.records.archive import Selection, export_mbox
+from mailbot.records.documents import (
     DocumentError,
     html_to_pdf,
     period_csv,
@@ -30,20 +41,16 @@ from mailbot.documents import (
     render_document,
     render_period_html,
 )
-from mailbot.health import status
-from mailbot.intake import Source
-from mailbot.mailbox import MailboxError, open_source
-from mailbot.outbox import SendError, make_sender
-from mailbot.privacy import masked_stderr_handler
-from mailbot.privacy_ops import export_person, purge, remove_copies
-from mailbot.reports import format_ikm_table, ikm_report
-from mailbot.safe_output import json_text
-from mailbot.safe_output import terminal_text as _t
-from mailbot.workflow import OPEN_STATES, InboundStatus, OutboundStatus, State, next_inbound, next_outbound
+from mailbot.records.personal_data import export_person, purge, remove_copies
+from mailbot.records.reports import format_ikm_table, ikm_report
+from mailbot.shell import aio, models, store
+from mailbot.shell.health import status
+from mailbot.shell.mailbox import MailboxError, open_source
+from mailbot.shell.outbox import SendError, make_sender
 
 log = logging.getLogger("mailbot")
 EXIT_TEMPFAIL = 75  # sysexits.h: try again later
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -218,7 +225,7 @@ def _security_warnings(config: Config, profile_ids: Sequence[str] = ()) -> list[
 def _check_connections(config: Config) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     try:
-        from mailbot.db import make_engine
+        from mailbot.shell.db import make_engine
 
         engine = make_engine(config.database_url)
         with engine.connect() as conn:

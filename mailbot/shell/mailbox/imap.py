@@ -21,7 +21,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
-from mailbot.mailbox import MailboxError, StoredCopy
+from mailbot.shell.mailbox import MailboxError, StoredCopy
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from mailbot import models
-from mailbot.safe_output import csv_row
-from mailbot.survey import compute_ikm
-from mailbot.workflow import State
+from mailbot.core.safe_output import csv_row
+from mailbot.core.survey import compute_ikm
+from mailbot.core.workflow import State
+from mailbot.shell import models
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from mailbot import models, store
-from mailbot.classify import (
+from mailbot.config import Config, Profile, StaffMember
+from mailbot.core.classify import (
     Kind,
     ThreadMatch,
     classify,
@@ -27,16 +27,16 @@ from mailbot.classify import (
     no_autoreply_reason,
     spam_flag,
 )
-from mailbot.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
-from mailbot.config import Config, Profile, StaffMember
-from mailbot.deadlines import Clocks
-from mailbot.dispatch import Dispatcher
-from mailbot.fields import FIELDS, extract_fields, merge_fields, strip_closing, validate_fields
-from mailbot.parse import InboundMessage, UnreadableMessage, parse_headers, parse_message
-from mailbot.privacy import mask_number
-from mailbot.public_record import zone_name
-from mailbot.tokens import make_message_id, make_plain_message_id, verify_tokens
-from mailbot.workflow import Event, InboundStatus, State, next_inbound
+from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
+from mailbot.core.fields import FIELDS, extract_fields, merge_fields, strip_closing, validate_fields
+from mailbot.core.masking import mask_number
+from mailbot.core.message import InboundMessage, UnreadableMessage, parse_headers, parse_message
+from mailbot.core.public_record import zone_name
+from mailbot.core.tokens import make_message_id, make_plain_message_id, verify_tokens
+from mailbot.core.workflow import Event, InboundStatus, State, next_inbound
+from mailbot.pipeline.staff_commands import Dispatcher
+from mailbot.pipeline.sweep import Clocks
+from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
 # Our Message-IDs (tokens.py) as a bounce quotes them.

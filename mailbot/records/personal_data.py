@@ -25,11 +25,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from mailbot import models, store
 from mailbot.config import Config
-from mailbot.mailbox import MailboxError, StoredCopy, open_source
-from mailbot.parse import parse_headers
-from mailbot.workflow import State
+from mailbot.core.message import parse_headers
+from mailbot.core.workflow import State
+from mailbot.shell import models, store
+from mailbot.shell.mailbox import MailboxError, StoredCopy, open_source
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailbot.parse import InboundMessage
+from mailbot.core.message import InboundMessage
 
 
 class Kind(enum.StrEnum):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from mailbot.durations import Duration
+from mailbot.core.durations import Duration
 
 WeekHours = Mapping[int, tuple[tuple[time, time], ...]]  # weekday (0 = Monday) -> open spans
 

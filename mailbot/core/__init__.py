@@ -1,0 +1,1 @@
+"""The pure core: no Session, no socket, no environment; `now` is passed in."""

@@ -1,0 +1,1 @@
+"""The stages after fetch: intake, requests, staff commands, replies, the sweep; each is given a Session."""

@@ -1,0 +1,1 @@
+"""What is filed and published: the mbox archive, documents, reports, personal data."""
