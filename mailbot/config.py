@@ -394,6 +394,8 @@ class Route(_Strict):
 class Profile(_Strict):
     id: str
     title: str
+    # What the service calls a request in applicants' mail: "konsultasi", or "keluhan" (SOP 003).
+    service_noun: str = "konsultasi"
     office: str = ""
     sop_number: str = ""
     # How the consultation is held, for the Berita Acara (a ticket's field of that name wins).

@@ -205,9 +205,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"  staff: {len(config.settings.staff)}; mailbox: {config.mailbox.redacted()}; "
         f"smtp: {config.smtp.redacted()}; database: {_redact_db(config.database_url)}"
     )
-    for warning in _security_warnings(config):
+    for warning in _security_warnings(config) + _calendar_warnings(config, datetime.now(UTC)):
         print(f"  WARNING: {warning}")
     return 0
+
+
+def _calendar_warnings(config: Config, now: datetime) -> list[str]:
+    """The holiday data has no cuti bersama for this year or the next (the SKB is not issued yet,
+    or the installed `holidays` predates it): deadlines would run through those days."""
+    from mailbot.core.working_time import has_cuti_bersama
+
+    year = now.astimezone(ZoneInfo(config.service.timezone)).year
+    return [
+        f"no cuti bersama known for {y}: deadlines count those days as working days until the SKB's "
+        f"dates are added as [calendar] closed_days = [...] or a newer `holidays` is installed"
+        for y in (year, year + 1)
+        if not has_cuti_bersama(y)
+    ]
 
 
 def _security_warnings(config: Config, profile_ids: Sequence[str] = ()) -> list[str]:
@@ -562,7 +576,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             in_use = session.execute(
                 select(models.Ticket.profile).where(models.Ticket.state.in_(OPEN_STATES)).distinct()
             ).scalars()
-            warnings = _security_warnings(config, list(in_use))
+            warnings = _security_warnings(config, list(in_use)) + _calendar_warnings(config, app.clock())
         if args.json:
             json.dump({**st.as_json(), "warnings": warnings}, sys.stdout, indent=2)
             print()
@@ -671,6 +685,32 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _report_skm(app: App, config: Config, args: argparse.Namespace) -> int:
+    """The public SKM result (no personal data): HTML page, one-page PDF or PNG poster, JSON."""
+    from mailbot.records.rendering import pdf_to_png
+    from mailbot.records.skm_result import render_skm_html, skm_result
+
+    with app.sessions() as session:
+        result = skm_result(session, config, args.start, args.end)
+    if args.format == "json":
+        _write_output(json_text(result.as_json()) + "\n", args.out)
+        return 0
+    page = render_skm_html(config, result, app.clock())
+    if args.format == "html":
+        _write_output(page, args.out)
+        return 0
+    if not args.out and sys.stdout.isatty():
+        print("a PDF or PNG goes to a file: add -o FILE", file=sys.stderr)
+        return 2
+    pdf = html_to_pdf(page)
+    png = pdf_to_png(pdf, dpi=150) if args.format == "png" else None
+    if args.format == "png" and png is None:
+        print("a PNG needs pdftoppm (Debian package poppler-utils)", file=sys.stderr)
+        return 1
+    _write_output(png or pdf, args.out)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.start > args.end:
@@ -679,6 +719,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     app = create_app(config)
     try:
         tz = ZoneInfo(config.service.timezone)
+        if args.report_command == "skm":
+            return _report_skm(app, config, args)
         if args.report_command == "period":
             with app.sessions() as session:
                 period = period_report(session, config, args.start, args.end)
@@ -762,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     embox.add_argument("--state", action="append", choices=[s.value for s in State], help="repeatable")
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="reports: ikm, period")
+    report = sub.add_parser("report", help="reports: ikm, period, skm")
     rsub = report.add_subparsers(dest="report_command", required=True)
     rikm = rsub.add_parser("ikm", help="the satisfaction index (IKM) per period and group")
     rikm.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
@@ -774,6 +816,11 @@ def build_parser() -> argparse.ArgumentParser:
     rper.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
     rper.add_argument("--format", choices=["html", "pdf", "csv", "json"], default="html")
     rper.add_argument("-o", "--out", help="write to this file (default: standard output)")
+    rskm = rsub.add_parser("skm", help="the published SKM result of a period (Permenpan RB 14/2017)")
+    rskm.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    rskm.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    rskm.add_argument("--format", choices=["html", "pdf", "png", "json"], default="html")
+    rskm.add_argument("-o", "--out", help="write to this file (default: standard output)")
     report.set_defaults(func=cmd_report)
 
     st = sub.add_parser(
