@@ -248,3 +248,27 @@ def test_every_cell_of_the_authorization_table(desk: Desk) -> None:
                     expected = "bad_state"
                 assert may(verb, member, facts, profile) == expected, (who, verb, state)
     assert standing(people["vendor"], None, profile) is Standing.VENDOR
+
+
+def test_identity_numbers_typed_in_free_text_reach_staff_masked(desk: Desk) -> None:
+    body = (
+        request_mail()
+        .decode()
+        .split("\r\n\r\n", 1)[1]
+        .replace(
+            "fungsional yang baru dibentuk?",
+            "fungsional yang baru dibentuk? NIK saya 3273012609860001, NIP 19860926 201505 2 001,\r\n"
+            "WA 0812-9876-5432.",
+        )
+    )
+    desk.deliver(request_mail(body=body))
+    notify = text_of(desk.last(HEAD, "notify"))
+    assert "Substansi" in notify and "3273********0001" in notify
+    for full in ("3273012609860001", "19860926 201505 2 001", "0812-9876-5432", "081298765432"):
+        assert full not in notify
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    assignment = text_of(desk.last(BUDI, "assign"))
+    assert "3273012609860001" not in assignment and "0812-9876-5432" not in assignment
+    desk.reply(desk.last(APPLICANT, "assigned"), APPLICANT, "Tambahan: NIK istri saya 3273015509880002.")
+    relay = text_of(desk.last(BUDI, "follow_up"))
+    assert "3273015509880002" not in relay and "3273********0002" in relay

@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from mailbot.core.classify import LOOP_HEADER
+from mailbot.core.masking import mask_text
 from mailbot.core.message import clean_header_text, decode_header
 from mailbot.core.public_record import ZONE_NAMES
 
@@ -91,6 +92,9 @@ def environment(directory: Path = TEMPLATES_DIR) -> Environment:
     env.filters["datetime"] = _format_datetime
     env.filters["date"] = _format_date
     env.filters["zone"] = _zone_of
+    # Identity and phone numbers typed in free text (the question, a follow-up) reach staff masked,
+    # as the field values do (UU 27/2022): mask_text masks every number of 9 or more digits.
+    env.filters["masked"] = mask_text
     return env
 
 
