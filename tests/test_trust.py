@@ -272,3 +272,17 @@ def test_identity_numbers_typed_in_free_text_reach_staff_masked(desk: Desk) -> N
     desk.reply(desk.last(APPLICANT, "assigned"), APPLICANT, "Tambahan: NIK istri saya 3273015509880002.")
     relay = text_of(desk.last(BUDI, "follow_up"))
     assert "3273015509880002" not in relay and "3273********0002" in relay
+
+
+def test_the_head_sees_the_phone_note_the_second_number_and_an_old_nip(desk: Desk) -> None:
+    body = (
+        request_mail()
+        .decode()
+        .split("\r\n\r\n", 1)[1]
+        .replace("NIP          : 19860926 201505 2 001", "NIP          : 010203040")
+        .replace("No. HP       : 0812-3456-7890", "No. HP       : 0812-3456-7890 (WhatsApp only)")
+    )
+    desk.deliver(request_mail(body=body))
+    notify = text_of(desk.last(HEAD, "notify"))
+    assert "NIP lama (9 digit)" in notify
+    assert "WhatsApp only" in notify
