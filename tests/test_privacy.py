@@ -147,3 +147,21 @@ def test_a_spawned_worker_logs_masked() -> None:
             [sys.executable, "-c", code, mode], cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert seen in out.stderr and "parser failed" in out.stderr
+
+
+def test_export_finds_a_person_by_the_second_number_given(desk: Desk, tmp_path: Path) -> None:
+    """`NIP / NIK` in one field: the NIP is the identity number, the NIK is kept beside it and
+    finds the person too (an access request may name either)."""
+    body = (
+        request_mail()
+        .decode()
+        .split("\r\n\r\n", 1)[1]
+        .replace("19860926 201505 2 001", "198609262015052001 / 3273016609860001")
+    )
+    desk.deliver(request_mail(body=body))
+    bundle = tmp_path / "rina.zip"
+    out = _cli(tmp_path, "privacy", "export", "3273016609860001", "-o", str(bundle))
+    assert out.returncode == 0, out.stderr
+    with zipfile.ZipFile(bundle) as z:
+        person = json.loads(z.read("person.json"))
+    assert [t["number"] for t in person["tickets"]] == ["KONS-2026-000001"]

@@ -45,7 +45,16 @@ def _person_tickets(session: Session, who: str) -> list[models.Ticket]:
         raise ValueError(f"{who!r} is neither an email address nor a NIK/NIP")
     # JSON field queries differ per backend: read the candidates and compare in Python.
     tickets = session.execute(select(models.Ticket).order_by(models.Ticket.id)).scalars()
-    return [t for t in tickets if re.sub(r"\D", "", str(t.fields.get("id_number", ""))) == digits]
+    # The number the applicant gave, and a second one given beside it (NIP / NIK in one field).
+    return [
+        t
+        for t in tickets
+        if digits
+        in (
+            re.sub(r"\D", "", str(t.fields.get("id_number", ""))),
+            re.sub(r"\D", "", str(t.fields.get("id_number_other", ""))),
+        )
+    ]
 
 
 def export_person(session: Session, who: str, out: Path) -> tuple[int, int]:
