@@ -39,3 +39,45 @@ def test_a_year_without_cuti_bersama_is_warned_about(tmp_path) -> None:
     assert _calendar_warnings(config, datetime(2026, 12, 4, tzinfo=UTC)) == []  # 2026 and 2027 known
     [warning] = _calendar_warnings(config, datetime(2027, 6, 1, tzinfo=UTC))  # 2028's SKB: not yet
     assert "2028" in warning and "closed_days" in warning
+
+
+def test_tickets_list_shows_the_subject_at_80_columns_and_office_time(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, request_mail
+
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    import mailbox
+
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail(subject="Penyusunan ABK jabatan baru"))
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "tickets", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert all(len(line) <= 80 for line in out)
+    assert "CREATED (WIB)" in out[0]
+    assert "Penyusunan ABK" in out[1]
+    show = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "tickets", "show", out[1].split()[0]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert " WIB" in show and " UTC" not in show

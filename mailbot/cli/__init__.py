@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from mailbot.app import App, create_app
 from mailbot.config import Config, ConfigError, load_config
 from mailbot.core.masking import masked_stderr_handler
+from mailbot.core.public_record import zone_name
 from mailbot.core.safe_output import json_text
 from mailbot.core.safe_output import terminal_text as _t
 from mailbot.core.workflow import (
@@ -49,6 +50,7 @@ from mailbot.shell.mailbox import MailboxError, open_source
 from mailbot.shell.outbox import SendError, make_sender
 
 log = logging.getLogger("mailbot")
+UTC_ZONE = ZoneInfo("UTC")
 EXIT_TEMPFAIL = 75  # sysexits.h: try again later
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -309,11 +311,19 @@ def cmd_tickets(args: argparse.Namespace) -> int:
                     print("no tickets")
                     return 0
                 width = shutil.get_terminal_size((100, 20)).columns
-                print(f"{'NUMBER':<20} {'STATE':<17} {'CREATED':<17} {'APPLICANT':<30} SUBJECT")
+                tz = ZoneInfo(config.service.timezone)
+                # The subject is what people look for: it comes before the applicant and
+                # gets what the terminal leaves (about 30 characters at 80 columns).
+                subject_width = max(24, width - 50 - 25)
+                header = (
+                    f"{'NUMBER':<17} {'STATE':<13} {'CREATED (' + zone_name(tz) + ')':<16} "
+                    f"{'SUBJECT':<{subject_width}} APPLICANT"
+                )
+                print(header[:width])
                 for t in tickets:
                     line = (
-                        f"{t.number:<20} {t.state.value:<17} {t.created_at:%Y-%m-%d %H:%M} "
-                        f"{_t(t.applicant_email)[:30]:<30} {_t(t.subject)}"
+                        f"{t.number:<17} {t.state.value:<13} {t.created_at.astimezone(tz):%Y-%m-%d %H:%M} "
+                        f"{_t(t.subject)[:subject_width]:<{subject_width}} {_t(t.applicant_email)}"
                     )
                     print(line[:width])
                 return 0
@@ -321,16 +331,21 @@ def cmd_tickets(args: argparse.Namespace) -> int:
             if ticket is None:
                 print(f"no ticket {args.number}", file=sys.stderr)
                 return 1
-            return _show_ticket(session, ticket, as_json=args.json)
+            return _show_ticket(session, ticket, as_json=args.json, tz=ZoneInfo(config.service.timezone))
     finally:
         app.close()
 
 
-def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
+def _office(when: datetime, tz: ZoneInfo) -> str:
+    """A time as staff read it: office time with the zone's name (WIB, WITA, WIT)."""
+    return f"{when.astimezone(tz):%Y-%m-%d %H:%M} {zone_name(tz)}"
+
+
+def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool, tz: ZoneInfo = UTC_ZONE) -> int:
     inbound, outbound = store.messages_of_ticket(session, ticket.id)
     history: list[dict[str, Any]] = [
         {
-            "at": e.at.isoformat(),
+            "at": e.at.astimezone(tz).isoformat(),
             "actor": e.actor,
             "kind": e.kind,
             "state": e.state,
@@ -347,7 +362,7 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
             "message_id": m.message_id,
             "from": m.from_addr,
             "subject": m.subject,
-            "at": m.received_at.isoformat(),
+            "at": m.received_at.astimezone(tz).isoformat(),
             "status": m.status,
             "size": m.size,
         }
@@ -360,7 +375,7 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
             "to": m.rcpt_to,
             "subject": m.subject,
             "kind": m.kind,
-            "at": m.created_at.isoformat(),
+            "at": m.created_at.astimezone(tz).isoformat(),
             "status": m.status,
             "attempts": m.attempts,
             "last_error": m.last_error,
@@ -375,10 +390,10 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
     print(f"Ticket {ticket.number}  [{ticket.state.value}]  profile {ticket.profile}")
     print(f"  applicant: {_t(ticket.applicant_name)} <{_t(ticket.applicant_email)}>")
     print(f"  subject:   {_t(ticket.subject)}")
-    print(f"  created:   {ticket.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    print(f"  created:   {_office(ticket.created_at, tz)}")
     if ticket.due_at:
         late = " (OVERDUE)" if ticket.due_at <= datetime.now(UTC) else ""
-        print(f"  step:      {ticket.step}, due {ticket.due_at:%Y-%m-%d %H:%M} UTC{late}")
+        print(f"  step:      {ticket.step}, due {_office(ticket.due_at, tz)}{late}")
     if ticket.assignee_email:
         print(f"  assignee:  {_t(ticket.assignee_email)}{'  [URGENT]' if ticket.urgent else ''}")
     print("  fields:")
@@ -390,7 +405,10 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool) -> int:
     print("  history:")
     for h in history:
         detail = _t(h["detail"].splitlines()[0])[:80] if h["detail"] else ""
-        print(f"    {h['at'][:19]}  {h['kind']:<20} {h['state']:<15} {_t(h['actor'])[:30]:<30} {detail}")
+        print(
+            f"    {h['at'][:16].replace('T', ' ')}  {h['kind']:<20} {h['state']:<15} "
+            f"{_t(h['actor'])[:30]:<30} {detail}"
+        )
     print("  messages:")
     for m in messages:
         who = _t(m.get("from") or ", ".join(m.get("to") or []))
