@@ -491,8 +491,8 @@ class App:
 
     async def send_pending(self) -> DrainResult:
         result = await self.outbox.drain()
-        # A connection failure (no SMTP code) means sending is failing; a refusal of one mail does not.
-        down = [e for e in result.errors if "connection" in e.lower() or "cannot write" in e.lower()]
+        # A server not reached means sending is failing; a refusal of one mail does not.
+        down = result.unavailable
         await asyncio.to_thread(
             health.record,
             self.sessions,

@@ -64,6 +64,7 @@ def test_permanent_failure_is_dead_lettered_with_the_reason(make_app, sqlite_url
             select(models.TicketEvent.detail).where(models.TicketEvent.kind == "mail_dead")
         ).all()
     assert len(events) == 1 and "permanent failure" in events[0] and "550" in events[0]
+    assert result.unavailable == []  # a refusal of one mail: the server itself is there
 
 
 def test_server_unreachable_then_back(make_app, sqlite_url, tmp_path, clock):
@@ -72,6 +73,7 @@ def test_server_unreachable_then_back(make_app, sqlite_url, tmp_path, clock):
     app.process_raw(Source("t", 1, "1"), request_mail())
     down = send_all(app)
     assert down.sent == 0 and down.retried == 1 and "connection" in down.errors[0].lower()
+    assert down.unavailable == down.errors  # by type: the server was not reached
 
     from aiosmtpd.controller import Controller
 

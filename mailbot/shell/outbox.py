@@ -31,12 +31,26 @@ log = logging.getLogger(__name__)
 
 
 class SendError(Exception):
-    """Sending failed. `permanent` means retrying cannot help (a 5xx reply)."""
+    """Sending failed. `permanent` means retrying cannot help (a 5xx reply).
+
+    The errors of aiosmtplib and the OS are mapped to these once, here at the boundary:
+
+        SendError                 the server refused this mail (4xx: later; 5xx: permanent)
+         +-- ServerUnavailable    the server could not be reached or talked to, or the
+                                  outbox folder not written: sending as a whole is failing
+    """
 
     def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
         self.permanent = permanent
         self.code = code
         super().__init__(message)
+
+
+class ServerUnavailable(SendError):
+    """No SMTP conversation (connection refused, dropped, timed out, TLS failed) or no outbox folder."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=False)
 
 
 class Sender(Protocol):
@@ -78,7 +92,7 @@ class SmtpSender:
             raise SendError(f"SMTP {exc.code} {exc.message}", permanent=False, code=exc.code) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await _close(client)
-            raise SendError(f"SMTP connection failed: {exc}", permanent=False) from exc
+            raise ServerUnavailable(f"SMTP connection failed: {exc}") from exc
         self.client = client
 
     async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
@@ -97,7 +111,7 @@ class SmtpSender:
             raise
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            raise SendError(f"SMTP connection failed: {exc}", permanent=False) from exc
+            raise ServerUnavailable(f"SMTP connection failed: {exc}") from exc
 
     async def _transaction(
         self, client: aiosmtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes
@@ -180,7 +194,7 @@ class FolderSender:
             tmp.write_bytes(raw)
             os.replace(tmp, final)
         except OSError as exc:
-            raise SendError(f"cannot write {final}: {exc}", permanent=False) from exc
+            raise ServerUnavailable(f"cannot write {final}: {exc}") from exc
 
     async def close(self) -> None:
         return None
@@ -254,6 +268,7 @@ class DrainResult:
     dead: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)  # errors of a server not reached
 
 
 def backoff(attempts: int, settings: SmtpSettings) -> timedelta:
@@ -517,6 +532,8 @@ class Outbox:
                 result.retried += 1
                 log.warning("outbound #%s deferred (attempt %s): %s", mail.id, tries, outcome)
             result.errors.append(str(outcome))
+            if isinstance(outcome, ServerUnavailable):
+                result.unavailable.append(str(outcome))
             changes.append(change)
         # Core statements, one executemany per shape of change: the ORM's bulk update by primary
         # key did the same work with a mapper's bookkeeping for every row.
