@@ -81,3 +81,18 @@ def test_tickets_list_shows_the_subject_at_80_columns_and_office_time(tmp_path) 
         check=True,
     ).stdout
     assert " WIB" in show and " UTC" not in show
+
+
+def test_profile_show_reads_each_step_with_its_clock(capsys) -> None:
+    from tests.conftest import ROOT
+
+    config = str(ROOT / "config" / "mailbot.toml")
+    assert main(["--config", config, "profile", "show", "sop-000", "--json"]) == 0
+    rows = {r["step"]: r for r in json.loads(capsys.readouterr().out)["steps"]}
+    answer = next(r for r in rows.values() if "24 jam" in r["time"])
+    assert answer["clock"] == "wall" and answer["runs_in"]  # the normative answer's 1 x 24 jam
+    assert all(r["clock"] == "working" for r in rows.values() if "menit" in r["time"])
+    assert main(["--config", config, "profile", "show", "sop-004"]) == 0
+    text = capsys.readouterr().out
+    assert "assigned (subhead)" in text and "CLOCK" in text
+    assert main(["--config", config, "profile", "show", "nope"]) == 1

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from mailbot.app import App, create_app
-from mailbot.config import Config, ConfigError, load_config
+from mailbot.config import Config, ConfigError, Profile, load_config
 from mailbot.core.masking import masked_stderr_handler
 from mailbot.core.public_record import zone_name
 from mailbot.core.safe_output import json_text
@@ -729,6 +729,50 @@ def _report_skm(app: App, config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def profile_rows(profile: Profile) -> list[dict[str, Any]]:
+    """Each step of a profile as a row: what it is, who acts, its time, its clock, and the ticket
+    states (and, with `role_steps`, the assignee's role) in which its clock runs."""
+    runs: dict[str, list[str]] = {}
+    for state, step in profile.state_steps.items():
+        runs.setdefault(step, []).append(state)
+    for role, step in profile.role_steps.items():
+        runs.setdefault(step, []).append(f"assigned ({role})")
+    return [
+        {
+            "step": s.id,
+            "title": s.title,
+            "actor": s.actor,
+            "time": s.duration,
+            "clock": "working" if s.deadline.working else "wall",
+            "runs_in": runs.get(s.id, []),
+        }
+        for s in profile.steps
+    ]
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    config = _load(args)
+    profile = config.profiles.get(args.id)
+    if profile is None:
+        print(f"no profile {args.id!r}; known: {', '.join(sorted(config.profiles))}", file=sys.stderr)
+        return 1
+    rows = profile_rows(profile)
+    if args.json:
+        print(json_text({"id": profile.id, "title": profile.title, "steps": rows}))
+        return 0
+    print(
+        f"{profile.id}: {_t(profile.title)}" + (f" ({_t(profile.sop_number)})" if profile.sop_number else "")
+    )
+    print(f"  {'STEP':<14} {'ACTOR':<12} {'TIME':<16} {'CLOCK':<8} RUNS IN")
+    for r in rows:
+        print(
+            f"  {_t(r['step']):<14} {r['actor']:<12} {_t(r['time']):<16} {r['clock']:<8} "
+            f"{', '.join(r['runs_in']) or '-'}"
+        )
+        print(f"    {_t(r['title'])}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.start > args.end:
@@ -821,6 +865,13 @@ def build_parser() -> argparse.ArgumentParser:
     embox.add_argument("--to", dest="end", type=_date, help="tickets created on or before, YYYY-MM-DD")
     embox.add_argument("--state", action="append", choices=[s.value for s in State], help="repeatable")
     export.set_defaults(func=cmd_export)
+
+    prof = sub.add_parser("profile", help="a service profile (SOP) as a table of its steps")
+    psub = prof.add_subparsers(dest="profile_command", required=True)
+    pshow = psub.add_parser("show", help="each step: actor, time, clock (working or wall), states it runs in")
+    pshow.add_argument("id", help="the profile's id, e.g. sop-002")
+    pshow.add_argument("--json", action="store_true")
+    prof.set_defaults(func=cmd_profile)
 
     report = sub.add_parser("report", help="reports: ikm, period, skm")
     rsub = report.add_subparsers(dest="report_command", required=True)
