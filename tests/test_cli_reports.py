@@ -96,3 +96,74 @@ def test_profile_show_reads_each_step_with_its_clock(capsys) -> None:
     text = capsys.readouterr().out
     assert "assigned (subhead)" in text and "CLOCK" in text
     assert main(["--config", config, "profile", "show", "nope"]) == 1
+
+
+def test_the_playground_plays_the_head_and_the_consultant(tmp_path, capsys) -> None:
+    """request -> ASSIGN -> answer -> survey, with `mailbot reply` writing each reply."""
+    import mailbox
+
+    from sqlalchemy import select
+
+    from mailbot.app import create_app
+    from mailbot.shell import models
+    from tests.conftest import CONSULTANT, HEAD, request_mail
+
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    cli = ["--config", str(config)]
+
+    def last_to(recipient: str, kind: str) -> int:
+        app = create_app(load_config(config))
+        try:
+            with app.sessions() as s:
+                return s.scalars(
+                    select(models.OutboundMessage.id)
+                    .where(models.OutboundMessage.recipient == recipient, models.OutboundMessage.kind == kind)
+                    .order_by(models.OutboundMessage.id.desc())
+                ).first()
+        finally:
+            app.close()
+
+    def state() -> str:
+        app = create_app(load_config(config))
+        try:
+            with app.sessions() as s:
+                return s.scalars(select(models.Ticket.state)).one().value
+        finally:
+            app.close()
+
+    assert main([*cli, "run", "--once"]) == 0
+    assert (
+        main([*cli, "reply", str(last_to(HEAD, "notify")), "--as", HEAD, "--text", "tugaskan Budi Santoso"])
+        == 0
+    )
+    assert main([*cli, "run", "--once"]) == 0
+    assert state() == "assigned"
+    answer = "ABK disusun per jabatan.\\nSalam, Budi"
+    assert (
+        main([*cli, "reply", str(last_to(CONSULTANT, "assign")), "--as", CONSULTANT, "--text", answer]) == 0
+    )
+    assert main([*cli, "run", "--once"]) == 0
+    assert state() == "answered"
+    applicant = "rina.kartika@kemendesa.example.go.id"
+    assert (
+        main(
+            [
+                *cli,
+                "reply",
+                str(last_to(applicant, "answer")),
+                "--as",
+                applicant,
+                "--text",
+                "4 4 3 4 4 4 4 3 4",
+            ]
+        )
+        == 0
+    )
+    assert main([*cli, "run", "--once"]) == 0
+    assert state() == "closed"

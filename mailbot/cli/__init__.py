@@ -620,6 +620,55 @@ def cmd_status(args: argparse.Namespace) -> int:
         app.close()
 
 
+def reply_as(original: bytes, sender: str, text: str, *, to: str, name: str = "") -> bytes:
+    """A reply to one of our mails as a mail client writes it: threading headers, the new text
+    on top, the quoted mail below (the playground's `mailbot reply`)."""
+    import email
+    import email.policy
+    import secrets
+    from email.message import EmailMessage
+    from email.utils import format_datetime, formataddr
+
+    msg = email.message_from_bytes(original, policy=email.policy.default)
+    body = msg.get_body(("plain",))
+    quoted = "\n".join("> " + line for line in (str(body.get_content()) if body else "").splitlines())
+    reply = EmailMessage()
+    reply["From"] = formataddr((name, sender)) if name else sender
+    reply["To"] = to
+    reply["Subject"] = "Re: " + str(msg["Subject"] or "")
+    reply["Date"] = format_datetime(datetime.now(UTC))
+    reply["Message-ID"] = f"<play.{secrets.token_hex(8)}@{sender.rsplit('@', 1)[-1]}>"
+    reply["In-Reply-To"] = str(msg["Message-ID"])
+    reply["References"] = f"{msg.get('References', '')} {msg['Message-ID']}".strip()
+    reply.set_content(f"{text}\n\nPada {msg['Date']}, {msg['From']} menulis:\n{quoted}\n")
+    return reply.as_bytes()
+
+
+def cmd_reply(args: argparse.Namespace) -> int:
+    """The playground: answer a mail in the outbox as someone, into the Maildir mailbox."""
+    import mailbox as std_mailbox
+
+    config = _load(args)
+    if config.mailbox.scheme != "maildir":
+        print("mailbot reply writes into a Maildir mailbox (the embedded default) only", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    try:
+        with app.sessions() as session:
+            row = session.get(models.OutboundMessage, args.outbox_id)
+            if row is None:
+                print(f"no outgoing mail #{args.outbox_id} (see: mailbot outbox list)", file=sys.stderr)
+                return 1
+            raw = row.raw
+        text = args.text.replace("\\n", "\n")
+        mail = reply_as(raw, args.sender.lower(), text, to=config.service.address, name=args.name or "")
+        key = std_mailbox.Maildir(config.mailbox.path, create=True).add(mail)
+        print(f"written to {config.mailbox.path}/new/{key}; run: mailbot run --once")
+        return 0
+    finally:
+        app.close()
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = _load(args)
     app = create_app(config)
@@ -865,6 +914,17 @@ def build_parser() -> argparse.ArgumentParser:
     embox.add_argument("--to", dest="end", type=_date, help="tickets created on or before, YYYY-MM-DD")
     embox.add_argument("--state", action="append", choices=[s.value for s in State], help="repeatable")
     export.set_defaults(func=cmd_export)
+
+    rep = sub.add_parser(
+        "reply", help="playground: answer a mail of the outbox as someone (head, consultant, applicant)"
+    )
+    rep.add_argument(
+        "outbox_id", type=int, help="the outgoing mail's id (mailbot tickets show NUMBER lists them)"
+    )
+    rep.add_argument("--as", dest="sender", required=True, help="the sender's address")
+    rep.add_argument("--name", help="the sender's display name")
+    rep.add_argument("--text", required=True, help='the new text on top; "\\n" starts a new line')
+    rep.set_defaults(func=cmd_reply)
 
     prof = sub.add_parser("profile", help="a service profile (SOP) as a table of its steps")
     psub = prof.add_subparsers(dest="profile_command", required=True)
