@@ -167,3 +167,39 @@ def test_the_playground_plays_the_head_and_the_consultant(tmp_path, capsys) -> N
     )
     assert main([*cli, "run", "--once"]) == 0
     assert state() == "closed"
+
+
+def test_a_closed_pipe_gives_no_traceback(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    import mailbox
+
+    from tests.conftest import request_mail
+
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    for i in range(300):
+        md.add(request_mail(sender=f"p{i}@example.go.id", subject=f"Soal nomor {i}"))
+    assert main(["--config", str(config), "run", "--once"]) in (0, 75)
+    # `mailbot tickets list --json | head -c 1`: far more than a pipe holds; the reader goes at once.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "tickets", "list", "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(1)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err
