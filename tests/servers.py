@@ -187,8 +187,9 @@ class ImapAccount:
 
 
 class Dovecot:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_conf: str = "") -> None:
         self.root = root
+        self.extra_conf = extra_conf  # e.g. an `imap_capability` without MOVE or UIDPLUS
         self.port = free_port()
         self.tls_port = free_port()
         self.ca_file = root / "cert.pem"
@@ -212,7 +213,9 @@ class Dovecot:
         ]
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
         make_certificate(self.root)
-        self.conf.write_text(DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port))
+        self.conf.write_text(
+            DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port) + self.extra_conf
+        )
         subprocess.run(
             [binary, "-c", str(self.conf)],
             check=True,

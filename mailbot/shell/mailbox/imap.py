@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from imapclient import IMAPClient
+from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
@@ -153,12 +153,9 @@ class ImapSource:
         if self._can_move:
             _mapped("move", lambda: client.move(ids, folder))
             return
+        # No MOVE (older Zimbra): COPY, then remove our messages (and only ours) from the folder.
         _mapped("copy", lambda: client.copy(ids, folder))
-        _mapped("store", lambda: client.delete_messages(ids))
-        _mapped(
-            "expunge",
-            lambda: client.uid_expunge(ids) if client.has_capability("UIDPLUS") else client.expunge(),
-        )
+        _expunge(client, ids)
 
     def mark_done(self, uids: Sequence[str]) -> None:
         self._move(uids, self.settings.processed_folder, DONE_KEYWORD)
@@ -244,12 +241,22 @@ class ImapSource:
 
 
 def _expunge(client: IMAPClient, uids: list[int]) -> None:
-    """Remove these messages for good: \\Deleted, then UID EXPUNGE (RFC 4315) where offered. A
-    plain EXPUNGE also removes whatever else was marked \\Deleted in the folder."""
+    """Remove these messages for good: \\Deleted, then UID EXPUNGE (RFC 4315) where offered.
+    Without UIDPLUS a plain EXPUNGE would also remove what another client marked \\Deleted and
+    meant to keep until its own expunge: those marks are taken off for the EXPUNGE and put back."""
     _mapped("store", lambda: client.delete_messages(uids))
-    _mapped(
-        "expunge", lambda: client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
-    )
+    if client.has_capability("UIDPLUS"):
+        _mapped("expunge", lambda: client.uid_expunge(uids))
+        return
+    ours = set(uids)
+    others = [u for u in _mapped("search", lambda: client.search(["DELETED"])) if u not in ours]
+    if others:
+        _mapped("store", lambda: client.remove_flags(others, [DELETED]))
+    try:
+        _mapped("expunge", client.expunge)
+    finally:
+        if others:
+            _mapped("store", lambda: client.add_flags(others, [DELETED]))
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
