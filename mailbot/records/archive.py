@@ -79,14 +79,15 @@ def _ticket_filter(selection: Selection, tz: ZoneInfo) -> Any:
 
 
 def _messages(session: Session, ticket_ids: Any, batch: int) -> Iterator[Any]:
-    """Every message of the selected tickets, per ticket in time order, streamed."""
+    """Every message of the selected tickets, per ticket in time order, streamed: where it is and
+    how large, without its bytes (`_with_raw` reads those in chunks bounded by size)."""
     inbound = select(
         models.InboundMessage.ticket_id.label("ticket_id"),
         models.InboundMessage.received_at.label("at"),
         literal(0).label("direction"),
         models.InboundMessage.id.label("id"),
         models.InboundMessage.from_addr.label("sender"),
-        models.InboundMessage.raw.label("raw"),
+        func.length(models.InboundMessage.raw).label("size"),
     ).where(models.InboundMessage.ticket_id.in_(ticket_ids))
     outbound = select(
         models.OutboundMessage.ticket_id.label("ticket_id"),
@@ -94,11 +95,45 @@ def _messages(session: Session, ticket_ids: Any, batch: int) -> Iterator[Any]:
         literal(1).label("direction"),
         models.OutboundMessage.id.label("id"),
         models.OutboundMessage.mail_from.label("sender"),
-        models.OutboundMessage.raw.label("raw"),
+        func.length(models.OutboundMessage.raw).label("size"),
     ).where(models.OutboundMessage.ticket_id.in_(ticket_ids))
     both = union_all(inbound, outbound).subquery()
     stmt = select(both).order_by(both.c.ticket_id, both.c.at, both.c.direction, both.c.id)
     yield from session.execute(stmt.execution_options(yield_per=batch, stream_results=True))
+
+
+# Raw mail read per query: memory stays near this whatever the messages' sizes (one message larger
+# than it is read alone; its size is bounded by limits.max_message_bytes).
+RAW_CHUNK_BYTES = 8 * 1024 * 1024
+_RAW = {
+    0: (models.InboundMessage.id, models.InboundMessage.raw),
+    1: (models.OutboundMessage.id, models.OutboundMessage.raw),
+}
+
+
+def _with_raw(session: Session, rows: Iterator[Any], chunk_bytes: int = RAW_CHUNK_BYTES) -> Iterator[Any]:
+    """The rows in their order, each with its raw bytes, read a chunk of messages at a time."""
+
+    def flush(pending: list[Any]) -> Iterator[tuple[Any, bytes]]:
+        raws: dict[tuple[int, int], bytes] = {}
+        for direction, (id_col, raw_col) in _RAW.items():
+            ids = [r.id for r in pending if r.direction == direction]
+            if ids:
+                for mid, raw in session.execute(select(id_col, raw_col).where(id_col.in_(ids))):
+                    raws[(direction, mid)] = raw
+        for r in pending:
+            yield r, raws[(r.direction, r.id)]
+
+    pending: list[Any] = []
+    size = 0
+    for row in rows:
+        pending.append(row)
+        size += row.size or 0
+        if size >= chunk_bytes or len(pending) >= 500:
+            yield from flush(pending)
+            pending, size = [], 0
+    if pending:
+        yield from flush(pending)
 
 
 class Progress:
@@ -161,8 +196,8 @@ def export_mbox(
     written = 0
     tmp = out.with_name(out.name + ".part")
     with tmp.open("wb") as fh:
-        for row in _messages(session, ticket_ids, batch):
-            fh.write(mbox_entry(row.sender, row.at, row.raw))
+        for row, raw in _with_raw(session, _messages(session, ticket_ids, batch)):
+            fh.write(mbox_entry(row.sender, row.at, raw))
             written += 1
             bar.step()
     tmp.replace(out)
