@@ -31,7 +31,8 @@ from mailbot.config import Config
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_many
 from mailbot.core.workflow import InboundStatus, next_inbound
 from mailbot.pipeline.intake import Intake, Outcome, Source
-from mailbot.pipeline.sweep import Deadlines, SweepStats
+from mailbot.pipeline.replies import Replies
+from mailbot.pipeline.sweep import Clocks, Deadlines, SweepStats
 from mailbot.shell import health, models
 from mailbot.shell.db import make_engine, migrate, session_factory
 from mailbot.shell.fetch_lock import FetchLock
@@ -129,8 +130,10 @@ class App:
         self.clock = clock
         self.engine = engine or make_engine(config.database_url, echo=config.settings.database.echo)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
-        self.intake = Intake(config)
-        self.deadlines = Deadlines(self.intake, self.sessions)
+        self.replies = Replies(config)
+        self.clocks = Clocks(config)
+        self.intake = Intake(config, self.replies, self.clocks)
+        self.deadlines = Deadlines(config, self.replies, self.clocks, self.sessions)
         smtp = config.settings.smtp
         self.outbox = Outbox(
             self.sessions,

@@ -106,10 +106,10 @@ def _contexts(desk: Desk) -> dict[str, dict[str, Any]]:
         ticket = session.execute(select(models.Ticket).order_by(models.Ticket.id.desc())).scalars().first()
         assert ticket is not None
         profile = app.config.profiles[ticket.profile]
-        base = app.intake.context(ticket, profile)
+        base = app.replies.context(ticket, profile)
         budi = app.config.staff_by_email(BUDI)
-        public = app.intake.dispatch.public_history(ticket)
-        now = datetime(2026, 11, 23, 3, 5, tzinfo=UTC).astimezone(app.intake.tz)
+        public = app.replies.public_history(ticket)
+        now = datetime(2026, 11, 23, 3, 5, tzinfo=UTC).astimezone(app.replies.tz)
         have = {1: 4, 2: 3, 3: 4}
         issues = [
             FieldIssue("id_number", "id_bad_length", "1986092620150"),

@@ -9,25 +9,21 @@ over every command of a mail before any is executed, so a mail never acts halfwa
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.config import Profile, StaffMember
+from mailbot.config import Config, Profile, StaffMember
 from mailbot.core.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
-from mailbot.core.classify import Kind, ThreadMatch, courtesy_only, out_of_office
+from mailbot.core.classify import Kind, ThreadMatch, out_of_office
 from mailbot.core.commands import Command, ParsedCommands, Verb, match_person, parse_commands
-from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.message import InboundMessage
-from mailbot.core.public_record import Person, PublicEntry, public_history
 from mailbot.core.sender_auth import sender_verified
-from mailbot.core.survey import ELEMENTS, SurveyReply, parse_survey
+from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import (
     OPEN_STATES,
     Event,
@@ -37,10 +33,8 @@ from mailbot.core.workflow import (
     next_inbound,
     next_state,
 )
+from mailbot.pipeline.replies import Replies, attachments_of
 from mailbot.shell import models, store
-
-if TYPE_CHECKING:
-    from mailbot.pipeline.intake import Intake
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +52,6 @@ _EVENT_FOR = {
     Verb.REOPEN: Event.REOPEN,
 }
 _STATE_EVENTS = {e.value for e in Event}
-MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
 
 @dataclass
@@ -77,10 +70,12 @@ class Plan:
     target: StaffMember | None = None
 
 
-class Dispatcher:
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
-        self.config = intake.config
+class StaffCommands:
+    """A staff member's mail: commands checked, executed all or nothing, and one transcript."""
+
+    def __init__(self, config: Config, replies: Replies) -> None:
+        self.config = config
+        self.replies = replies
 
     # --- staff mail ----------------------------------------------------------------------
 
@@ -253,11 +248,11 @@ class Dispatcher:
         # What came after our mail was queued, the sender has not seen.
         for event in events[queued + 1 :]:
             if event.kind in _STATE_EVENTS and event.actor not in member.emails:
-                who = self._public_person(event.actor)
+                who = self.replies.public_person(event.actor)
                 return {
                     "kind": event.kind,
                     "actor": who.name if who else event.actor,
-                    "at": event.at.astimezone(self.intake.tz),
+                    "at": event.at.astimezone(self.replies.tz),
                     "state": event.state,
                 }
         return None
@@ -354,17 +349,17 @@ class Dispatcher:
                 data={"assignee": target.emails[0], "by": member.name},
             )
             if verb is Verb.ASSIGN:
-                self.assigned(session, ticket, profile, member, target, now)
+                self.replies.assigned(session, ticket, profile, member, target, now)
                 return Line(command.line, True, "assigned", {"name": target.name})
-            self._assignment_mail(session, ticket, profile, member, target, now, kind="forward")
+            self.replies.assignment_mail(session, ticket, profile, member, target, now, kind="forward")
             return Line(command.line, True, "forwarded", {"name": target.name})
         if verb is Verb.ANSWER:
             self.answer(session, ticket, profile, member, command.arg, row, msg, now)
             return Line(command.line, True, "answered")
         if verb is Verb.REQUEST_INFO:
             store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
-            ctx = {**self.intake.context(ticket, profile), "question_for_applicant": command.arg}
-            self.intake.send_to_applicant(
+            ctx = {**self.replies.context(ticket, profile), "question_for_applicant": command.arg}
+            self.replies.send_to_applicant(
                 session,
                 ticket,
                 profile,
@@ -376,9 +371,9 @@ class Dispatcher:
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
             store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
-            ctx = {**self.intake.context(ticket, profile), "reason": command.arg}
+            ctx = {**self.replies.context(ticket, profile), "reason": command.arg}
             template = "closed" if verb is Verb.CLOSE else "rejected"
-            self.intake.send(
+            self.replies.send(
                 session,
                 ticket,
                 template=template,
@@ -395,29 +390,6 @@ class Dispatcher:
             store.transition(session, ticket, event, actor=actor, now=now, inbound=row)
             return Line(command.line, True, "reopened")
         raise AssertionError(f"unhandled verb {verb}")
-
-    def assigned(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        by: StaffMember | None,
-        target: StaffMember,
-        now: datetime,
-    ) -> None:
-        """After an assignment: the Surat Tugas mail, and the applicant told who handles it."""
-        self._assignment_mail(session, ticket, profile, by, target, now, kind="assign")
-        if profile.notify_applicant_on_assign:
-            ctx = {**self.intake.context(ticket, profile), "assignee": target}
-            self.intake.send_to_applicant(
-                session,
-                ticket,
-                profile,
-                "assigned_applicant",
-                "assigned",
-                ctx,
-                now,
-            )
 
     def answer(
         self,
@@ -442,14 +414,14 @@ class Dispatcher:
             data={"answer": text},
         )
         ctx = {
-            **self.intake.context(ticket, profile),
+            **self.replies.context(ticket, profile),
             "survey_elements": ELEMENTS if profile.survey else (),
             "answer": text,
             "answered_by": member,
-            "public_history": self.public_history(ticket),
+            "public_history": self.replies.public_history(ticket),
         }
         attachments = attachments_of(row.raw)
-        self.intake.send_to_applicant(
+        self.replies.send_to_applicant(
             session,
             ticket,
             profile,
@@ -458,48 +430,6 @@ class Dispatcher:
             ctx,
             now,
             attachments=attachments,
-        )
-
-    def _assignment_mail(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        by: StaffMember | None,
-        target: StaffMember,
-        now: datetime,
-        *,
-        kind: str,
-    ) -> None:
-        """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
-        if inspect(ticket).pending:
-            session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
-        inbound, _ = store.messages_of_ticket(session, ticket.id)
-        files: list[OutgoingAttachment] = []
-        for m in inbound:
-            if m.from_addr == ticket.applicant_email:
-                files += attachments_of(m.raw)
-        ctx = {
-            **self.intake.context(ticket, profile),
-            "assignee": target,
-            "assigned_by": by,
-            "history": self.history(ticket),
-            "attachments": files,
-            "vendor": kind == "forward",
-            "can_delegate": (level(profile, target.role) or 0) < len(profile.delegation) - 1,
-        }
-        self.intake.send(
-            session,
-            ticket,
-            template="assignment",
-            kind=kind,
-            to_addr=target.emails[0],
-            to_name=target.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
-            attachments=tuple(files),
         )
 
     def _transcript(
@@ -515,7 +445,7 @@ class Dispatcher:
     ) -> None:
         if ticket is None:
             # A transcript outside any ticket (HELP, LIST): threaded to the staff member's mail only.
-            self.intake.send_plain(
+            self.replies.send_plain(
                 session,
                 template="transcript",
                 kind="transcript",
@@ -528,7 +458,7 @@ class Dispatcher:
                     "lines": lines,
                     "executed": executed,
                     "member": member,
-                    "tz": self.intake.tz,
+                    "tz": self.replies.tz,
                 },
                 now=now,
                 in_reply_to=msg.message_id,
@@ -536,14 +466,14 @@ class Dispatcher:
             )
             return
         ctx = {
-            **self.intake.context(ticket, profile),
+            **self.replies.context(ticket, profile),
             "lines": lines,
             "executed": executed,
             "member": member,
-            "history": self.history(ticket),
+            "history": self.replies.history(ticket),
         }
         refs = (*msg.references, msg.message_id) if msg.message_id else msg.references
-        self.intake.send(
+        self.replies.send(
             session,
             ticket,
             template="transcript",
@@ -601,215 +531,10 @@ class Dispatcher:
         )
         if signed and member.role == "vendor" and text:
             # SOP 003: the vendor's report goes to the team, who answer the applicant.
-            for lead in self._leads(profile):
-                self._relay(session, ticket, profile, lead, text, "vendor_report", member.name, row, now)
-
-    # --- applicant follow-ups --------------------------------------------------------------
-
-    def applicant_follow_up(
-        self,
-        session: Session,
-        row: models.InboundMessage,
-        msg: InboundMessage,
-        ticket: models.Ticket,
-        now: datetime,
-    ) -> None:
-        """Recorded, and forwarded to whoever handles the ticket now.
-
-        After the answer, a reply is the survey when it carries survey answers; otherwise a
-        further question reopens the ticket within the profile's window, or (later) opens
-        a new ticket linked to this one.
-        """
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        text = msg.new_text.strip()
-        if text and out_of_office(text):
-            # The applicant's own vacation reply to our mail: recorded, reopens and relays nothing.
-            store.record_event(
-                session, ticket, "applicant_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
-            )
-            return
-        if ticket.state in (State.ANSWERED, State.CLOSED, State.REJECTED):
-            if ticket.state is State.ANSWERED and profile.survey:
-                reply = parse_survey(msg.text, msg.html_text)
-                if reply.found:
-                    self.survey_reply(session, row, ticket, profile, reply, now)
-                    return
-            if courtesy_only(text):
-                # "Terima kasih, sudah jelas": recorded; only a reply that asks something reopens.
-                store.record_event(
-                    session,
-                    ticket,
-                    "applicant_thanks",
-                    actor=msg.from_addr,
-                    now=now,
-                    inbound=row,
-                    detail=text[:2000],
+            for lead in self.replies.leads(profile):
+                self.replies.relay(
+                    session, ticket, profile, lead, text, "vendor_report", member.name, row, now
                 )
-                if ticket.state is State.ANSWERED and profile.survey:
-                    ctx = {**self.intake.context(ticket, profile), "survey_elements": ELEMENTS}
-                    self.intake.send_to_applicant(
-                        session, ticket, profile, "survey_again", "survey_again", ctx, now
-                    )
-                return
-            if not text:
-                store.record_event(
-                    session,
-                    ticket,
-                    "applicant_follow_up",
-                    actor=msg.from_addr,
-                    now=now,
-                    inbound=row,
-                    detail="(empty)",
-                )
-                return
-            answered_at = next((e.at for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
-            window = timedelta(days=profile.reopen_window_days)
-            if ticket.state is State.REJECTED or answered_at is None or now - answered_at > window:
-                self.intake.open_linked(session, row, msg, ticket, now)
-                return
-            store.transition(
-                session,
-                ticket,
-                Event.REOPEN,
-                actor=msg.from_addr,
-                now=now,
-                inbound=row,
-                detail=text[:4000],
-            )
-        elif ticket.state is State.WAITING_APPLICANT:
-            store.transition(
-                session,
-                ticket,
-                Event.INFO_RECEIVED,
-                actor=msg.from_addr,
-                now=now,
-                inbound=row,
-                detail=text[:4000],
-            )
-        else:
-            store.record_event(
-                session,
-                ticket,
-                "applicant_follow_up",
-                actor=msg.from_addr,
-                now=now,
-                detail=text[:4000],
-                inbound=row,
-            )
-        if ticket.state not in OPEN_STATES:
-            return
-        handler = self.config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
-        recipients = [handler] if handler else self._leads(profile)
-        for person in recipients:
-            self._relay(session, ticket, profile, person, text, "follow_up", ticket.applicant_name, row, now)
-
-    def survey_reply(
-        self,
-        session: Session,
-        row: models.InboundMessage,
-        ticket: models.Ticket,
-        profile: Profile,
-        reply: SurveyReply,
-        now: datetime,
-    ) -> None:
-        """Record survey answers; a complete survey closes the ticket (SOP 002 steps 7-8)."""
-        survey = session.execute(
-            select(models.Survey).where(models.Survey.ticket_id == ticket.id)
-        ).scalar_one_or_none()
-        if survey is None:
-            survey = models.Survey(
-                ticket_id=ticket.id, scores={}, comment="", complete=False, received_at=now
-            )
-            session.add(survey)
-        scores = {**survey.scores, **{str(k): v for k, v in reply.scores.items()}}
-        survey.scores = scores
-        survey.comment = reply.comment or survey.comment
-        survey.received_at = now
-        have = {int(k): int(v) for k, v in scores.items()}
-        missing = reply.missing(have)
-        store.record_event(
-            session,
-            ticket,
-            "survey_answer",
-            actor=ticket.applicant_email,
-            now=now,
-            inbound=row,
-            detail=" ".join(f"U{k}={v}" for k, v in sorted(have.items()))
-            + (
-                f"; salah: {', '.join(f'U{e.element}={e.value}' for e in reply.errors)}"
-                if reply.errors
-                else ""
-            ),
-        )
-        ctx = {**self.intake.context(ticket, profile), "elements": ELEMENTS, "have": have}
-        if reply.errors or missing:
-            ctx |= {"errors": reply.errors, "missing": missing}
-            self.intake.send_to_applicant(
-                session,
-                ticket,
-                profile,
-                "survey_incomplete",
-                "survey_incomplete",
-                ctx,
-                now,
-            )
-            return
-        survey.complete = True
-        survey.profile = ticket.profile
-        survey.unit = str(ticket.fields.get("unit", ""))[:200]
-        survey.consultant = ticket.assignee_email or ""
-        store.transition(
-            session,
-            ticket,
-            Event.SURVEY_RECEIVED,
-            actor=ticket.applicant_email,
-            now=now,
-            inbound=row,
-            detail=survey.comment[:2000],
-        )
-        self.intake.send_to_applicant(
-            session,
-            ticket,
-            profile,
-            "survey_thanks",
-            "survey_thanks",
-            ctx,
-            now,
-        )
-
-    def _relay(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        person: StaffMember,
-        text: str,
-        kind: str,
-        author: str,
-        row: models.InboundMessage,
-        now: datetime,
-    ) -> None:
-        ctx = {
-            **self.intake.context(ticket, profile),
-            "recipient": person,
-            "text": text,
-            "author": author,
-            "relay_kind": kind,
-            "history": self.history(ticket),
-        }
-        self.intake.send(
-            session,
-            ticket,
-            template="follow_up",
-            kind=kind,
-            to_addr=person.emails[0],
-            to_name=person.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
-            attachments=attachments_of(row.raw),
-        )
 
     def _answer_held(
         self,
@@ -821,10 +546,10 @@ class Dispatcher:
         now: datetime,
     ) -> None:
         """Tell the assignee (and the leads) that a reply that reads as out-of-office was not sent."""
-        people = [member, *(p for p in self._leads(profile) if p.emails[0] != member.emails[0])]
+        people = [member, *(p for p in self.replies.leads(profile) if p.emails[0] != member.emails[0])]
         for person in people:
-            ctx = {**self.intake.context(ticket, profile), "recipient": person, "assignee": member}
-            self.intake.send(
+            ctx = {**self.replies.context(ticket, profile), "recipient": person, "assignee": member}
+            self.replies.send(
                 session,
                 ticket,
                 template="answer_held",
@@ -837,9 +562,6 @@ class Dispatcher:
                 language=profile.language,
             )
 
-    def _leads(self, profile: Profile) -> list[StaffMember]:
-        return self.config.staff_with_roles(list(profile.notify_roles), profile.id)
-
     def _my_tickets(self, session: Session, member: StaffMember, profile: Profile) -> list[models.Ticket]:
         stmt = (
             select(models.Ticket).where(models.Ticket.state.in_(list(OPEN_STATES))).order_by(models.Ticket.id)
@@ -847,55 +569,3 @@ class Dispatcher:
         if not is_lead(profile, member):
             stmt = stmt.where(models.Ticket.assignee_email.in_(member.emails))
         return list(session.execute(stmt.limit(200)).scalars())
-
-    def public_history(self, ticket: models.Ticket) -> list[PublicEntry]:
-        """The applicant's copy of the riwayat konsultasi: the public view, never the internal log."""
-        return public_history(
-            ticket.events,
-            applicant=ticket.applicant_email,
-            question=str(ticket.fields.get("question", "")),
-            person=self._public_person,
-            tz=self.intake.tz,
-        )
-
-    def _public_person(self, address: str) -> Person | None:
-        """A staff member (active or not) as an applicant may see them: name and position."""
-        address = address.lower()
-        member = next((m for m in self.config.staff if address in m.emails), None)
-        return Person(member.name, member.position) if member else None
-
-    def history(self, ticket: models.Ticket) -> list[dict[str, Any]]:
-        """The internal riwayat konsultasi, for staff: every event but the mail bookkeeping."""
-        hidden = {"mail_queued", "mail_sent"}
-        return [
-            {
-                "at": e.at.astimezone(self.intake.tz),
-                "actor": e.actor,
-                "kind": e.kind,
-                "state": e.state,
-                "detail": e.detail,
-            }
-            for e in ticket.events
-            if e.kind not in hidden
-        ]
-
-
-def attachments_of(raw: bytes) -> tuple[OutgoingAttachment, ...]:
-    """The attached files of a stored mail, to pass along (bounded in size)."""
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception:  # a mail we stored is readable; if not, there is nothing to pass on
-        return ()
-    files: list[OutgoingAttachment] = []
-    total = 0
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() != "attachment":
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        total += len(data)
-        if total > MAX_ATTACHMENT_BYTES:
-            break
-        files.append(OutgoingAttachment(part.get_filename() or "lampiran.bin", part.get_content_type(), data))
-    return tuple(files)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,11 +37,9 @@ from mailbot.core.working_time import (
     reminder_time,
     step_clock,
 )
+from mailbot.pipeline.replies import Replies
 from mailbot.records.documents import html_to_pdf, period_report, render_period_html
 from mailbot.shell import models, store
-
-if TYPE_CHECKING:
-    from mailbot.pipeline.intake import Intake
 
 log = logging.getLogger(__name__)
 TRANSITION_KINDS = frozenset(e.value for e in Event)
@@ -128,10 +126,12 @@ class Clocks:
 
 
 class Deadlines:
-    def __init__(self, intake: Intake, sessions: sessionmaker[Session]) -> None:
-        self.intake = intake
-        self.config = intake.config
-        self.clocks = intake.clocks
+    def __init__(
+        self, config: Config, replies: Replies, clocks: Clocks, sessions: sessionmaker[Session]
+    ) -> None:
+        self.config = config
+        self.replies = replies
+        self.clocks = clocks
         self.calendar = self.clocks.calendar
         self._sessions = sessions
         self._full_sweep_done = False
@@ -198,7 +198,7 @@ class Deadlines:
                 "start": start,
                 "end": end,
             }
-            self.intake.send_plain(
+            self.replies.send_plain(
                 session,
                 template="monthly_report",
                 kind="monthly_report",
@@ -326,8 +326,8 @@ class Deadlines:
                 detail=f"closed without a survey after {profile.survey_close_after}",
             )
             ticket.step, ticket.due_at, ticket.next_check_at = "", None, None
-            ctx = self.intake.context(ticket, profile)
-            self.intake.send_to_applicant(
+            ctx = self.replies.context(ticket, profile)
+            self.replies.send_to_applicant(
                 session,
                 ticket,
                 profile,
@@ -339,11 +339,11 @@ class Deadlines:
             return ["auto_close"]
         if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
             ctx = {
-                **self.intake.context(ticket, profile),
+                **self.replies.context(ticket, profile),
                 "survey_elements": ELEMENTS,
                 "close_at": close.astimezone(self.calendar.tz),
             }
-            self.intake.send_to_applicant(
+            self.replies.send_to_applicant(
                 session,
                 ticket,
                 profile,
@@ -399,7 +399,7 @@ class Deadlines:
             # Mail held for staff (spam flag, a sender's flood), to release with `mailbot replay --release`.
             "held": store.held_messages(session, now - timedelta(days=7)),
         }
-        self.intake.send_plain(
+        self.replies.send_plain(
             session,
             template="digest",
             kind="digest",
@@ -442,7 +442,7 @@ class Deadlines:
     ) -> None:
         step = next((s for s in profile.steps if s.id == clock.step), None)
         ctx = {
-            **self.intake.context(ticket, profile),
+            **self.replies.context(ticket, profile),
             "recipient": person,
             "step_title": step.title if step else clock.step,
             "step_duration": clock.duration.describe(profile.language),
@@ -451,7 +451,7 @@ class Deadlines:
             "responsible": ticket.assignee_email
             or ", ".join(m.name for m in self._responsible(ticket, profile)),
         }
-        self.intake.send(
+        self.replies.send(
             session,
             ticket,
             template=template,

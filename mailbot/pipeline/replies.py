@@ -1,0 +1,376 @@
+"""The only way mail is queued: the context every template gets, the automatic mails to the
+applicant and to staff (relays, the assignment), and the history each of them may see."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from mailbot.config import Config, Profile, StaffMember
+from mailbot.core.authz import level
+from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
+from mailbot.core.fields import FIELDS
+from mailbot.core.masking import mask_number
+from mailbot.core.public_record import Person, PublicEntry, public_history, zone_name
+from mailbot.core.tokens import make_message_id, make_plain_message_id
+from mailbot.shell import models, store
+
+log = logging.getLogger(__name__)
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+
+
+class Replies:
+    """Composes and queues mail; needs the Config and the office's time zone, never a socket."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.service.timezone)
+
+    # --- context and people ----------------------------------------------------------------
+
+    def context(self, ticket: models.Ticket, profile: Profile) -> dict[str, Any]:
+        fields = {name: ticket.fields.get(name, "") for name in FIELDS}
+        return {
+            "service": self.config.service,
+            "profile": profile,
+            "ticket": ticket,
+            "fields": fields,
+            "masked_id": mask_number(fields["id_number"]) if fields["id_number"] else "",
+            "masked_phone": mask_number(fields["phone"]) if fields["phone"] else "",
+            "steps": [
+                {"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps
+            ],
+            "tz": self.tz,
+            "zone": zone_name(self.tz),
+            "handler_name": self._name_of(ticket.assignee_email),
+        }
+
+    def _name_of(self, address: str | None) -> str:
+        """A staff member's name where a name serves (transcripts, notices), else the address."""
+        if not address:
+            return ""
+        member = next((m for m in self.config.staff if address.lower() in m.emails), None)
+        return member.name if member else address
+
+    def public_person(self, address: str) -> Person | None:
+        """A staff member (active or not) as an applicant may see them: name and position."""
+        address = address.lower()
+        member = next((m for m in self.config.staff if address in m.emails), None)
+        return Person(member.name, member.position) if member else None
+
+    def leads(self, profile: Profile) -> list[StaffMember]:
+        return self.config.staff_with_roles(list(profile.notify_roles), profile.id)
+
+    # --- history -----------------------------------------------------------------------
+
+    def history(self, ticket: models.Ticket) -> list[dict[str, Any]]:
+        """The internal riwayat konsultasi, for staff: every event but the mail bookkeeping."""
+        hidden = {"mail_queued", "mail_sent"}
+        return [
+            {
+                "at": e.at.astimezone(self.tz),
+                "actor": e.actor,
+                "kind": e.kind,
+                "state": e.state,
+                "detail": e.detail,
+            }
+            for e in ticket.events
+            if e.kind not in hidden
+        ]
+
+    def public_history(self, ticket: models.Ticket) -> list[PublicEntry]:
+        """The applicant's copy of the riwayat konsultasi: the public view, never the internal log."""
+        return public_history(
+            ticket.events,
+            applicant=ticket.applicant_email,
+            question=str(ticket.fields.get("question", "")),
+            person=self.public_person,
+            tz=self.tz,
+        )
+
+    # --- queueing --------------------------------------------------------------------------
+
+    def send(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        *,
+        template: str,
+        kind: str,
+        to_addr: str,
+        to_name: str,
+        context: dict[str, Any],
+        now: datetime,
+        reply_to_applicant: bool,
+        language: str,
+        quiet: str | None = None,
+        thread: tuple[str, tuple[str, ...]] | None = None,
+        attachments: tuple[OutgoingAttachment, ...] = (),
+    ) -> str | None:
+        """Queue one automatic mail, unless a rule says not to; the history says which."""
+        if quiet:
+            store.record_event(
+                session,
+                ticket,
+                "reply_suppressed",
+                actor="system",
+                now=now,
+                detail=f"{kind} to {to_addr} not sent: {quiet}",
+            )
+            return None
+        if not to_addr:
+            store.record_event(
+                session,
+                ticket,
+                "mail_not_sent",
+                actor="system",
+                now=now,
+                detail=f"{kind}: the request has no sender address to answer",
+            )
+            log.warning("ticket %s: no address to send %s to", ticket.number, kind)
+            return None
+        limits = self.config.settings.limits
+        fresh = ticket.created_at == now  # a ticket opened by this very mail has sent nothing yet
+        if reply_to_applicant and not fresh and self.config.staff_by_email(to_addr) is None:
+            sent = store.thread_mail_times(session, ticket.id, to_addr.lower(), kind, now - timedelta(days=1))
+            if len(sent) >= limits.same_reply_per_day:
+                store.record_event(
+                    session,
+                    ticket,
+                    "reply_suppressed",
+                    actor="system",
+                    now=now,
+                    detail=f"{kind} to {to_addr} not sent: loop guard ({len(sent)} today)",
+                )
+                log.warning("loop guard: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
+                return None
+        if self.config.staff_by_email(to_addr) is None and (
+            store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
+            >= limits.auto_replies_per_recipient_per_hour
+        ):
+            store.record_event(
+                session,
+                ticket,
+                "mail_suppressed",
+                actor="system",
+                now=now,
+                detail=f"{kind} to {to_addr} held back: rate limit per recipient reached",
+            )
+            log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
+            return None
+        domain = self.config.service.address.split("@", 1)[1]
+        rendered = render(template, language, context)
+        spec = MailSpec(
+            to_addr=to_addr,
+            to_name=to_name,
+            rendered=rendered,
+            message_id=make_message_id(self.config.secret, ticket.number, kind, domain, to_addr),
+            in_reply_to=thread[0] if thread else (ticket.root_message_id if reply_to_applicant else ""),
+            references=thread[1]
+            if thread
+            else ((ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else ()),
+            auto_submitted="auto-replied" if reply_to_applicant else "auto-generated",
+            ticket_number=ticket.number,
+            language=language,
+            attachments=attachments,
+        )
+        envelope = self._queue(session, spec, kind, ticket, now)
+        return envelope.message_id
+
+    def _queue(
+        self, session: Session, spec: MailSpec, kind: str, ticket: models.Ticket | None, now: datetime
+    ) -> Envelope:
+        """Compose a mail from our address and write it into the outbox."""
+        envelope = build_mail(
+            spec,
+            from_addr=self.config.service.address,
+            from_name=self.config.service.name,
+            instance_id=self.config.instance_id,
+            now=now.astimezone(self.tz),  # the Date header in the office's zone (+0700, +0800, +0900)
+        )
+        store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
+        return envelope
+
+    def send_to_applicant(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        template: str,
+        kind: str,
+        context: dict[str, Any],
+        now: datetime,
+        **extra: Any,
+    ) -> str | None:
+        """An automatic answer to the ticket's applicant, in the profile's language, in their thread."""
+        return self.send(
+            session,
+            ticket,
+            template=template,
+            kind=kind,
+            to_addr=ticket.applicant_email,
+            to_name=ticket.applicant_name,
+            context=context,
+            now=now,
+            reply_to_applicant=True,
+            language=profile.language,
+            **extra,
+        )
+
+    def send_plain(
+        self,
+        session: Session,
+        *,
+        template: str,
+        kind: str,
+        to_addr: str,
+        to_name: str,
+        context: dict[str, Any],
+        now: datetime,
+        in_reply_to: str,
+        language: str,
+        attachments: tuple[OutgoingAttachment, ...] = (),
+    ) -> None:
+        """A mail that belongs to no ticket (HELP or LIST outside a thread)."""
+        domain = self.config.service.address.split("@", 1)[1]
+        spec = MailSpec(
+            to_addr=to_addr,
+            to_name=to_name,
+            rendered=render(template, language, context),
+            message_id=make_plain_message_id(domain),
+            in_reply_to=in_reply_to,
+            references=(in_reply_to,) if in_reply_to else (),
+            auto_submitted="auto-replied",
+            language=language,
+            attachments=attachments,
+        )
+        self._queue(session, spec, kind, None, now)
+
+    # --- mail to staff ---------------------------------------------------------------------
+
+    def relay(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        person: StaffMember,
+        text: str,
+        kind: str,
+        author: str,
+        row: models.InboundMessage,
+        now: datetime,
+    ) -> None:
+        ctx = {
+            **self.context(ticket, profile),
+            "recipient": person,
+            "text": text,
+            "author": author,
+            "relay_kind": kind,
+            "history": self.history(ticket),
+        }
+        self.send(
+            session,
+            ticket,
+            template="follow_up",
+            kind=kind,
+            to_addr=person.emails[0],
+            to_name=person.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+            attachments=attachments_of(row.raw),
+        )
+
+    def assigned(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        by: StaffMember | None,
+        target: StaffMember,
+        now: datetime,
+    ) -> None:
+        """After an assignment: the Surat Tugas mail, and the applicant told who handles it."""
+        self.assignment_mail(session, ticket, profile, by, target, now, kind="assign")
+        if profile.notify_applicant_on_assign:
+            ctx = {**self.context(ticket, profile), "assignee": target}
+            self.send_to_applicant(
+                session,
+                ticket,
+                profile,
+                "assigned_applicant",
+                "assigned",
+                ctx,
+                now,
+            )
+
+    def assignment_mail(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        by: StaffMember | None,
+        target: StaffMember,
+        now: datetime,
+        *,
+        kind: str,
+    ) -> None:
+        """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
+        if inspect(ticket).pending:
+            session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
+        inbound, _ = store.messages_of_ticket(session, ticket.id)
+        files: list[OutgoingAttachment] = []
+        for m in inbound:
+            if m.from_addr == ticket.applicant_email:
+                files += attachments_of(m.raw)
+        ctx = {
+            **self.context(ticket, profile),
+            "assignee": target,
+            "assigned_by": by,
+            "history": self.history(ticket),
+            "attachments": files,
+            "vendor": kind == "forward",
+            "can_delegate": (level(profile, target.role) or 0) < len(profile.delegation) - 1,
+        }
+        self.send(
+            session,
+            ticket,
+            template="assignment",
+            kind=kind,
+            to_addr=target.emails[0],
+            to_name=target.name,
+            context=ctx,
+            now=now,
+            reply_to_applicant=False,
+            language=profile.language,
+            attachments=tuple(files),
+        )
+
+
+def attachments_of(raw: bytes) -> tuple[OutgoingAttachment, ...]:
+    """The attached files of a stored mail, to pass along (bounded in size)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception:  # a mail we stored is readable; if not, there is nothing to pass on
+        return ()
+    files: list[OutgoingAttachment] = []
+    total = 0
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_disposition() != "attachment":
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        total += len(data)
+        if total > MAX_ATTACHMENT_BYTES:
+            break
+        files.append(OutgoingAttachment(part.get_filename() or "lampiran.bin", part.get_content_type(), data))
+    return tuple(files)
