@@ -33,6 +33,7 @@ from mailbot.pipeline.requests import Requests
 from mailbot.pipeline.staff_commands import StaffCommands
 from mailbot.pipeline.sweep import Clocks
 from mailbot.shell import models, store
+from mailbot.shell.mailbox import Oversized
 
 log = logging.getLogger(__name__)
 # Our Message-IDs (tokens.py) as a bounce quotes them.
@@ -128,10 +129,18 @@ class Intake:
             raw_sha256=raw_sha,
             received_at=now,
             status=next_inbound(None, InboundStatus.PROCESSING),
-            size=len(raw),
-            raw=raw,
+            size=raw.size if isinstance(raw, Oversized) else len(raw),
+            raw=bytes(raw),
         )
         limits = self.config.settings.limits
+        if isinstance(raw, Oversized):
+            # Only its header block was read (the mailbox said how large it is): refused unread.
+            parsed = UnreadableMessage(
+                f"message too large: {raw.size} bytes, limit {limits.max_message_bytes}",
+                limit="too_large",
+                size=raw.size,
+                allowed=limits.max_message_bytes,
+            )
         try:
             if isinstance(parsed, UnreadableMessage):
                 raise parsed

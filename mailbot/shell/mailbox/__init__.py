@@ -19,6 +19,25 @@ class MailboxError(Exception):
         super().__init__(message)
 
 
+class Oversized(bytes):
+    """The header block of a message larger than `limits.max_message_bytes`, read instead of the
+    message (RFC822.SIZE over IMAP, the file's size in a Maildir): the intake quarantines it and
+    sends the polite refusal without ever holding the body. `size` is the whole message's."""
+
+    size: int
+
+    def __new__(cls, head: bytes, size: int) -> Oversized:
+        obj = super().__new__(cls, head)
+        obj.size = size
+        return obj
+
+    def __reduce__(self) -> tuple[type[Oversized], tuple[bytes, int]]:  # crosses to the parse worker
+        return (Oversized, (bytes(self), self.size))
+
+
+HEADER_READ_LIMIT = 256 * 1024  # of an oversized message, at most this much of its header block
+
+
 @dataclass(frozen=True)
 class StoredCopy:
     """Where a received mail lay in the mailbox, and how to know it again: what a purge (UU
@@ -36,6 +55,7 @@ class MailboxSource(Protocol):
     """A folder of incoming mail. Keys are (name, UIDVALIDITY, UID) as in DOMAIN.md s. 5."""
 
     name: str
+    max_bytes: int  # a larger message is read as its header block only (Oversized)
 
     def connect(self) -> None: ...
     def close(self) -> None: ...
@@ -71,7 +91,10 @@ def open_source(config: Config) -> MailboxSource:
     if url.scheme == "maildir":
         from mailbot.shell.mailbox.maildir import MaildirSource
 
-        return MaildirSource(url.path, config.settings.mailbox)
-    from mailbot.shell.mailbox.imap import ImapSource
+        source: MailboxSource = MaildirSource(url.path, config.settings.mailbox)
+    else:
+        from mailbot.shell.mailbox.imap import ImapSource
 
-    return ImapSource(url, config.settings.mailbox)
+        source = ImapSource(url, config.settings.mailbox)
+    source.max_bytes = config.settings.limits.max_message_bytes
+    return source

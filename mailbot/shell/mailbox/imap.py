@@ -21,7 +21,7 @@ from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
-from mailbot.shell.mailbox import MailboxError, StoredCopy
+from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class ImapSource:
         self.client: IMAPClient | None = None
         self._uidvalidity = 0
         self._can_move = False
+        self.max_bytes = 0  # set by open_source: limits.max_message_bytes
         self._can_idle = False
 
     # --- connection ------------------------------------------------------------------
@@ -130,8 +131,21 @@ class ImapSource:
         client = self._client()
         if not uids:
             return
-        data = _mapped("fetch", lambda: client.fetch([int(u) for u in uids], ["BODY.PEEK[]"]))
+        ids = [int(u) for u in uids]
+        # Size first (RFC822.SIZE): a message over the limit is never fetched whole, only its
+        # header block, for the quarantine and the polite refusal.
+        sizes = _mapped("fetch", lambda: client.fetch(ids, ["RFC822.SIZE"])) if self.max_bytes else {}
+        big = {i for i in ids if int(sizes.get(i, {}).get(b"RFC822.SIZE", 0)) > self.max_bytes > 0}
+        small = [i for i in ids if i not in big]
+        data = _mapped("fetch", lambda: client.fetch(small, ["BODY.PEEK[]"])) if small else {}
+        heads = _mapped("fetch", lambda: client.fetch(sorted(big), ["BODY.PEEK[HEADER]"])) if big else {}
         for uid in uids:
+            if int(uid) in big:
+                head = heads.get(int(uid), {}).get(b"BODY[HEADER]")
+                if head is not None:
+                    size = int(sizes[int(uid)][b"RFC822.SIZE"])
+                    yield uid, Oversized(bytes(head)[:HEADER_READ_LIMIT], size)
+                continue
             item = data.get(int(uid))
             if item is None:
                 continue  # expunged meanwhile

@@ -14,13 +14,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mailbot.config import MailboxSettings
-from mailbot.shell.mailbox import MailboxError, StoredCopy
+from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 
 _UIDVALIDITY_FILE = ".mailbot-uidvalidity"
 
 
 class MaildirSource:
     def __init__(self, path: str, settings: MailboxSettings) -> None:
+        self.max_bytes = 0  # set by open_source: limits.max_message_bytes
         self.path = Path(path)
         self.settings = settings
         self.name = f"maildir:{self.path}"
@@ -70,7 +71,11 @@ class MaildirSource:
             if path is None:
                 continue
             try:
-                yield uid, path.read_bytes()
+                size = path.stat().st_size
+                if self.max_bytes and size > self.max_bytes:
+                    yield uid, Oversized(_head_of(path), size)
+                else:
+                    yield uid, path.read_bytes()
             except FileNotFoundError:
                 continue  # taken by another reader; it is that reader's now
             except OSError as exc:
@@ -130,3 +135,14 @@ class MaildirSource:
             except OSError:
                 return
             stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _head_of(path: Path) -> bytes:
+    """The header block of a mail file, read line by line up to the blank line (bounded)."""
+    head = bytearray()
+    with path.open("rb") as fh:
+        for line in fh:
+            head += line
+            if line in (b"\r\n", b"\n") or len(head) >= HEADER_READ_LIMIT:
+                break
+    return bytes(head[:HEADER_READ_LIMIT])
