@@ -150,3 +150,17 @@ def test_limits_quarantine_and_answer_with_a_clear_refusal(make_app, sqlite_url,
     )
     assert desk.deliver(auto).status == "quarantined"
     assert desk.outbox("noreply@example.com") == []
+
+
+def test_a_5000_deep_structure_is_refused_like_a_200_deep_one() -> None:
+    """mail-parser names Python's recursion limit MailParserRecursionError: the person is still
+    told (limit too_deep), as for a structure over max_mime_depth."""
+    from mailbot.core.message import UnreadableMessage, parse_message
+
+    for depth in (200, 5000):
+        try:
+            parse_message(_nested(depth), max_depth=10)
+        except UnreadableMessage as exc:
+            assert exc.limit == "too_deep", (depth, exc.reason)
+        else:
+            raise AssertionError(f"{depth} levels parsed")

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any
 
 import mailparser
+from mailparser.exceptions import MailParserRecursionError
 
 from mailbot.core import feedparser_backport
 from mailbot.core.fields import FIELDS, extract_fields, html_to_text, merge_fields
@@ -283,7 +284,9 @@ def parse_message(
         return msg
     except UnreadableMessage:
         raise
-    except RecursionError as exc:
+    except (RecursionError, MailParserRecursionError) as exc:
+        # Python's own recursion limit, or mail-parser's name for it (5,000 levels): the same
+        # refusal as a structure over `max_depth`, so the person is told.
         raise UnreadableMessage(
             "MIME structure nested too deeply", limit="too_deep", allowed=max_depth
         ) from exc
