@@ -266,6 +266,9 @@ def test_a_non_ascii_address_needs_the_servers_smtputf8():
         asyncio.run(_send_and_close(_sender(utf8), service, [address], mail))
         assert utf8.handler.commands[0].endswith("SMTPUTF8")
         assert [(r.rcpt_tos, r.data) for r in utf8.handler.received] == [([address], mail)]
+        # Only the domain outside ASCII: the server without SMTPUTF8 gets its IDNA form.
+        asyncio.run(_send_and_close(_sender(plain), service, ["rina@bücher.example"], mail))
+        assert [r.rcpt_tos for r in plain.handler.received] == [["rina@xn--bcher-kva.example"]]
     finally:
         plain.controller.stop()
         utf8.controller.stop()

@@ -125,9 +125,15 @@ class SmtpSender:
             raise SendError("no recipients", permanent=True)
         options = [b"SIZE=%d" % len(raw)] if client.supports_extension("size") else []
         if not all(a.isascii() for a in (sender, *recipients)):
-            if not client.supports_extension("smtputf8"):
-                raise SendError("a non-ASCII address, and the server has no SMTPUTF8", permanent=True)
-            options.append(b"SMTPUTF8")
+            if client.supports_extension("smtputf8"):
+                options.append(b"SMTPUTF8")  # RFC 6531
+            else:
+                # No SMTPUTF8: a domain can still be written in its ASCII form (IDNA, RFC 5891);
+                # a local part outside ASCII cannot.
+                ascii_forms = [idna_address(a) for a in (sender, *recipients)]
+                if any(a is None for a in ascii_forms):
+                    raise SendError("a non-ASCII address, and the server has no SMTPUTF8", permanent=True)
+                sender, *recipients = (a for a in ascii_forms if a is not None)
         reply = await client.execute_command(b"MAIL", b"FROM:<" + sender + b">", *options)
         if reply.code != SMTPStatus.completed:
             raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, mail_from)
@@ -149,6 +155,18 @@ class SmtpSender:
         client, self.client = self.client, None
         if client is not None:
             await _close(client)
+
+
+def idna_address(address: bytes) -> bytes | None:
+    """The ASCII form of an address whose domain only is outside ASCII (`user@bücher.example` ->
+    `user@xn--bcher-kva.example`); None when the local part is not ASCII."""
+    local, _, domain = address.decode("utf-8").rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}".encode()
+    except UnicodeError:
+        return None
 
 
 def envelope_address(address: str) -> bytes:
