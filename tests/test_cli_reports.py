@@ -203,3 +203,33 @@ def test_a_closed_pipe_gives_no_traceback(tmp_path) -> None:
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in err
+
+
+def test_json_logs_stay_masked(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    # The daemon's logging set-up as `--log-format json` makes it, and one record with a NIK.
+    probe = (
+        "import logging\n"
+        "from mailbot.cli import build_parser, _setup_logging\n"
+        "args = build_parser().parse_args(['--log-format', 'json', 'status'])\n"
+        "_setup_logging(args.verbose, args.log_format)\n"
+        "logging.getLogger('mailbot.test').warning('NIK %s masuk', '3273014101900001')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    [line] = [x for x in out.stderr.splitlines() if x.startswith("{")]
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING" and entry["logger"] == "mailbot.test"
+    assert entry["message"] == "NIK 3273********0001 masuk"
+    assert "3273014101900001" not in out.stderr

@@ -56,9 +56,9 @@ EXIT_TEMPFAIL = 75  # sysexits.h: try again later
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     root = logging.getLogger()
-    root.handlers[:] = [masked_stderr_handler()]
+    root.handlers[:] = [masked_stderr_handler(log_format)]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("apscheduler", "imapclient", "mailparser", "alembic", "aiosmtplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -873,6 +873,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="configuration file (default: $MAILBOT_CONFIG or config/mailbot.toml)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("MAILBOT_LOG_FORMAT", "text"),
+        help="json: one JSON object per line for log shippers (masked like text); also $MAILBOT_LOG_FORMAT",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon (or --once: process waiting mail, send, exit)")
@@ -1011,7 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.log_format)
     try:
         return int(args.func(args))
     except ConfigError as exc:
