@@ -224,6 +224,35 @@ class Replies:
             **extra,
         )
 
+    def send_to_staff(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        person: StaffMember,
+        template: str,
+        kind: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        language: str | None = None,
+        **extra: Any,
+    ) -> str | None:
+        """An automatic mail to a staff member about a ticket, in the profile's language unless given."""
+        return self.send(
+            session,
+            ticket,
+            template=template,
+            kind=kind,
+            to_addr=person.emails[0],
+            to_name=person.name,
+            context=context,
+            now=now,
+            reply_to_applicant=False,
+            language=language or profile.language,
+            **extra,
+        )
+
     def send_plain(
         self,
         session: Session,
@@ -275,17 +304,15 @@ class Replies:
             "relay_kind": kind,
             "history": self.history(ticket),
         }
-        self.send(
+        self.send_to_staff(
             session,
             ticket,
-            template="follow_up",
-            kind=kind,
-            to_addr=person.emails[0],
-            to_name=person.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
+            profile,
+            person,
+            "follow_up",
+            kind,
+            ctx,
+            now,
             attachments=attachments_of(row.raw),
         )
 
@@ -340,17 +367,15 @@ class Replies:
             "vendor": kind == "forward",
             "can_delegate": (level(profile, target.role) or 0) < len(profile.delegation) - 1,
         }
-        self.send(
+        self.send_to_staff(
             session,
             ticket,
-            template="assignment",
-            kind=kind,
-            to_addr=target.emails[0],
-            to_name=target.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
+            profile,
+            target,
+            "assignment",
+            kind,
+            ctx,
+            now,
             attachments=tuple(files),
         )
 

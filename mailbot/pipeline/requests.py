@@ -282,16 +282,15 @@ class Requests:
                 "routed": routed,
                 "reply_to": other_reply_to(msg),
             }
-            self.replies.send(
+            self.replies.send_to_staff(
                 session,
                 ticket,
-                template="notify_head",
-                kind="notify",
-                to_addr=member.emails[0],
-                to_name=member.name,
-                context=staff_ctx,
-                now=now,
-                reply_to_applicant=False,
+                profile,
+                member,
+                "notify_head",
+                "notify",
+                staff_ctx,
+                now,
                 language=_staff_language(member, profile),
             )
 

@@ -473,17 +473,15 @@ class StaffCommands:
             "history": self.replies.history(ticket),
         }
         refs = (*msg.references, msg.message_id) if msg.message_id else msg.references
-        self.replies.send(
+        self.replies.send_to_staff(
             session,
             ticket,
-            template="transcript",
-            kind="transcript",
-            to_addr=member.emails[0],
-            to_name=member.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
+            profile,
+            member,
+            "transcript",
+            "transcript",
+            ctx,
+            now,
             thread=(msg.message_id, tuple(refs)),
         )
 
@@ -549,17 +547,15 @@ class StaffCommands:
         people = [member, *(p for p in self.replies.leads(profile) if p.emails[0] != member.emails[0])]
         for person in people:
             ctx = {**self.replies.context(ticket, profile), "recipient": person, "assignee": member}
-            self.replies.send(
+            self.replies.send_to_staff(
                 session,
                 ticket,
-                template="answer_held",
-                kind="answer_held",
-                to_addr=person.emails[0],
-                to_name=person.name,
-                context=ctx,
-                now=now,
-                reply_to_applicant=False,
-                language=profile.language,
+                profile,
+                person,
+                "answer_held",
+                "answer_held",
+                ctx,
+                now,
             )
 
     def _my_tickets(self, session: Session, member: StaffMember, profile: Profile) -> list[models.Ticket]:

@@ -451,17 +451,15 @@ class Deadlines:
             "responsible": ticket.assignee_email
             or ", ".join(m.name for m in self._responsible(ticket, profile)),
         }
-        self.replies.send(
+        self.replies.send_to_staff(
             session,
             ticket,
-            template=template,
-            kind=kind,
-            to_addr=person.emails[0],
-            to_name=person.name,
-            context=ctx,
-            now=now,
-            reply_to_applicant=False,
-            language=profile.language,
+            profile,
+            person,
+            template,
+            kind,
+            ctx,
+            now,
         )
 
 
