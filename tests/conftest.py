@@ -23,7 +23,7 @@ from mailbot.shell.outbox import DrainResult
 from tests.servers import Dovecot, ImapAccount, SmtpServer, start_smtp
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = ROOT / "config" / "profiles"
+PROFILES = ROOT / "mailbot" / "profiles"
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = Path(os.environ.get("MAILBOT_CORPUS", ROOT.parent / "shared" / "corpus"))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.config import StaffMember
 from mailbot.core.authz import authenticated
 from mailbot.core.commands import Verb, fold, match_person, parse_commands
+from mailbot.settings import StaffMember
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.config import ConfigError, load_config, parse_connection_url
+from mailbot.config import load_config, parse_connection_url
 from mailbot.core.durations import parse_duration
+from mailbot.settings import ConfigError
 from tests.conftest import PROFILES, ROOT, write_config
 from tests.servers import free_port
 
@@ -258,7 +259,7 @@ def test_every_shipped_sop_time_reads_as_the_sop_writes_it() -> None:
 
 
 def test_a_step_can_run_on_the_wall_clock() -> None:
-    from mailbot.config import Step
+    from mailbot.settings import Step
 
     step = Step(id="x", title="X", actor="head", duration="2 jam", clock="wall")
     assert not step.deadline.working and step.deadline.wall_clock().total_seconds() == 7200

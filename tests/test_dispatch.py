@@ -35,11 +35,8 @@ def _profile_desk(make_app, sqlite_url, tmp_path, profile: str, extra_profile: s
     if extra_profile:
         profiles = tmp_path / "profiles"
         profiles.mkdir()
-        for p in PROFILES.glob("*.toml"):
+        for p in [*PROFILES.glob("*.toml"), *PROFILES.glob("*.csv")]:
             (profiles / p.name).write_text(p.read_text())
-        (profiles / "../roster-ehrm.example.csv").write_text(
-            (PROFILES.parent / "roster-ehrm.example.csv").read_text()
-        )
         keys = {line.split("=")[0].strip() for line in extra_profile.splitlines() if "=" in line}
         kept = [
             line

@@ -165,7 +165,7 @@ def _app(tmp_path: Path, clock: Clock, profile: str, language: str = "id", mediu
     if language == "en" or medium:
         profiles = tmp_path / "config" / "profiles"
         profiles.mkdir(parents=True)
-        shutil.copy(PROFILES.parent / "roster-ehrm.example.csv", profiles.parent)
+        shutil.copy(PROFILES / "roster-ehrm.example.csv", profiles)
         for path in PROFILES.glob("*.toml"):
             text = path.read_text().replace('language = "id"', f'language = "{language}"')
             if medium:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.config import SMTP_SCHEMES, ConnectionUrl, SmtpSettings, parse_connection_url
+from mailbot.config import SMTP_SCHEMES, ConnectionUrl, parse_connection_url
 from mailbot.pipeline.intake import Source
+from mailbot.settings import SmtpSettings
 from mailbot.shell import models
 from mailbot.shell.outbox import SendError, SmtpSender
 from tests.conftest import HEAD, request_mail, send_all

@@ -14,11 +14,11 @@ from typing import Any
 import dkim
 import pytest
 
-from mailbot.config import Profile
 from mailbot.core.authz import authenticated, parse_results
 from mailbot.core.message import parse_message
 from mailbot.core.sender_auth import sender_verified
 from mailbot.core.workflow import State
+from mailbot.settings import Profile
 from tests.conftest import PROFILES, request_mail
 from tests.desk import HEAD, reply_bytes, text_of
 from tests.test_dispatch import _profile_desk

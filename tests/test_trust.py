@@ -228,7 +228,7 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
 
 
 def test_every_cell_of_the_authorization_table(desk: Desk) -> None:
-    from mailbot.config import StaffMember
+    from mailbot.settings import StaffMember
 
     profile = desk.app.config.profiles["sop-004"]
     people = {

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from mailbot.app import App, create_app
-from mailbot.config import Config, ConfigError, Profile, load_config
+from mailbot.config import Config, load_config
 from mailbot.core.masking import masked_stderr_handler
 from mailbot.core.public_record import zone_name
 from mailbot.core.safe_output import json_text
@@ -45,6 +45,7 @@ from mailbot.records.documents import (
 )
 from mailbot.records.personal_data import export_person, purge, remove_copies
 from mailbot.records.reports import format_ikm_table, ikm_report
+from mailbot.settings import ConfigError, Profile
 from mailbot.shell import aio, models, store
 from mailbot.shell.health import status
 from mailbot.shell.mailbox import MailboxError, open_source

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mailbot.config import Profile, StaffMember
 from mailbot.core.commands import Verb
 from mailbot.core.workflow import OPEN_STATES, State
+from mailbot.settings import Profile, StaffMember
 
 # Commands that need no ticket.
 GLOBAL_VERBS = frozenset({Verb.HELP, Verb.LIST})

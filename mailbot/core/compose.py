@@ -17,6 +17,7 @@ from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ class _WirePolicy(Compat32):
 
 # Mail goes out with CRLF line ends (RFC 5322 s. 2.1) and long header lines folded at 78.
 _WIRE = _WirePolicy(linesep="\r\n", max_line_length=78)
-TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", Path(__file__).resolve().parents[2] / "templates"))
+# The shipped templates are package data (mailbot/templates), found through importlib.resources.
+TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", str(resources.files("mailbot") / "templates")))
 LANGUAGES = ("id", "en")
 
 

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 
 import dkim  # type: ignore[import-untyped]
 
-from mailbot.config import Profile
 from mailbot.core.authz import aligned, passes, topmost_results
+from mailbot.settings import Profile
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, Profile
+from mailbot.config import Config
 from mailbot.core.classify import courtesy_only, out_of_office
 from mailbot.core.message import InboundMessage
 from mailbot.core.survey import ELEMENTS, SurveyReply, parse_survey
 from mailbot.core.workflow import OPEN_STATES, Event, State
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.requests import Requests
+from mailbot.settings import Profile
 from mailbot.shell import models, store
 
 

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, Profile, StaffMember
+from mailbot.config import Config
 from mailbot.core.authz import level
 from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
 from mailbot.core.fields import FIELDS
 from mailbot.core.masking import mask_number
 from mailbot.core.public_record import Person, PublicEntry, public_history, zone_name
 from mailbot.core.tokens import make_message_id, make_plain_message_id
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, Profile, StaffMember
+from mailbot.config import Config
 from mailbot.core.classify import no_autoreply_reason
 from mailbot.core.fields import extract_fields, merge_fields, strip_closing, validate_fields
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_message
 from mailbot.core.workflow import Event
 from mailbot.pipeline.replies import Replies
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)

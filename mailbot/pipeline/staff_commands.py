@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, Profile, StaffMember
+from mailbot.config import Config
 from mailbot.core.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
 from mailbot.core.classify import Kind, ThreadMatch, out_of_office
 from mailbot.core.commands import Command, ParsedCommands, Verb, match_person, parse_commands
@@ -34,6 +34,7 @@ from mailbot.core.workflow import (
     next_state,
 )
 from mailbot.pipeline.replies import Replies, attachments_of
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from mailbot.config import Config, Profile, StaffMember
+from mailbot.config import Config
 from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.durations import parse_duration
 from mailbot.core.survey import ELEMENTS
@@ -39,6 +39,7 @@ from mailbot.core.working_time import (
 )
 from mailbot.pipeline.replies import Replies
 from mailbot.records.documents import html_to_pdf, period_report, render_period_html
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)

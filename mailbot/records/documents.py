@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.config import Config, Profile, StaffMember
+from mailbot.config import Config
 from mailbot.core.safe_output import csv_cell
 from mailbot.core.survey import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.records.charts import ElementBar
@@ -32,6 +32,7 @@ from mailbot.records.rendering import (
     month_name,
 )
 from mailbot.records.reports import add_period_surveys, period_bounds
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models
 
 __all__ = [

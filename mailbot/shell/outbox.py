@@ -23,8 +23,9 @@ from aiosmtplib import SMTPResponse, SMTPStatus
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.config import ConnectionUrl, SmtpSettings, tls_context
+from mailbot.config import ConnectionUrl, tls_context
 from mailbot.core.workflow import OutboundStatus, next_outbound
+from mailbot.settings import SmtpSettings
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)

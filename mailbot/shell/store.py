@@ -11,9 +11,9 @@ from sqlalchemy import Table, bindparam, func, insert, inspect, orm, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mailbot.config import Profile
 from mailbot.core.compose import Envelope
 from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
+from mailbot.settings import Profile
 from mailbot.shell import models
 
 # --- the persist step ---------------------------------------------------------------------------

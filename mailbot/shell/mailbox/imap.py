@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 from imapclient import DELETED, IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from mailbot.config import ConnectionUrl, MailboxSettings, tls_context
+from mailbot.config import ConnectionUrl, tls_context
+from mailbot.settings import MailboxSettings
 from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mailbot.config import MailboxSettings
+from mailbot.settings import MailboxSettings
 from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 
 _UIDVALIDITY_FILE = ".mailbot-uidvalidity"
