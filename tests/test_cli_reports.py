@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from mailbot.cli import _calendar_warnings, main
+from mailbot.cli import main
+from mailbot.cli.check import _calendar_warnings
 from mailbot.config import load_config
 from tests.conftest import write_config
 
@@ -220,7 +221,7 @@ def test_json_logs_stay_masked(tmp_path) -> None:
     # The daemon's logging set-up as `--log-format json` makes it, and one record with a NIK.
     probe = (
         "import logging\n"
-        "from mailbot.cli import build_parser, _setup_logging\n"
+        "from mailbot.cli import build_parser\nfrom mailbot.cli.common import _setup_logging\n"
         "args = build_parser().parse_args(['--log-format', 'json', 'status'])\n"
         "_setup_logging(args.verbose, args.log_format)\n"
         "logging.getLogger('mailbot.test').warning('NIK %s masuk', '3273014101900001')\n"

@@ -1,0 +1,48 @@
+"""Shared by the command modules: logging set-up, loading the configuration, printing problems."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot.config import Config, load_config
+from mailbot.core.masking import masked_stderr_handler
+from mailbot.core.public_record import zone_name
+
+log = logging.getLogger("mailbot")
+UTC_ZONE = ZoneInfo("UTC")
+EXIT_TEMPFAIL = 75  # sysexits.h: try again later
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [masked_stderr_handler(log_format)]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("apscheduler", "imapclient", "mailparser", "alembic", "aiosmtplib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if args.config else None)
+
+
+def _print_problems(problems: list[tuple[str, str]]) -> None:
+    for key, message in problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+
+
+def _office(when: datetime, tz: ZoneInfo) -> str:
+    """A time as staff read it: office time with the zone's name (WIB, WITA, WIT)."""
+    return f"{when.astimezone(tz):%Y-%m-%d %H:%M} {zone_name(tz)}"
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None

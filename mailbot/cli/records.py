@@ -1,0 +1,201 @@
+"""`mailbot export`, `document`, `privacy` and `report`: the archivist's and the secretariat's records."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot.app import App, create_app
+from mailbot.cli.common import _load, log
+from mailbot.config import Config
+from mailbot.core.safe_output import json_text
+from mailbot.core.safe_output import terminal_text as _t
+from mailbot.core.workflow import (
+    State,
+)
+from mailbot.records.archive import Selection, export_mbox
+from mailbot.records.documents import (
+    DocumentError,
+    html_to_pdf,
+    period_csv,
+    period_report,
+    render_document,
+    render_period_html,
+)
+from mailbot.records.personal_data import export_person, purge, remove_copies
+from mailbot.records.reports import format_ikm_table, ikm_report
+from mailbot.shell import store
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    config = _load(args)
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        print(f"folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    selection = Selection(
+        tickets=tuple(args.ticket or ()),
+        start=args.start,
+        end=args.end,
+        states=tuple(State(s) for s in args.state or ()),
+    )
+    app = create_app(config)
+    try:
+        with app.sessions() as session:
+            result = export_mbox(session, out, selection, ZoneInfo(config.service.timezone))
+        print(f"{result.messages} messages of {result.tickets} tickets written to {result.path}")
+        print(f"index: {result.index_csv} and {result.index_html}")
+        return 0
+    finally:
+        app.close()
+
+
+def _write_output(data: bytes | str, out: str | None) -> None:
+    if out:
+        Path(out).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        print(f"written to {out}", file=sys.stderr)
+    elif isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(data)
+
+
+def cmd_document(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.format == "pdf" and not args.out and sys.stdout.isatty():
+        print("a PDF goes to a file: add -o FILE.pdf", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    try:
+        with app.sessions.begin() as session:
+            ticket = store.ticket_by_number(session, args.number)
+            if ticket is None:
+                print(f"no ticket {args.number}", file=sys.stderr)
+                return 1
+            try:
+                html = render_document(session, config, ticket, args.kind, app.clock())
+            except DocumentError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+        _write_output(html_to_pdf(html) if args.format == "pdf" else html, args.out)
+        return 0
+    finally:
+        app.close()
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    config = _load(args)
+    app = create_app(config)
+    try:
+        if args.privacy_command == "export":
+            out = Path(args.out or f"data-pribadi-{re.sub(r'[^A-Za-z0-9]+', '-', args.who)}.zip")
+            with app.sessions() as session:
+                try:
+                    tickets, messages = export_person(session, args.who, out)
+                except ValueError as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
+            print(f"{tickets} tickets and {messages} messages about {_t(args.who)} written to {out}")
+            return 0
+        days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
+        with app.sessions.begin() as session:
+            result = purge(session, older_than=timedelta(days=days), now=app.clock())
+        # Committed: now the copies outside the database (mailbox folders, outbox files).
+        copies = remove_copies(config, result)
+        log.info(
+            "privacy purge: %s tickets, %s messages older than %s days; %s mailbox copies and %s "
+            "outbox files removed, %s left for the next purge",
+            result.tickets,
+            result.messages,
+            days,
+            copies.mailbox,
+            copies.outbox,
+            copies.pending,
+        )
+        print(
+            f"purged personal data of {result.tickets} closed tickets and {result.messages} messages "
+            f"older than {days} days; removed {copies.mailbox} copies from the mailbox and "
+            f"{copies.outbox} files from the outbox folder"
+        )
+        if copies.unreachable:
+            print(
+                f"{copies.unreachable} messages came from another mailbox than {config.mailbox.redacted()}: "
+                "remove their copies there by hand",
+                file=sys.stderr,
+            )
+        for error in copies.errors:
+            print(f"not removed yet ({error}); the next purge tries again", file=sys.stderr)
+        return 1 if copies.errors else 0
+    finally:
+        app.close()
+
+
+def _report_skm(app: App, config: Config, args: argparse.Namespace) -> int:
+    """The public SKM result (no personal data): HTML page, one-page PDF or PNG poster, JSON."""
+    from mailbot.records.rendering import pdf_to_png
+    from mailbot.records.skm_result import render_skm_html, skm_result
+
+    with app.sessions() as session:
+        result = skm_result(session, config, args.start, args.end)
+    if args.format == "json":
+        _write_output(json_text(result.as_json()) + "\n", args.out)
+        return 0
+    page = render_skm_html(config, result, app.clock())
+    if args.format == "html":
+        _write_output(page, args.out)
+        return 0
+    if not args.out and sys.stdout.isatty():
+        print("a PDF or PNG goes to a file: add -o FILE", file=sys.stderr)
+        return 2
+    pdf = html_to_pdf(page)
+    png = pdf_to_png(pdf, dpi=150) if args.format == "png" else None
+    if args.format == "png" and png is None:
+        print("a PNG needs pdftoppm (Debian package poppler-utils)", file=sys.stderr)
+        return 1
+    _write_output(png or pdf, args.out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.start > args.end:
+        print("--from is after --to", file=sys.stderr)
+        return 2
+    app = create_app(config)
+    try:
+        tz = ZoneInfo(config.service.timezone)
+        if args.report_command == "skm":
+            return _report_skm(app, config, args)
+        if args.report_command == "period":
+            with app.sessions() as session:
+                period = period_report(session, config, args.start, args.end)
+            if args.format == "json":
+                _write_output(json_text(period.as_json()) + "\n", args.out)
+            elif args.format == "csv":
+                _write_output(period_csv(period), args.out)
+            else:
+                page = render_period_html(config, period, app.clock())
+                if args.format == "pdf" and not args.out and sys.stdout.isatty():
+                    print("a PDF goes to a file: add -o FILE.pdf", file=sys.stderr)
+                    return 2
+                _write_output(html_to_pdf(page) if args.format == "pdf" else page, args.out)
+            return 0
+        with app.sessions() as session:
+            rows = ikm_report(session, args.start, args.end, tz, args.by)
+        if args.json:
+            payload = {
+                "from": args.start.isoformat(),
+                "to": args.end.isoformat(),
+                "by": args.by,
+                "groups": [r.as_json() for r in rows],
+            }
+            print(json_text(payload))
+        else:
+            print(_t(format_ikm_table(rows, args.start, args.end, args.by), one_line=False))
+        return 0
+    finally:
+        app.close()
