@@ -14,6 +14,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from mailbot import daemon
 from mailbot.shell import models
 from tests.conftest import HEAD, ROOT, request_mail, write_config
 from tests.servers import Dovecot, start_daemon, wait_until
@@ -232,7 +233,7 @@ def test_database_unreachable_pauses_intake_then_resumes(
     md = mailbox.Maildir(tmp_path / "md", create=True)
     md.add(request_mail())
     forwarder.down()  # the database server is unreachable
-    worker = threading.Thread(target=app.intake_loop, args=(lambda: None,), daemon=True)
+    worker = threading.Thread(target=daemon.intake_loop, args=(app, lambda: None), daemon=True)
     worker.start()
     time.sleep(3)  # intake tries, fails and backs off meanwhile
     assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # nothing flagged or moved
@@ -262,7 +263,7 @@ def test_database_unreachable_pauses_sending_then_resumes(
 
     async def outage() -> None:
         wake, stopping = asyncio.Event(), asyncio.Event()
-        loop = asyncio.create_task(app._send_loop(wake, stopping))
+        loop = asyncio.create_task(daemon.send_loop(app, wake, stopping))
         await asyncio.sleep(3)  # tries, fails, backs off
         assert not list(out.glob("*.eml")) and not loop.done()
         forwarder.up()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from mailbot import daemon
 from mailbot.app import App, create_app
 from mailbot.cli.check import _calendar_warnings, _redact_db, _security_warnings
 from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load
@@ -48,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sender_only:
         app = create_app(config)
         try:
-            aio.run(app.run_sender(args.wake_fd))
+            aio.run(daemon.serve_sender(app, args.wake_fd))
         finally:
             app.close()
         return 0
@@ -78,7 +79,7 @@ async def _run_daemon(app: App, *, show_first: bool) -> None:
         await app.send_pending()
         print(f"Processed {stats.fetched} messages: tickets {', '.join(stats.tickets) or '-'}")
         _where_to_look(app)
-    await app.run()
+    await daemon.serve(app)
 
 
 def _where_to_look(app: App) -> None:
