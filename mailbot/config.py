@@ -120,6 +120,12 @@ class Config:
         return d if d.is_absolute() else self.base_dir / d
 
     @property
+    def templates_dir(self) -> Path | None:
+        """The office's template folder ([service] templates_dir), resolved; None: shipped ones only."""
+        d = self.settings.service.templates_dir
+        return None if d is None else d if d.is_absolute() else self.base_dir / d
+
+    @property
     def profile(self) -> Profile:
         return self.profiles[self.settings.service.profile]
 
@@ -257,9 +263,18 @@ def load_roster(path: Path) -> frozenset[str]:
 BUILTIN_PROFILES = Path(str(resources.files("mailbot") / "profiles"))
 
 
-def default_config_path() -> Path:
-    """`config/mailbot.toml` beside the project, the embedded default."""
-    return Path(__file__).resolve().parent.parent / "config" / "mailbot.toml"
+NO_CONFIG = (
+    "no configuration given: run `mailbot init DIR` to write one (DIR/mailbot.toml), "
+    f"then pass --config DIR/mailbot.toml or set ${ENV_CONFIG}"
+)
+
+
+def default_config_path() -> Path | None:
+    """The checkout's `config/mailbot.toml` (the embedded default of ./run.sh) when mailbot runs
+    from a checkout; None when it is installed as a package, which brings no configuration."""
+    checkout = Path(str(resources.files("mailbot"))).parent
+    path = checkout / "config" / "mailbot.toml"
+    return path if (checkout / "pyproject.toml").is_file() and path.is_file() else None
 
 
 def _load_secret(settings: Settings, data_dir: Path, base: Path, create: bool) -> bytes:
@@ -286,7 +301,11 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     if path is None:
         env_path = os.environ.get(ENV_CONFIG)
         path = Path(env_path) if env_path else default_config_path()
+        if path is None:
+            raise ConfigError([("config", NO_CONFIG)])
     path = path.resolve()
+    if not path.exists():
+        raise ConfigError([("config", f"{path} does not exist; `mailbot init DIR` writes DIR/mailbot.toml")])
     data, problems = _read_toml(path, "config")
     if problems:
         raise ConfigError(problems)
@@ -307,6 +326,9 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     profiles, problems = load_profiles(profiles_dir)
     if settings.service.profile not in profiles and not any(p[0] == "profiles_dir" for p in problems):
         problems.append(("service.profile", f"no profile {settings.service.profile!r} in {profiles_dir}"))
+    templates_dir = settings.service.templates_dir
+    if templates_dir is not None and not (base / templates_dir).is_dir():
+        problems.append(("service.templates_dir", f"{base / templates_dir} is not a folder"))
     staff: list[tuple[str, StaffMember]] = [(f"staff.{i}", m) for i, m in enumerate(settings.staff)]
     if settings.staff_csv is not None:
         csv_path = settings.staff_csv if settings.staff_csv.is_absolute() else base / settings.staff_csv

@@ -81,6 +81,9 @@ class ServiceSettings(_Strict):
     instance_id: str = ""
     # A first run of the embedded default drops sample requests into the Maildir.
     seed_samples: bool = False
+    # The office's own templates: a file in this folder (id/ack.txt.j2, documents/id/surat_tugas.html.j2)
+    # is used instead of the shipped one of the same name; None: the shipped templates only.
+    templates_dir: Path | None = None
 
 
 class DatabaseSettings(_Strict):
@@ -88,7 +91,53 @@ class DatabaseSettings(_Strict):
     echo: bool = False
 
 
-class MailboxSettings(_Strict):
+class OAuth2Settings(_Strict):
+    """Where an XOAUTH2 access token comes from: `provider` (microsoft, google) or `command`. The
+    login user is the URL's. Secrets never sit here: the variables named by the *_env keys hold them."""
+
+    provider: Literal["microsoft", "google"] | None = None
+    # microsoft: client credentials of an Entra ID app registration (msal).
+    tenant_id_env: str = "MAILBOT_OAUTH2_TENANT_ID"
+    client_id_env: str = "MAILBOT_OAUTH2_CLIENT_ID"
+    client_secret_env: str = "MAILBOT_OAUTH2_CLIENT_SECRET"
+    authority: str = "https://login.microsoftonline.com"  # another cloud: login.microsoftonline.us
+    # google: a service account's JSON key, with domain-wide delegation to act as the URL's user.
+    key_file: Path | None = None
+    scope: str = ""  # empty: https://outlook.office365.com/.default, https://mail.google.com/
+    # A program (run without a shell) that prints an access token; it is used for token_lifetime.
+    command: str = ""
+    command_timeout: float = Field(default=30.0, gt=0)
+    token_lifetime: float = Field(default=3600.0, gt=0)
+    # A token is replaced this many seconds before it expires.
+    refresh_margin: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OAuth2Settings:
+        if (self.provider is None) == (not self.command.strip()):
+            raise ValueError('set either provider ("microsoft" or "google") or command')
+        if self.provider == "google" and self.key_file is None:
+            raise ValueError('provider = "google" needs key_file (the service account\'s JSON key)')
+        if self.command and self.token_lifetime <= self.refresh_margin:
+            raise ValueError("token_lifetime must be longer than refresh_margin")
+        return self
+
+
+class _Login(_Strict):
+    """How mailbot logs in to a mail server: a password, or XOAUTH2 with a token of [*.oauth2]."""
+
+    auth: Literal["password", "xoauth2"] = "password"
+    oauth2: OAuth2Settings | None = None
+
+    @model_validator(mode="after")
+    def _oauth2_with_xoauth2(self) -> _Login:
+        if self.auth == "xoauth2" and self.oauth2 is None:
+            raise ValueError('auth = "xoauth2" needs an oauth2 table (provider or command)')
+        if self.auth == "password" and self.oauth2 is not None:
+            raise ValueError('an oauth2 table is used only with auth = "xoauth2"')
+        return self
+
+
+class MailboxSettings(_Login):
     url: str = "maildir://var/mailbox"
     password_env: str = "MAILBOT_IMAP_PASSWORD"
     # What happens to a message once it is safely stored: moved to a folder, or flagged.
@@ -111,7 +160,7 @@ class MailboxSettings(_Strict):
     ca_file: str = ""
 
 
-class SmtpSettings(_Strict):
+class SmtpSettings(_Login):
     url: str = "file://var/outbox"
     password_env: str = "MAILBOT_SMTP_PASSWORD"
     timeout: float = Field(default=30.0, gt=0)

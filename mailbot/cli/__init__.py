@@ -25,7 +25,7 @@ def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description="Email-driven consultation helpdesk.")
     parser.add_argument(
-        "--config", help="configuration file (default: $MAILBOT_CONFIG or config/mailbot.toml)"
+        "--config", help="configuration file (default: $MAILBOT_CONFIG; in a checkout config/mailbot.toml)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(func=_command("run", "cmd_run"))
+
+    init = sub.add_parser(
+        "init", help="write a ready configuration (the embedded default) to DIR/mailbot.toml"
+    )
+    init.add_argument("dir", metavar="DIR", help="the folder of mailbot.toml (created if absent)")
+    init.add_argument(
+        "--data-dir", metavar="PATH", help="database, mailbox, outbox and secret here (default: DIR/var)"
+    )
+    init.add_argument("--force", action="store_true", help="write mailbot.toml even if it exists")
+    init.set_defaults(func=_command("init", "cmd_init"))
 
     check = sub.add_parser("check-config", help="report every problem in the configuration")
     check.add_argument("--offline", action="store_true", help="do not try to reach the servers")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from datetime import date, datetime
+from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,8 @@ from mailbot.core.public_record import zone_name
 log = logging.getLogger("mailbot")
 UTC_ZONE = ZoneInfo("UTC")
 EXIT_TEMPFAIL = 75  # sysexits.h: try again later
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+# The sample requests of a first run are package data (mailbot/samples/*.eml).
+SAMPLES = resources.files("mailbot") / "samples"
 
 
 def _setup_logging(verbose: bool, log_format: str = "text") -> None:

@@ -36,7 +36,7 @@ def _seed_samples(config: Config) -> int:
 
     maildir = stdlib_mailbox.Maildir(config.mailbox.path, factory=None, create=True)
     count = 0
-    for path in sorted(SAMPLES.glob("*.eml")):
+    for path in sorted((p for p in SAMPLES.iterdir() if p.name.endswith(".eml")), key=lambda p: p.name):
         maildir.add(path.read_bytes())
         count += 1
     marker.parent.mkdir(parents=True, exist_ok=True)

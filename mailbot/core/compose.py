@@ -21,7 +21,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from mailbot.core.classify import LOOP_HEADER
 from mailbot.core.masking import mask_text
@@ -80,9 +87,12 @@ class _Environment(Environment):
 
 
 @lru_cache(maxsize=4)
-def environment(directory: Path = TEMPLATES_DIR) -> Environment:
+def environment(office: Path | None = None) -> Environment:
+    """The templates' environment; with `office` (the configuration's templates_dir), a template of
+    that folder is used instead of the shipped one of the same name, the others come from mailbot."""
+    shipped = FileSystemLoader(str(TEMPLATES_DIR))
     env = _Environment(
-        loader=FileSystemLoader(str(directory)),
+        loader=ChoiceLoader([FileSystemLoader(str(office)), shipped]) if office else shipped,
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -140,11 +150,12 @@ class Rendered:
     html: str
 
 
-def render(name: str, language: str, context: dict[str, Any]) -> Rendered:
-    """Render `templates/<language>/<name>.txt.j2` (blocks `subject` and `body`) and `<name>.html.j2`."""
+def render(name: str, language: str, context: dict[str, Any], office: Path | None = None) -> Rendered:
+    """Render `templates/<language>/<name>.txt.j2` (blocks `subject` and `body`) and `<name>.html.j2`,
+    each from the office's template folder where it has one."""
     if language not in LANGUAGES:
         language = "id"
-    env = environment()
+    env = environment(office)
     ctx = {"language": language, **context}
     text_tpl = env.get_template(f"{language}/{name}.txt.j2")
     blocks = text_tpl.new_context(ctx)  # one for both: a block's own assignments stay in the block

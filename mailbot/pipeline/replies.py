@@ -167,7 +167,7 @@ class Replies:
             log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
             return None
         domain = self.config.service.address.split("@", 1)[1]
-        rendered = render(template, language, context)
+        rendered = render(template, language, context, self.config.templates_dir)
         spec = MailSpec(
             to_addr=to_addr,
             to_name=to_name,
@@ -273,7 +273,7 @@ class Replies:
         spec = MailSpec(
             to_addr=to_addr,
             to_name=to_name,
-            rendered=render(template, language, context),
+            rendered=render(template, language, context, self.config.templates_dir),
             message_id=make_plain_message_id(domain),
             in_reply_to=in_reply_to,
             references=(in_reply_to,) if in_reply_to else (),

@@ -176,11 +176,11 @@ def render_document(
         "medium": _medium(ticket, profile),
         "review_step": next((s for s in profile.steps if s.id == "review"), None),
     }
-    return _render(f"documents/{profile.language}/{DOCUMENT_TEMPLATES[kind]}.html.j2", ctx)
+    return _render(config, f"documents/{profile.language}/{DOCUMENT_TEMPLATES[kind]}.html.j2", ctx)
 
 
-def _render(template: str, ctx: dict[str, Any]) -> str:
-    return document_environment().get_template(template).render(ctx)
+def _render(config: Config, template: str, ctx: dict[str, Any]) -> str:
+    return document_environment(config.templates_dir).get_template(template).render(ctx)
 
 
 # --- the period report --------------------------------------------------------------------------
@@ -400,6 +400,7 @@ def render_period_html(config: Config, report: PeriodReport, now: datetime) -> s
     lang = config.profile.language
     tally = report.total.tally
     return _render(
+        config,
         f"documents/{lang}/laporan_periode.html.j2",
         {
             **letterhead(config, lang),

@@ -114,10 +114,10 @@ def _lang(language: str) -> str:
 
 
 @cache
-def document_environment() -> Environment:
+def document_environment(office: Path | None = None) -> Environment:
     """The mail templates' environment with the documents' filters and charts added, in an overlay of
     its own (the mails' environment stays as it is). The templates name the charts' texts."""
-    env = environment().overlay()
+    env = environment(office).overlay()
     env.filters = {
         **env.filters,
         "long_date": long_date,

@@ -149,7 +149,7 @@ def render_skm_html(config: Config, result: SkmResult, now: datetime, language: 
     lang = language or config.profile.language
     tz = ZoneInfo(config.service.timezone)
     return (
-        document_environment()
+        document_environment(config.templates_dir)
         .get_template(f"documents/{lang}/hasil_skm.html.j2")
         .render(
             **letterhead(config, lang),

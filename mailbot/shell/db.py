@@ -6,6 +6,7 @@ import fcntl
 import os
 import threading
 import time
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+# Package data, found through importlib.resources (a wheel installed anywhere, or the checkout).
+MIGRATIONS = Path(str(resources.files("mailbot") / "migrations"))
 MIGRATION_LOCK = 0x6D61696C  # "mail": the advisory lock key that serializes schema migrations
 
 

@@ -1,0 +1,89 @@
+"""`mailbot init DIR`: write a ready embedded-default configuration, DIR/mailbot.toml."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from mailbot.config import load_config
+from mailbot.settings import ConfigError
+
+CONFIG_NAME = "mailbot.toml"
+TEMPLATE = resources.files("mailbot") / "samples" / "mailbot.toml.in"
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a TOML basic string (the same escapes), quotes and backslashes included.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def config_text(directory: Path, data_dir: Path) -> str:
+    """The configuration for `directory` with its data in `data_dir` (both absolute).
+
+    The loader reads relative paths relative to the file's folder, except in a folder named
+    `config`, where they are relative to the folder above (a checkout's config/mailbot.toml). So
+    the paths are written relative only where they cannot be read two ways: data inside
+    `directory`, and `directory` not named `config`; else they are written absolute."""
+    relative = directory.name != "config" and data_dir.is_relative_to(directory)
+    data = data_dir.relative_to(directory).as_posix() if relative else str(data_dir)
+    if relative:
+        base_note = f"Relative paths in this file are relative to its own folder, {directory}."
+    elif directory.name == "config":
+        base_note = (
+            "This file's folder is named `config`: relative paths in it would be read relative to\n"
+            f"# the folder above ({directory.parent}), so the paths below are absolute."
+        )
+    else:
+        base_note = (
+            f"The data live in {data_dir}, so the paths below are absolute; a relative path you add\n"
+            f"# is relative to this file's folder, {directory}."
+        )
+    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+        config=str(directory / CONFIG_NAME),
+        base_note=base_note,
+        data_dir=_toml_string(data),
+        database_url=_toml_string(f"sqlite:///{data}/mailbot.db"),
+        mailbox_url=_toml_string(f"maildir://{data}/mailbox"),
+        smtp_url=_toml_string(f"file://{data}/outbox"),
+        secret_file=_toml_string(f"{data}/secret.key"),
+        shipped_templates=str(resources.files("mailbot") / "templates"),
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    directory = Path(args.dir).expanduser().resolve()
+    data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else directory / "var"
+    path = directory / CONFIG_NAME
+    if path.exists() and not args.force:
+        print(
+            f"{path} exists already; --force writes it anew (the data and the secret stay)", file=sys.stderr
+        )
+        return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    draft = directory / f".{CONFIG_NAME}.new"
+    draft.write_text(config_text(directory, data_dir), encoding="utf-8")
+    try:
+        # Read back as every command will (from the same folder, so with the same base), which also
+        # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
+        # to mails already sent would no longer match their tokens.
+        config = load_config(draft)
+    except ConfigError:
+        draft.unlink()
+        raise
+    draft.replace(path)
+    print(f"Wrote {path}: the embedded default with the five SOP profiles (active: {config.profile.id}),")
+    print(f"  the database {config.database_url.removeprefix('sqlite:///')},")
+    print(f"  the mailbox {config.mailbox.path} (a Maildir; three sample requests arrive on the first run),")
+    print(f"  outgoing mail as .eml files in {config.smtp.path}.")
+    secret = config.settings.security.secret_file
+    secret = secret if secret.is_absolute() else config.base_dir / secret
+    if secret.exists():
+        print(f"  The thread tokens' secret: {secret}")
+    print("Edit [service] and the [[staff]] directory in it; [mailbox] and [smtp] for the real mail server.")
+    print("Next:")
+    print(f"  mailbot --config {path} run --once")
+    return 0
