@@ -1,8 +1,10 @@
-"""The running service: the intake thread, the scheduler, the sending child and signals.
+"""The running service: the intake thread, the scheduler, the sending child, signals, systemd.
 
 `App` (mailbot.app) wires the parts; this module runs them until SIGTERM or SIGINT:
 the intake thread reads the mailbox (IDLE or polling) and decides, the scheduler sweeps
 deadlines, and a child process (`run --sender-only`) or a loop here drains the outbox.
+Under systemd (`Type=notify`, dist/mailbot.service) the daemon says when it is ready, when it
+stops, what it has done (STATUS=) and that its event loop runs (WATCHDOG=1).
 """
 
 from __future__ import annotations
@@ -12,25 +14,119 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from mailbot.app import App, IntakeStats
 from mailbot.config import Config
-from mailbot.shell import health
+from mailbot.core.workflow import OutboundStatus
+from mailbot.shell import health, models
 from mailbot.shell.mailbox import MailboxError, MailboxSource
 from mailbot.shell.outbox import sleep_until
 
 log = logging.getLogger(__name__)
 
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
-def intake_loop(app: App, wake_outbox: Callable[[], None]) -> None:
-    """The intake thread: connect, drain, wait (IDLE or poll); reconnect with backoff."""
+
+class SystemdNotifier:
+    """sd_notify(3), the protocol itself: one datagram of `KEY=value` lines to $NOTIFY_SOCKET, a
+    path or, starting with '@', a name in the abstract namespace. Without the variable (not
+    under systemd, or `Type=simple`) every call does nothing. The variables are taken out of the
+    environment, so that the sending child and the parse workers never speak for the service
+    (the unit's `NotifyAccess=main` would refuse them anyway)."""
+
+    def __init__(self, environ: MutableMapping[str, str]) -> None:
+        values = {name: environ.pop(name, "") for name in SYSTEMD_VARIABLES}
+        address = values["NOTIFY_SOCKET"]
+        self.address = "\0" + address[1:] if address.startswith("@") else address
+        if not self.address.startswith(("/", "\0")):
+            self.address = ""
+        usec, pid = values["WATCHDOG_USEC"], values["WATCHDOG_PID"]
+        # The watchdog is this process's when WATCHDOG_PID names it (or is absent).
+        mine = not pid or pid == str(os.getpid())
+        self.watchdog_seconds = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and mine else None
+        self._socket: socket.socket | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def notify(self, *assignments: str) -> None:
+        if not self.address:
+            return
+        try:
+            if self._socket is None:
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._socket.sendto("\n".join(assignments).encode(), self.address)
+        except OSError as exc:  # systemd gone or restarting: the service goes on regardless
+            log.debug("sd_notify %s failed: %s", assignments, exc)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+@dataclass
+class ServiceStatus:
+    """What `systemctl status mailbot` shows on its Status: line."""
+
+    processed: int = 0
+    quarantined: int = 0
+    mailbox: str = ""  # empty while reading works; else why not
+    sent: int = 0
+    waiting: int = 0
+    dead: int = 0
+
+    def add(self, stats: IntakeStats | None, problem: str | None) -> None:
+        if stats is not None:
+            self.processed += stats.processed
+            self.quarantined += stats.quarantined
+        self.mailbox = problem or ""
+
+    def count_outbox(self, counts: Mapping[OutboundStatus, int], sent_before: int) -> None:
+        self.sent = counts.get(OutboundStatus.SENT, 0) - sent_before
+        self.waiting = counts.get(OutboundStatus.PENDING, 0) + counts.get(OutboundStatus.SENDING, 0)
+        self.dead = counts.get(OutboundStatus.DEAD, 0)
+
+    def line(self) -> str:
+        mailbox = f"{self.mailbox}; " if self.mailbox else ""
+        dead = f", {self.dead} dead letters" if self.dead else ""
+        return (
+            f"{mailbox}intake: {self.processed} processed, {self.quarantined} quarantined; "
+            f"outbox: {self.sent} sent, {self.waiting} waiting{dead}"
+        )
+
+
+def outbox_counts(app: App) -> dict[OutboundStatus, int]:
+    """Queued mail by status (one count over the status index), whichever process sends it."""
+    table = models.OutboundMessage
+    with app.sessions() as session:
+        rows = session.execute(select(table.status, func.count()).group_by(table.status)).all()
+    return {OutboundStatus(status): int(n) for status, n in rows}
+
+
+def _ignore_pass(stats: IntakeStats | None, problem: str | None) -> None:
+    return None
+
+
+def intake_loop(
+    app: App,
+    wake_outbox: Callable[[], None],
+    on_pass: Callable[[IntakeStats | None, str | None], None] = _ignore_pass,
+) -> None:
+    """The intake thread: connect, drain, wait (IDLE or poll); reconnect with backoff.
+
+    `on_pass` hears of each pass (its counts) and each failure or standby (why no pass): the
+    first call says that the mailbox has been tried, which is when the service is ready."""
     settings = app.config.settings.mailbox
     delay = 1.0
     source: MailboxSource | None = None
@@ -42,6 +138,7 @@ def intake_loop(app: App, wake_outbox: Callable[[], None]) -> None:
                     if not standby_logged:
                         log.info("standby: another mailbot process reads the mailbox; this one sends")
                         standby_logged = True
+                        on_pass(None, "standby (another process reads the mailbox)")
                     app.stop_flag.wait(min(settings.poll_interval, 5.0))
                     continue
                 log.info("fetch lock taken: this process reads the mailbox")
@@ -57,6 +154,7 @@ def intake_loop(app: App, wake_outbox: Callable[[], None]) -> None:
             stats = IntakeStats()
             app.drain_mailbox(source, stats, wake_outbox)
             health.record(app.sessions, "intake", app.clock())
+            on_pass(stats, None)
             if stats.fetched:
                 log.info(
                     "intake: %s fetched, %s processed, %s duplicates, %s machine, %s quarantined",
@@ -71,6 +169,7 @@ def intake_loop(app: App, wake_outbox: Callable[[], None]) -> None:
         except MailboxError as exc:
             log.warning("mailbox error: %s; reconnecting in %.0fs", exc, delay)
             health.record(app.sessions, "intake", app.clock(), str(exc))
+            on_pass(None, f"mailbox unavailable: {exc}")
             if source is not None:
                 source.close()
             source = None
@@ -79,6 +178,7 @@ def intake_loop(app: App, wake_outbox: Callable[[], None]) -> None:
         except (DBAPIError, OSError) as exc:
             log.error("intake paused: %s; retrying in %.0fs", exc, delay)
             health.record(app.sessions, "intake", app.clock(), f"{type(exc).__name__}: {exc}")
+            on_pass(None, f"intake paused: {type(exc).__name__}")
             app.stop_flag.wait(delay)
             delay = min(delay * 2, settings.reconnect_max_seconds)
     if source is not None:
@@ -91,23 +191,34 @@ def _on_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) 
         loop.add_signal_handler(sig, stop)
 
 
-async def serve(app: App) -> None:
+async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
     """The daemon: intake thread, scheduler and outbox until SIGTERM/SIGINT.
 
     With `smtp.sender_process` (the default) the outbox is drained by a child process of its
     own (`run --sender-only`), woken through a pipe whenever mail is queued: sending then runs
     on another core than intake. The child stops when the pipe closes, so it never outlives
     this process; if it dies, it is started again.
+
+    systemd hears READY=1 once the schema is current (before this is called) and the mailbox
+    has been tried once, STOPPING=1 at SIGTERM, WATCHDOG=1 from the event loop at half the
+    watchdog interval while the intake thread lives, and a STATUS= line as work is done.
     """
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # the daemon's only: not `run --once`
+
+    notifier = notifier or SystemdNotifier(os.environ)
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     stopping = asyncio.Event()
+    tried = asyncio.Event()  # the intake thread has tried the mailbox once
+    service = ServiceStatus()
 
     def request_stop() -> None:
         log.info("stopping: finishing the message in hand")
+        notifier.notify("STOPPING=1", "STATUS=stopping: finishing the message in hand")
         app.stop_flag.set()
         stopping.set()
         wake.set()
+        tried.set()
 
     _on_stop_signals(loop, request_stop)
     child = (
@@ -121,6 +232,13 @@ async def serve(app: App) -> None:
             child.wake()
         else:
             loop.call_soon_threadsafe(wake.set)
+
+    def on_pass(stats: IntakeStats | None, problem: str | None) -> None:  # in the intake thread
+        def note() -> None:
+            service.add(stats, problem)
+            tried.set()
+
+        loop.call_soon_threadsafe(note)
 
     scheduler = AsyncIOScheduler(event_loop=loop)
     scheduler.add_job(wake_outbox, "interval", seconds=60, id="outbox-sweep")
@@ -142,7 +260,15 @@ async def serve(app: App) -> None:
         coalesce=True,
     )
     scheduler.start()
-    intake = asyncio.create_task(asyncio.to_thread(intake_loop, app, wake_outbox))
+    intake = asyncio.create_task(asyncio.to_thread(intake_loop, app, wake_outbox, on_pass))
+    systemd = (
+        [
+            asyncio.create_task(_watchdog(notifier, intake)),
+            asyncio.create_task(_report(app, notifier, service, tried, stopping)),
+        ]
+        if notifier.enabled
+        else []
+    )
     try:
         if child is not None:
             await child.supervise(stopping)
@@ -154,9 +280,63 @@ async def serve(app: App) -> None:
         scheduler.shutdown(wait=False)
         if child is not None:
             await asyncio.to_thread(child.stop)
+        for task in systemd:
+            task.cancel()
+        await asyncio.gather(*systemd, return_exceptions=True)
+        notifier.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("stopped")
+
+
+STATUS_SECONDS = 10.0  # how often the Status: line is brought up to date at most
+
+
+async def _watchdog(notifier: SystemdNotifier, intake: asyncio.Task[None]) -> None:
+    """WATCHDOG=1 at half the interval systemd asked for, from the event loop, while the intake
+    thread lives: a stuck loop or a dead intake thread goes unpinged and systemd restarts us."""
+    if notifier.watchdog_seconds is None:
+        return
+    while not intake.done():
+        notifier.notify("WATCHDOG=1")
+        await asyncio.sleep(notifier.watchdog_seconds / 2)
+    log.error("the intake thread ended; watchdog pings stop so that systemd restarts the service")
+
+
+async def _report(
+    app: App,
+    notifier: SystemdNotifier,
+    service: ServiceStatus,
+    tried: asyncio.Event,
+    stopping: asyncio.Event,
+) -> None:
+    """READY=1 with the first STATUS= once the mailbox has been tried; then the STATUS= line
+    whenever it changes (the outbox's counts are read from the database: the child sends)."""
+    sent_before: int | None = None
+    try:
+        sent_before = (await asyncio.to_thread(outbox_counts, app)).get(OutboundStatus.SENT, 0)
+    except (DBAPIError, OSError) as exc:  # the database away: intake and sending say so
+        log.debug("status: outbox not counted: %s", exc)
+    await tried.wait()
+    every = min(STATUS_SECONDS, (notifier.watchdog_seconds or STATUS_SECONDS) / 2)
+    ready = stopping.is_set()  # stopped before it was ready: say nothing more
+    last = ""
+    while not stopping.is_set():
+        try:
+            counts = await asyncio.to_thread(outbox_counts, app)
+            if sent_before is None:
+                sent_before = counts.get(OutboundStatus.SENT, 0)
+            service.count_outbox(counts, sent_before)
+        except (DBAPIError, OSError) as exc:
+            log.debug("status: outbox not counted: %s", exc)
+        line = service.line()
+        if not ready:
+            notifier.notify("READY=1", f"STATUS={line}")
+            ready = True
+        elif line != last:
+            notifier.notify(f"STATUS={line}")
+        last = line
+        await asyncio.sleep(every)
 
 
 async def serve_sender(app: App, wake_fd: int | None = None) -> None:
@@ -232,7 +412,12 @@ class SenderProcess:
         cmd += ["run", "--sender-only", "--wake-fd", str(read_fd)]
         try:
             # Our own interpreter and module, our own config path: no outside input in the command.
-            self.proc = subprocess.Popen(cmd, pass_fds=(read_fd,), stdin=subprocess.DEVNULL)  # noqa: S603
+            self.proc = subprocess.Popen(  # noqa: S603
+                cmd,
+                pass_fds=(read_fd,),
+                stdin=subprocess.DEVNULL,
+                env={k: v for k, v in os.environ.items() if k not in SYSTEMD_VARIABLES},
+            )
         finally:
             os.close(read_fd)
         os.set_blocking(write_fd, False)
