@@ -203,6 +203,21 @@ class MailSpec:
     attachments: tuple[OutgoingAttachment, ...] = field(default=())
 
 
+def ticket_thread(
+    root: str, parent: tuple[str, tuple[str, ...]] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """In-Reply-To and References of a ticket's mail (RFC 5322 s. 3.6.4), to the applicant or to
+    staff alike: the request's Message-ID (`root`) first, then the chain of the mail answered
+    (`parent`: its Message-ID and its References), if any. A mail client threading by
+    References (JWZ's algorithm, mutt, Thunderbird) then shows one thread per ticket, rooted at
+    the request; a mail to staff that names no parent used to start a thread of its own."""
+    if parent is None or not parent[0]:
+        return root, (root,) if root else ()
+    message_id, refs = parent
+    chain = dict.fromkeys(r for r in (root, *refs, message_id) if r)
+    return message_id, tuple(chain)
+
+
 def safe_header(value: str) -> str:
     """Header text with encoded words decoded and every control character removed."""
     decoded = decode_header(value)

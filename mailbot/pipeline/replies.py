@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.core.authz import level
-from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render
+from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render, ticket_thread
 from mailbot.core.fields import FIELDS
 from mailbot.core.masking import mask_number
 from mailbot.core.public_record import Person, PublicEntry, public_history, zone_name
@@ -168,15 +168,15 @@ class Replies:
             return None
         domain = self.config.service.address.split("@", 1)[1]
         rendered = render(template, language, context, self.config.templates_dir)
+        # Every mail of a ticket, to anyone, threads to the request (#21 item 7).
+        in_reply_to, references = ticket_thread(ticket.root_message_id, thread)
         spec = MailSpec(
             to_addr=to_addr,
             to_name=to_name,
             rendered=rendered,
             message_id=make_message_id(self.config.secret, ticket.number, kind, domain, to_addr),
-            in_reply_to=thread[0] if thread else (ticket.root_message_id if reply_to_applicant else ""),
-            references=thread[1]
-            if thread
-            else ((ticket.root_message_id,) if reply_to_applicant and ticket.root_message_id else ()),
+            in_reply_to=in_reply_to,
+            references=references,
             auto_submitted="auto-replied" if reply_to_applicant else "auto-generated",
             ticket_number=ticket.number,
             language=language,
