@@ -13,7 +13,7 @@ import re
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ from mailbot.settings import (
     ENV_MAILBOX_URL,
     ENV_SMTP_URL,
     ConfigError,
+    OAuth2Settings,
     Profile,
     ServiceSettings,
     Settings,
@@ -38,8 +39,23 @@ from mailbot.settings import (
 
 
 @dataclass(frozen=True)
+class OAuth2Login:
+    """An XOAUTH2 login as loaded: the user, the token source's settings, and the provider's
+    secrets read from the environment (never from the file; empty when the variable is unset)."""
+
+    user: str
+    settings: OAuth2Settings
+    key: str = field(default="", compare=False)  # "mailbox.oauth2" or "smtp.oauth2"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    key_file: Path | None = None  # google: the key file's path, resolved
+
+
+@dataclass(frozen=True)
 class ConnectionUrl:
-    """A parsed mailbox or SMTP URL: scheme, host, port, user, password, path."""
+    """A parsed mailbox or SMTP URL: scheme, host, port, user, password, path; `oauth2` when the
+    login is XOAUTH2 (`auth = "xoauth2"`) instead of the password."""
 
     scheme: str
     host: str
@@ -47,6 +63,7 @@ class ConnectionUrl:
     user: str
     password: str
     path: str
+    oauth2: OAuth2Login | None = None
 
     def redacted(self) -> str:
         auth = f"{self.user}:***@" if self.user else ""
@@ -296,6 +313,12 @@ def _load_secret(settings: Settings, data_dir: Path, base: Path, create: bool) -
     return secret
 
 
+def config_base(path: Path) -> Path:
+    """What relative paths in the file are relative to: the project (the config folder's parent)
+    when the file lives in a `config/` folder, else the file's own folder."""
+    return path.parent.parent if path.parent.name == "config" else path.parent
+
+
 def load_config(path: Path | None = None, *, create_secret: bool = True) -> Config:
     """Load and validate; raises ConfigError listing every problem found."""
     if path is None:
@@ -309,9 +332,7 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     data, problems = _read_toml(path, "config")
     if problems:
         raise ConfigError(problems)
-    # Relative paths in the file are relative to the project (the config folder's parent)
-    # when the file lives in a `config/` folder, else to the file's own folder.
-    base = path.parent.parent if path.parent.name == "config" else path.parent
+    base = config_base(path)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -363,25 +384,14 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
         else base / settings.service.data_dir
     )
 
-    database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
-    database_url = _absolute_sqlite_url(database_url, base)
-    mailbox_url = os.environ.get(ENV_MAILBOX_URL) or settings.mailbox.url
-    smtp_url = os.environ.get(ENV_SMTP_URL) or settings.smtp.url
-    mailbox = smtp = None
-    try:
-        mailbox = parse_connection_url(mailbox_url, MAILBOX_SCHEMES, base)
-    except ValueError as exc:
-        problems.append((ENV_MAILBOX_URL if os.environ.get(ENV_MAILBOX_URL) else "mailbox.url", str(exc)))
-    try:
-        smtp = parse_connection_url(smtp_url, SMTP_SCHEMES, base)
-    except ValueError as exc:
-        problems.append((ENV_SMTP_URL if os.environ.get(ENV_SMTP_URL) else "smtp.url", str(exc)))
+    database_url, mailbox, smtp, url_problems = connection_urls(settings, base)
+    problems += url_problems
     if problems or mailbox is None or smtp is None:
         raise ConfigError(problems)
-    if mailbox.scheme.startswith("imap") and not mailbox.password:
-        mailbox = _with_password(mailbox, os.environ.get(settings.mailbox.password_env, ""))
-    if smtp.scheme.startswith("smtp") and smtp.user and not smtp.password:
-        smtp = _with_password(smtp, os.environ.get(settings.smtp.password_env, ""))
+    mailbox = _with_oauth2(mailbox, settings.mailbox.oauth2, "mailbox", base, problems)
+    smtp = _with_oauth2(smtp, settings.smtp.oauth2, "smtp", base, problems)
+    if problems:
+        raise ConfigError(problems)
     secret = _load_secret(settings, data_dir, base, create_secret)
     return Config(
         settings=settings,
@@ -405,8 +415,65 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or None)
 
 
+def connection_urls(
+    settings: Settings, base: Path
+) -> tuple[str, ConnectionUrl | None, ConnectionUrl | None, list[tuple[str, str]]]:
+    """The database URL and the parsed mailbox and SMTP URLs (the environment's first, with
+    passwords from the environment where the URL has none), and the problems of those that do
+    not parse. `check-config` reads them from a file whose other settings are wrong."""
+    problems: list[tuple[str, str]] = []
+    database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
+    database_url = _absolute_sqlite_url(database_url, base)
+    mailbox_url = os.environ.get(ENV_MAILBOX_URL) or settings.mailbox.url
+    smtp_url = os.environ.get(ENV_SMTP_URL) or settings.smtp.url
+    mailbox = smtp = None
+    try:
+        mailbox = parse_connection_url(mailbox_url, MAILBOX_SCHEMES, base)
+    except ValueError as exc:
+        problems.append((ENV_MAILBOX_URL if os.environ.get(ENV_MAILBOX_URL) else "mailbox.url", str(exc)))
+    try:
+        smtp = parse_connection_url(smtp_url, SMTP_SCHEMES, base)
+    except ValueError as exc:
+        problems.append((ENV_SMTP_URL if os.environ.get(ENV_SMTP_URL) else "smtp.url", str(exc)))
+    if mailbox is not None and mailbox.scheme.startswith("imap") and not mailbox.password:
+        mailbox = _with_password(mailbox, os.environ.get(settings.mailbox.password_env, ""))
+    if smtp is not None and smtp.scheme.startswith("smtp") and smtp.user and not smtp.password:
+        smtp = _with_password(smtp, os.environ.get(settings.smtp.password_env, ""))
+    return database_url, mailbox, smtp, problems
+
+
 def _with_password(url: ConnectionUrl, password: str) -> ConnectionUrl:
-    return ConnectionUrl(url.scheme, url.host, url.port, url.user, password, url.path)
+    return replace(url, password=password)
+
+
+def _with_oauth2(
+    url: ConnectionUrl,
+    settings: OAuth2Settings | None,
+    section: str,
+    base: Path,
+    problems: list[tuple[str, str]],
+) -> ConnectionUrl:
+    """An IMAP or SMTP URL with its XOAUTH2 login ([mailbox.oauth2], [smtp.oauth2]); the
+    provider's secrets come from the environment variables the settings name."""
+    if settings is None or url.scheme in ("maildir", "file"):
+        return url
+    if not url.user:
+        problems.append((f"{section}.url", 'auth = "xoauth2" needs the mailbox address as the URL\'s user'))
+        return url
+    key_file = settings.key_file
+    if key_file is not None and not key_file.is_absolute():
+        key_file = base / key_file
+    microsoft = settings.provider == "microsoft"
+    login = OAuth2Login(
+        user=url.user,
+        settings=settings,
+        key=f"{section}.oauth2",
+        tenant_id=os.environ.get(settings.tenant_id_env, "").strip() if microsoft else "",
+        client_id=os.environ.get(settings.client_id_env, "").strip() if microsoft else "",
+        client_secret=os.environ.get(settings.client_secret_env, "").strip() if microsoft else "",
+        key_file=key_file,
+    )
+    return replace(url, oauth2=login)
 
 
 def _absolute_sqlite_url(url: str, base: Path) -> str:

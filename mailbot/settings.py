@@ -451,6 +451,10 @@ class Profile(_Strict):
     delegation: list[Role] = ["head", "consultant"]
     # SOP 000: the secretariat answers normative questions itself (ANSWER).
     secretariat_answers: bool = False
+    # SOP 000 step 5: the secretariat marks a question normative (NORMATIVE / NORMATIF) and so
+    # takes it to answer itself: the ticket is assigned to that member and the answer step's
+    # clock (step 6, "1 x 24 jam") runs from then.
+    normative_answers: bool = False
     # SOP 003: tickets can be forwarded to an external vendor (FORWARD).
     vendors: bool = False
     # Tell the applicant who handles the ticket once it is assigned.
@@ -463,6 +467,9 @@ class Profile(_Strict):
     # SOP 000: a CSV of active employees (column `nip`), relative to the profiles folder;
     # applicants not in it are refused.
     eligibility_roster: str = ""
+    # Whose active employees the service is for, as the refusal names them (SOP 000: "pegawai
+    # aktif Kementerian PUPR", not the Inspektorat Jenderal that runs it); empty: `office`.
+    eligible_employer: str = ""
     # Commands count only when the sender is proven (mailbot.core.sender_auth), by `authserv`:
     #   "header"        the topmost Authentication-Results of our server (`authserv_id`) shows
     #                   DMARC pass or aligned DKIM pass for the From domain;

@@ -9,6 +9,7 @@ permanent ones (5xx) become dead letters with the server's reason.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -23,10 +24,11 @@ from aiosmtplib import SMTPResponse, SMTPStatus
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.config import ConnectionUrl, tls_context
+from mailbot.config import ConnectionUrl, OAuth2Login, tls_context
 from mailbot.core.workflow import OutboundStatus, next_outbound
 from mailbot.settings import SmtpSettings
 from mailbot.shell import models, store
+from mailbot.shell.oauth2 import TokenError, token_source
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ class SendError(Exception):
 
         SendError                 the server refused this mail (4xx: later; 5xx: permanent)
          +-- ServerUnavailable    the server could not be reached or talked to, or the
-                                  outbox folder not written: sending as a whole is failing
+              |                   outbox folder not written: sending as a whole is failing
+              +-- LoginRefused    the server refused our login (password or OAuth2 token), or
+                                  no OAuth2 token could be had
     """
 
     def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
@@ -52,6 +56,10 @@ class ServerUnavailable(SendError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=False)
+
+
+class LoginRefused(ServerUnavailable):
+    """The login failed: nothing can be sent until the credentials or the token source are fixed."""
 
 
 class Sender(Protocol):
@@ -86,8 +94,19 @@ class SmtpSender:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
-            if self.url.user:
+            if self.url.oauth2 is not None:
+                await self._xoauth2(client, self.url.oauth2)
+            elif self.url.user:
                 await client.login(self.url.user, self.url.password)
+        except LoginRefused:
+            await _close(client)
+            raise
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await _close(client)
+            where = f"SMTP {self.url.host}:{self.url.port}"
+            raise LoginRefused(
+                f"{where} refused the login of {self.url.user}: {exc.code} {exc.message}"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             await _close(client)
             raise SendError(f"SMTP {exc.code} {exc.message}", permanent=False, code=exc.code) from exc
@@ -95,6 +114,31 @@ class SmtpSender:
             await _close(client)
             raise ServerUnavailable(f"SMTP connection failed: {exc}") from exc
         self.client = client
+
+    async def _xoauth2(self, client: aiosmtplib.SMTP, login: OAuth2Login) -> None:
+        """AUTH XOAUTH2 with a token of the configured source, sent as a plain command (aiosmtplib
+        has `auth_xoauth2` only from 5.1). A refused token is forgotten: the next connection
+        fetches anew. Google's refusal is a 334 with a base64 JSON error, then 535 after an
+        empty reply; Microsoft's a 535 at once."""
+        source = token_source(login)
+        where = f"SMTP {self.url.host}:{self.url.port}"
+        if "xoauth2" not in client.server_auth_methods:
+            offered = " ".join(client.server_auth_methods).upper() or "no AUTH"
+            raise LoginRefused(f"{where} does not offer AUTH XOAUTH2 (it offers {offered})")
+        try:
+            token = await asyncio.to_thread(source.token)
+        except TokenError as exc:
+            raise LoginRefused(f"{where}: no OAuth2 token from {source.description}: {exc}") from exc
+        sasl = base64.b64encode(f"user={login.user}\x01auth=Bearer {token}\x01\x01".encode())
+        reply = await client.execute_command(b"AUTH", b"XOAUTH2", sasl)
+        if reply.code == SMTPStatus.auth_continue:
+            reply = await client.execute_command(b"")
+        if reply.code != SMTPStatus.auth_successful:
+            source.forget(token)
+            raise LoginRefused(
+                f"{where} refused the OAuth2 token from {source.description} for {login.user}: "
+                f"{reply.code} {reply.message}"
+            )
 
     async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
         await self.open()

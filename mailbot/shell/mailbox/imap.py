@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from imapclient import DELETED, IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailbot.config import ConnectionUrl, tls_context
 from mailbot.settings import MailboxSettings
 from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
+from mailbot.shell.oauth2 import TokenError, token_source
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class ImapSource:
             try:
                 if self.url.scheme == "imap+starttls":
                     client.starttls(context)
-                client.login(self.url.user, self.url.password)
+                self._login(client)
             except BaseException:
                 _quietly(client.logout)
                 raise
@@ -98,6 +99,34 @@ class ImapSource:
             self._can_move,
             self._can_idle,
         )
+
+    def _login(self, client: IMAPClient) -> None:
+        """LOGIN with the password, or AUTHENTICATE XOAUTH2 with a token of the configured source
+        (Microsoft 365 and Google). A refused token is forgotten: the next connect fetches anew."""
+        login = self.url.oauth2
+        if login is None:
+            client.login(self.url.user, self.url.password)
+            return
+        source = token_source(login)
+        where = f"IMAP {self.url.host}:{self.url.port}"
+        if not client.has_capability("AUTH=XOAUTH2"):
+            offered = b" ".join(c for c in client.capabilities() if c.startswith(b"AUTH=")).decode()
+            raise MailboxError(
+                f"{where} does not offer XOAUTH2 (it offers {offered or 'no AUTH= mechanism'})",
+                transient=False,
+            )
+        try:
+            token = source.token()
+        except TokenError as exc:
+            raise MailboxError(f"{where}: no OAuth2 token from {source.description}: {exc}") from exc
+        try:
+            client.oauth2_login(self.url.user, token)
+        except LoginError as exc:
+            source.forget(token)
+            raise MailboxError(
+                f"{where} refused the OAuth2 token from {source.description} for {self.url.user}: {exc}",
+                transient=False,
+            ) from exc
 
     def close(self) -> None:
         client, self.client = self.client, None
