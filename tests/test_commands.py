@@ -23,6 +23,9 @@ from mailbot.settings import StaffMember
         ("PERPANJANG 2 hari", [(Verb.EXTEND, "2 hari")]),
         ("TOLAK bukan kewenangan kami", [(Verb.REJECT, "bukan kewenangan kami")]),
         ("BUKA-KEMBALI", [(Verb.REOPEN, "")]),
+        ("NORMATIF", [(Verb.NORMATIVE, "")]),
+        ("Normatif.", [(Verb.NORMATIVE, "")]),
+        ("normative\nJAWAB\nSesuai PP 11/2017.", [(Verb.NORMATIVE, ""), (Verb.ANSWER, "Sesuai PP 11/2017.")]),
     ],
 )
 def test_parse_commands(text: str, expected: list[tuple[Verb, str]]) -> None:
@@ -50,6 +53,7 @@ def test_prose_and_lowercase_words_are_not_commands() -> None:
         "note that this is fine",
         "> ASSIGN Budi",
         "Terima kasih",
+        "Normatif saja: sesuai PP 11/2017 cuti besar diberikan setelah 5 tahun.",
     ):
         assert parse_commands(text).empty, text
 
@@ -60,6 +64,7 @@ def test_prose_and_lowercase_words_are_not_commands() -> None:
         ("ASSIGN", "missing_argument"),
         ("NOTE", "missing_argument"),
         ("STATUS sekarang", "unexpected_argument"),
+        ("NORMATIF sesuai PP 11/2017", "unexpected_argument"),
         ("EXTEND lama", "bad_days"),
         ("EXTEND 45", "bad_days"),
         ("EXTEND 0", "bad_days"),

@@ -264,13 +264,60 @@ def test_sop_000_roster_refusal_and_direct_answer(make_app, sqlite_url, tmp_path
     desk.deliver(outsider)
     ticket = desk.ticket()
     assert ticket.state is State.REJECTED and ticket.number.startswith("KKO-2026-")
-    assert "tidak terdaftar pada data pegawai" in text_of(desk.last("luar@example.com", "not_eligible"))
+    refusal = " ".join(text_of(desk.last("luar@example.com", "not_eligible")).split())
+    assert "tidak terdaftar pada data pegawai" in refusal
+    # SOP 000 step 2: the service is for active employees of the ministry, not of its Itjen only.
+    assert "diperuntukkan bagi pegawai aktif Kementerian PUPR." in refusal
+    assert "Inspektorat Jenderal" not in refusal
 
     desk.deliver(request_mail())  # Rina is in the roster
     notify = desk.last(SECRETARIAT, "notify")
     desk.reply(notify, SECRETARIAT, "JAWAB\nSesuai Permenpan RB 1/2023, ABK disusun oleh unit pembina.")
     assert desk.ticket().state is State.ANSWERED
     assert "unit pembina" in text_of(desk.last(APPLICANT, "answer"))
+
+
+def test_sop_000_normative_question_is_the_secretariats_own(make_app, sqlite_url, tmp_path) -> None:
+    """SOP 000 step 5: NORMATIF (any case) makes the question the secretariat's own to answer; no
+    Surat Tugas, no mail to the applicant; the answer comes later with JAWAB."""
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-000")
+    desk.deliver(request_mail())
+    notify = desk.last(SECRETARIAT, "notify")
+    assert "NORMATIF" in text_of(notify) and "1 x 24 jam" in text_of(notify)
+    to_applicant = len(desk.outbox(APPLICANT))
+    desk.reply(notify, SECRETARIAT, "normatif")
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == SECRETARIAT
+    assert ticket.step == "review" and ticket.due_at is not None
+    transcript = " ".join(text_of(desk.last(SECRETARIAT, "transcript")).split())
+    assert "pertanyaan ditetapkan normatif" in transcript and "dalam 1 x 24 jam" in transcript
+    assert not desk.outbox(kind="assign") and len(desk.outbox(APPLICANT)) == to_applicant
+    with desk.app.sessions() as session:
+        events = session.get(models.Ticket, ticket.id).events
+        assert [e.data["assignee"] for e in events if e.kind == "normative"] == [SECRETARIAT]
+    desk.reply(notify, SECRETARIAT, "JAWAB\nSesuai Permen PUPR 13/2020, hal itu menjadi kewenangan Biro.")
+    assert desk.ticket().state is State.ANSWERED
+    assert "kewenangan Biro" in text_of(desk.last(APPLICANT, "answer"))
+
+
+def test_normative_in_one_mail_with_the_answer_and_refused_elsewhere(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-000")
+    desk.deliver(request_mail())
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "NORMATIF\nJAWAB\nCuti besar: PP 11/2017.")
+    ticket = desk.ticket()
+    assert ticket.state is State.ANSWERED and ticket.assignee_email == SECRETARIAT
+    # In capitals with text after it: a mistake, answered and not executed.
+    desk.deliver(request_mail(subject="Pertanyaan kedua"))
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "NORMATIF sesuai PP 11/2017")
+    assert desk.ticket().state is State.NEW
+    assert "tidak memerlukan keterangan" in text_of(desk.last(SECRETARIAT, "transcript"))
+
+
+def test_normative_is_refused_where_the_profile_has_no_normative_answers(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "NORMATIF")
+    assert desk.ticket().state is State.NEW
+    assert "DITOLAK: hanya Tim Sekretariat" in text_of(desk.last(HEAD, "transcript"))
 
 
 def test_sop_003_forward_to_vendor_and_report_back(make_app, sqlite_url, tmp_path) -> None:

@@ -145,18 +145,64 @@ WALKS = [
         ],
         True,
     ),
-    # SOP 000, WIB: the secretariat's normative answer runs on the "1 x 24 jam" answer step, on
-    # the wall clock. Due on Saturday 14:00: recorded late then, the escalation mailed at the next
-    # opening: Monday 8 March 2027 is Nyepi, then cuti bersama and Idul Fitri to Monday 15 March.
+    # SOP 000, WIB: the secretariat identifies the question in 5 office minutes (step 5) and marks
+    # it normative (NORMATIF): the ticket is then its own, on the "1 x 24 jam" answer step (step
+    # 6), on the wall clock, not on the 5 minutes. Friday 16:28: due on Saturday 16:29, recorded
+    # late then; the escalation waits for the next opening: Monday 8 March 2027 is Nyepi, then
+    # cuti bersama and Idul Fitri to Monday 15 March.
     Walk(
         "sop-000",
         WIB,
         [
-            Do((2027, 3, 5, 14, 0), None, "", "", "review", (2027, 3, 6, 14, 0)),
+            Do((2027, 3, 5, 16, 28), None, "", "", "assign", (2027, 3, 16, 7, 33)),
+            Do((2027, 3, 5, 16, 29), SECRETARIAT, "notify", "NORMATIF", "review", (2027, 3, 6, 16, 29)),
             Do((2027, 3, 16, 9, 0), SECRETARIAT, "notify", "JAWAB\nJawaban normatif.", "", None),
         ],
         (2027, 3, 16, 12, 0),
         [("escalation", HEAD, (2027, 3, 16, 7, 30)), ("escalation", HEAD2, (2027, 3, 16, 7, 30))],
+        True,
+    ),
+    # SOP 000, WIB, across the midday break: 5 office minutes from Monday 11:58 end at 13:03; the
+    # normative answer is due 1 x 24 jam after NORMATIF (Tuesday 13:01). Its reminder (75 %, 07:01
+    # on Tuesday, before the office opens) is mailed at the opening; answered in time. Twenty
+    # minutes after NORMATIF nobody is escalated to (the case).
+    Walk(
+        "sop-000",
+        WIB,
+        [
+            Do((2026, 11, 16, 11, 58), None, "", "", "assign", (2026, 11, 16, 13, 3)),
+            Do((2026, 11, 16, 13, 1), SECRETARIAT, "notify", "normatif", "review", (2026, 11, 17, 13, 1)),
+            Do((2026, 11, 17, 10, 0), SECRETARIAT, "notify", "JAWAB\nJawaban normatif.", "", None),
+        ],
+        (2026, 11, 18, 12, 0),
+        [("reminder", SECRETARIAT, (2026, 11, 17, 7, 30))],
+        False,
+    ),
+    # SOP 000, WIT, a Friday afternoon: not normative. Identification from Friday 16:27 (3 office
+    # minutes left) is due on Monday 07:32 and escalated then; ASSIGN to the Pemberi Layanan at
+    # 07:40 starts the same "1 x 24 jam" answer step for him.
+    Walk(
+        "sop-000",
+        WIT,
+        [
+            Do((2026, 11, 20, 16, 27), None, "", "", "assign", (2026, 11, 23, 7, 32)),
+            Do(
+                (2026, 11, 23, 7, 40),
+                SECRETARIAT,
+                "notify",
+                "TUGASKAN Budi Santoso",
+                "review",
+                (2026, 11, 24, 7, 40),
+            ),
+            Do((2026, 11, 24, 7, 35), BUDI, "assign", "Jawaban Pemberi Layanan.", "", None),
+        ],
+        (2026, 11, 24, 12, 0),
+        [
+            ("reminder", SECRETARIAT, (2026, 11, 23, 7, 30, 45)),  # 3.75 office minutes in
+            ("escalation", HEAD, (2026, 11, 23, 7, 32)),
+            ("escalation", HEAD2, (2026, 11, 23, 7, 32)),
+            ("reminder", BUDI, (2026, 11, 24, 7, 30)),  # 75 % fell at 01:40, before the opening
+        ],
         True,
     ),
 ]
@@ -192,7 +238,7 @@ def _sweep_until(desk: Desk, clock: Clock, until: datetime) -> None:
         desk.app.sweep_deadlines()
 
 
-@pytest.mark.parametrize("walk", WALKS, ids=[w.profile for w in WALKS])
+@pytest.mark.parametrize("walk", WALKS, ids=[f"{w.profile}-{i}" for i, w in enumerate(WALKS)])
 def test_walk_through_the_steps(walk: Walk, tmp_path: Path, clock: Clock) -> None:
     assert has_cuti_bersama(2026) and has_cuti_bersama(2027), "holidays lacks the cuti bersama"
     local: Callable[[tuple[int, ...]], datetime] = lambda t: datetime(*t, tzinfo=walk.tz)  # noqa: E731

@@ -194,12 +194,17 @@ def test_sideways_assign_names_the_reason(make_app, sqlite_url, tmp_path) -> Non
 _OK = None
 EXPECTED_004: dict[str, dict[Verb, str | None]] = {
     "head": dict.fromkeys(Verb, _OK)
-    | {Verb.ANSWER: "answer_not_allowed", Verb.FORWARD: "no_vendors_in_profile"},
+    | {
+        Verb.ANSWER: "answer_not_allowed",
+        Verb.FORWARD: "no_vendors_in_profile",
+        Verb.NORMATIVE: "normative_not_allowed",
+    },
     "secretariat": dict.fromkeys(Verb, _OK)
     | {
         Verb.ANSWER: "answer_not_allowed",
         Verb.FORWARD: "no_vendors_in_profile",
         Verb.ASSIGN: "role_cannot_assign",
+        Verb.NORMATIVE: "normative_not_allowed",  # SOP 004 has no normative answers
     },
     "subhead_assignee": dict.fromkeys(Verb, "role_lead_only")
     | {
@@ -211,6 +216,7 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.ANSWER: _OK,
         Verb.REQUEST_INFO: _OK,
         Verb.FORWARD: "no_vendors_in_profile",
+        Verb.NORMATIVE: "normative_not_allowed",
     },
     "consultant_other": dict.fromkeys(Verb, "role_lead_only")
     | {
@@ -222,6 +228,7 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.ANSWER: "answer_not_allowed",
         Verb.REQUEST_INFO: "not_your_ticket",
         Verb.FORWARD: "not_your_ticket",
+        Verb.NORMATIVE: "normative_not_allowed",
     },
     "vendor": dict.fromkeys(Verb, "vendor_reports_only"),
 }

@@ -34,6 +34,7 @@ class Standing(enum.StrEnum):
 #   "delegates"  only from a level that can delegate further (not the last of the chain);
 #   "open"       only while the ticket is open (a done ticket is not extended or flagged);
 #   "sec_answer" the secretariat of a profile whose secretariat answers (SOP 000).
+#   "normative"  the secretariat of a profile where it answers normative questions itself (SOP 000).
 # State changes are checked once more against the workflow's transition table.
 _LEAD, _ASSIGNEE, _STAFF = Standing.LEAD, Standing.ASSIGNEE, Standing.STAFF
 AUTHZ: dict[Verb, dict[Standing, str]] = {
@@ -50,6 +51,7 @@ AUTHZ: dict[Verb, dict[Standing, str]] = {
     Verb.FORWARD: {_LEAD: "vendors", _ASSIGNEE: "vendors"},
     Verb.REQUEST_INFO: {_LEAD: "yes", _ASSIGNEE: "yes"},
     Verb.ANSWER: {_ASSIGNEE: "yes", _LEAD: "sec_answer", _STAFF: "sec_answer"},
+    Verb.NORMATIVE: {_LEAD: "normative", _STAFF: "normative"},
 }
 # Why a standing without a cell is refused, per verb (the transcript explains each code).
 _NO_CELL = {
@@ -62,6 +64,7 @@ _NO_CELL = {
     Verb.FORWARD: "not_your_ticket",
     Verb.REQUEST_INFO: "not_your_ticket",
     Verb.ANSWER: "answer_not_allowed",
+    Verb.NORMATIVE: "normative_not_allowed",
 }
 
 
@@ -121,6 +124,8 @@ def _condition(cell: str, member: StaffMember, ticket: TicketFacts | None, profi
         return "bad_state" if ticket is not None and ticket.state not in OPEN_STATES else None
     if cell == "sec_answer":
         return None if member.role == "secretariat" and profile.secretariat_answers else "answer_not_allowed"
+    if cell == "normative":
+        return None if member.role == "secretariat" and profile.normative_answers else "normative_not_allowed"
     return None
 
 

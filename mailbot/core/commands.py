@@ -20,6 +20,7 @@ class Verb(enum.StrEnum):
     ASSIGN = "ASSIGN"
     ANSWER = "ANSWER"
     FORWARD = "FORWARD"
+    NORMATIVE = "NORMATIVE"
     REQUEST_INFO = "REQUEST-INFO"
     NOTE = "NOTE"
     URGENT = "URGENT"
@@ -42,6 +43,9 @@ ALIASES: dict[str, Verb] = {
     "JAWABAN": Verb.ANSWER,
     "FORWARD": Verb.FORWARD,
     "TERUSKAN": Verb.FORWARD,
+    # SOP 000 step 5: the secretariat identifies a question as normative and answers it itself.
+    "NORMATIVE": Verb.NORMATIVE,
+    "NORMATIF": Verb.NORMATIVE,
     "REQUEST-INFO": Verb.REQUEST_INFO,
     "REQUESTINFO": Verb.REQUEST_INFO,
     "MINTA-INFO": Verb.REQUEST_INFO,
@@ -79,7 +83,7 @@ NEEDS_ARGUMENT = {
     Verb.CLOSE,
     Verb.REJECT,
 }
-TAKES_NO_ARGUMENT_VERBS = (Verb.URGENT, Verb.REOPEN, Verb.STATUS, Verb.LIST, Verb.HELP)
+TAKES_NO_ARGUMENT_VERBS = (Verb.URGENT, Verb.REOPEN, Verb.NORMATIVE, Verb.STATUS, Verb.LIST, Verb.HELP)
 TAKES_NO_ARGUMENT = set(TAKES_NO_ARGUMENT_VERBS)
 MAX_EXTEND_DAYS = 30
 

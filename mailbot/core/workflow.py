@@ -26,6 +26,7 @@ class Event(enum.StrEnum):
     INFO_STILL_MISSING = "info_still_missing"
     ASSIGN = "assign"
     FORWARD = "forward"
+    NORMATIVE = "normative"  # SOP 000: the secretariat answers the question itself (step 5-6)
     REQUEST_INFO = "request_info"
     INFO_RECEIVED = "info_received"
     ANSWER = "answer"
@@ -55,11 +56,13 @@ TRANSITIONS: dict[tuple[State | None, Event], State] = {
     (State.AWAITING_INFO, Event.CLOSE): State.CLOSED,
     (State.NEW, Event.ASSIGN): State.ASSIGNED,
     (State.NEW, Event.FORWARD): State.FORWARDED,
+    (State.NEW, Event.NORMATIVE): State.ASSIGNED,
     (State.NEW, Event.ANSWER): State.ANSWERED,
     (State.NEW, Event.REJECT): State.REJECTED,
     (State.NEW, Event.CLOSE): State.CLOSED,
     (State.ASSIGNED, Event.ASSIGN): State.ASSIGNED,
     (State.ASSIGNED, Event.FORWARD): State.FORWARDED,
+    (State.ASSIGNED, Event.NORMATIVE): State.ASSIGNED,
     (State.ASSIGNED, Event.REQUEST_INFO): State.WAITING_APPLICANT,
     (State.ASSIGNED, Event.ANSWER): State.ANSWERED,
     (State.ASSIGNED, Event.REJECT): State.REJECTED,

@@ -16,7 +16,7 @@ from mailbot.core.fields import extract_fields, merge_fields, strip_closing, val
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_message
 from mailbot.core.workflow import Event
 from mailbot.pipeline.replies import Replies
-from mailbot.settings import Profile, StaffMember
+from mailbot.settings import Profile, StaffMember, Step
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,8 @@ class Requests:
             return
         delegates = self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
         suggested = routed or delegates
-        assign_step = next((s for s in profile.steps if s.id == "assign"), profile.steps[0])
+        assign_step = _step(profile, profile.state_steps.get("new", "assign")) or profile.steps[0]
+        answer_step = _step(profile, profile.state_steps.get("assigned", "review"))
         for member in recipients:
             staff_ctx = {
                 **ctx,
@@ -278,6 +279,12 @@ class Requests:
                     "title": assign_step.title,
                     "duration": assign_step.deadline.describe(profile.language),
                 },
+                "answer_step": {
+                    "title": answer_step.title,
+                    "duration": answer_step.deadline.describe(profile.language),
+                }
+                if answer_step
+                else None,
                 "example_assignee": suggested[0].name if suggested else "<nama>",
                 "route": route,
                 "routed": routed,
@@ -346,6 +353,10 @@ def other_reply_to(msg: InboundMessage) -> str:
 
 def _words(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _step(profile: Profile, step_id: str) -> Step | None:
+    return next((s for s in profile.steps if s.id == step_id), None)
 
 
 def _staff_language(member: StaffMember, profile: Profile) -> str:

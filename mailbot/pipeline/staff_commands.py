@@ -34,17 +34,27 @@ from mailbot.core.workflow import (
     next_state,
 )
 from mailbot.pipeline.replies import Replies, attachments_of
-from mailbot.settings import Profile, StaffMember
+from mailbot.settings import Profile, StaffMember, Step
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
 
 # Commands that change the ticket's state: the first of two concurrent ones wins.
 STATE_CHANGING = frozenset(
-    {Verb.ASSIGN, Verb.ANSWER, Verb.FORWARD, Verb.REQUEST_INFO, Verb.CLOSE, Verb.REJECT, Verb.REOPEN}
+    {
+        Verb.ASSIGN,
+        Verb.NORMATIVE,
+        Verb.ANSWER,
+        Verb.FORWARD,
+        Verb.REQUEST_INFO,
+        Verb.CLOSE,
+        Verb.REJECT,
+        Verb.REOPEN,
+    }
 )
 _EVENT_FOR = {
     Verb.ASSIGN: Event.ASSIGN,
+    Verb.NORMATIVE: Event.NORMATIVE,
     Verb.ANSWER: Event.ANSWER,
     Verb.FORWARD: Event.FORWARD,
     Verb.REQUEST_INFO: Event.REQUEST_INFO,
@@ -202,6 +212,8 @@ class StaffCommands:
                     continue
                 if plan.target is not None and verb is Verb.ASSIGN:
                     assignee = plan.target.emails[0]
+            if verb is Verb.NORMATIVE:
+                assignee = member.emails[0]  # an ANSWER in the same mail is the assignee's
             if verb is Verb.ANSWER and not command.arg.strip():
                 lines.append(Line(command.line, False, "empty_answer"))
                 continue
@@ -354,6 +366,23 @@ class StaffCommands:
                 return Line(command.line, True, "assigned", {"name": target.name})
             self.replies.assignment_mail(session, ticket, profile, member, target, now, kind="forward")
             return Line(command.line, True, "forwarded", {"name": target.name})
+        if verb is Verb.NORMATIVE:
+            # SOP 000 step 5: a normative question is answered by the secretariat itself. The one
+            # who says so takes the ticket: the answer step's clock (step 6) runs for them from now.
+            ticket.assignee_email = actor
+            store.transition(
+                session,
+                ticket,
+                event,
+                actor=actor,
+                now=now,
+                inbound=row,
+                detail=f"normatif: dijawab oleh {member.name}",
+                data={"assignee": actor, "by": member.name},
+            )
+            step = _step(profile, profile.state_steps.get("assigned", ""))
+            duration = step.deadline.describe(profile.language) if step else ""
+            return Line(command.line, True, "normative", {"duration": duration})
         if verb is Verb.ANSWER:
             self.answer(session, ticket, profile, member, command.arg, row, msg, now)
             return Line(command.line, True, "answered")
@@ -566,3 +595,7 @@ class StaffCommands:
         if not is_lead(profile, member):
             stmt = stmt.where(models.Ticket.assignee_email.in_(member.emails))
         return list(session.execute(stmt.limit(200)).scalars())
+
+
+def _step(profile: Profile, step_id: str) -> Step | None:
+    return next((s for s in profile.steps if s.id == step_id), None)
