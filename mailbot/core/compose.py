@@ -179,6 +179,14 @@ class OutgoingAttachment:
 
 
 @dataclass(frozen=True)
+class Withheld:
+    """A file left out of a mail that would have been too large with it (core/withheld.py)."""
+
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Envelope:
     """A composed mail ready for the outbox."""
 
@@ -187,6 +195,7 @@ class Envelope:
     rcpt_to: tuple[str, ...]
     subject: str
     raw: bytes
+    withheld: tuple[Withheld, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,23 @@ def _text_part(text: str, subtype: str) -> MIMEText:
     return MIMEText(text, subtype, "utf-8")
 
 
+def _address_header(name: str, addr: str) -> str:
+    """`Name <addr>` for a header. formataddr refuses an address outside ASCII (an applicant's
+    `rína@bücher.example`, RFC 6532): a domain alone outside ASCII is written in its IDNA form,
+    as the outbox writes it without SMTPUTF8; any other such address in UTF-8 as it is (the
+    outbox sends it only with SMTPUTF8), its bytes carried through the generator as surrogates."""
+    if addr.isascii():
+        return formataddr((name, addr), charset="utf-8")
+    local, _, domain = addr.rpartition("@")
+    if local.isascii():
+        try:
+            return formataddr((name, f"{local}@{domain.encode('idna').decode('ascii')}"), charset="utf-8")
+        except UnicodeError:
+            pass  # not a valid IDNA domain: written in UTF-8 as it came
+    shown = f"{formataddr((name, 'a@b'), charset='utf-8')[: -len('<a@b>')]}<{addr}>" if name else addr
+    return shown.encode("utf-8").decode("ascii", "surrogateescape")
+
+
 def _headers(
     spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime
 ) -> list[tuple[str, str | Header]]:
@@ -243,7 +269,7 @@ def _headers(
     # encoded CR/LF would come back to life when the header is read (DOMAIN.md s. 5).
     headers: list[tuple[str, str | Header]] = [
         ("From", formataddr((safe_header(from_name), from_addr), charset="utf-8")),
-        ("To", formataddr((safe_header(spec.to_name), clean_header_text(spec.to_addr)), charset="utf-8")),
+        ("To", _address_header(safe_header(spec.to_name), clean_header_text(spec.to_addr))),
         ("Subject", _header_text(safe_header(spec.rendered.subject), "Subject")),
         ("Date", format_datetime(now)),
         ("Message-ID", spec.message_id),
@@ -272,25 +298,40 @@ def _headers(
 def _with_email_package(spec: MailSpec, headers: list[tuple[str, str | Header]], token: str) -> bytes:
     """The mail built with the classic (compat32) MIME classes: used for mail with attachments,
     and by the tests as the reference the short cut below must match byte for byte."""
-    alternative = MIMEMultipart("alternative", boundary=f"=_mb.{token}.a")
-    alternative.attach(_text_part(spec.rendered.text, "plain"))
-    alternative.attach(_text_part(spec.rendered.html, "html"))
-    msg: Message = alternative
-    if spec.attachments:
-        msg = MIMEMultipart("mixed", boundary=f"=_mb.{token}.m")
-        msg.attach(alternative)
-        for att in spec.attachments:
-            maintype, _, subtype = att.content_type.partition("/")
-            part = MIMEBase(maintype or "application", subtype or "octet-stream")
-            part.set_payload(att.data)
-            encoders.encode_base64(part)
-            name = clean_header_text(att.filename) or "lampiran.bin"
-            part.add_header(
-                "Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name)
-            )
-            msg.attach(part)
+    msg = mime_tree(spec.rendered.text, spec.rendered.html, [file_part(a) for a in spec.attachments], token)
     for name, value in headers:
         msg[name] = value  # type: ignore[assignment]
+    return msg.as_bytes(policy=_WIRE)
+
+
+def mime_tree(text: str, html: str, files: list[Message], token: str) -> Message:
+    """The body of our mail: text and HTML as alternatives, then the files (if any) in a
+    multipart/mixed. Boundaries from `token` (see build_mail)."""
+    alternative = MIMEMultipart("alternative", boundary=f"=_mb.{token}.a")
+    alternative.attach(_text_part(text, "plain"))
+    alternative.attach(_text_part(html, "html"))
+    if not files:
+        return alternative
+    msg = MIMEMultipart("mixed", boundary=f"=_mb.{token}.m")
+    msg.attach(alternative)
+    for part in files:
+        msg.attach(part)
+    return msg
+
+
+def file_part(att: OutgoingAttachment) -> Message:
+    """One file of our mail: base64, `attachment` (a pasted screenshot passed on is a file too)."""
+    maintype, _, subtype = att.content_type.partition("/")
+    part = MIMEBase(maintype or "application", subtype or "octet-stream")
+    part.set_payload(att.data)
+    encoders.encode_base64(part)
+    name = clean_header_text(att.filename) or "lampiran.bin"
+    part.add_header("Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name))
+    return part
+
+
+def wire_bytes(msg: Message) -> bytes:
+    """A message or part as it goes out (CRLF, headers folded at 78): what its size is measured on."""
     return msg.as_bytes(policy=_WIRE)
 
 
