@@ -17,7 +17,8 @@ import pytest
 from mailbot.app import App, create_app
 from mailbot.config import load_config
 from mailbot.records.documents import period_report, render_document, render_period_html
-from mailbot.records.rendering import figure, html_to_pdf, long_date, renderer_warnings, terbilang
+from mailbot.records.rendering import html_to_pdf, renderer_warnings
+from mailbot.records.wording import figure, long_date, terbilang
 from mailbot.shell import models
 from mailbot.shell.store import ticket_by_number
 from tests.conftest import CONSULTANT, HEAD, PROFILES, ROOT, Clock, request_mail, write_config

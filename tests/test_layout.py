@@ -11,17 +11,8 @@ OUTSIDE_CORE = ("mailbot.shell", "mailbot.pipeline", "mailbot.records", "mailbot
 SESSION_NAMES = frozenset({"Session", "sessionmaker", "scoped_session", "AsyncSession"})
 # (core module, what it imports) -> why it may, for now. Empty: the core keeps the rule.
 CORE_EXCEPTIONS: dict[tuple[str, str], str] = {}
-# Cycles that stand today, outside the pipeline, each closed by an import inside a function.
-# Listed so that no new one comes in unseen; remove an entry when its cycle is broken.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    ("mailbot.records.charts", "mailbot.records.rendering"): (
-        "rendering's chart helpers import charts in a function; charts uses rendering's figure()"
-    ),
-    ("mailbot.shell.mailbox", "mailbot.shell.mailbox.imap", "mailbot.shell.mailbox.maildir"): (
-        "the package's open_source() imports its backends in a function; they import its "
-        "MailboxError and StoredCopy"
-    ),
-}
+# Cycles that stand today (none): listed so that no new one comes in unseen.
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def module_names(root: Path = ROOT) -> dict[str, Path]:

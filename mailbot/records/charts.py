@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from markupsafe import Markup, escape
 
-from mailbot.records.rendering import figure
+from mailbot.records.wording import figure
 
 BLUE = "#2b6cb0"
 RED = "#c53030"

@@ -23,15 +23,9 @@ from mailbot.config import Config
 from mailbot.core.safe_output import csv_cell
 from mailbot.core.survey import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.records.charts import ElementBar
-from mailbot.records.rendering import (
-    RenderError,
-    date_range,
-    document_environment,
-    html_to_pdf,
-    letterhead,
-    month_name,
-)
+from mailbot.records.rendering import RenderError, document_environment, html_to_pdf, letterhead
 from mailbot.records.reports import add_period_surveys, period_bounds
+from mailbot.records.wording import date_range, month_name
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models
 

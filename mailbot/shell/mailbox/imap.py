@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailbot.config import ConnectionUrl, tls_context
 from mailbot.settings import MailboxSettings
-from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
+from mailbot.shell.mailbox.base import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 from mailbot.shell.oauth2 import TokenError, token_source
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class ImapSource:
         try:
             token = source.token()
         except TokenError as exc:
-            raise MailboxError(f"{where}: no OAuth2 token from {source.description}: {exc}") from exc
+            raise MailboxError(f"{where}: no OAuth2 token from {exc}") from exc
         try:
             client.oauth2_login(self.url.user, token)
         except LoginError as exc:

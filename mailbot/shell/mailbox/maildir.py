@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mailbot.settings import MailboxSettings
-from mailbot.shell.mailbox import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
+from mailbot.shell.mailbox.base import HEADER_READ_LIMIT, MailboxError, Oversized, StoredCopy
 
 _UIDVALIDITY_FILE = ".mailbot-uidvalidity"
 
