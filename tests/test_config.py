@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from mailbot.config import load_config, parse_connection_url
 from mailbot.core.durations import parse_duration
 from mailbot.settings import ConfigError
 from tests.conftest import PROFILES, ROOT, write_config
-from tests.servers import free_port
+from tests.servers import ImapAccount, SmtpServer, free_port, start_smtp
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -184,6 +186,164 @@ def test_check_config_lists_file_problems(tmp_path: Path) -> None:
     out = _run("--config", str(path), "check-config")
     assert out.returncode == 1
     assert "service.address" in out.stderr and "service.foo: unknown key" in out.stderr
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_check_config_creates_nothing_and_notes_what_the_first_run_creates(tmp_path: Path) -> None:
+    """The embedded default before its first run: no secret, database, Maildir nor outbox yet.
+    Those are notes (exit 0), and the data folder stays as it was: nothing is created."""
+    config = tmp_path / "config" / "mailbot.toml"
+    config.parent.mkdir()
+    config.write_text((ROOT / "config" / "mailbot.toml").read_text())
+    data = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    out = _run("--config", str(config), "check-config", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "configuration OK" in out.stdout
+    for note in (
+        "NOTE: security.secret_file: no secret in $MAILBOT_SECRET, and the secret file "
+        f"{data / 'secret.key'} does not exist yet; the first run creates it",
+        f"NOTE: database.url: the SQLite database {data / 'mailbot.db'} does not exist yet",
+        f"NOTE: mailbox.url: the Maildir {data / 'mailbox'} does not exist yet",
+        f"NOTE: smtp.url: the outbox folder {data / 'outbox'} does not exist yet",
+    ):
+        assert note in out.stdout, out.stdout
+    assert not data.exists()
+    # A data folder that exists stays untouched too.
+    data.mkdir()
+    assert _run("--config", str(config), "check-config", env=env).returncode == 0
+    assert _tree(data) == []
+    # After a first run there is nothing left to note, and still nothing is added.
+    assert _run("--config", str(config), "run", "--once", env=env).returncode == 0
+    before = _tree(data)
+    assert {"mailbot.db", "secret.key", "mailbox", "outbox"} <= set(before)
+    again = _run("--config", str(config), "check-config", env=env)
+    assert again.returncode == 0 and "NOTE" not in again.stdout, again.stdout
+    assert _tree(data) == before
+
+
+def test_check_config_lists_every_layer_at_once(tmp_path: Path) -> None:
+    """Unknown keys, bad values, a missing profiles folder and servers that do not answer, in one
+    run: the schema's problems do not keep the profiles and the servers from being tried."""
+    closed = free_port()
+    path = tmp_path / "mailbot.toml"
+    path.write_text(
+        f"""
+profiles_dir = "{tmp_path / "no-such-profiles"}"
+[service]
+address = "nope"
+colour = "blue"
+data_dir = "{tmp_path / "var"}"
+[database]
+url = "sqlite:///{tmp_path / "var" / "m.db"}"
+[mailbox]
+url = "imap://u:p@127.0.0.1:{closed}/INBOX"
+poll_interval = -3
+[smtp]
+url = "smtp://127.0.0.1:{closed}"
+"""
+    )
+    out = _run("--config", str(path), "check-config")
+    assert out.returncode == 1
+    problems = out.stderr.splitlines()
+    assert problems[0] == "configuration has 6 problem(s):"
+    assert problems[1:] == [
+        "  service.address: Value error, not an email address: 'nope'",
+        "  service.colour: unknown key",
+        "  mailbox.poll_interval: Input should be greater than 0",
+        f"  profiles_dir: {tmp_path / 'no-such-profiles'} is not a folder",
+        f"  mailbox.url: cannot connect to 127.0.0.1:{closed}: connection refused",
+        f"  smtp.url: cannot connect to 127.0.0.1:{closed}: connection refused",
+    ]
+    assert not (tmp_path / "var").exists()
+
+
+def _smtp_with_login(user: str, password: str) -> SmtpServer:
+    """aiosmtpd offering AUTH (without TLS, on loopback) for one user: 535 for anything else."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            user.encode(),
+            password.encode(),
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    return start_smtp(authenticator=authenticator, auth_require_tls=False)
+
+
+@pytest.mark.imap
+def test_check_config_tells_a_refused_login_from_a_server_not_reached(dovecot, imap, tmp_path: Path) -> None:
+    closed = free_port()
+    wrong = ImapAccount(imap.host, imap.port, imap.user, "wrong-password")
+    smtp = _smtp_with_login("mailbot", "rahasia")
+    try:
+        cases = {
+            "imap-wrong-password": (wrong.url(), f"smtp://mailbot:salah@127.0.0.1:{smtp.port}"),
+            "closed-ports": (f"imap://u:p@127.0.0.1:{closed}/INBOX", f"smtp://127.0.0.1:{closed}"),
+            "tls-not-trusted": (imap.url(scheme="imaps"), f"smtp+starttls://127.0.0.1:{smtp.port}"),
+        }
+        out = {}
+        for name, (mailbox_url, smtp_url) in cases.items():
+            folder = tmp_path / name
+            folder.mkdir()
+            config = write_config(
+                folder,
+                database_url=f"sqlite:///{folder / 'm.db'}",
+                mailbox_url=mailbox_url,
+                smtp_url=smtp_url,
+            )
+            out[name] = _run("--config", str(config), "check-config")
+            assert out[name].returncode == 1
+    finally:
+        smtp.controller.stop()
+    refused = out["imap-wrong-password"].stderr
+    assert (
+        f"mailbox.url: login refused for {imap.user} at 127.0.0.1:{imap.port}: "
+        "[AUTHENTICATIONFAILED] Authentication failed." in refused
+    ), refused
+    assert (
+        f"smtp.url: login refused for mailbot at 127.0.0.1:{smtp.port}: "
+        "535 5.7.8 Authentication credentials invalid" in refused
+    ), refused
+    assert "cannot connect" not in refused
+    closed_ports = out["closed-ports"].stderr
+    assert f"mailbox.url: cannot connect to 127.0.0.1:{closed}: connection refused" in closed_ports
+    assert f"smtp.url: cannot connect to 127.0.0.1:{closed}: connection refused" in closed_ports
+    assert "login refused" not in closed_ports
+    tls = out["tls-not-trusted"].stderr
+    assert f"mailbox.url: cannot connect to 127.0.0.1:{imap.tls_port}: TLS certificate not trusted" in tls, (
+        tls
+    )
+    assert f"smtp.url: cannot connect to 127.0.0.1:{smtp.port}" in tls, tls  # no STARTTLS offered
+
+
+@pytest.mark.imap
+def test_check_config_passes_a_good_account_and_creates_no_folder(dovecot, imap, tmp_path: Path) -> None:
+    smtp = _smtp_with_login("mailbot", "rahasia")
+    try:
+        config = write_config(
+            tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'var' / 'm.db'}",
+            mailbox_url=imap.url(),
+            smtp_url=f"smtp://mailbot:rahasia@127.0.0.1:{smtp.port}",
+        )
+        out = _run("--config", str(config), "check-config")
+    finally:
+        smtp.controller.stop()
+    assert out.returncode == 0, out.stderr
+    assert "configuration OK" in out.stdout
+    assert f"NOTE: mailbox.url: no folder 'Processed' at 127.0.0.1:{imap.port} yet" in out.stdout
+    assert f"NOTE: mailbox.url: no folder 'Quarantine' at 127.0.0.1:{imap.port} yet" in out.stdout
+    client = imap.client()
+    try:
+        assert not client.folder_exists("Processed") and not client.folder_exists("Quarantine")
+    finally:
+        client.logout()
+    assert not (tmp_path / "var").exists()
 
 
 @pytest.mark.parametrize(
