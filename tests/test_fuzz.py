@@ -167,8 +167,8 @@ def _bounce(ack: models.OutboundMessage) -> bytes:
 
 
 def _data_seeds() -> list[tuple[str, bytes]]:
-    """The mail files in tests/data (the reply bodies there are text, not mail)."""
-    return [(f"data:{p.name}", p.read_bytes()) for p in sorted(DATA.glob("*.eml"))]
+    """The mail files under tests/data (the reply bodies there are text, not mail)."""
+    return [(f"data:{p.relative_to(DATA)}", p.read_bytes()) for p in sorted(DATA.rglob("*.eml"))]
 
 
 def _corpus_seeds(corpus: Path | None) -> list[tuple[str, bytes]]:
@@ -836,3 +836,17 @@ def test_a_request_from_an_internationalised_address_is_answered(make_app, sqlit
         }
     finally:
         smtp.controller.stop()
+
+
+def test_any_null_return_path_or_auto_submitted_is_machine_mail(make_app, sqlite_url, tmp_path) -> None:
+    """Found by the fuzzer: a `Return-Path: <>` below the delivering server's own Return-Path was
+    not seen (only the first copy of the header was read), and the mail was answered. Every copy
+    of Return-Path and of Auto-Submitted counts now."""
+    app = _fuzz_app(make_app, sqlite_url, tmp_path)
+    raw = (DATA / "fuzz-second-return-path-null.eml").read_bytes()
+    auto = raw.replace(b"Return-Path: <>", b"Auto-Submitted: no\r\nAuto-Submitted: auto-replied")
+    auto = auto.replace(b"<second-return-path@", b"<second-auto-submitted@")
+    outcomes = app.process_batch([(Source("t", 1, "1"), raw), (Source("t", 1, "2"), auto)])
+    assert [o.status for o in outcomes] == ["machine", "machine"]
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.OutboundMessage)) == 0

@@ -59,17 +59,21 @@ LOOP_HEADER = "X-Mailbot-Loop"
 Rule = Callable[[InboundMessage, str], str | None]
 
 
+# Every copy of these headers counts, not the first only: a mail that says anywhere that a machine
+# sent it is not answered (found by the fuzzer: a null Return-Path below another one was answered).
+
+
 def _return_path_null(msg: InboundMessage, _: str) -> str | None:
-    rp = msg.header("return-path")
-    if msg.has_header("return-path") and rp.strip().strip("<>").strip() == "":
+    if any(rp.strip().strip("<>").strip() == "" for rp in msg.headers.get("return-path", ())):
         return "Return-Path is null (<>): a bounce or other machine mail"
     return None
 
 
 def _auto_submitted(msg: InboundMessage, _: str) -> str | None:
-    value = msg.header("auto-submitted").strip().lower()
-    if value and not value.startswith("no"):
-        return f"Auto-Submitted: {value} (RFC 3834)"
+    for raw in msg.headers.get("auto-submitted", ()):
+        value = raw.strip().lower()
+        if value and not value.startswith("no"):
+            return f"Auto-Submitted: {value} (RFC 3834)"
     return None
 
 
