@@ -388,10 +388,6 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     problems += url_problems
     if problems or mailbox is None or smtp is None:
         raise ConfigError(problems)
-    mailbox = _with_oauth2(mailbox, settings.mailbox.oauth2, "mailbox", base, problems)
-    smtp = _with_oauth2(smtp, settings.smtp.oauth2, "smtp", base, problems)
-    if problems:
-        raise ConfigError(problems)
     secret = _load_secret(settings, data_dir, base, create_secret)
     return Config(
         settings=settings,
@@ -420,7 +416,8 @@ def connection_urls(
 ) -> tuple[str, ConnectionUrl | None, ConnectionUrl | None, list[tuple[str, str]]]:
     """The database URL and the parsed mailbox and SMTP URLs (the environment's first, with
     passwords from the environment where the URL has none), and the problems of those that do
-    not parse. `check-config` reads them from a file whose other settings are wrong."""
+    not parse. `check-config` reads them from a file whose other settings are wrong. An XOAUTH2
+    login (`auth = "xoauth2"`) comes with its secrets from the environment."""
     problems: list[tuple[str, str]] = []
     database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
     database_url = _absolute_sqlite_url(database_url, base)
@@ -439,6 +436,10 @@ def connection_urls(
         mailbox = _with_password(mailbox, os.environ.get(settings.mailbox.password_env, ""))
     if smtp is not None and smtp.scheme.startswith("smtp") and smtp.user and not smtp.password:
         smtp = _with_password(smtp, os.environ.get(settings.smtp.password_env, ""))
+    if mailbox is not None:
+        mailbox = _with_oauth2(mailbox, settings.mailbox.oauth2, "mailbox", base, problems)
+    if smtp is not None:
+        smtp = _with_oauth2(smtp, settings.smtp.oauth2, "smtp", base, problems)
     return database_url, mailbox, smtp, problems
 
 

@@ -1,5 +1,6 @@
-"""Real servers for tests: a throwaway Dovecot (IMAP) and an aiosmtpd SMTP peer that records
-and can be told to fail (the way aiosmtplib's own tests do it)."""
+"""Real servers for tests: a throwaway Dovecot (IMAP; also with an oauth2 passdb) and an aiosmtpd
+SMTP peer that records and can be told to fail (the way aiosmtplib's own tests do it). The
+OAuth2 token server and the XOAUTH2 SMTP peer are in tests/oauth2_servers.py."""
 
 from __future__ import annotations
 
@@ -59,6 +60,25 @@ userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={tmp}/mail/%u
 }}
+"""
+
+
+# The oauth2 variant (TESTING.md): XOAUTH2 and OAUTHBEARER checked by asking the token server's
+# introspection endpoint; the passwd-file passdb stays for PLAIN and LOGIN (tests deliver mail
+# with the password, the honest way: IMAP APPEND).
+OAUTH2_PASSDB = """
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {tmp}/dovecot-oauth2.conf.ext
+}}
+"""
+OAUTH2_EXT = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -187,9 +207,11 @@ class ImapAccount:
 
 
 class Dovecot:
-    def __init__(self, root: Path, extra_conf: str = "") -> None:
+    def __init__(self, root: Path, extra_conf: str = "", introspection_url: str = "") -> None:
         self.root = root
         self.extra_conf = extra_conf  # e.g. an `imap_capability` without MOVE or UIDPLUS
+        # The oauth2 variant: XOAUTH2 logins checked at this token-introspection endpoint.
+        self.introspection_url = introspection_url
         self.port = free_port()
         self.tls_port = free_port()
         self.ca_file = root / "cert.pem"
@@ -213,9 +235,20 @@ class Dovecot:
         ]
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
         make_certificate(self.root)
-        self.conf.write_text(
-            DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port) + self.extra_conf
-        )
+        conf = DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port)
+        if self.introspection_url:
+            conf = conf.replace(
+                "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2 oauthbearer"
+            ).replace("  driver = passwd-file\n", "  driver = passwd-file\n  mechanisms = plain login\n")
+            # Refused tokens are what these tests make: no delay after a failed login, and no
+            # growing penalty for the address that failed (anvil's, up to 15 s a login).
+            conf = conf.replace(
+                "service anvil {\n  chroot =\n}",
+                "service anvil {\n  chroot =\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}",
+            )
+            conf += "auth_failure_delay = 0\n" + OAUTH2_PASSDB.format(tmp=self.root)
+            (self.root / "dovecot-oauth2.conf.ext").write_text(OAUTH2_EXT.format(url=self.introspection_url))
+        self.conf.write_text(conf + self.extra_conf)
         subprocess.run(
             [binary, "-c", str(self.conf)],
             check=True,

@@ -41,7 +41,7 @@ Fetched = tuple[str, float]
 
 class TokenError(Exception):
     """No token could be had: a secret or the key file is missing, the provider refused or was not
-    reached, or the command failed. The message names the source and says why."""
+    reached, or the command failed. The message names the source, then says why."""
 
 
 class TokenSource:
@@ -68,7 +68,10 @@ class TokenSource:
         with self._lock:
             now = self._clock()
             if self._token is None or now >= self._expires_at - self._margin:
-                token, lifetime = self._fetch()
+                try:
+                    token, lifetime = self._fetch()
+                except TokenError as exc:
+                    raise TokenError(f"{self.description}: {exc}") from exc.__cause__
                 self.fetches += 1
                 self._token, self._expires_at = token, now + lifetime
             return self._token
@@ -206,18 +209,18 @@ def _command(login: OAuth2Login) -> tuple[Callable[[], Fetched], str]:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise TokenError(f"{description} did not finish within {settings.command_timeout:g}s") from exc
+            raise TokenError(f"did not finish within {settings.command_timeout:g}s") from exc
         except OSError as exc:
-            raise TokenError(f"cannot run {description}: {exc.strerror or exc}") from exc
+            raise TokenError(f"cannot run it: {exc.strerror or exc}") from exc
         stderr = _one_line(done.stderr.decode("utf-8", "replace"))[-500:]
         if done.returncode != 0:
-            raise TokenError(f"{description} exited with status {done.returncode}: {stderr or '(no stderr)'}")
+            raise TokenError(f"exited with status {done.returncode}: {stderr or '(no stderr)'}")
         lines = [line.strip() for line in done.stdout.decode("utf-8", "replace").splitlines()]
         token = next((line for line in lines if line), "")
         if not token:
-            raise TokenError(f"{description} printed no token{': ' + stderr if stderr else ''}")
+            raise TokenError(f"printed no token{': ' + stderr if stderr else ''}")
         if len(token.split()) > 1 or not token.isprintable():
-            raise TokenError(f"{description} printed more than a token on its first line")
+            raise TokenError("printed more than a token on its first line")
         return token, settings.token_lifetime
 
     return fetch, description

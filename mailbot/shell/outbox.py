@@ -25,6 +25,8 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import ConnectionUrl, OAuth2Login, tls_context
+from mailbot.core.compose import Withheld
+from mailbot.core.withheld import shrink, withheld_text
 from mailbot.core.workflow import OutboundStatus, next_outbound
 from mailbot.settings import SmtpSettings
 from mailbot.shell import models, store
@@ -39,6 +41,7 @@ class SendError(Exception):
     The errors of aiosmtplib and the OS are mapped to these once, here at the boundary:
 
         SendError                 the server refused this mail (4xx: later; 5xx: permanent)
+         +-- TooLarge             larger than the server takes (its SIZE, or a 552 reply)
          +-- ServerUnavailable    the server could not be reached or talked to, or the
               |                   outbox folder not written: sending as a whole is failing
               +-- LoginRefused    the server refused our login (password or OAuth2 token), or
@@ -49,6 +52,16 @@ class SendError(Exception):
         self.permanent = permanent
         self.code = code
         super().__init__(message)
+
+
+class TooLarge(SendError):
+    """The mail is larger than the server takes: over the SIZE of its EHLO (RFC 1870), checked
+    before sending, or refused with 552 (RFC 5321 s. 4.2.2). The outbox sends it again without
+    its files and with a note (core/withheld.py). `limit`: the server's SIZE; None: none named."""
+
+    def __init__(self, message: str, limit: int | None) -> None:
+        super().__init__(message, permanent=True, code=552)
+        self.limit = limit
 
 
 class ServerUnavailable(SendError):
@@ -128,26 +141,33 @@ class SmtpSender:
         try:
             token = await asyncio.to_thread(source.token)
         except TokenError as exc:
-            raise LoginRefused(f"{where}: no OAuth2 token from {source.description}: {exc}") from exc
+            raise LoginRefused(f"{where}: no OAuth2 token from {exc}") from exc
         sasl = base64.b64encode(f"user={login.user}\x01auth=Bearer {token}\x01\x01".encode())
         reply = await client.execute_command(b"AUTH", b"XOAUTH2", sasl)
         if reply.code == SMTPStatus.auth_continue:
             reply = await client.execute_command(b"")
         if reply.code != SMTPStatus.auth_successful:
             source.forget(token)
+            # The error aiosmtplib's own auth_xoauth2 raises: a refused login, by its type.
+            refusal = aiosmtplib.SMTPAuthenticationError(reply.code, reply.message)
             raise LoginRefused(
                 f"{where} refused the OAuth2 token from {source.description} for {login.user}: "
                 f"{reply.code} {reply.message}"
-            )
+            ) from refusal
 
     async def send(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
         await self.open()
         client = self.client
         assert client is not None
+        limit = server_size(client)
+        if limit is not None and len(raw) > limit:
+            raise TooLarge(f"{len(raw)} bytes, over the server's SIZE {limit}", limit)
         try:
             await self._transaction(client, mail_from, rcpt_to, raw)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(client)
+            if exc.code == SMTPStatus.storage_exceeded:  # 552 to MAIL (RFC 1870) or to DATA
+                raise TooLarge(f"SMTP {exc.code} {exc.message}", None) from exc
             raise SendError(
                 f"SMTP {exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code
             ) from exc
@@ -200,6 +220,13 @@ class SmtpSender:
         client, self.client = self.client, None
         if client is not None:
             await _close(client)
+
+
+def server_size(client: aiosmtplib.SMTP) -> int | None:
+    """The largest mail the server takes, from the SIZE of its EHLO (RFC 1870 s. 4); None when it
+    names none (no SIZE, or SIZE 0: no fixed maximum)."""
+    value = client.esmtp_extensions.get("size", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def idna_address(address: bytes) -> bytes | None:
@@ -351,6 +378,9 @@ class Claimed:
     rcpt_to: list[str]
     raw: bytes
     attempts: int
+    # Sent without files the server would not take with them: which, and why (see `_send`).
+    withheld: tuple[Withheld, ...] = ()
+    over: str = ""
 
 
 # What became of a claimed mail: None = accepted by the server; a SendError; or RELEASED, not
@@ -540,7 +570,7 @@ class Outbox:
                 attempts[mail.id] = RELEASED
                 continue
             try:
-                await sender.send(mail.mail_from, mail.rcpt_to, mail.raw)
+                await self._send(sender, mail)
             except SendError as exc:
                 attempts[mail.id] = exc
                 if not exc.permanent:
@@ -553,6 +583,21 @@ class Outbox:
                 # The server has it: say so before anything else can go wrong.
                 self.journal.record(mail.id)
         return down
+
+    @staticmethod
+    async def _send(sender: Sender, mail: Claimed) -> None:
+        """Send one mail. One larger than the server takes (TooLarge) goes again without the
+        largest of its files and with a note saying where they are, instead of becoming a dead
+        letter (#21 item 3); `mail` then holds what went out. Without files to leave out, or still
+        too large, it is refused as before."""
+        try:
+            await sender.send(mail.mail_from, mail.rcpt_to, mail.raw)
+        except TooLarge as exc:
+            smaller = await asyncio.to_thread(shrink, mail.raw, exc.limit)
+            if smaller is None or not smaller.withheld:
+                raise
+            await sender.send(mail.mail_from, mail.rcpt_to, smaller.raw)
+            mail.raw, mail.withheld, mail.over = smaller.raw, smaller.withheld, str(exc)
 
     def _settle(
         self, s: Session, claimed: list[Claimed], attempts: dict[int, Attempt], result: DrainResult
@@ -576,8 +621,13 @@ class Outbox:
                         "sent_at": now,
                         "last_error": "",
                         "attempts": tries,
+                        # Sent without some files: the archive keeps the mail as it went out.
+                        **({"raw": mail.raw} if mail.withheld else {}),
                     }
                 )
+                if mail.withheld:
+                    files = withheld_text(mail.withheld)
+                    history.append((mail, "files_withheld", f"{to}: {files} left out: {mail.over}"))
                 history.append((mail, "mail_sent", to))
                 result.sent += 1
                 continue
