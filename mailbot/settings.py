@@ -345,6 +345,10 @@ class LimitSettings(_Strict):
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_attachments: int = Field(default=50, ge=0)
     max_mime_depth: int = Field(default=10, ge=1)
+    # The largest mail mailbot composes with files in it: past it the largest files are left out
+    # and a note says where they are (core/withheld.py); the server's SIZE is checked at sending
+    # too. 10,240,000 bytes: Zimbra's and Postfix's default message size limit.
+    max_outgoing_bytes: int = Field(default=10_240_000, ge=10_000)
     # Automatic mail to one recipient per hour; past it mail is held back (DOMAIN.md s. 5).
     auto_replies_per_recipient_per_hour: int = Field(default=20, ge=1)
     # Loop guard per ticket: the same kind of automatic mail to the same person at most this many

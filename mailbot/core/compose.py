@@ -326,7 +326,9 @@ def file_part(att: OutgoingAttachment) -> Message:
     part.set_payload(att.data)
     encoders.encode_base64(part)
     name = clean_header_text(att.filename) or "lampiran.bin"
-    part.add_header("Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name))
+    part.add_header(
+        "Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name)
+    )
     return part
 
 

@@ -7,7 +7,6 @@ reason a person can act on, never an unhandled exception.
 
 from __future__ import annotations
 
-import base64
 import email.header
 import email.message
 import email.utils
@@ -23,6 +22,7 @@ import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
 from mailbot.core import feedparser_backport
+from mailbot.core.attachments import files_of
 from mailbot.core.fields import FIELDS, extract_fields, html_to_text, merge_fields
 from mailbot.core.quotes import strip_quotes
 
@@ -57,6 +57,8 @@ def _unreadable(reason: str, limit: str, size: int, allowed: int) -> UnreadableM
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file of the mail (core/attachments.py says which parts are files), by name and size."""
+
     filename: str
     content_type: str
     size: int
@@ -400,22 +402,9 @@ def _parse(raw: bytes, max_depth: int) -> InboundMessage:
     text = plain if html_text is None else html_text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
 
-    attachments = []
-    for att in mail.attachments:
-        payload = att.get("payload") or ""
-        size = len(payload)
-        if att.get("binary"):
-            try:
-                size = len(base64.b64decode(payload))
-            except (ValueError, TypeError):
-                size = len(payload)
-        attachments.append(
-            Attachment(
-                filename=clean_header_text(str(att.get("filename") or "")),
-                content_type=str(att.get("mail_content_type") or "application/octet-stream"),
-                size=size,
-            )
-        )
+    # The files as mailbot passes them on (core/attachments.py): pasted screenshots and inline
+    # files too, under the names the staff will see.
+    attachments = [Attachment(f.filename, f.content_type, len(f.data)) for f in files_of(msg)]
 
     message_ids = _message_ids(first("message-id"))
     parsed = InboundMessage(

@@ -3,8 +3,6 @@ applicant and to staff (relays, the assignment), and the history each of them ma
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,17 +12,18 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.core.attachments import files_of_raw, unique_name
 from mailbot.core.authz import level
-from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, build_mail, render, ticket_thread
+from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, render, ticket_thread
 from mailbot.core.fields import FIELDS
 from mailbot.core.masking import mask_number
 from mailbot.core.public_record import Person, PublicEntry, public_history, zone_name
 from mailbot.core.tokens import make_message_id, make_plain_message_id
+from mailbot.core.withheld import fit, withheld_text
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
-MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 
 
 class Replies:
@@ -188,15 +187,42 @@ class Replies:
     def _queue(
         self, session: Session, spec: MailSpec, kind: str, ticket: models.Ticket | None, now: datetime
     ) -> Envelope:
-        """Compose a mail from our address and write it into the outbox."""
-        envelope = build_mail(
+        """Compose a mail from our address and write it into the outbox. With files that would make
+        it larger than limits.max_outgoing_bytes, the largest are left out and a note says where
+        they are (core/withheld.py); the ticket's history says so."""
+        limit = self.config.settings.limits.max_outgoing_bytes
+        envelope = fit(
             spec,
+            max_bytes=limit,
             from_addr=self.config.service.address,
             from_name=self.config.service.name,
             instance_id=self.config.instance_id,
             now=now.astimezone(self.tz),  # the Date header in the office's zone (+0700, +0800, +0900)
+            office=self.config.templates_dir,
         )
         store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
+        if envelope.withheld:
+            files = withheld_text(envelope.withheld)
+            detail = f"{kind} → {spec.to_addr}: {files} left out, over {limit} bytes"
+            # The log names no file (a name can carry a person's name or number).
+            number = ticket.number if ticket else "-"
+            log.warning(
+                "%s: %d file(s) left out, over %d bytes (ticket %s)",
+                kind,
+                len(envelope.withheld),
+                limit,
+                number,
+            )
+            if ticket is not None:
+                store.record_event(
+                    session,
+                    ticket,
+                    "files_withheld",
+                    actor="system",
+                    now=now,
+                    detail=detail,
+                    data={"files": [w.filename for w in envelope.withheld], "limit": limit},
+                )
         return envelope
 
     def send_to_applicant(
@@ -356,9 +382,10 @@ class Replies:
             session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
+        names: set[str] = set()  # one name per file across the applicant's mails
         for m in inbound:
             if m.from_addr == ticket.applicant_email:
-                files += attachments_of(m.raw)
+                files += attachments_of(m.raw, names)
         ctx = {
             **self.context(ticket, profile),
             "assignee": target,
@@ -381,22 +408,13 @@ class Replies:
         )
 
 
-def attachments_of(raw: bytes) -> tuple[OutgoingAttachment, ...]:
-    """The attached files of a stored mail, to pass along (bounded in size)."""
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception:  # a mail we stored is readable; if not, there is nothing to pass on
-        return ()
-    files: list[OutgoingAttachment] = []
-    total = 0
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() != "attachment":
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        total += len(data)
-        if total > MAX_ATTACHMENT_BYTES:
-            break
-        files.append(OutgoingAttachment(part.get_filename() or "lampiran.bin", part.get_content_type(), data))
-    return tuple(files)
+def attachments_of(raw: bytes, taken: set[str] | None = None) -> tuple[OutgoingAttachment, ...]:
+    """The files of a stored mail to pass along: attached, pasted and inline ones alike
+    (core/attachments.py says which parts are files). With `taken`, the names already used in
+    the same mail (lower-case), a repeated name gets a number (image.png, image-2.png). Their
+    size is not bounded here: a mail over limits.max_outgoing_bytes leaves the largest out
+    with a note (core/withheld.py), instead of dropping files unsaid."""
+    taken = set() if taken is None else taken
+    return tuple(
+        OutgoingAttachment(unique_name(f.filename, taken), f.content_type, f.data) for f in files_of_raw(raw)
+    )
