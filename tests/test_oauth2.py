@@ -5,6 +5,7 @@ token-introspection endpoint, an aiosmtpd that takes only XOAUTH2, and the three
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from mailbot.app import create_app
 from mailbot.config import OAuth2Login, load_config
 from mailbot.core.workflow import OutboundStatus
-from mailbot.settings import OAuth2Settings
+from mailbot.settings import ConfigError, OAuth2Settings
 from mailbot.shell import models
 from mailbot.shell.mailbox import MailboxError
 from mailbot.shell.mailbox.imap import ImapSource
@@ -378,3 +379,234 @@ def test_a_command_that_hangs_or_is_missing_is_reported(tmp_path) -> None:
     missing = OAuth2Settings(command=str(tmp_path / "no-such-program"))
     with pytest.raises(TokenError, match="cannot run it: No such file or directory"):
         make_source(OAuth2Login(user="u@example.go.id", settings=missing)).token()
+
+
+# --- the providers, against local token endpoints ------------------------------------------------
+
+
+def _provider_config(tmp_path: Path, account: ImapAccount, smtp: SmtpServer, table: str) -> Path:
+    """mailbox and smtp log in as the account with the same provider table."""
+    return write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_extra=f'auth = "xoauth2"\n[mailbox.oauth2]\n{table}',
+        smtp_extra=f'auth = "xoauth2"\n[smtp.oauth2]\n{table}',
+        **_urls(account, smtp),
+    )
+
+
+def _login_and_send(path: Path) -> None:
+    config = load_config(path)
+    source = ImapSource(config.mailbox, config.settings.mailbox)
+    source.connect()
+    source.close()
+    asyncio.run(_open_and_close(SmtpSender(config.smtp, config.settings.smtp)))
+
+
+@pytest.fixture
+def local_https(token_server: TokenServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests (under msal) trusts the token server's certificate, as an office behind a
+    TLS-inspecting proxy trusts its CA, and goes to loopback directly."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(token_server.ca_file))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.mark.imap
+@pytest.mark.usefixtures("local_https")
+def test_microsoft_client_credentials_through_msal(
+    account, xsmtp, token_server, tmp_path, monkeypatch
+) -> None:
+    tenant, client, secret = secrets.token_hex(4), secrets.token_hex(8), secrets.token_urlsafe(16)
+    token_server.clients[(tenant, client)] = (secret, account.user)
+    # The variables' names are the office's choice.
+    monkeypatch.setenv("M365_TENANT", tenant)
+    monkeypatch.setenv("M365_CLIENT", client)
+    monkeypatch.setenv("M365_SECRET", secret)
+    table = (
+        f'provider = "microsoft"\nauthority = "{token_server.microsoft_authority}"\n'
+        'tenant_id_env = "M365_TENANT"\nclient_id_env = "M365_CLIENT"\nclient_secret_env = "M365_SECRET"\n'
+    )
+    path = _provider_config(tmp_path, account, xsmtp, table)
+
+    _login_and_send(path)
+
+    grants = [g for g in token_server.grants if g.get("client_id") == client]
+    assert len(grants) == 1  # one token for IMAP and SMTP
+    assert grants[0]["grant_type"] == "client_credentials"
+    assert grants[0]["scope"].split() == ["https://outlook.office365.com/.default"]
+    assert grants[0]["path"] == f"/{tenant}/oauth2/v2.0/token"
+    assert xsmtp.handler.logins == [account.user]
+
+    monkeypatch.setenv("M365_SECRET", "expired-secret")
+    config = load_config(path)
+    with pytest.raises(MailboxError) as caught:
+        ImapSource(config.mailbox, config.settings.mailbox).connect()
+    assert str(caught.value).startswith(
+        f"IMAP 127.0.0.1:{account.port}: no OAuth2 token from provider microsoft "
+        f"(tenant {tenant}, client {client}): {token_server.microsoft_authority}/{tenant}: "
+        "invalid_client: AADSTS7000215: Invalid client secret provided."
+    )
+    assert "expired-secret" not in str(caught.value) and "expired-secret" not in repr(config.mailbox)
+
+
+def test_microsoft_without_its_secrets_names_the_variables(tmp_path, monkeypatch) -> None:
+    for name in ("MAILBOT_OAUTH2_TENANT_ID", "MAILBOT_OAUTH2_CLIENT_ID", "MAILBOT_OAUTH2_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MAILBOT_OAUTH2_TENANT_ID", "contoso")
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url="imaps://konsultasi%40contoso.example@outlook.office365.com/INBOX",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        mailbox_extra='auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "microsoft"\n',
+    )
+    login = load_config(path).mailbox.oauth2
+    assert login is not None and login.tenant_id == "contoso"
+    with pytest.raises(TokenError) as caught:
+        make_source(login).token()  # before any network: nothing to ask with
+    assert str(caught.value) == (
+        "provider microsoft (tenant contoso, client ?): $MAILBOT_OAUTH2_CLIENT_ID and "
+        "$MAILBOT_OAUTH2_CLIENT_SECRET not set (named by mailbox.oauth2.*_env)"
+    )
+
+
+def _service_account_key(token_server: TokenServer, directory: Path, users: set[str]) -> Path:
+    """A service account's JSON key as the Google Cloud console writes it, its token_uri the
+    local server's; the server knows its public key and whom it may act for (domain-wide
+    delegation)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = f"mailbot-{secrets.token_hex(3)}@kantor-123.iam.gserviceaccount.com"
+    token_server.service_accounts[email] = (key.public_key(), users)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path = directory / "service-account.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "kantor-123",
+                "private_key_id": secrets.token_hex(20),
+                "private_key": pem,
+                "client_email": email,
+                "client_id": "1" + "0" * 20,
+                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                "token_uri": token_server.google_token_uri,
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.imap
+def test_google_service_account_with_domain_wide_delegation(
+    oauth2_dovecot, account, xsmtp, token_server, tmp_path
+) -> None:
+    key_file = _service_account_key(token_server, tmp_path, {account.user})
+    table = 'provider = "google"\nkey_file = "service-account.json"\n'  # relative to the config
+    path = _provider_config(tmp_path, account, xsmtp, table)
+
+    _login_and_send(path)
+
+    assert xsmtp.handler.logins == [account.user]
+    grants = [g for g in token_server.grants if g["path"] == "/google/token"]
+    assert grants[-1]["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+    # A mailbox the service account was not delegated for: Google's refusal, named.
+    other = oauth2_dovecot.new_account()
+    (tmp_path / "other").mkdir()
+    absolute = f'provider = "google"\nkey_file = "{key_file}"\n'
+    config = load_config(_provider_config(tmp_path / "other", other, xsmtp, absolute))
+    with pytest.raises(MailboxError) as caught:
+        ImapSource(config.mailbox, config.settings.mailbox).connect()
+    assert str(caught.value).startswith(
+        f"IMAP 127.0.0.1:{other.port}: no OAuth2 token from provider google "
+        f"(service account key {key_file}, as {other.user}): unauthorized_client: Client is unauthorized"
+    )
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mailbox_extra", "key", "message"),
+    [
+        ('auth = "xoauth2"', "mailbox", 'auth = "xoauth2" needs an oauth2 table'),
+        ('[mailbox.oauth2]\ncommand = "get-token"', "mailbox", "used only with auth"),
+        (
+            'auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "microsoft"\ncommand = "get-token"',
+            "mailbox.oauth2",
+            "set either provider",
+        ),
+        ('auth = "xoauth2"\n[mailbox.oauth2]', "mailbox.oauth2", "set either provider"),
+        ('auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "google"', "mailbox.oauth2", "needs key_file"),
+        ('auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "yahoo"', "mailbox.oauth2.provider", "'microsoft'"),
+        (
+            'auth = "xoauth2"\n[mailbox.oauth2]\ncommand = "t"\ntoken_lifetime = 300',
+            "mailbox.oauth2",
+            "token_lifetime must be longer than refresh_margin",
+        ),
+        # Secrets never sit in the file: only the names of the variables that hold them.
+        (
+            'auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "microsoft"\nclient_secret = "s3cret"',
+            "mailbox.oauth2.client_secret",
+            "unknown key",
+        ),
+    ],
+)
+def test_oauth2_settings_problems_name_their_key(tmp_path, mailbox_extra, key, message) -> None:
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url="imaps://konsultasi%40kantor.go.id@mail.kantor.go.id/INBOX",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        mailbox_extra=mailbox_extra,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert any(k == key and message in m for k, m in caught.value.problems), caught.value.problems
+
+
+def test_xoauth2_needs_the_mailbox_address_as_the_urls_user(tmp_path) -> None:
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url="smtp+starttls://smtp.office365.com:587",
+        smtp_extra='auth = "xoauth2"\n[smtp.oauth2]\ncommand = "get-token"',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        ("smtp.url", 'auth = "xoauth2" needs the mailbox address as the URL\'s user')
+    ]
+
+
+def test_the_login_carries_the_environments_secrets_and_the_resolved_key_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MAILBOT_OAUTH2_TENANT_ID", "contoso-tenant")
+    monkeypatch.setenv("MAILBOT_OAUTH2_CLIENT_ID", "app-id")
+    monkeypatch.setenv("MAILBOT_OAUTH2_CLIENT_SECRET", "s3cret-value")
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url="imaps://konsultasi%40contoso.example@outlook.office365.com/INBOX",
+        smtp_url="smtp+starttls://konsultasi%40kantor.go.id@smtp.gmail.com:587",
+        mailbox_extra='auth = "xoauth2"\n[mailbox.oauth2]\nprovider = "microsoft"',
+        smtp_extra='auth = "xoauth2"\n[smtp.oauth2]\nprovider = "google"\nkey_file = "keys/sa.json"',
+    )
+    config = load_config(path)
+    mailbox, smtp = config.mailbox.oauth2, config.smtp.oauth2
+    assert mailbox is not None and smtp is not None
+    assert (mailbox.user, mailbox.tenant_id, mailbox.client_id) == (
+        "konsultasi@contoso.example",
+        "contoso-tenant",
+        "app-id",
+    )
+    assert mailbox.client_secret == "s3cret-value" and "s3cret-value" not in repr(config)
+    assert smtp.user == "konsultasi@kantor.go.id" and smtp.key_file == tmp_path / "keys" / "sa.json"
+    assert smtp.client_secret == ""  # the Microsoft variables are read for Microsoft only
+    assert make_source(mailbox).description == "provider microsoft (tenant contoso-tenant, client app-id)"
