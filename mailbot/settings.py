@@ -363,10 +363,16 @@ class LimitSettings(_Strict):
     new_tickets_per_sender_per_day: int = Field(default=20, ge=0)
 
 
+# The roles of the staff directory. "records": the Tata Usaha (TU) that receives a step's report
+# and archives it (SOP 001's TU Itwil of the applicant's region).
+Role = Literal["secretariat", "head", "subhead", "consultant", "vendor", "records"]
+RouteKey = Literal["region", "unit", "field"]
+
+
 class StaffMember(_Strict):
     name: str
     emails: list[EmailAddress] = Field(min_length=1)
-    role: Literal["secretariat", "head", "subhead", "consultant", "vendor"]
+    role: Role
     aliases: list[str] = []
     nip: str = ""
     position: str = ""
@@ -404,27 +410,29 @@ def _check_duration(value: str) -> str:
 class Step(_Strict):
     id: str
     title: str
-    actor: Literal["applicant", "secretariat", "head", "subhead", "consultant", "vendor", "system"]
+    actor: Literal["applicant", "system"] | Role
     duration: Annotated[str, AfterValidator(_check_duration)]
     # "sop": as the duration reads (minutes, hours and days in office hours; "1 x 24 jam" on the
     # wall clock); "wall" or "working" where the SOP says so in other words.
     clock: Clock = "sop"
+    # A step after the answer (`after_answer`) whose output is a report: the actor sends it with
+    # REPORT / LAPORAN and it goes to these roles (SOP 001 step 4: the customer service's report
+    # to the TU of the applicant's region). A step without it is done with ARCHIVE / ARSIP.
+    report_to: list[Role] = []
 
     @property
     def deadline(self) -> Duration:
         return parse_duration(self.duration).on(self.clock)
 
 
-Role = Literal["secretariat", "head", "subhead", "consultant", "vendor"]
-
-
 class Route(_Strict):
     """A routing rule: when `match` (a case-insensitive regex) finds the applicant's work unit
-    (route_by = "region" or "unit") or the question and subject (route_by = "field"), the
-    ticket goes to the staff whose region / field is `to`."""
+    (by = "region" or "unit") or the question and subject (by = "field"), the ticket goes to the
+    staff whose region / field is `to`. `by` may be left out when the profile routes one way."""
 
     match: str
     to: str
+    by: RouteKey | None = None
 
     @field_validator("match")
     @classmethod
@@ -463,8 +471,10 @@ class Profile(_Strict):
     vendors: bool = False
     # Tell the applicant who handles the ticket once it is assigned.
     notify_applicant_on_assign: bool = True
-    # Routing of a new ticket by the applicant's region / work unit or the question's field.
-    route_by: Literal["none", "region", "unit", "field"] = "none"
+    # Routing of a new ticket by the applicant's region / work unit and/or the question's field:
+    # "field", "region", or a list (SOP 001: ["field", "region"], the consultant of the matching
+    # field or of the applicant's region). "none" or [] routes nothing.
+    route_by: list[RouteKey] = []
     routes: list[Route] = []
     # Assign the routed person directly instead of suggesting them (SOP 001's customer service).
     auto_assign_routed: bool = False
@@ -497,6 +507,10 @@ class Profile(_Strict):
     # In state `assigned`, the step by the role of the person the ticket is assigned to
     # (SOP 004: subhead = the Inspektur Pembantu's step, consultant = the auditor's).
     role_steps: dict[Role, str] = {}
+    # Steps after the answer, one after another, each with its own clock from the end of the one
+    # before (the first from the answer): SOP 001 steps 4-5, the customer service's report to the
+    # TU of the applicant's region, then the TU's archiving. Done with REPORT / ARCHIVE.
+    after_answer: list[str] = []
     # The person responsible is reminded when this share of a step's time has passed.
     remind_at: float = Field(default=0.75, gt=0, lt=1)
     # Applicants who have not returned the survey are reminded, then the ticket closes without it.
@@ -523,13 +537,40 @@ class Profile(_Strict):
             raise ValueError('require_authentication with authserv = "header" needs authserv_id')
         return self
 
+    @field_validator("route_by", mode="before")
+    @classmethod
+    def _route_by_list(cls, value: Any) -> Any:
+        if value == "none":
+            return []
+        return [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _role_steps_known(self) -> Profile:
         ids = {s.id for s in self.steps}
-        unknown = sorted(v for v in self.role_steps.values() if v not in ids)
-        if unknown:
-            raise ValueError(f"role_steps names steps that are not in [[steps]]: {', '.join(unknown)}")
+        for key, named in (("role_steps", self.role_steps.values()), ("after_answer", self.after_answer)):
+            unknown = sorted(v for v in named if v not in ids)
+            if unknown:
+                raise ValueError(f"{key} names steps that are not in [[steps]]: {', '.join(unknown)}")
+        for step in self.steps:
+            if step.id in self.after_answer and step.actor in ("applicant", "system", "vendor"):
+                raise ValueError(f"after_answer step {step.id!r}: its actor must be a staff role")
         return self
+
+    @model_validator(mode="after")
+    def _routes_say_how(self) -> Profile:
+        for n, route in enumerate(self.routes, 1):
+            if route.by is None and len(self.route_by) != 1:
+                raise ValueError(
+                    f'routes[{n}] ({route.to!r}): say by = "field" or "region" when route_by is '
+                    f"{self.route_by or 'none'}"
+                )
+            if route.by is not None and route.by not in self.route_by:
+                raise ValueError(f"routes[{n}] ({route.to!r}): by = {route.by!r} is not in route_by")
+        return self
+
+    def route_key(self, route: Route) -> RouteKey:
+        """What a routing rule looks at: its own `by`, else the profile's one way."""
+        return route.by or self.route_by[0]
 
     def number_pattern(self) -> re.Pattern[str]:
         """A regex that finds this profile's ticket numbers in a subject line."""

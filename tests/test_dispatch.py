@@ -29,8 +29,27 @@ from tests.desk import (
     with_attachment,
 )
 
+TU1 = "tu.itwil1@itjen.example.go.id"
+TU2 = "tu.itwil2@itjen.example.go.id"
+# tests.desk's people and the TU of two regions (SOP 001's TU Itwil).
+MORE_STAFF = f"""
+[[staff]]
+name = "TU Itwil I"
+emails = ["{TU1}"]
+role = "records"
+region = "Wilayah I"
 
-def _profile_desk(make_app, sqlite_url, tmp_path, profile: str, extra_profile: str = "") -> Desk:
+[[staff]]
+name = "TU Itwil II"
+emails = ["{TU2}"]
+role = "records"
+region = "Wilayah II"
+"""
+
+
+def _profile_desk(
+    make_app, sqlite_url, tmp_path, profile: str, extra_profile: str = "", staff: str = STAFF
+) -> Desk:
     profiles = PROFILES
     if extra_profile:
         profiles = tmp_path / "profiles"
@@ -48,7 +67,7 @@ def _profile_desk(make_app, sqlite_url, tmp_path, profile: str, extra_profile: s
         database_url=sqlite_url,
         mailbox_url=f"maildir://{tmp_path / 'md'}",
         smtp_url=f"file://{tmp_path / 'out'}",
-        staff=STAFF,
+        staff=staff,
         profile=profile,
         profiles_dir=profiles,
     )
@@ -376,6 +395,80 @@ def test_sop_001_auto_assign_by_field(make_app, sqlite_url, tmp_path) -> None:
     ticket = desk.ticket()
     assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI2
     assert desk.outbox(BUDI2, "assign")
+
+
+def _with_unit(unit: str, question: str = "") -> bytes:
+    body = request_mail().decode().split("\r\n\r\n", 1)[1]
+    body = body.replace("Biro Perencanaan, Kementerian Desa PDTT", unit)
+    if question:
+        body = body.replace("Bagaimana tata cara penyusunan Analisis Beban Kerja", question)
+    return request_mail(body=body)
+
+
+def test_sop_001_routes_by_field_or_region(make_app, sqlite_url, tmp_path) -> None:
+    """SOP 001 step 2: the consultant of the question's field or of the applicant's region; the one
+    who matches both first, and assigned directly only when one person is the best match."""
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-001", "auto_assign_routed = true\n")
+    # Region only (Jawa Timur: Wilayah II): Budi Hartono.
+    desk.deliver(_with_unit("Kantor Wilayah Kementerian Hukum dan HAM Jawa Timur"))
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI2
+    # Field (kepegawaian: Budi Santoso) and region (Aceh: Wilayah I, Budi Santoso too): him.
+    desk.deliver(_with_unit("Kanwil Kemenkumham Aceh", "Bagaimana prosedur mutasi kepegawaian"))
+    assert desk.ticket().assignee_email == BUDI
+    # Field kepegawaian (Budi Santoso) and region Wilayah II (Budi Hartono): two people match one
+    # key each; nobody is assigned, both are suggested to the customer service.
+    desk.deliver(_with_unit("Kanwil Kemenkumham Jawa Timur", "Bagaimana prosedur mutasi kepegawaian"))
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW and ticket.assignee_email is None
+    assert "ASSIGN Budi Santoso" in text_of(desk.last(SECRETARIAT, "notify"))
+    with desk.app.sessions() as session:
+        routed = [e for e in session.get(models.Ticket, ticket.id).events if e.kind == "routed"]
+        assert routed[0].data == {"field": "kepegawaian", "region": "Wilayah II"}
+
+
+def test_sop_001_report_to_the_tu_of_the_region_and_archiving(make_app, sqlite_url, tmp_path) -> None:
+    """SOP 001 steps 4-5: after the answer the customer service reports (LAPORAN) to the TU of the
+    applicant's region, who archives it (ARSIP); only the step's own role and verb count."""
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-001", staff=STAFF + MORE_STAFF)
+    desk.deliver(_with_unit("Kantor Wilayah Kementerian Hukum dan HAM Jawa Timur"))
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "ARSIP")
+    assert "tidak ada tahap laporan atau pengarsipan" in text_of(desk.last(SECRETARIAT, "transcript"))
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "ASSIGN Budi Hartono")
+    assignment = desk.last(BUDI2, "assign")
+    desk.reply(assignment, BUDI2, "Pengadaan di bawah Rp200 juta dapat melalui pengadaan langsung.")
+    assert desk.ticket().state is State.ANSWERED
+    task = desk.last(SECRETARIAT, "record_step")
+    text = " ".join(text_of(task).split())
+    assert "Tahap: Customer service membuat laporan" in text and "LAPORAN pada baris pertama" in text
+    assert "pengadaan langsung" in text  # the answer, to report on
+    assert not desk.outbox(TU1) and not desk.outbox(TU2)
+    # The consultant is not the customer service; ARSIP is not the report step's verb.
+    desk.reply(assignment, BUDI2, "LAPORAN\nsudah")
+    assert "bukan tugas peran Bapak/Ibu" in text_of(desk.last(BUDI2, "transcript"))
+    desk.reply(task, SECRETARIAT, "ARSIP")
+    assert "diselesaikan dengan LAPORAN" in text_of(desk.last(SECRETARIAT, "transcript"))
+    desk.reply(task, SECRETARIAT, "LAPORAN")
+    assert "tulis isi laporan" in text_of(desk.last(SECRETARIAT, "transcript"))
+    desk.reply(task, SECRETARIAT, "LAPORAN\nKonsultasi pengadaan langsung telah dijawab konsultan.")
+    assert "dikirim kepada TU Itwil II" in text_of(desk.last(SECRETARIAT, "transcript"))
+    assert not desk.outbox(TU1)
+    report = desk.last(TU2, "record_step")
+    text = " ".join(text_of(report).split())
+    assert report.subject.startswith("[KONS-ITJ-2026-00001] Laporan layanan konsultasi")
+    assert "Yth. TU Itwil II," in text_of(report) and "telah dijawab konsultan" in text
+    assert "ARSIP pada baris pertama" in text and "1/2 hari kerja" in text
+    desk.reply(report, TU2, "Arsip")
+    assert 'tahap "TU wilayah menerima dan mengarsipkan dokumen layanan" dicatat selesai' in " ".join(
+        text_of(desk.last(TU2, "transcript")).split()
+    )
+    with desk.app.sessions() as session:
+        ticket = session.get(models.Ticket, desk.ticket().id)
+        assert [e.data["step"] for e in ticket.events if e.kind == "step_done"] == ["report", "archive"]
+        assert desk.app.clocks.after_answer(ticket) is None
+    # The applicant read none of it.
+    for mail in desk.outbox(APPLICANT):
+        assert "LAPORAN" not in text_of(mail) and "ARSIP" not in text_of(mail)
 
 
 def test_authentication_results_required(make_app, sqlite_url, tmp_path) -> None:

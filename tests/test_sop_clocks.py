@@ -25,6 +25,27 @@ WIB = ZoneInfo("Asia/Jakarta")
 WIT = ZoneInfo("Asia/Jayapura")
 
 
+TU1 = "tu.itwil1@itjen.example.go.id"
+TU2 = "tu.itwil2@itjen.example.go.id"
+# The directory of the walks: tests.desk's people, and the TU of two regions (SOP 001).
+WALK_STAFF = (
+    STAFF
+    + f"""
+[[staff]]
+name = "TU Itwil I"
+emails = ["{TU1}"]
+role = "records"
+region = "Wilayah I"
+
+[[staff]]
+name = "TU Itwil II"
+emails = ["{TU2}"]
+role = "records"
+region = "Wilayah II"
+"""
+)
+
+
 @dataclass(frozen=True)
 class Do:
     """At `at` (office time), `sender` answers the last mail of `kind` to them with `text`
@@ -36,6 +57,8 @@ class Do:
     text: str
     step: str
     due: tuple[int, ...] | None
+    # The step after the answer that runs then (SOP 001's report and archiving), and its due time.
+    after: tuple[str, tuple[int, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,7 @@ class Walk:
     # (kind, recipient, office time it is queued): every reminder and escalation of the walk.
     notices: list[tuple[str, str, tuple[int, ...]]]
     late: bool  # the period report's view: some step escalated
+    unit: str = ""  # the applicant's work unit, when the walk routes by region
 
 
 WALKS = [
@@ -68,7 +92,10 @@ WALKS = [
         ],
         True,
     ),
-    # SOP 001, WIB, across the midday break: 2 office hours from Monday 11:00 end at 14:00.
+    # SOP 001, WIB, across the midday break: 2 office hours from Monday 11:00 end at 14:00. After
+    # the answer the customer service's report (1 hari) and the TU's archiving (1/2 hari: half of
+    # a working day's 7.5 office hours) run one after the other, each on its own clock; the report
+    # goes to the TU of the applicant's region (Jawa Timur: Wilayah II).
     Walk(
         "sop-001",
         WIB,
@@ -82,16 +109,85 @@ WALKS = [
                 "review",
                 (2026, 11, 17, 13, 50),
             ),
-            Do((2026, 11, 17, 11, 0), BUDI, "assign", "ANSWER\nJawaban konsultan.", "", None),
+            Do(
+                (2026, 11, 17, 11, 0),
+                BUDI,
+                "assign",
+                "ANSWER\nJawaban konsultan.",
+                "",
+                None,
+                ("report", (2026, 11, 18, 11, 0)),
+            ),
+            Do(
+                (2026, 11, 18, 10, 0),
+                SECRETARIAT,
+                "record_step",
+                "LAPORAN\nKonsultasi ABK telah dijawab konsultan bidang kepegawaian.",
+                "",
+                None,
+                ("archive", (2026, 11, 18, 14, 45)),
+            ),
+            Do((2026, 11, 18, 14, 0), TU2, "record_step", "ARSIP", "", None),
         ],
-        (2026, 11, 18, 12, 0),
+        (2026, 11, 19, 12, 0),
         [
             # 75 % of 2 office hours = 90 minutes from 11:00: an hour before the break, 30 after it.
             ("reminder", SECRETARIAT, (2026, 11, 16, 13, 30)),
             # 75 % of a working day (5 h 37.5 min) from Monday 13:50; answered at 11:00, in time.
             ("reminder", BUDI, (2026, 11, 17, 10, 57, 30)),
+            # The report: 75 % of a working day from Tuesday 11:00.
+            ("reminder", SECRETARIAT, (2026, 11, 18, 9, 7, 30)),
+            # The archiving: 75 % of 3 h 45 min from Wednesday 10:00, across the break.
+            ("reminder", TU2, (2026, 11, 18, 13, 48, 45)),
         ],
         False,
+        unit="Kantor Wilayah Kementerian Hukum dan HAM Jawa Timur",
+    ),
+    # SOP 001, WIB, the steps after the answer across cuti bersama (24 December 2026), Christmas
+    # and a weekend: the report is due on Monday 28 December and escalated then; the archiving
+    # goes to the TU of Wilayah I (Aceh).
+    Walk(
+        "sop-001",
+        WIB,
+        [
+            Do((2026, 12, 23, 8, 0), None, "", "", "assign", (2026, 12, 23, 10, 0)),
+            Do(
+                (2026, 12, 23, 8, 30),
+                SECRETARIAT,
+                "notify",
+                "ASSIGN Budi Santoso",
+                "review",
+                (2026, 12, 28, 8, 30),
+            ),
+            Do(
+                (2026, 12, 23, 15, 0),
+                BUDI,
+                "assign",
+                "Jawaban konsultan.",
+                "",
+                None,
+                ("report", (2026, 12, 28, 15, 0)),
+            ),
+            Do(
+                (2026, 12, 29, 8, 0),
+                SECRETARIAT,
+                "record_step",
+                "LAPORAN\nLaporan layanan konsultasi.",
+                "",
+                None,
+                ("archive", (2026, 12, 29, 11, 45)),
+            ),
+            Do((2026, 12, 29, 11, 0), TU1, "record_step", "arsip", "", None),
+        ],
+        (2026, 12, 30, 12, 0),
+        [
+            ("reminder", SECRETARIAT, (2026, 12, 28, 13, 7, 30)),  # 1 h on the 23rd, 4 h 37.5 min on the 28th
+            ("escalation", HEAD, (2026, 12, 28, 15, 0)),
+            ("escalation", HEAD2, (2026, 12, 28, 15, 0)),
+            ("reminder", TU1, (2026, 12, 29, 10, 48, 45)),
+        ],
+        True,
+        unit="Kantor Wilayah Kementerian Hukum dan HAM Aceh",
     ),
     # SOP 004, WIT (Asia/Jayapura), a Friday afternoon: Friday closes at 16:30, the Irban's hour
     # ends on Monday; the auditor's own 1 – 2 hours start at the ASSIGN that names the auditor.
@@ -214,12 +310,19 @@ def _app(tmp_path: Path, clock: Clock, profile: str, tz: ZoneInfo) -> App:
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         mailbox_url=f"maildir://{tmp_path / 'md'}",
         smtp_url=f"file://{tmp_path / 'out'}",
-        staff=STAFF,
+        staff=WALK_STAFF,
         profile=profile,
         daily_digest=False,
     )
     path.write_text(path.read_text().replace('timezone = "Asia/Jakarta"', f'timezone = "{tz.key}"'))
     return create_app(load_config(path), clock=clock)
+
+
+def _request(unit: str) -> bytes:
+    if not unit:
+        return request_mail()
+    body = request_mail().decode().split("\r\n\r\n", 1)[1]
+    return request_mail(body=body.replace("Biro Perencanaan, Kementerian Desa PDTT", unit))
 
 
 def _sweep_until(desk: Desk, clock: Clock, until: datetime) -> None:
@@ -250,12 +353,17 @@ def test_walk_through_the_steps(walk: Walk, tmp_path: Path, clock: Clock) -> Non
         for do in walk.actions:
             _sweep_until(desk, clock, local(do.at))
             if do.sender is None:
-                desk.deliver(request_mail())
+                desk.deliver(_request(walk.unit))
             else:
                 desk.reply(desk.last(do.sender, do.kind), do.sender, do.text)
             ticket = desk.ticket()
             assert ticket.step == do.step, (do, ticket.state)
             assert ticket.due_at == (local(do.due) if do.due else None), (do.step, ticket.due_at)
+            with app.sessions() as s:
+                after = app.clocks.after_answer(s.get(models.Ticket, ticket.id))
+                got_after = (after.step, after.due_at) if after else None
+            want_after = (do.after[0], local(do.after[1])) if do.after else None
+            assert got_after == want_after, do
         _sweep_until(desk, clock, local(walk.until))
 
         notices = [m for m in desk.outbox() if m.kind in ("reminder", "escalation")]

@@ -198,6 +198,8 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.ANSWER: "answer_not_allowed",
         Verb.FORWARD: "no_vendors_in_profile",
         Verb.NORMATIVE: "normative_not_allowed",
+        Verb.REPORT: "no_step_running",  # no step after the answer runs on this ticket
+        Verb.ARCHIVE: "no_step_running",
     },
     "secretariat": dict.fromkeys(Verb, _OK)
     | {
@@ -205,6 +207,8 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.FORWARD: "no_vendors_in_profile",
         Verb.ASSIGN: "role_cannot_assign",
         Verb.NORMATIVE: "normative_not_allowed",  # SOP 004 has no normative answers
+        Verb.REPORT: "no_step_running",
+        Verb.ARCHIVE: "no_step_running",
     },
     "subhead_assignee": dict.fromkeys(Verb, "role_lead_only")
     | {
@@ -217,6 +221,8 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.REQUEST_INFO: _OK,
         Verb.FORWARD: "no_vendors_in_profile",
         Verb.NORMATIVE: "normative_not_allowed",
+        Verb.REPORT: "no_step_running",
+        Verb.ARCHIVE: "no_step_running",
     },
     "consultant_other": dict.fromkeys(Verb, "role_lead_only")
     | {
@@ -229,6 +235,8 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.REQUEST_INFO: "not_your_ticket",
         Verb.FORWARD: "not_your_ticket",
         Verb.NORMATIVE: "normative_not_allowed",
+        Verb.REPORT: "no_step_running",
+        Verb.ARCHIVE: "no_step_running",
     },
     "vendor": dict.fromkeys(Verb, "vendor_reports_only"),
 }

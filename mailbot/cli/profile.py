@@ -20,6 +20,9 @@ def profile_rows(profile: Profile) -> list[dict[str, Any]]:
         runs.setdefault(step, []).append(state)
     for role, step in profile.role_steps.items():
         runs.setdefault(step, []).append(f"assigned ({role})")
+    for n, step in enumerate(profile.after_answer):
+        before = "the answer" if n == 0 else profile.after_answer[n - 1]
+        runs.setdefault(step, []).append(f"answered, closed (after {before})")
     return [
         {
             "step": s.id,

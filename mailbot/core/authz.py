@@ -35,6 +35,8 @@ class Standing(enum.StrEnum):
 #   "open"       only while the ticket is open (a done ticket is not extended or flagged);
 #   "sec_answer" the secretariat of a profile whose secretariat answers (SOP 000).
 #   "normative"  the secretariat of a profile where it answers normative questions itself (SOP 000).
+#   "step"       a step after the answer is running and the sender has its actor's role (SOP 001:
+#                the customer service REPORTs, the TU ARCHIVEs); the verb must be the step's own.
 # State changes are checked once more against the workflow's transition table.
 _LEAD, _ASSIGNEE, _STAFF = Standing.LEAD, Standing.ASSIGNEE, Standing.STAFF
 AUTHZ: dict[Verb, dict[Standing, str]] = {
@@ -52,6 +54,8 @@ AUTHZ: dict[Verb, dict[Standing, str]] = {
     Verb.REQUEST_INFO: {_LEAD: "yes", _ASSIGNEE: "yes"},
     Verb.ANSWER: {_ASSIGNEE: "yes", _LEAD: "sec_answer", _STAFF: "sec_answer"},
     Verb.NORMATIVE: {_LEAD: "normative", _STAFF: "normative"},
+    Verb.REPORT: {_LEAD: "step", _ASSIGNEE: "step", _STAFF: "step"},
+    Verb.ARCHIVE: {_LEAD: "step", _ASSIGNEE: "step", _STAFF: "step"},
 }
 # Why a standing without a cell is refused, per verb (the transcript explains each code).
 _NO_CELL = {
@@ -72,6 +76,8 @@ _NO_CELL = {
 class TicketFacts:
     state: State
     assignee_email: str | None
+    # The step after the answer that is running now (Profile.after_answer), if any.
+    after_step: str | None = None
 
 
 def level(profile: Profile, role: str) -> int | None:
@@ -110,11 +116,15 @@ def may(verb: Verb, member: StaffMember, ticket: TicketFacts | None, profile: Pr
     cell = AUTHZ[verb].get(where)
     if cell is None:
         return _NO_CELL.get(verb, "role_lead_only")
-    return _condition(cell, member, ticket, profile)
+    return _condition(cell, member, ticket, profile, verb)
 
 
-def _condition(cell: str, member: StaffMember, ticket: TicketFacts | None, profile: Profile) -> str | None:
+def _condition(
+    cell: str, member: StaffMember, ticket: TicketFacts | None, profile: Profile, verb: Verb
+) -> str | None:
     """The refusal code of a table cell's condition, or None when it holds."""
+    if cell == "step":
+        return _step_condition(member, ticket, profile, verb)
     if cell == "delegates":
         mine = level(profile, member.role)
         return "role_cannot_assign" if mine is None or mine >= len(profile.delegation) - 1 else None
@@ -126,6 +136,19 @@ def _condition(cell: str, member: StaffMember, ticket: TicketFacts | None, profi
         return None if member.role == "secretariat" and profile.secretariat_answers else "answer_not_allowed"
     if cell == "normative":
         return None if member.role == "secretariat" and profile.normative_answers else "normative_not_allowed"
+    return None
+
+
+def _step_condition(
+    member: StaffMember, ticket: TicketFacts | None, profile: Profile, verb: Verb
+) -> str | None:
+    step = next((s for s in profile.steps if ticket is not None and s.id == ticket.after_step), None)
+    if step is None:
+        return "no_step_running"
+    if member.role != step.actor:
+        return "not_step_actor"
+    if (verb is Verb.REPORT) != bool(step.report_to):
+        return "step_needs_report" if step.report_to else "step_needs_archive"
     return None
 
 

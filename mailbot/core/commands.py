@@ -21,6 +21,8 @@ class Verb(enum.StrEnum):
     ANSWER = "ANSWER"
     FORWARD = "FORWARD"
     NORMATIVE = "NORMATIVE"
+    REPORT = "REPORT"
+    ARCHIVE = "ARCHIVE"
     REQUEST_INFO = "REQUEST-INFO"
     NOTE = "NOTE"
     URGENT = "URGENT"
@@ -46,6 +48,14 @@ ALIASES: dict[str, Verb] = {
     # SOP 000 step 5: the secretariat identifies a question as normative and answers it itself.
     "NORMATIVE": Verb.NORMATIVE,
     "NORMATIF": Verb.NORMATIVE,
+    # Steps after the answer (SOP 001 steps 4-5, SOP 004 steps 7-8): the report, the archiving.
+    "REPORT": Verb.REPORT,
+    "LAPORAN": Verb.REPORT,
+    "LAPOR": Verb.REPORT,
+    "ARCHIVE": Verb.ARCHIVE,
+    "ARSIP": Verb.ARCHIVE,
+    "ARSIPKAN": Verb.ARCHIVE,
+    "DIARSIPKAN": Verb.ARCHIVE,
     "REQUEST-INFO": Verb.REQUEST_INFO,
     "REQUESTINFO": Verb.REQUEST_INFO,
     "MINTA-INFO": Verb.REQUEST_INFO,
@@ -83,15 +93,25 @@ NEEDS_ARGUMENT = {
     Verb.CLOSE,
     Verb.REJECT,
 }
-TAKES_NO_ARGUMENT_VERBS = (Verb.URGENT, Verb.REOPEN, Verb.NORMATIVE, Verb.STATUS, Verb.LIST, Verb.HELP)
+TAKES_NO_ARGUMENT_VERBS = (
+    Verb.URGENT,
+    Verb.REOPEN,
+    Verb.NORMATIVE,
+    Verb.ARCHIVE,
+    Verb.STATUS,
+    Verb.LIST,
+    Verb.HELP,
+)
+# Verbs whose text is the rest of the mail (the answer, the report), from their own line on.
+TAKES_THE_REST = (Verb.ANSWER, Verb.REPORT)
 TAKES_NO_ARGUMENT = set(TAKES_NO_ARGUMENT_VERBS)
 MAX_EXTEND_DAYS = 30
 
 # A verb in capitals is a command, as the help text shows. People also write "Tugaskan Budi",
 # "assign budi" or "Jawab": a verb in any other case is a command when the line has the verb's
 # own shape (nothing after a verb that takes nothing, a name after ASSIGN, days after EXTEND).
-# Free-text verbs (NOTE, CLOSE, REJECT, REQUEST-INFO) count only in capitals: an answer that
-# starts "Catatan: …" or "Selesai saya telaah, …" is prose, not a command.
+# Free-text verbs (NOTE, CLOSE, REJECT, REQUEST-INFO, REPORT) count only in capitals: an answer
+# that starts "Catatan: …", "Selesai saya telaah, …" or "Laporan: …" is prose, not a command.
 # Linear: possessive quantifiers, and lines are cut to MAX_LINE before matching.
 MAX_LINE = 1000
 _VERB = re.compile(r"[ \t]*+[*_]*+([A-Za-z]++)(?:[-_ ]([A-Za-z]++))?+")
@@ -232,8 +252,8 @@ def parse_commands(text: str) -> ParsedCommands:
                 errors.append(CommandError(clean, "bad_days"))
             else:
                 commands.append(Command(verb, arg, clean, days=int(m.group(1))))
-        elif verb is Verb.ANSWER:
-            # The rest of the mail is the answer; text on the ANSWER line itself starts it.
+        elif verb in TAKES_THE_REST:
+            # The rest of the mail is the answer (the report); text on the verb's line starts it.
             body = "\n".join([arg, *lines[index:]]).strip()
             commands.append(Command(verb, body, clean))
             return ParsedCommands(tuple(commands), tuple(errors), body)

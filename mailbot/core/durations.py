@@ -62,10 +62,10 @@ class Duration:
         return replace(self, working=clock == "working")
 
     def describe(self, language: str = "id") -> str:
-        amount = f"{self.amount:g}"
+        amount = _amount(self.amount, language)
         if language == "en":
             unit = {"minutes": "minute", "hours": "hour", "days": "day"}[self.unit]
-            plural = "" if self.amount == 1 else "s"
+            plural = "" if self.amount <= 1 else "s"
             if self.unit == "days":
                 return f"{amount} {'working ' if self.working else ''}{unit}{plural}"
             return f"{amount} {unit}{plural}{' of office hours' if self.working else ''}"
@@ -75,6 +75,15 @@ class Duration:
         if self.unit == "days":
             return f"{amount} {unit}{' kerja' if self.working else ''}"
         return f"{amount} {unit}{' pada jam kerja' if self.working else ''}"
+
+
+def _amount(amount: float, language: str) -> str:
+    """2 -> "2", 0.5 -> "1/2", 1.5 -> "1 1/2" (as the SOPs write halves), 0.25 -> "0,25"."""
+    whole, rest = divmod(amount, 1)
+    if rest == 0.5:
+        return f"{int(whole)} 1/2" if whole else "1/2"
+    text = f"{amount:g}"
+    return text.replace(".", ",") if language == "id" else text
 
 
 def _number(text: str) -> float:

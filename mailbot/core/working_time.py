@@ -9,7 +9,7 @@ received Monday 10:00 is due Tuesday 10:00). The office hours are configuration
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -289,3 +289,37 @@ def reminder_time(clock: StepClock, fraction: float, cal: WorkCalendar) -> datet
         return clock.started_at + (clock.due_at - clock.started_at) * fraction
     total = cal.working_between(clock.started_at, clock.due_at)
     return cal.add_working(clock.started_at, total * fraction)
+
+
+STEP_DONE = "step_done"  # the history line of a step after the answer, done (REPORT / ARCHIVE)
+
+
+def after_answer_clock(
+    history: list[Happening],
+    after_answer: Sequence[str],
+    steps: Mapping[str, Duration],
+    cal: WorkCalendar,
+) -> StepClock | None:
+    """The running step after the answer (SOP 001 steps 4-5: the customer service's report, then
+    the TU's archiving), or None when there is none or all are done.
+
+    The first starts with the last answer, each next one when the one before is done; they run
+    whatever the ticket's state (the survey may close the ticket meanwhile) and do not pause.
+    """
+    answer = next((h for h in reversed(history) if h.kind == "answer"), None)
+    if answer is None:
+        return None
+    start = answer
+    for step in after_answer:
+        done = next(
+            (h for h in history if h.seq > start.seq and h.kind == STEP_DONE and h.data.get("step") == step),
+            None,
+        )
+        if done is not None:
+            start = done
+            continue
+        if step not in steps:
+            return None
+        duration = steps[step]
+        return StepClock(step, f"{step}:{start.id}", start.at, cal.deadline(start.at, duration), duration)
+    return None

@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.core import routing
 from mailbot.core.classify import no_autoreply_reason
 from mailbot.core.fields import extract_fields, merge_fields, strip_closing, validate_fields
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_message
+from mailbot.core.routing import Routing
 from mailbot.core.workflow import Event
 from mailbot.pipeline.replies import Replies
 from mailbot.settings import Profile, StaffMember, Step
@@ -167,26 +168,17 @@ class Requests:
             )
             self._ask_missing(session, ticket, profile, msg, now, still=True, repeated=repeated)
 
-    def route(self, ticket: models.Ticket, profile: Profile) -> tuple[str, list[StaffMember]]:
-        """The region / field / unit a new ticket belongs to, and the people one level below the
-        lead who serve it (SOP 004: the Inspektur Pembantu of the region; SOP 001: the field's consultant)."""
-        if profile.route_by == "none":
-            return "", []
-        haystack = (
-            f"{ticket.subject}\n{ticket.fields.get('question', '')}"
-            if profile.route_by == "field"
-            else str(ticket.fields.get("unit", ""))
+    def route(self, ticket: models.Ticket, profile: Profile) -> Routing:
+        """The field and / or region a new ticket belongs to, and the people one level below the
+        lead who serve it (SOP 004: the Inspektur Pembantu of the region; SOP 001: the consultant
+        of the field or of the applicant's region)."""
+        return routing.route(
+            profile,
+            ticket.subject,
+            str(ticket.fields.get("question", "")),
+            str(ticket.fields.get("unit", "")),
+            self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id),
         )
-        for rule in profile.routes:
-            if re.search(rule.match, haystack, re.IGNORECASE):
-                attribute = "field" if profile.route_by == "field" else "region"
-                people = [
-                    m
-                    for m in self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
-                    if getattr(m, attribute).casefold() == rule.to.casefold()
-                ]
-                return rule.to, people
-        return "", []
 
     def _registered(
         self,
@@ -243,18 +235,19 @@ class Requests:
                 detail=f"no active staff with role {', '.join(profile.notify_roles)}",
             )
             log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
-        route, routed = self.route(ticket, profile)
-        if route:
+        routed = self.route(ticket, profile)
+        if routed.keys:
             store.record_event(
                 session,
                 ticket,
                 "routed",
                 actor="system",
                 now=now,
-                detail=f"{profile.route_by} {route}: {', '.join(m.name for m in routed) or '-'}",
+                detail=f"{routed.label}: {', '.join(m.name for m in routed.people) or '-'}",
+                data={str(k): v for k, v in routed.keys.items()},
             )
-        if profile.auto_assign_routed and len(routed) == 1:
-            target = routed[0]
+        if profile.auto_assign_routed and len(routed.best) == 1:
+            target = routed.best[0]
             ticket.assignee_email = target.emails[0]
             store.transition(
                 session,
@@ -262,12 +255,13 @@ class Requests:
                 Event.ASSIGN,
                 actor="system",
                 now=now,
-                detail=f"→ {target.name} <{target.emails[0]}> ({profile.route_by} {route})",
+                detail=f"→ {target.name} <{target.emails[0]}> ({routed.label})",
+                data={"assignee": target.emails[0], "by": "routing"},
             )
             self.replies.assigned(session, ticket, profile, None, target, now)
             return
         delegates = self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
-        suggested = routed or delegates
+        suggested = routed.people or delegates
         assign_step = _step(profile, profile.state_steps.get("new", "assign")) or profile.steps[0]
         answer_step = _step(profile, profile.state_steps.get("assigned", "review"))
         for member in recipients:
@@ -286,8 +280,8 @@ class Requests:
                 if answer_step
                 else None,
                 "example_assignee": suggested[0].name if suggested else "<nama>",
-                "route": route,
-                "routed": routed,
+                "route": routed.label,
+                "routed": routed.people,
                 "reply_to": other_reply_to(msg),
             }
             self.replies.send_to_staff(

@@ -33,7 +33,9 @@ from mailbot.core.workflow import (
     next_inbound,
     next_state,
 )
+from mailbot.core.working_time import STEP_DONE
 from mailbot.pipeline.replies import Replies, attachments_of
+from mailbot.pipeline.sweep import Clocks, role_people, step_people
 from mailbot.settings import Profile, StaffMember, Step
 from mailbot.shell import models, store
 
@@ -87,6 +89,7 @@ class StaffCommands:
     def __init__(self, config: Config, replies: Replies) -> None:
         self.config = config
         self.replies = replies
+        self.clocks = Clocks(config)
 
     # --- staff mail ----------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class StaffCommands:
         state = ticket.state if ticket else None
         assignee = ticket.assignee_email if ticket else None
         expired = signed and self._token_expired(session, thread, now)
+        after = self.clocks.after_answer(ticket) if ticket is not None else None
         for command in parsed.commands:
             verb = command.verb
             if verb in GLOBAL_VERBS:
@@ -187,7 +191,8 @@ class StaffCommands:
             if expired:
                 lines.append(Line(command.line, False, "token_expired", {"days": self._token_days}))
                 continue
-            refusal = may(verb, member, TicketFacts(state or ticket.state, assignee), profile)
+            facts = TicketFacts(state or ticket.state, assignee, after.step if after else None)
+            refusal = may(verb, member, facts, profile)
             if refusal:
                 lines.append(Line(command.line, False, refusal))
                 continue
@@ -216,6 +221,9 @@ class StaffCommands:
                 assignee = member.emails[0]  # an ANSWER in the same mail is the assignee's
             if verb is Verb.ANSWER and not command.arg.strip():
                 lines.append(Line(command.line, False, "empty_answer"))
+                continue
+            if verb is Verb.REPORT and not command.arg.strip():
+                lines.append(Line(command.line, False, "empty_report"))
                 continue
             if verb in STATE_CHANGING:
                 state = new_state
@@ -346,6 +354,8 @@ class StaffCommands:
                 data={"days": command.days},
             )
             return Line(command.line, True, "extended", {"days": command.days})
+        if verb in (Verb.REPORT, Verb.ARCHIVE):
+            return self._step_done(session, row, member, ticket, profile, command, now)
         event = _EVENT_FOR[verb]
         if verb in (Verb.ASSIGN, Verb.FORWARD):
             assert plan.target is not None
@@ -461,6 +471,97 @@ class StaffCommands:
             now,
             attachments=attachments,
         )
+        if profile.after_answer:
+            # SOP 001 step 4: the customer service writes the report on the answer given.
+            self._after_answer_mails(session, ticket, profile, now)
+
+    # --- the steps after the answer (SOP 001 steps 4-5, SOP 004 steps 7-8) --------------------
+
+    def _step_done(
+        self,
+        session: Session,
+        row: models.InboundMessage,
+        member: StaffMember,
+        ticket: models.Ticket,
+        profile: Profile,
+        command: Command,
+        now: datetime,
+    ) -> Line:
+        """REPORT or ARCHIVE: the running step after the answer is done (checked by `may`); a
+        report goes to the step's `report_to`, and the next step's people are told theirs."""
+        clock = self.clocks.after_answer(ticket)
+        step = _step(profile, clock.step) if clock else None
+        assert step is not None  # authz.may checked that a step of the sender's runs
+        report = command.arg if command.verb is Verb.REPORT else ""
+        store.record_event(
+            session,
+            ticket,
+            STEP_DONE,
+            actor=member.emails[0],
+            now=now,
+            inbound=row,
+            detail=f"{step.title}" + (f": {report[:4000]}" if report else ""),
+            data={"step": step.id, "report": report} if report else {"step": step.id},
+        )
+        sent = self._after_answer_mails(session, ticket, profile, now, done=step, by=member, report=report)
+        if report:
+            return Line(command.line, True, "reported", {"step": step.title, "names": sent})
+        return Line(command.line, True, "step_done", {"step": step.title})
+
+    def _after_answer_mails(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        now: datetime,
+        *,
+        done: Step | None = None,
+        by: StaffMember | None = None,
+        report: str = "",
+    ) -> list[str]:
+        """Mail the report of the step just done to its `report_to`, and the next step (if any) to
+        its people; returns the names the report went to."""
+        clock = self.clocks.after_answer(ticket)
+        task = _step(profile, clock.step) if clock else None
+        doers = step_people(self.config, ticket, profile, task.id) if task else []
+        readers: list[StaffMember] = []
+        if done is not None and report:
+            for role in done.report_to:
+                readers += role_people(self.config, ticket, profile, role)
+        recipients: dict[str, StaffMember] = {}
+        for person in [*readers, *doers]:
+            recipients.setdefault(person.emails[0], person)
+        if task is not None and not doers:
+            store.record_event(
+                session,
+                ticket,
+                "no_recipient",
+                actor="system",
+                now=now,
+                detail=f"no active staff with role {task.actor} for the step {task.id}",
+            )
+        answer = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
+        for address, person in recipients.items():
+            mine = task is not None and clock is not None and any(address in p.emails for p in doers)
+            ctx = {
+                **self.replies.context(ticket, profile),
+                "recipient": person,
+                "task": {
+                    "title": task.title,
+                    "duration": task.deadline.describe(profile.language),
+                    "due_at": clock.due_at.astimezone(self.replies.tz),
+                    "report": bool(task.report_to),
+                }
+                if mine and task is not None and clock is not None
+                else None,
+                "report": {"text": report, "by": by, "step": done.title} if done and report else None,
+                "answer_text": str((answer.data or {}).get("answer", answer.detail)) if answer else "",
+                "history": self.replies.history(ticket),
+            }
+            self.replies.send_to_staff(
+                session, ticket, profile, person, "record_step", "record_step", ctx, now
+            )
+        return [p.name for p in readers]
 
     def _transcript(
         self,

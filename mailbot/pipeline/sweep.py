@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -26,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mailbot.config import Config
 from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.durations import parse_duration
+from mailbot.core.routing import of_region, route_keys
 from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import OPEN_STATES, Event, State
 from mailbot.core.working_time import (
@@ -33,6 +34,7 @@ from mailbot.core.working_time import (
     HoursPeriod,
     StepClock,
     WorkCalendar,
+    after_answer_clock,
     make_calendar,
     reminder_time,
     step_clock,
@@ -107,20 +109,35 @@ class Clocks:
             role_steps={str(k): v for k, v in profile.role_steps.items()},
         )
 
+    def after_answer(self, ticket: models.Ticket) -> StepClock | None:
+        """The running step after the answer (SOP 001: the report, then the archiving), if any."""
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        if not profile.after_answer or ticket.state not in AFTER_ANSWER_STATES:
+            return None
+        history = [
+            Happening(e.id, e.at, e.kind, e.state, e.data or {}, seq=i) for i, e in enumerate(ticket.events)
+        ]
+        steps = {s.id: s.deadline for s in profile.steps}
+        return after_answer_clock(history, profile.after_answer, steps, self.calendar)
+
     def refresh(self, ticket: models.Ticket) -> StepClock | None:
         """Store the running step, its deadline and when the sweep should next look at the ticket:
-        at the step's reminder time; an answered ticket (survey pending) right away."""
+        at the step's reminder time; an answered ticket (survey pending) right away; a ticket with
+        a step after the answer still to do at that step's reminder time."""
         clock = self.clock(ticket) if ticket.state in OPEN_STATES else None
         step, due = (clock.step, clock.due_at) if clock else ("", None)
         if ticket.step != step or ticket.due_at != due:
             ticket.step, ticket.due_at = step, due
+        profile = self.config.profiles.get(ticket.profile, self.config.profile)
+        check: datetime | None = None
         if clock is not None:
-            profile = self.config.profiles.get(ticket.profile, self.config.profile)
-            check: datetime | None = min(reminder_time(clock, profile.remind_at, self.calendar), clock.due_at)
+            check = min(reminder_time(clock, profile.remind_at, self.calendar), clock.due_at)
         elif ticket.state is State.ANSWERED:
             check = ticket.updated_at
-        else:
-            check = None
+        after = self.after_answer(ticket)
+        if after is not None:
+            due_check = min(reminder_time(after, profile.remind_at, self.calendar), after.due_at)
+            check = due_check if check is None else min(check, due_check)
         if ticket.next_check_at != check:
             ticket.next_check_at = check
         return clock
@@ -147,7 +164,13 @@ class Deadlines:
         only the tickets whose `next_check_at` has come, through its index.
         """
         stats = SweepStats()
-        query = select(models.Ticket.id).where(models.Ticket.state.in_([*OPEN_STATES, State.ANSWERED]))
+        # Closed tickets only while a step after the answer (report, archive) is still to do.
+        query = select(models.Ticket.id).where(
+            or_(
+                models.Ticket.state.in_([*OPEN_STATES, State.ANSWERED]),
+                and_(models.Ticket.state == State.CLOSED, models.Ticket.next_check_at.is_not(None)),
+            )
+        )
         if self._full_sweep_done:
             query = query.where(models.Ticket.next_check_at <= now)
         with self._sessions() as session:
@@ -242,11 +265,40 @@ class Deadlines:
         if ticket is None:
             return []
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        if ticket.state is State.ANSWERED:
-            return self._survey(session, ticket, profile, now)
+        if ticket.state in AFTER_ANSWER_STATES:
+            sent: list[str] = []
+            checks: list[datetime | None] = []
+            if ticket.state is State.ANSWERED:
+                sent, check = self._survey(session, ticket, profile, now)
+                checks.append(check)
+            # The steps after the answer run on, whatever the survey does (it may close the ticket).
+            after = self.clocks.after_answer(ticket)
+            if after is not None:
+                people = step_people(self.config, ticket, profile, after.step)
+                more, check = self._notices(session, ticket, profile, after, people, now)
+                sent += more
+                checks.append(check)
+            ticket.next_check_at = min((c for c in checks if c is not None), default=None)
+            return sent
         clock = self.clocks.refresh(ticket)
         if clock is None:
             return []
+        sent, ticket.next_check_at = self._notices(
+            session, ticket, profile, clock, self._responsible(ticket, profile), now
+        )
+        return sent
+
+    def _notices(
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        clock: StepClock,
+        responsible: list[StaffMember],
+        now: datetime,
+    ) -> tuple[list[str], datetime | None]:
+        """A step's reminder to the people responsible and its escalation, in office hours only;
+        the notices sent and when to look at the ticket next."""
         sent: list[str] = []
         remind = reminder_time(clock, profile.remind_at, self.calendar)
         is_open = self.calendar.is_open(now)
@@ -257,8 +309,10 @@ class Deadlines:
             # No reminder outside office hours: at the opening, unless the step is overdue by then.
             next_check = min(clock.due_at, self.calendar.next_open(now))
         elif remind <= now < clock.due_at and self._claim(session, key, "reminder", ticket.id, now):
-            for person in self._responsible(ticket, profile):
-                self._mail(session, ticket, profile, "deadline_reminder", "reminder", person, clock, now)
+            for person in responsible:
+                self._mail(
+                    session, ticket, profile, "deadline_reminder", "reminder", person, clock, responsible, now
+                )
             store.record_event(
                 session,
                 ticket,
@@ -282,7 +336,7 @@ class Deadlines:
                     f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
                 )
                 if is_open:
-                    self._escalate(session, ticket, profile, clock, now)
+                    self._escalate(session, ticket, profile, clock, responsible, now)
                     sent.append("escalation")
                 else:
                     self._claim(session, key, "escalation_held", ticket.id, now)
@@ -294,30 +348,37 @@ class Deadlines:
             elif self._exists(session, key, "escalation_held") and self._claim(
                 session, key, "escalation_mailed", ticket.id, now
             ):
-                self._escalate(session, ticket, profile, clock, now)
+                self._escalate(session, ticket, profile, clock, responsible, now)
                 sent.append("escalation")
-        ticket.next_check_at = next_check
-        return sent
+        return sent, next_check
 
     def _escalate(
-        self, session: Session, ticket: models.Ticket, profile: Profile, clock: StepClock, now: datetime
+        self,
+        session: Session,
+        ticket: models.Ticket,
+        profile: Profile,
+        clock: StepClock,
+        responsible: list[StaffMember],
+        now: datetime,
     ) -> None:
         for head in self._heads(profile):
-            self._mail(session, ticket, profile, "escalation", "escalation", head, clock, now)
+            self._mail(session, ticket, profile, "escalation", "escalation", head, clock, responsible, now)
 
-    def _survey(self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime) -> list[str]:
+    def _survey(
+        self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime
+    ) -> tuple[list[str], datetime | None]:
+        """The survey reminder and the closing without a survey; when to look again."""
         answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
         if not profile.survey or answered is None:
-            ticket.next_check_at = None  # nothing for the sweep to do until the ticket changes
-            return []
+            return [], None  # nothing for the sweep to do until the ticket changes
         remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
         close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
         ticket.step, ticket.due_at = "survey", close
-        ticket.next_check_at = _first_after(now, remind, close)
+        next_check = _first_after(now, remind, close)
         key = f"{ticket.id}:answer:{answered.id}"
         if now >= close:
             if not self._claim(session, key, "auto_close", ticket.id, now):
-                return []
+                return [], next_check
             store.transition(
                 session,
                 ticket,
@@ -326,7 +387,7 @@ class Deadlines:
                 now=now,
                 detail=f"closed without a survey after {profile.survey_close_after}",
             )
-            ticket.step, ticket.due_at, ticket.next_check_at = "", None, None
+            ticket.step, ticket.due_at = "", None
             ctx = self.replies.context(ticket, profile)
             self.replies.send_to_applicant(
                 session,
@@ -337,7 +398,7 @@ class Deadlines:
                 ctx,
                 now,
             )
-            return ["auto_close"]
+            return ["auto_close"], None
         if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
             ctx = {
                 **self.replies.context(ticket, profile),
@@ -354,8 +415,8 @@ class Deadlines:
                 now,
             )
             store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
-            return ["survey_reminder"]
-        return []
+            return ["survey_reminder"], next_check
+        return [], next_check
 
     def _digest(self, session: Session, head: StaffMember, now: datetime) -> list[str]:
         """Once a working day after `digest_time`, in office hours: new, due today (each
@@ -439,6 +500,7 @@ class Deadlines:
         kind: str,
         person: StaffMember,
         clock: StepClock,
+        responsible: list[StaffMember],
         now: datetime,
     ) -> None:
         step = next((s for s in profile.steps if s.id == clock.step), None)
@@ -449,8 +511,7 @@ class Deadlines:
             "step_duration": clock.duration.describe(profile.language),
             "due_at": clock.due_at.astimezone(self.calendar.tz),
             "started_at": clock.started_at.astimezone(self.calendar.tz),
-            "responsible": ticket.assignee_email
-            or ", ".join(m.name for m in self._responsible(ticket, profile)),
+            "responsible": ", ".join(m.name for m in responsible),
         }
         self.replies.send_to_staff(
             session,
@@ -462,6 +523,39 @@ class Deadlines:
             ctx,
             now,
         )
+
+
+AFTER_ANSWER_STATES = frozenset({State.ANSWERED, State.CLOSED})
+
+
+def step_people(config: Config, ticket: models.Ticket, profile: Profile, step_id: str) -> list[StaffMember]:
+    """Who does a step after the answer: of the step's actor role, the one who handled this ticket
+    (SOP 004: the Inspektur Pembantu who named the auditor), else those of the applicant's region
+    (SOP 001: the TU of that region), else everyone with the role."""
+    step = next((s for s in profile.steps if s.id == step_id), None)
+    if step is None:
+        return []
+    return role_people(config, ticket, profile, step.actor)
+
+
+def role_people(config: Config, ticket: models.Ticket, profile: Profile, role: str) -> list[StaffMember]:
+    people = config.staff_with_roles([role], profile.id)
+    handled = [
+        str((e.data or {}).get("assignee") or "")
+        for e in ticket.events
+        if e.kind in (Event.ASSIGN.value, Event.NORMATIVE.value)
+    ]
+    for address in reversed(handled):
+        mine = [p for p in people if address in p.emails]
+        if mine:
+            return mine
+    routed = route_keys(
+        profile,
+        ticket.subject,
+        str(ticket.fields.get("question", "")),
+        str(ticket.fields.get("unit", "")),
+    )
+    return of_region(routed.get("region") or routed.get("unit") or "", people)
 
 
 def _first_after(now: datetime, *times: datetime) -> datetime | None:
