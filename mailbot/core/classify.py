@@ -32,8 +32,12 @@ class Classification:
 
 
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?reply|autoreply|auto:|out of (?:the )?office|"
-    r"balasan otomatis|jawaban otomatis|balas otomatis|sedang cuti|di luar kantor|"
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?reply|autoreply|auto:|"
+    # Words a person's subject may begin with too ("Sedang cuti besar, apakah TPP dibayar?"):
+    # only as a responder writes them, alone, before a colon or a date.
+    r"(?:out of (?:the )?office|sedang cuti|di luar kantor)"
+    r"(?:\s*+(?:[:(\[-]|$)|\s++(?:auto-?reply|reply|notice|until|till|sampai|hingga|s\.?d|s/d|mulai|tanggal|tgl)\b)|"
+    r"balasan otomatis|jawaban otomatis|balas otomatis|"
     r"abwesenheitsnotiz|r[ée]ponse automatique|"
     r"undeliverable|undelivered mail|delivery status notification|delivery failure|"
     r"mail delivery failed|returned mail|failure notice|delivery has failed|"
@@ -43,7 +47,7 @@ _AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _MACHINE_SENDER = re.compile(
-    r"^(?:mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|mail-?daemon)(?:[+@-]|$)",
+    r"^(?:mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|mail-?daemon)(?:[+._-]|$)",
     re.IGNORECASE,
 )
 _REPORT_TYPES = {
@@ -54,6 +58,12 @@ _REPORT_TYPES = {
     "message/feedback-report",
     "application/ms-tnef",
 }
+_ENCLOSED = {"message/rfc822", "message/global"}
+# Outlook and Google Calendar, English and Indonesian.
+_CALENDAR_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:accepted|declined|tentative|tentatively accepted|diterima|ditolak|tentatif):",
+    re.IGNORECASE,
+)
 LOOP_HEADER = "X-Mailbot-Loop"
 
 Rule = Callable[[InboundMessage, str], str | None]
@@ -78,9 +88,22 @@ def _auto_submitted(msg: InboundMessage, _: str) -> str | None:
 
 
 def _report(msg: InboundMessage, _: str) -> str | None:
+    # The mail's own structure only: a bounce inside a forwarded message (message/rfc822) is a
+    # person asking for help with it. The parts are in walk order, so everything before the first
+    # enclosed message is the mail's own (a report nested in multipart/mixed still counts).
     for ct in msg.content_types:
+        if ct in _ENCLOSED:
+            break
         if ct in _REPORT_TYPES:
             return f"contains {ct} (delivery, read or feedback report)"
+    return None
+
+
+def _calendar_reply(msg: InboundMessage, _: str) -> str | None:
+    # An iTIP REPLY (RFC 5546 s. 3.2.3): a calendar's answer to an invitation, often sent by the
+    # calendar itself (a room, an auto-accept rule) with no automatic-mail header.
+    if "text/calendar" in msg.content_types and _CALENDAR_REPLY_SUBJECT.match(msg.subject):
+        return f"calendar reply to an invitation: {msg.subject[:60]!r}"
     return None
 
 
@@ -146,6 +169,7 @@ MACHINE_RULES: tuple[Rule, ...] = (
     _return_path_null,
     _auto_submitted,
     _report,
+    _calendar_reply,
     _list_headers,
     _auto_reply_headers,
     _machine_sender,
