@@ -121,7 +121,10 @@ def _data(part: Message) -> bytes:
         payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else None
         if isinstance(inner, Message):
-            return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+            try:
+                return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+            except (ValueError, LookupError, UnicodeError, TypeError):
+                return b""  # a forwarded mail the generator cannot write back: not a file of ours
         return b""
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
