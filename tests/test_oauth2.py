@@ -610,3 +610,19 @@ def test_the_login_carries_the_environments_secrets_and_the_resolved_key_file(tm
     assert smtp.user == "konsultasi@kantor.go.id" and smtp.key_file == tmp_path / "keys" / "sa.json"
     assert smtp.client_secret == ""  # the Microsoft variables are read for Microsoft only
     assert make_source(mailbox).description == "provider microsoft (tenant contoso-tenant, client app-id)"
+
+
+def test_the_commented_example_of_example_production_loads(tmp_path, monkeypatch) -> None:
+    """config/example-production.toml's commented Microsoft 365 lines, uncommented, are valid."""
+    wanted = re.compile(
+        r"# (auth = |\[(mailbox|smtp)\.oauth2\]|provider = \"microsoft\"|"
+        r"(tenant_id|client_id|client_secret)_env = |authority = |scope = |refresh_margin = )"
+    )
+    text = (ROOT / "config" / "example-production.toml").read_text()
+    lines = [line[2:] if wanted.match(line) else line for line in text.splitlines()]
+    path = tmp_path / "mailbot.toml"
+    path.write_text("\n".join(lines).replace("/var/lib/mailbot", str(tmp_path)))
+    monkeypatch.setenv("MAILBOT_OAUTH2_CLIENT_SECRET", "from-the-environment")
+    config = load_config(path, create_secret=False)
+    assert config.mailbox.oauth2 is not None and config.mailbox.oauth2 == config.smtp.oauth2
+    assert config.mailbox.oauth2.client_secret == "from-the-environment"
