@@ -189,14 +189,16 @@ def test_gmail_screenshots_reach_the_assignee_under_their_names(desk: Desk) -> N
     assert list(_files(assignment.raw).values()) == originals
 
 
-def test_outlook_screenshot_goes_along_and_its_spacer_pixel_does_not(desk: Desk) -> None:
-    desk.deliver(OUTLOOK.read_bytes())
+def test_apple_mail_inline_pdf_reaches_the_assignee(desk: Desk) -> None:
+    desk.deliver(APPLE.read_bytes())
     desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
-    assert _files(desk.last(BUDI, "assign").raw) == {"image001.png": _sent_file(OUTLOOK, "image001.png")}
+    pdf = _sent_file(APPLE, "SKP 2026 Dewi Anggraini.pdf")
+    assert _files(desk.last(BUDI, "assign").raw) == {"SKP 2026 Dewi Anggraini.pdf": pdf}
 
 
 @pytest.fixture
 def vendor_desk(make_app: Callable[..., App], sqlite_url: str, tmp_path: Path) -> Desk:
+    """SOP 003: complaints, forwarded to the vendor."""
     return Desk(
         make_app(
             database_url=sqlite_url,
@@ -208,13 +210,12 @@ def vendor_desk(make_app: Callable[..., App], sqlite_url: str, tmp_path: Path) -
     )
 
 
-def test_apple_mail_inline_pdf_reaches_the_vendor(vendor_desk: Desk) -> None:
-    vendor_desk.deliver(APPLE.read_bytes())
+def test_outlook_screenshot_reaches_the_vendor_and_the_spacer_pixel_does_not(vendor_desk: Desk) -> None:
+    vendor_desk.deliver(OUTLOOK.read_bytes())
     vendor_desk.reply(vendor_desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan")
     assert vendor_desk.ticket().state is State.FORWARDED
     forwarded = vendor_desk.last(VENDOR, "forward")
-    pdf = _sent_file(APPLE, "SKP 2026 Dewi Anggraini.pdf")
-    assert _files(forwarded.raw) == {"SKP 2026 Dewi Anggraini.pdf": pdf}
+    assert _files(forwarded.raw) == {"image001.png": _sent_file(OUTLOOK, "image001.png")}
 
 
 def _reply_with_screenshot(to: models.OutboundMessage, sender: str, text: str, png: bytes) -> bytes:
