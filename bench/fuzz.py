@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 import sys
 import tempfile
 import time
@@ -54,6 +55,27 @@ def _quiet_children(quiet: bool) -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def _throwaway_database(admin_url: str) -> Iterator[str]:
+    """A database of its own on the PostgreSQL server, dropped afterwards (as tests/conftest.py)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"mailbot_fuzz_{secrets.token_hex(6)}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +87,12 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="the shared corpus (skipped if absent)")
     parser.add_argument("--save", type=Path, default=None, help="write failing mutants here as .eml")
     parser.add_argument("--verbose", action="store_true", help="mailbot's warnings and tracebacks too")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="run on a throwaway database of this PostgreSQL server (postgresql+psycopg://postgres@127.0.0.1/test)",
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     # As in the test suite (pyproject's filterwarnings): a warning raised while a mail is handled
@@ -80,11 +108,14 @@ def main() -> int:
     print(f"seed {seed}, {args.count} mutants alone from {args.start}, {args.maildir} through a Maildir")
     report = Report()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mailbot-fuzz-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mailbot-fuzz-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
+        database_url = f"sqlite:///{folder / 'mailbot.db'}"
+        if args.postgres:
+            database_url = stack.enter_context(_throwaway_database(args.postgres))
         config = write_config(
             folder,
-            database_url=f"sqlite:///{folder / 'mailbot.db'}",
+            database_url=database_url,
             mailbox_url=f"maildir://{folder / 'md'}",
             smtp_url=f"file://{folder / 'out'}",
             staff=STAFF,

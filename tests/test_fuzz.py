@@ -40,6 +40,9 @@ FINAL = {"processed", "duplicate", "machine", "ignored", "quarantined", "held"}
 # --- the seeds: real mail, built here, from tests/data and from the shared corpus -------------
 
 
+APPLICANT2 = "agus.pratama@kemenpan.example.go.id"
+
+
 def _sender(i: int) -> str:
     """A new request's sender, one per mutant: the flood cap stays out of the way, and a mail
     queued to this address is known to answer mutant `i`."""
@@ -581,10 +584,24 @@ class Fuzzer:
         self.seeds = self._built_seeds() + _data_seeds() + _corpus_seeds(corpus)
 
     def _built_seeds(self) -> list[tuple[str, bytes]]:
-        """Mail built here, including replies to a ticket that the app opens now."""
-        self.app.process_raw(Source("fuzz-setup", 1, "1"), request_mail())
-        ack = self._first(APPLICANT)
-        notify = self._first(HEAD)
+        """Mail built here, including replies to two tickets the app opens now: one new, one
+        answered (the survey is out)."""
+        setup = Source("fuzz-setup", 1, "0")
+
+        def deliver(raw: bytes) -> None:
+            nonlocal setup
+            setup = Source(setup.mailbox, 1, str(int(setup.uid) + 1))
+            outcome = self.app.process_raw(setup, raw)
+            assert outcome.status == "processed", outcome.reason
+
+        deliver(request_mail())
+        ack, notify = self._last(APPLICANT, "ack"), self._last(HEAD, "notify")
+        deliver(request_mail(sender=APPLICANT2, name="Agus Pratama", subject="Konsultasi jabatan"))
+        deliver(reply_bytes(self._last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso"))
+        deliver(
+            reply_bytes(self._last(BUDI, "assign"), BUDI, "Jawaban: gunakan 1.250 jam efektif per tahun.")
+        )
+        answer = self._last(APPLICANT2, "answer")
         return [
             ("request", request_mail()),
             ("request-incomplete", request_mail(body="Nama: Rina\nPertanyaan: bagaimana menyusun ABK?\n")),
@@ -600,16 +617,20 @@ class Fuzzer:
             ("head-assign", reply_bytes(notify, HEAD, "ASSIGN Budi Santoso\nNOTE mohon segera")),
             ("head-help", reply_bytes(notify, HEAD, "HELP")),
             ("consultant-answer", reply_bytes(notify, BUDI, "Jawaban: ABK disusun per jabatan.")),
+            ("survey", reply_bytes(answer, APPLICANT2, "4 4 3 4 4 4 4 3 4\nSaran: pertahankan.")),
+            ("survey-partial", reply_bytes(answer, APPLICANT2, "1. a\n2. d\nU3: Sangat sesuai\n9. 5")),
+            ("thanks", reply_bytes(answer, APPLICANT2, "Terima kasih banyak Pak.")),
+            ("new-question", reply_bytes(answer, APPLICANT2, "Bagaimana jika dua jabatan itu digabung?")),
         ]
 
-    def _first(self, to: str) -> models.OutboundMessage:
+    def _last(self, to: str, kind: str) -> models.OutboundMessage:
         with self.app.sessions() as s:
             row = s.scalars(
                 select(models.OutboundMessage)
-                .where(models.OutboundMessage.recipient == to)
-                .order_by(models.OutboundMessage.id)
+                .where(models.OutboundMessage.recipient == to, models.OutboundMessage.kind == kind)
+                .order_by(models.OutboundMessage.id.desc())
             ).first()
-        assert row is not None, f"no mail to {to}"
+        assert row is not None, f"no {kind} mail to {to}"
         return row
 
     def mutant(self, i: int) -> tuple[str, list[str], bytes]:
