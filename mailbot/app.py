@@ -1,4 +1,9 @@
-"""The one place that wires database, mailbox, intake, outbox and scheduler together."""
+"""The one place that wires database, mailbox, intake, outbox and scheduler together.
+
+The stages are built when first used, and their modules imported then: `tickets list` and
+`status` need the database only, the sending child the outbox only, and `run --once` on an
+empty mailbox no parser (start-up time and memory, bench/footprint.py).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -23,16 +26,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot.config import Config
-from mailbot.core.message import InboundMessage, UnreadableMessage, parse_many
 from mailbot.core.workflow import InboundStatus, next_inbound
-from mailbot.pipeline.intake import Intake, Outcome, Source
-from mailbot.pipeline.replies import Replies
-from mailbot.pipeline.sweep import Clocks, Deadlines, SweepStats
 from mailbot.shell import health, models
 from mailbot.shell.db import make_engine, migrate, session_factory
 from mailbot.shell.fetch_lock import FetchLock
 from mailbot.shell.mailbox import MailboxError, MailboxSource, open_source
-from mailbot.shell.outbox import DrainResult, Outbox, Sender, make_sender
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from mailbot.core.message import InboundMessage, UnreadableMessage
+    from mailbot.pipeline.intake import Intake, Outcome, Source
+    from mailbot.pipeline.replies import Replies
+    from mailbot.pipeline.sweep import Clocks, Deadlines, SweepStats
+    from mailbot.shell.outbox import DrainResult, Outbox, Sender
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ def exit_with_parent(parent: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-Parsed = InboundMessage | UnreadableMessage
+Parsed: TypeAlias = "InboundMessage | UnreadableMessage"
 
 
 def utcnow() -> datetime:
@@ -125,18 +132,10 @@ class App:
         self.clock = clock
         self.engine = engine or make_engine(config.database_url, echo=config.settings.database.echo)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
-        self.replies = Replies(config)
-        self.clocks = Clocks(config)
-        self.intake = Intake(config, self.replies, self.clocks)
-        self.deadlines = Deadlines(config, self.replies, self.clocks, self.sessions)
-        smtp = config.settings.smtp
-        self.outbox = Outbox(
-            self.sessions,
-            sender or [make_sender(config.smtp, smtp) for _ in range(smtp.connections)],
-            config.settings.smtp,
-            clock,
-            journal=config.data_dir / "outbox-sent.journal",
-        )
+        self._stages: dict[str, Any] = {}  # replies, clocks, intake, deadlines: see _stage
+        self._outbox: Outbox | None = None
+        self._sender = sender
+        self._building = threading.RLock()
         self.source_factory = source_factory
         self._own_sender = sender is None
         self._parser: ProcessPoolExecutor | None = None
@@ -148,6 +147,66 @@ class App:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    # --- the stages, built at their first use (in any thread) ---------------------------
+
+    def _stage(self, name: str) -> Any:
+        """A stage by name, built at its first use (by whichever thread gets there first)."""
+        with self._building:
+            stage = self._stages.get(name)
+            if stage is None:
+                stage = self._stages[name] = self._build(name)
+            return stage
+
+    def _build(self, name: str) -> Any:
+        if name == "replies":
+            from mailbot.pipeline.replies import Replies
+
+            return Replies(self.config)
+        if name == "clocks":
+            from mailbot.pipeline.sweep import Clocks
+
+            return Clocks(self.config)
+        if name == "intake":
+            from mailbot.pipeline.intake import Intake
+
+            return Intake(self.config, self._stage("replies"), self._stage("clocks"))
+        from mailbot.pipeline.sweep import Deadlines
+
+        return Deadlines(self.config, self._stage("replies"), self._stage("clocks"), self.sessions)
+
+    @property
+    def replies(self) -> Replies:
+        return cast("Replies", self._stage("replies"))
+
+    @property
+    def clocks(self) -> Clocks:
+        return cast("Clocks", self._stage("clocks"))
+
+    @property
+    def intake(self) -> Intake:
+        return cast("Intake", self._stage("intake"))
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return cast("Deadlines", self._stage("deadlines"))
+
+    @property
+    def outbox(self) -> Outbox:
+        with self._building:
+            if self._outbox is None:
+                from mailbot.shell.outbox import Outbox, make_sender
+
+                smtp = self.config.settings.smtp
+                self._outbox = Outbox(
+                    self.sessions,
+                    self._sender or [make_sender(self.config.smtp, smtp) for _ in range(smtp.connections)],
+                    smtp,
+                    self.clock,
+                    journal=self.config.data_dir / "outbox-sent.journal",
+                    templates_dir=self.config.templates_dir,
+                )
+            return self._outbox
 
     # --- intake ------------------------------------------------------------------------
 
@@ -183,6 +242,8 @@ class App:
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
                 if parsed is None:
+                    from mailbot.core.message import parse_many
+
                     limits = self.config.settings.limits
                     parsed = parse_many(
                         [raw for _, raw in items],
@@ -215,6 +276,8 @@ class App:
         except DBAPIError:
             raise  # the database is away or refusing: intake pauses, nothing is marked
         except Exception as exc:
+            from mailbot.pipeline.intake import Outcome
+
             reason = f"processing failed: {type(exc).__name__}: {exc}"[:2000]
             log.exception("%s UID %s quarantined: %s", source.mailbox, source.uid, reason)
             with self.sessions.begin() as session:
@@ -309,6 +372,8 @@ class App:
     def _groups(
         self, source: MailboxSource, uids: list[str], uidvalidity: int, stats: IntakeStats
     ) -> Iterator[list[tuple[Source, bytes]]]:
+        from mailbot.pipeline.intake import Source
+
         size = self.config.settings.mailbox.transaction_size
         group: list[tuple[Source, bytes]] = []
         for uid, raw in source.fetch(uids):
@@ -326,6 +391,9 @@ class App:
         """The parse worker process, started at the first backlog (none with parse_workers = 0)."""
         count = self.config.settings.mailbox.parse_workers
         if count and self._parser is None:
+            from concurrent.futures import ProcessPoolExecutor
+            from multiprocessing import get_context
+
             self._parser = ProcessPoolExecutor(
                 max_workers=count,
                 mp_context=get_context("spawn"),
@@ -338,6 +406,10 @@ class App:
         workers = self._parser  # None once it failed: parsed here until the next batch
         if workers is None:
             return None
+        from concurrent.futures.process import BrokenProcessPool
+
+        from mailbot.core.message import parse_many
+
         limits = self.config.settings.limits
         try:
             return workers.submit(

@@ -148,6 +148,7 @@ def write_config(
     profile: str = "sop-002",
     profiles_dir: Path = PROFILES,
     daily_digest: bool = True,
+    service_extra: str = "",
 ) -> Path:
     """A configuration for tests. `daily_digest=False` for a `mailbot run` process on the wall
     clock: after 07:30 WIB on a working day its first sweep mails each head a digest."""
@@ -163,6 +164,7 @@ address = "{SERVICE_ADDRESS}"
 timezone = "Asia/Jakarta"
 profile = "{profile}"
 data_dir = "{tmp_path / "var"}"
+{service_extra}
 
 [database]
 url = "{database_url}"

@@ -342,6 +342,29 @@ def test_a_server_with_a_smaller_size_gets_the_mail_without_the_files(
     assert line.outbound_id == sent.id
 
 
+def test_the_send_time_note_is_the_offices_own_where_it_has_one(
+    make_app: Callable[..., App], sqlite_url: str, tmp_path: Path, small_server: SmtpServer
+) -> None:
+    office = tmp_path / "kop" / "id"
+    office.mkdir(parents=True)
+    (office / "_files_withheld.txt.j2").write_text(
+        "CATATAN KANTOR: {% for f in files %}{{ f.filename }} {% endfor %}ada di sekretariat.\n"
+    )
+    app = make_app(
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=small_server.url,
+        staff=STAFF,
+        service_extra=f'templates_dir = "{tmp_path / "kop"}"',
+    )
+    desk = Desk(app)
+    desk.deliver(GMAIL.read_bytes())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    assert send_all(app).dead == 0
+    text = text_of(desk.last(BUDI, "assign"))
+    assert "CATATAN KANTOR: image.png ada di sekretariat." in text
+
+
 def test_a_552_refusal_without_size_sends_the_mail_without_any_file(
     make_app: Callable[..., App], sqlite_url: str, tmp_path: Path, smtp: SmtpServer
 ) -> None:

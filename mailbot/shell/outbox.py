@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
@@ -25,12 +25,13 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import ConnectionUrl, OAuth2Login, tls_context
-from mailbot.core.compose import Withheld
-from mailbot.core.withheld import shrink, withheld_text
 from mailbot.core.workflow import OutboundStatus, next_outbound
 from mailbot.settings import SmtpSettings
 from mailbot.shell import models, store
 from mailbot.shell.oauth2 import TokenError, token_source
+
+if TYPE_CHECKING:  # composing (Jinja2, the parser) is loaded only for a mail too large to send
+    from mailbot.core.compose import Withheld
 
 log = logging.getLogger(__name__)
 
@@ -401,8 +402,10 @@ class Outbox:
         settings: SmtpSettings,
         clock: Callable[[], datetime],
         journal: Path | None = None,
+        templates_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
+        self.templates_dir = templates_dir  # the office's own templates (the note on withheld files)
         self.senders = sender if isinstance(sender, list) else [sender]
         self.settings = settings
         self.clock = clock
@@ -584,8 +587,7 @@ class Outbox:
                 self.journal.record(mail.id)
         return down
 
-    @staticmethod
-    async def _send(sender: Sender, mail: Claimed) -> None:
+    async def _send(self, sender: Sender, mail: Claimed) -> None:
         """Send one mail. One larger than the server takes (TooLarge) goes again without the
         largest of its files and with a note saying where they are, instead of becoming a dead
         letter (#21 item 3); `mail` then holds what went out. Without files to leave out, or still
@@ -593,7 +595,9 @@ class Outbox:
         try:
             await sender.send(mail.mail_from, mail.rcpt_to, mail.raw)
         except TooLarge as exc:
-            smaller = await asyncio.to_thread(shrink, mail.raw, exc.limit)
+            from mailbot.core.withheld import shrink
+
+            smaller = await asyncio.to_thread(shrink, mail.raw, exc.limit, self.templates_dir)
             if smaller is None or not smaller.withheld:
                 raise
             await sender.send(mail.mail_from, mail.rcpt_to, smaller.raw)
@@ -626,6 +630,8 @@ class Outbox:
                     }
                 )
                 if mail.withheld:
+                    from mailbot.core.withheld import withheld_text
+
                     files = withheld_text(mail.withheld)
                     history.append((mail, "files_withheld", f"{to}: {files} left out: {mail.over}"))
                 history.append((mail, "mail_sent", to))
