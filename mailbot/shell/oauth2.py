@@ -55,7 +55,6 @@ class TokenSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.description = description  # "provider microsoft (tenant ..., client ...)"
-        self.fetches = 0  # tokens fetched so far
         self._fetch = fetch
         self._margin = margin
         self._clock = clock
@@ -72,7 +71,6 @@ class TokenSource:
                     token, lifetime = self._fetch()
                 except TokenError as exc:
                     raise TokenError(f"{self.description}: {exc}") from exc.__cause__
-                self.fetches += 1
                 self._token, self._expires_at = token, now + lifetime
             return self._token
 
