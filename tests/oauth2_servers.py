@@ -9,6 +9,7 @@ import binascii
 import json
 import secrets
 import ssl
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -240,3 +241,43 @@ def start_smtp_xoauth2(token_server: TokenServer) -> SmtpServer:
     )
     controller.start()
     return SmtpServer(controller, handler)
+
+
+# Prints the token in its first argument's file (or fails with its text when that starts with
+# FAIL); every run adds the user it was asked for ($MAILBOT_OAUTH2_USER) to the second file.
+TOKEN_COMMAND = """\
+import os, pathlib, sys
+token_file, calls = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+with calls.open("a") as out:
+    out.write(os.environ.get("MAILBOT_OAUTH2_USER", "?") + "\\n")
+text = token_file.read_text()
+if text.startswith("FAIL"):
+    sys.stderr.write(text)
+    sys.exit(3)
+print(text)
+"""
+
+
+class Command:
+    """The `command` token source of a test: a token file it prints, a file counting its runs."""
+
+    def __init__(self, directory: Path, name: str = "token") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.script = directory / "print_token.py"
+        self.script.write_text(TOKEN_COMMAND)
+        self.token_file = directory / f"{name}.txt"
+        self.calls_file = directory / f"{name}.calls"
+        self.token_file.write_text("FAIL no token yet\n")
+
+    @property
+    def line(self) -> str:
+        return f'"{sys.executable}" "{self.script}" "{self.token_file}" "{self.calls_file}"'
+
+    def prints(self, token: str) -> None:
+        self.token_file.write_text(token + "\n")
+
+    def calls(self) -> list[str]:
+        return self.calls_file.read_text().split() if self.calls_file.exists() else []
+
+    def toml(self, section: str, extra: str = "") -> str:
+        return f"auth = \"xoauth2\"\n[{section}.oauth2]\ncommand = '{self.line}'\n{extra}"
