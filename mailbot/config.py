@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import os
 import re
-import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -36,6 +35,9 @@ from mailbot.settings import (
     Settings,
     StaffMember,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,8 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
     """A verifying TLS context; `ca_file` adds an office's own CA (never disables verification).
     Made once per CA file and shared by every connection: loading the system's certificates cost
     about 20 ms of CPU, and the sender connects again after every pause in the outbox."""
+    import ssl  # not at start-up: only a connection to a server needs it
+
     return ssl.create_default_context(cafile=ca_file or None)
 
 

@@ -18,8 +18,10 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -34,6 +36,7 @@ from mailbot.shell.outbox import sleep_until
 log = logging.getLogger(__name__)
 
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+OUTBOX_SWEEP_SECONDS = 60  # mail queued by another process (`outbox retry`, `replay`) goes out within this
 
 
 class SystemdNotifier:
@@ -112,6 +115,22 @@ def outbox_counts(app: App) -> dict[OutboundStatus, int]:
     with app.sessions() as session:
         rows = session.execute(select(table.status, func.count()).group_by(table.status)).all()
     return {OutboundStatus(status): int(n) for status, n in rows}
+
+
+def mail_due(app: App, within: timedelta) -> bool:
+    """Whether mail is queued to go out within `within` (or a claim of a dead sender runs out):
+    one look along the outbox's status index, for starting the sending child."""
+    table = models.OutboundMessage
+    with app.sessions() as session:
+        row = session.execute(
+            select(table.id)
+            .where(
+                table.status.in_((OutboundStatus.PENDING, OutboundStatus.SENDING)),
+                table.next_attempt_at <= app.clock() + within,
+            )
+            .limit(1)
+        ).first()
+    return row is not None
 
 
 def _ignore_pass(stats: IntakeStats | None, problem: str | None) -> None:
@@ -211,6 +230,11 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
     stopping = asyncio.Event()
     tried = asyncio.Event()  # the intake thread has tried the mailbox once
     service = ServiceStatus()
+    child = (
+        SenderProcess(app.config)
+        if app.config.settings.smtp.sender_process and app._own_sender and app.config.source
+        else None
+    )
 
     def request_stop() -> None:
         log.info("stopping: finishing the message in hand")
@@ -219,13 +243,10 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
         stopping.set()
         wake.set()
         tried.set()
+        if child is not None:
+            child.poke()
 
     _on_stop_signals(loop, request_stop)
-    child = (
-        SenderProcess(app.config)
-        if app.config.settings.smtp.sender_process and app._own_sender and app.config.source
-        else None
-    )
 
     def wake_outbox() -> None:
         if child is not None:
@@ -241,7 +262,7 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
         loop.call_soon_threadsafe(note)
 
     scheduler = AsyncIOScheduler(event_loop=loop)
-    scheduler.add_job(wake_outbox, "interval", seconds=60, id="outbox-sweep")
+    scheduler.add_job(wake_outbox, "interval", seconds=OUTBOX_SWEEP_SECONDS, id="outbox-sweep")
 
     async def deadline_sweep() -> None:
         try:
@@ -269,9 +290,14 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
         if notifier.enabled
         else []
     )
+
+    async def outbox_due() -> bool:
+        # Mail due within the outbox sweep's minute: the sweep looks again after that.
+        return await asyncio.to_thread(mail_due, app, timedelta(seconds=OUTBOX_SWEEP_SECONDS))
+
     try:
         if child is not None:
-            await child.supervise(stopping)
+            await child.supervise(stopping, outbox_due)
         else:
             await send_loop(app, wake, stopping)
     finally:
@@ -339,9 +365,10 @@ async def _report(
         await asyncio.sleep(every)
 
 
-async def serve_sender(app: App, wake_fd: int | None = None) -> None:
+async def serve_sender(app: App, wake_fd: int | None = None, idle_exit: float | None = None) -> None:
     """Only the outbox loop (the daemon's sending child, or an extra sender by hand): woken
-    by a byte on `wake_fd`, stopped by SIGTERM/SIGINT or when the writer closes the pipe."""
+    by a byte on `wake_fd`, stopped by SIGTERM/SIGINT or when the writer closes the pipe, or
+    after `idle_exit` seconds with nothing to send."""
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     stopping = asyncio.Event()
@@ -366,7 +393,7 @@ async def serve_sender(app: App, wake_fd: int | None = None) -> None:
 
         loop.add_reader(wake_fd, readable)
     try:
-        await send_loop(app, wake, stopping)
+        await send_loop(app, wake, stopping, idle_exit)
     finally:
         if wake_fd is not None:
             loop.remove_reader(wake_fd)
@@ -374,8 +401,14 @@ async def serve_sender(app: App, wake_fd: int | None = None) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def send_loop(app: App, wake: asyncio.Event, stopping: asyncio.Event) -> None:
+async def send_loop(
+    app: App, wake: asyncio.Event, stopping: asyncio.Event, idle_exit: float | None = None
+) -> None:
+    """Drain the outbox whenever woken or mail falls due. With `idle_exit` (the daemon's sending
+    child) return once nothing has been due for that many seconds: the daemon starts the child
+    again when mail is queued, and an idle service holds one process, not two."""
     delay = 1.0
+    busy_at = time.monotonic()
     while not stopping.is_set():
         wake.clear()
         try:
@@ -392,17 +425,30 @@ async def send_loop(app: App, wake: asyncio.Event, stopping: asyncio.Event) -> N
         if result.sent or result.dead:
             log.info("outbox: %s sent, %s deferred, %s dead", result.sent, result.retried, result.dead)
         wait = 60.0 if next_due is None else (next_due - app.clock()).total_seconds()
+        if idle_exit is not None:
+            if result.sent or result.retried or result.dead or wait <= idle_exit:
+                busy_at = time.monotonic()
+            idle_left = idle_exit - (time.monotonic() - busy_at)
+            if idle_left <= 0:
+                log.info("sender: nothing to send for %.0fs; exiting until mail is queued", idle_exit)
+                return
+            wait = min(wait, idle_left)
         await sleep_until(wake, min(max(wait, 0.05), 60.0))
 
 
 class SenderProcess:
-    """The daemon's sending child: `mailbot run --sender-only`, woken through a pipe."""
+    """The daemon's sending child: `mailbot run --sender-only`, woken through a pipe.
+
+    Started when mail is queued (or found due), it exits by itself after
+    `smtp.sender_idle_seconds` with nothing to send (status 0) and is started again at the next
+    mail; one that dies otherwise is started again with backoff."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self._wake_fd: int | None = None
         self._lock = threading.Lock()
+        self._look: Callable[[], None] | None = None  # asks `supervise` to look for mail
 
     def start(self) -> None:
         read_fd, write_fd = os.pipe()
@@ -426,31 +472,70 @@ class SenderProcess:
         log.info("sender process %s started", self.proc.pid)
 
     def wake(self) -> None:
-        """Tell the child there is mail (any thread; a full pipe already says so)."""
+        """Tell the child there is mail (any thread; a full pipe already says so). Without a
+        child, or with one just exiting idle, the supervisor looks whether to start one."""
         with self._lock:
-            if self._wake_fd is None:
-                return
-            with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                os.write(self._wake_fd, b"\x01")
+            if self._wake_fd is not None:
+                try:
+                    os.write(self._wake_fd, b"\x01")
+                    return
+                except BlockingIOError:
+                    return
+                except BrokenPipeError:
+                    pass
+            look = self._look
+        if look is not None:
+            look()
 
-    async def supervise(self, stopping: asyncio.Event) -> None:
-        """Start the child; start it again when it dies, until the daemon stops."""
+    async def supervise(self, stopping: asyncio.Event, mail_due: Callable[[], Awaitable[bool]]) -> None:
+        """Until the daemon stops: start the child when `mail_due` says so (asked at start and
+        at each wake without a child); start it again when it dies, with backoff."""
+        loop = asyncio.get_running_loop()
+        look = asyncio.Event()
+
+        def look_now() -> None:  # from any thread
+            loop.call_soon_threadsafe(look.set)
+
+        self._look = look_now
+        look.set()  # mail may be waiting from before this start
         delay = 1.0
-        self.start()
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=1.0)
-            assert self.proc is not None
-            code = self.proc.poll()
-            if code is None or stopping.is_set():
+                await asyncio.wait_for(look.wait(), timeout=1.0)
+            if stopping.is_set():
+                break
+            code = self.proc.poll() if self.proc is not None else None
+            if code is not None:
+                self._close_pipe()
+                self.proc = None
+                if code == 0:
+                    log.info("sender process exited with nothing to send")
+                    look.set()  # mail queued while it was leaving goes out now
+                else:
+                    log.error("sender process exited with status %s; starting it again in %.0fs", code, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), timeout=delay)
+                    delay = min(delay * 2, 60.0)
+                    if not stopping.is_set():
+                        self.start()
+                    continue
+            if not look.is_set():
                 continue
-            log.error("sender process exited with status %s; starting it again in %.0fs", code, delay)
-            self._close_pipe()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
-            delay = min(delay * 2, 60.0)
-            if not stopping.is_set():
+            look.clear()
+            if self.proc is not None:
+                continue  # running: the pipe told it
+            try:
+                due = await mail_due()
+            except (DBAPIError, OSError) as exc:  # cannot tell: the child copes with the database
+                log.debug("outbox not checked: %s", exc)
+                due = True
+            if due and not stopping.is_set():
                 self.start()
+
+    def poke(self) -> None:
+        """Have the supervisor look now (at stop: it then returns at once)."""
+        if self._look is not None:
+            self._look()
 
     def _close_pipe(self) -> None:
         with self._lock:

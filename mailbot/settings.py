@@ -33,7 +33,11 @@ ENV_SMTP_URL = "MAILBOT_SMTP_URL"
 ENV_SECRET = "MAILBOT_SECRET"
 
 _ADDR_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-FieldName = Literal["name", "id_number", "unit", "position", "phone", "question"]
+FieldName = Literal[
+    "name", "id_number", "unit", "position", "phone", "question",
+    # A complaint (SOP 003): its type, the date and time of the incident, the evidence.
+    "complaint_type", "incident_time", "evidence",
+]  # fmt: skip
 FIELD_NAMES: tuple[FieldName, ...] = ("name", "id_number", "unit", "position", "phone", "question")
 
 
@@ -172,8 +176,10 @@ class SmtpSettings(_Login):
     # (the mails of one ticket always go over the same connection, in order).
     batch_size: int = Field(default=250, ge=1)
     connections: int = Field(default=2, ge=1, le=32)
-    # The daemon drains the outbox in a child process of its own (another core than intake).
+    # The daemon drains the outbox in a child process of its own (another core than intake),
+    # started when mail is queued; with nothing to send for this long it exits until there is.
     sender_process: bool = True
+    sender_idle_seconds: float = Field(default=300.0, gt=0)
     ca_file: str = ""
     # A process claims a mail for this long before sending; if it dies mid-send the claim runs
     # out and the mail is sent again (at-least-once, with the same Message-ID).

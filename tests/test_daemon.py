@@ -150,9 +150,9 @@ def test_sending_child_is_restarted_and_never_outlives_the_daemon(smtp, sqlite_u
         return [int(p) for p in re.findall(r"sender process (\d+) started", log_path.read_text())]
 
     try:
+        md.add(request_mail())  # the child is started when there is mail to send
         wait_until(lambda: len(senders()) == 1)
         first = senders()[0]
-        md.add(request_mail())
         wait_until(lambda: len(smtp.handler.received) == 2)
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: len(senders()) == 2, timeout=30)
@@ -200,3 +200,46 @@ def test_parse_worker_never_outlives_a_killed_daemon(smtp, sqlite_url, tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sending_child_starts_with_mail_and_leaves_when_idle(smtp, sqlite_url, tmp_path):
+    """An idle daemon holds one process: the sending child is started when mail is queued and
+    exits after smtp.sender_idle_seconds with nothing to send; the next mail starts it again."""
+    import mailbox
+    import re
+
+    config = write_config(
+        tmp_path,
+        database_url=sqlite_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        smtp_extra="sender_idle_seconds = 1",
+        daily_digest=False,
+    )
+    md = mailbox.Maildir(tmp_path / "md", create=True)
+    log_path = tmp_path / "daemon.log"
+    proc = start_daemon(config, log_path)
+
+    def senders() -> list[int]:
+        return [int(p) for p in re.findall(r"sender process (\d+) started", log_path.read_text())]
+
+    try:
+        wait_until(lambda: "fetch lock taken" in log_path.read_text())
+        assert senders() == [] and children(proc.pid) == []  # nothing to send: no child
+        md.add(request_mail())
+        wait_until(lambda: len(smtp.handler.received) == 2)
+        first = senders()[0]
+        wait_until(lambda: "sender process exited with nothing to send" in log_path.read_text())
+        wait_until(lambda: not _pid_alive(first))
+        assert children(proc.pid) == []
+        md.add(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Pertanyaan kedua"))
+        wait_until(lambda: len(smtp.handler.received) == 4)
+        assert len(senders()) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log_path.read_text()
+    assert "exited with status" not in text and "Traceback" not in text
+    assert len(smtp.handler.received) == 4  # nothing twice

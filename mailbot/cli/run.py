@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from mailbot import daemon
 from mailbot.app import App, create_app
 from mailbot.cli.check import _calendar_warnings, _redact_db, _security_warnings
 from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load
@@ -47,9 +50,13 @@ def _seed_samples(config: Config) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.sender_only:
+        from mailbot import daemon
+
         app = create_app(config)
+        # The daemon's child (it has the pipe) leaves when idle; one started by hand stays.
+        idle_exit = config.settings.smtp.sender_idle_seconds if args.wake_fd is not None else None
         try:
-            aio.run(daemon.serve_sender(app, args.wake_fd))
+            aio.run(daemon.serve_sender(app, args.wake_fd, idle_exit))
         finally:
             app.close()
         return 0
@@ -73,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run_daemon(app: App, *, show_first: bool) -> None:
+    from mailbot import daemon  # the scheduler and the service's parts: not for `run --once`
+
     if show_first:
         # Process the samples before going quiet, so a newcomer sees tickets right away.
         stats = await asyncio.to_thread(app.run_intake_once)
@@ -120,6 +129,28 @@ def _run_once(app: App) -> int:
     return 0
 
 
+CALENDAR_CHECK = ".calendar-warnings.json"
+
+
+def _known_calendar_warnings(config: Config, now: datetime) -> list[str]:
+    """`_calendar_warnings`, kept in the data folder per installed `holidays` release and year.
+
+    A monitor runs `status` every minute; asking `holidays` loads its every country (about
+    0.2 s and 15 MiB), and the answer changes only with the year or a new release."""
+    key = f"{metadata.version('holidays')} {now.astimezone(ZoneInfo(config.service.timezone)).year}"
+    path = config.data_dir / CALENDAR_CHECK
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        known = json.loads(path.read_text(encoding="utf-8"))
+        if known["key"] == key:
+            return [str(w) for w in known["warnings"]]
+    warnings = _calendar_warnings(config, now)
+    with contextlib.suppress(OSError):  # a data folder we cannot write to: asked again next time
+        tmp = path.with_name(f".{CALENDAR_CHECK}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "warnings": warnings}), encoding="utf-8")
+        os.replace(tmp, path)
+    return warnings
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when healthy; 1 when intake or sending has been failing longer than the threshold."""
     config = _load(args)
@@ -130,7 +161,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             in_use = session.execute(
                 select(models.Ticket.profile).where(models.Ticket.state.in_(OPEN_STATES)).distinct()
             ).scalars()
-            warnings = _security_warnings(config, list(in_use)) + _calendar_warnings(config, app.clock())
+            warnings = _security_warnings(config, list(in_use)) + _known_calendar_warnings(
+                config, app.clock()
+            )
         if args.json:
             json.dump({**st.as_json(), "warnings": warnings}, sys.stdout, indent=2)
             print()

@@ -25,7 +25,6 @@ from mailbot.core.workflow import (
     next_inbound,
     next_outbound,
 )
-from mailbot.pipeline.intake import Source
 from mailbot.shell import aio, models, store
 
 
@@ -169,6 +168,8 @@ def _show_ticket(session: Any, ticket: models.Ticket, *, as_json: bool, tz: Zone
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Process a quarantined message again (by inbound id) or a mail file."""
+    from mailbot.pipeline.intake import Source  # the pipeline is loaded by replay only
+
     config = _load(args)
     app = create_app(config)
     try:

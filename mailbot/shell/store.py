@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, inspect, orm, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mailbot.core.compose import Envelope
 from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
 from mailbot.settings import Profile
 from mailbot.shell import models
+
+if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need no templates
+    from mailbot.core.compose import Envelope
 
 # --- the persist step ---------------------------------------------------------------------------
 #
