@@ -80,6 +80,23 @@ role = "vendor"
 """
 
 
+# A complaint under SOP 003 as its form asks for it: identity, the type of complaint, the date and
+# time of the incident, the evidence (described here; or attached), the description.
+COMPLAINT = (
+    "Yth. Tim Sekretariat,\n\n"
+    "Nama Lengkap   : Rina Kartika\n"
+    "NIP            : 19860926 201505 2 001\n"
+    "Unit Kerja     : Biro Perencanaan, Kementerian Hukum dan HAM\n"
+    "No. HP         : 0812-3456-7890\n"
+    "Jenis Keluhan  : Aplikasi SIMPEG\n"
+    "Waktu Kejadian : Senin, 16-11-2026 pukul 08.00 WIB\n"
+    "Bukti          : muncul pesan galat 502 Bad Gateway setelah menekan tombol Masuk\n\n"
+    "Deskripsi Keluhan:\n"
+    "Aplikasi SIMPEG tidak dapat dibuka sejak pagi; akun saya tidak bisa login.\n\n"
+    "Hormat saya,\nRina\n"
+)
+
+
 class Desk:
     """One app, and the people around it writing real mail to it."""
 

@@ -16,6 +16,7 @@ from tests.desk import (
     APPLICANT,
     BUDI,
     BUDI2,
+    COMPLAINT,
     HEAD,
     HEAD2,
     IRBAN2,
@@ -341,7 +342,7 @@ def test_normative_is_refused_where_the_profile_has_no_normative_answers(desk: D
 
 def test_sop_003_forward_to_vendor_and_report_back(make_app, sqlite_url, tmp_path) -> None:
     desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
-    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login"))
+    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login", body=COMPLAINT))
     desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan")
     assert desk.ticket().state is State.FORWARDED
     forwarded = desk.last(VENDOR, "forward")
@@ -351,6 +352,74 @@ def test_sop_003_forward_to_vendor_and_report_back(make_app, sqlite_url, tmp_pat
     assert "Akun sudah direset" in text_of(report)
     desk.reply(report, SECRETARIAT, "ANSWER\nAkun Anda sudah direset oleh penyedia jasa.")
     assert desk.ticket().state is State.ANSWERED
+
+
+def test_sop_003_a_complaint_is_asked_for_what_it_lacks(make_app, sqlite_url, tmp_path) -> None:
+    """SOP 003 step 1: the type of complaint, the date and time of the incident and the evidence.
+    A date and time in the description counts; "terlampir" with nothing attached does not; the
+    screenshot attached to the reply does; then the secretariat sees all three."""
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
+    body = (
+        COMPLAINT.replace("Jenis Keluhan  : Aplikasi SIMPEG\n", "")
+        .replace("Waktu Kejadian : Senin, 16-11-2026 pukul 08.00 WIB\n", "")
+        .replace("muncul pesan galat 502 Bad Gateway setelah menekan tombol Masuk", "terlampir")
+        .replace("sejak pagi;", "sejak Senin 16-11-2026 pukul 08.00;")
+    )
+    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login", body=body))
+    ticket = desk.ticket()
+    assert ticket.state is State.AWAITING_INFO
+    assert [(i["field"], i["code"]) for i in ticket.issues] == [
+        ("complaint_type", "missing"),
+        ("evidence", "evidence_not_attached"),
+    ]
+    asked = " ".join(text_of(desk.last(APPLICANT, "missing_fields")).split())
+    assert "Jenis Keluhan: belum dicantumkan" in asked
+    assert (
+        "Bukti (foto/tangkapan layar/video): disebutkan terlampir, tetapi email Bapak/Ibu tidak memuat"
+        in asked
+    )
+    assert "(atau lampirkan berkasnya pada balasan ini)" in asked
+    assert "Tanggal dan Waktu Kejadian" not in asked  # told in the description
+    assert not desk.outbox(SECRETARIAT)
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"),
+        APPLICANT,
+        "Jenis Keluhan: Aplikasi SIMPEG (login)",
+        attach=("galat-502.pdf", b"%PDF-1.4 tangkapan layar"),
+    )
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW, ticket.issues
+    assert ticket.fields["evidence"] == "lampiran: galat-502.pdf"
+    assert ticket.fields["incident_time"] == "16-11-2026 pukul 08.00"
+    notify = text_of(desk.last(SECRETARIAT, "notify"))
+    assert "Jenis Keluhan  : Aplikasi SIMPEG (login)" in notify
+    assert "Waktu Kejadian : 16-11-2026 pukul 08.00" in notify
+    assert "Bukti          : lampiran: galat-502.pdf" in notify
+    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "ASSIGN Budi Santoso")
+    assignment = desk.last(BUDI, "assign")
+    assert "galat-502.pdf" in attachment_names(assignment)
+    assert "Jenis Keluhan" in text_of(assignment)
+
+
+def test_sop_003_an_attachment_is_the_evidence_from_the_start(make_app, sqlite_url, tmp_path) -> None:
+    desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
+    body = COMPLAINT.replace(
+        "muncul pesan galat 502 Bad Gateway setelah menekan tombol Masuk", "lihat lampiran"
+    )
+    raw = with_attachment(request_mail(subject="SIMPEG", body=body), "layar.pdf", b"%PDF-1.4 x")
+    desk.deliver(raw)
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW and ticket.fields["evidence"] == "lampiran: layar.pdf"
+    ack = text_of(desk.last(APPLICANT, "ack"))
+    assert "Jenis Keluhan  : Aplikasi SIMPEG" in ack and "Bukti          : lampiran: layar.pdf" in ack
+
+
+def test_a_consultation_shows_no_complaint_rows(desk: Desk) -> None:
+    body = request_mail().decode().split("\r\n\r\n", 1)[1].replace("Jabatan", "Lampiran: SK.pdf\r\nJabatan")
+    desk.deliver(request_mail(body=body))
+    assert desk.ticket().state is State.NEW
+    for text in (text_of(desk.last(APPLICANT, "ack")), text_of(desk.last(HEAD, "notify"))):
+        assert "Bukti" not in text and "Jenis Keluhan" not in text
 
 
 def test_sop_004_three_levels_routed_by_region(make_app, sqlite_url, tmp_path) -> None:

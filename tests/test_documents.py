@@ -191,6 +191,12 @@ QUESTION = (
     "Jabatan : Analis Kebijakan\nNo. HP : 0812-3456-7890\n\n"
     "Permasalahan: Bagaimana menyusun ABK? <script>alert('x')</script> <b>tebal</b>\n"
 )
+# SOP 003 asks a complaint for its type, the date and time of the incident and the evidence.
+COMPLAINT_QUESTION = QUESTION.replace(
+    "\n\nPermasalahan",
+    "\nJenis Keluhan : Aplikasi SIMPEG\nWaktu Kejadian : 16-11-2026 pukul 08.00\nBukti : pesan galat 502\n\n"
+    "Permasalahan",
+)
 # Who gets the request, and the disposition to the consultant, per profile (config/profiles).
 FIRST = {"sop-000": SECRETARIAT, "sop-001": SECRETARIAT, "sop-002": HEAD, "sop-003": SECRETARIAT,
          "sop-004": HEAD}  # fmt: skip
@@ -204,7 +210,7 @@ SIGNER = {
 def serve(desk: Desk, profile: str, answer: str = "Gunakan 1.250 jam efektif per tahun.") -> str:
     """A request assigned to Budi Santoso (through the Irban in SOP 004) and answered; returns the
     address of who assigned him."""
-    desk.deliver(request_mail(body=QUESTION))
+    desk.deliver(request_mail(body=COMPLAINT_QUESTION if profile == "sop-003" else QUESTION))
     first = FIRST[profile]
     if profile == "sop-004":
         desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Irban II")

@@ -21,6 +21,7 @@ from tests.desk import (
     APPLICANT,
     BUDI,
     BUDI2,
+    COMPLAINT,
     HEAD,
     HEAD2,
     SECRETARIAT,
@@ -142,7 +143,7 @@ def test_every_kind_of_event_and_nothing_internal_reaches_the_applicant(desk: De
 
 def test_sop_003_vendor_report_stays_internal(make_app, sqlite_url, tmp_path) -> None:
     desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
-    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login"))
+    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login", body=COMPLAINT))
     desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan\nNOTE vendor lambat")
     forwarded = desk.last(VENDOR, "forward")
     desk.reply(forwarded, VENDOR, "Laporan internal: server auth kami down karena patch, sudah dipulihkan.")

@@ -58,13 +58,16 @@ EMPTY_LINE = re.compile(
 )
 EMPTY_CELL = re.compile(r"<td[^>]*+>[^<]{1,40}</td><td>\s*+</td>")
 
-# A complaint under SOP 003: identity, no position (SOP 003 does not ask for it).
+# A complaint under SOP 003: identity, no position (SOP 003 does not ask for it), the type of
+# complaint, the evidence described; the date and time of the incident told in the description.
 COMPLAINT = (
     "Yth. Tim Sekretariat,\n\n"
     "Nama Lengkap : Rina Kartika\n"
     "NIP          : 19860926 201505 2 001\n"
     "Unit Kerja   : Biro Perencanaan, Kementerian Hukum dan HAM\n"
-    "No. HP       : 0812-3456-7890\n\n"
+    "No. HP       : 0812-3456-7890\n"
+    "Jenis Keluhan: Aplikasi SIMPEG\n"
+    "Bukti        : pesan galat 502 Bad Gateway setelah menekan tombol Masuk\n\n"
     "Permasalahan:\n"
     "Sejak Senin 16-11-2026 pukul 08.00 aplikasi SIMPEG tidak dapat dibuka (galat 502),\n"
     "tangkapan layar terlampir.\n\n"

@@ -19,7 +19,7 @@ from mailbot.config import load_config
 from mailbot.core.working_time import has_cuti_bersama
 from mailbot.shell import models
 from tests.conftest import Clock, request_mail, write_config
-from tests.desk import BUDI, HEAD, HEAD2, IRBAN2, SECRETARIAT, STAFF, VENDOR, Desk
+from tests.desk import BUDI, COMPLAINT, HEAD, HEAD2, IRBAN2, SECRETARIAT, STAFF, VENDOR, Desk
 
 WIB = ZoneInfo("Asia/Jakarta")
 WIT = ZoneInfo("Asia/Jayapura")
@@ -71,6 +71,7 @@ class Walk:
     notices: list[tuple[str, str, tuple[int, ...]]]
     late: bool  # the period report's view: some step escalated
     unit: str = ""  # the applicant's work unit, when the walk routes by region
+    body: str = ""  # the request's text, when not tests.conftest.request_mail's (SOP 003)
 
 
 WALKS = [
@@ -240,6 +241,7 @@ WALKS = [
             ("escalation", HEAD2, (2026, 12, 29, 7, 40)),
         ],
         True,
+        body=COMPLAINT,
     ),
     # SOP 000, WIB: the secretariat identifies the question in 5 office minutes (step 5) and marks
     # it normative (NORMATIF): the ticket is then its own, on the "1 x 24 jam" answer step (step
@@ -353,7 +355,7 @@ def test_walk_through_the_steps(walk: Walk, tmp_path: Path, clock: Clock) -> Non
         for do in walk.actions:
             _sweep_until(desk, clock, local(do.at))
             if do.sender is None:
-                desk.deliver(_request(walk.unit))
+                desk.deliver(request_mail(body=walk.body) if walk.body else _request(walk.unit))
             else:
                 desk.reply(desk.last(do.sender, do.kind), do.sender, do.text)
             ticket = desk.ticket()

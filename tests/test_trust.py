@@ -19,7 +19,18 @@ from mailbot.core.commands import Verb
 from mailbot.core.workflow import OPEN_STATES, State
 from mailbot.shell import models
 from tests.conftest import SERVICE_ADDRESS, request_mail
-from tests.desk import APPLICANT, BUDI, HEAD, IRBAN2, SECRETARIAT, VENDOR, Desk, reply_bytes, text_of
+from tests.desk import (
+    APPLICANT,
+    BUDI,
+    COMPLAINT,
+    HEAD,
+    IRBAN2,
+    SECRETARIAT,
+    VENDOR,
+    Desk,
+    reply_bytes,
+    text_of,
+)
 from tests.test_dispatch import _profile_desk
 
 STRANGER = "penyusup@contoh-luar.example.com"
@@ -101,7 +112,7 @@ def test_a_request_with_someone_elses_reply_to_never_mails_that_person(desk: Des
 
 def test_a_vendor_reports_and_never_commands(make_app, sqlite_url, tmp_path) -> None:
     desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
-    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login"))
+    desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login", body=COMPLAINT))
     desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan")
     forwarded = desk.last(VENDOR, "forward")
     to_applicant = len(desk.outbox(APPLICANT))

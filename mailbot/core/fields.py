@@ -16,6 +16,11 @@ from stdnum.exceptions import InvalidComponent, ValidationError
 from stdnum.id import nik as stdnum_nik
 
 FIELDS = ("name", "id_number", "unit", "position", "phone", "question")
+# A complaint (SOP 003 step 1): the type of complaint, the date and time of the incident, and
+# evidence (a photo, screenshot or video attached, or described). A profile requires them in
+# `required_fields`; validated only when required.
+COMPLAINT_FIELDS = ("complaint_type", "incident_time", "evidence")
+ALL_FIELDS = FIELDS + COMPLAINT_FIELDS
 
 # Label variants, normalized (lowercase, punctuation to spaces). Indonesian first.
 _LABELS: dict[str, tuple[str, ...]] = {
@@ -147,6 +152,75 @@ _LABELS: dict[str, tuple[str, ...]] = {
         "consultation",
         "subject matter",
         "topik",
+        "deskripsi keluhan",
+        "uraian keluhan",
+        "isi keluhan",
+        "keluhan",
+        "deskripsi pengaduan",
+        "uraian pengaduan",
+        "isi pengaduan",
+        "pengaduan",
+        "complaint",
+        "complaint description",
+        "description of the complaint",
+    ),
+    "complaint_type": (
+        "jenis keluhan",
+        "jenis pengaduan",
+        "jenis masalah",
+        "jenis kendala",
+        "jenis gangguan",
+        "kategori keluhan",
+        "kategori pengaduan",
+        "kategori masalah",
+        "tipe keluhan",
+        "kategori",
+        "complaint type",
+        "type of complaint",
+        "issue type",
+        "category",
+    ),
+    "incident_time": (
+        "waktu kejadian",
+        "tanggal kejadian",
+        "tanggal dan waktu kejadian",
+        "tanggal waktu kejadian",
+        "tanggal dan jam kejadian",
+        "tanggal jam kejadian",
+        "hari tanggal kejadian",
+        "tgl kejadian",
+        "jam kejadian",
+        "waktu terjadi",
+        "tanggal terjadi",
+        "waktu kejadian keluhan",
+        "date of incident",
+        "date of the incident",
+        "incident date",
+        "incident time",
+        "time of incident",
+        "time of the incident",
+        "date and time of incident",
+        "date and time of the incident",
+        "date and time",
+    ),
+    "evidence": (
+        "bukti",
+        "bukti pendukung",
+        "bukti dukung",
+        "bukti kejadian",
+        "bukti keluhan",
+        "bukti foto",
+        "bukti foto screenshot video",
+        "bukti foto tangkapan layar video",
+        "foto screenshot video",
+        "lampiran bukti",
+        "data dukung",
+        "lampiran",
+        "screenshot",
+        "tangkapan layar",
+        "evidence",
+        "proof",
+        "attachment",
     ),
 }
 _LABEL_TO_FIELD = {label: name for name, labels in _LABELS.items() for label in labels}
@@ -171,7 +245,7 @@ _GREETING_RE = re.compile(
     r"dear\b.*|hello\b.*|hi\b.*|halo\b.*|bapak/ibu.*|di tempat\.?)\s*$",
     re.IGNORECASE,
 )
-_FIELD_MIN_LENGTH = {"name": 3, "unit": 2, "position": 2, "question": 10}
+_FIELD_MIN_LENGTH = {"name": 3, "unit": 2, "position": 2, "question": 10, "complaint_type": 3}
 
 
 @dataclass(frozen=True)
@@ -590,11 +664,25 @@ def validate_fields(found: Mapping[str, str], required: Iterable[str], today: da
     issues: list[FieldIssue] = []
     warnings: list[FieldIssue] = []
     id_kind: str | None = None
-    for name in FIELDS:
+    required = list(required)
+    complaint = [f for f in COMPLAINT_FIELDS if f in required]
+    for name in (*FIELDS[:-1], *complaint, FIELDS[-1]):  # the question last, as forms have it
         raw = (found.get(name) or "").strip()
         error: str | None = None
-        if not raw:
+        if name == "incident_time" and not raw:
+            # "Sejak Senin 16-11-2026 pukul 08.00 …": the date and time told in the description.
+            raw = incident_time_in(str(found.get("question") or ""))
+        if name == "evidence":
+            value, error = _evidence(raw, str(found.get("evidence_files") or ""))
+            if error is None:
+                values[name] = value
+        elif not raw:
             error = "missing"
+        elif name == "incident_time":
+            if _WHEN.search(raw[:_WHEN_MAX]) is None:
+                error = "incident_time_unclear"
+            else:
+                values[name] = re.sub(r"\s+", " ", raw)[:200]
         elif name == "id_number":
             digits, id_kind, error, others = validate_id_numbers(raw, today)
             if error is None:
@@ -621,6 +709,77 @@ def validate_fields(found: Mapping[str, str], required: Iterable[str], today: da
         if error is not None and name in required:
             issues.append(FieldIssue(name, error, raw[:80]))
     return Validation(values, tuple(issues), tuple(warnings), id_kind)
+
+
+# --- complaints (SOP 003) -------------------------------------------------------------------
+
+_WHEN_MAX = 4000  # a bound before matching: the first part of a description holds the incident
+_MONTHS = (
+    r"jan(?:uari|uary)?|feb(?:ruari|ruary)?|mar(?:et|ch)?|apr(?:il)?|mei|may|jun[ie]?|jul[iy]?|"
+    r"agu(?:stus)?|agt|aug(?:ust)?|sep(?:t(?:ember)?)?|okt(?:ober)?|oct(?:ober)?|nov(?:ember)?|"
+    r"des(?:ember)?|dec(?:ember)?"
+)
+_DATE = re.compile(
+    rf"\b(?:\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})"
+    rf"|\d{{1,2}} ?(?:{_MONTHS})\b\.?(?: ?\d{{4}})?)",
+    re.IGNORECASE,
+)
+_TIME = re.compile(
+    r"\b(?:(?:pukul|pkl\.?|jam|at|around|sekitar) ?\d{1,2}(?:[.:]\d{2})?|\d{1,2}[.:]\d{2})"
+    r"(?: ?(?:WIB|WITA|WIT|am|pm))?\b",
+    re.IGNORECASE,
+)
+_DAY_WORDS = (
+    r"senin|selasa|rabu|kamis|jum'?at|sabtu|minggu|kemarin|hari ini|tadi pagi|tadi siang|tadi sore|"
+    r"tadi malam|pagi ini|siang ini|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|"
+    r"yesterday|this morning"
+)
+# What a date or time of an incident has: a number, or a day ("Senin", "kemarin", "tadi pagi").
+_WHEN = re.compile(rf"\d|\b(?:{_DAY_WORDS})\b", re.IGNORECASE)
+# "Terlampir", "lihat lampiran", "screenshot terlampir", "(see attachment)", "menyusul": evidence
+# said to be attached (or to come), not evidence itself. Read on a value of at most 120 characters.
+_POINTER = re.compile(
+    r"^[\W_]*+(?:(?:bukti|foto|gambar|screenshot|screen shot|tangkapan layar|video|rekaman|file|"
+    r"berkas|dokumen|evidence|photos?|images?|the)\W*+)*+"
+    r"(?:(?:ter|di)?lampir(?:an|kan)?|(?:lihat|cek|periksa|ada (?:di|pada)|sesuai|dalam|pada) lampiran|"
+    r"(?:see |in )?(?:the )?attach(?:ed|ments?)|enclosed|akan (?:di)?kirim(?:kan)?|menyusul|"
+    r"(?:dikirim )?(?:kemudian|nanti)|to follow)?+[\W_]*+"
+    r"(?:(?:di|pada|dalam|ke|in|this|email|e-mail|surel|ini|berikut|mail|kemudian|nanti|menyusul)\b[\W_]*+)*+$",
+    re.IGNORECASE,
+)
+_POINTER_MAX = 120
+
+
+def incident_time_in(text: str) -> str:
+    """The date and time of an incident told in a description ("Sejak Senin 16-11-2026 pukul
+    08.00 …"): the first date and the first time, or "" when there is neither."""
+    text = text[:_WHEN_MAX]
+    date_match = _DATE.search(text)
+    time_match = _TIME.search(text)
+    parts = [m.group(0).strip() for m in (date_match, time_match) if m is not None]
+    if date_match is not None and time_match is not None and time_match.start() < date_match.end():
+        parts.reverse()  # "08.00, 16-11-2026": told the other way round
+    return " ".join(dict.fromkeys(parts))
+
+
+def is_pointer(value: str) -> bool:
+    """Does the evidence field only say that the evidence is attached (or will be sent)?"""
+    value = value.strip()
+    return len(value) <= _POINTER_MAX and _POINTER.match(value) is not None
+
+
+def _evidence(text: str, files: str) -> tuple[str, str | None]:
+    """(value, error code) of a complaint's evidence: files attached count; so does a description
+    ("Bukti: pesan galat 502 muncul setelah login"); "terlampir" with nothing attached does not."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if _NO_NUMBER.match(text[:_POINTER_MAX]) and len(text) <= _POINTER_MAX:
+        text = ""  # "-", "tidak ada", "belum ada", "nihil": nothing given
+    described = bool(text) and not is_pointer(text) and re.search(r"[^\W\d_]", text) is not None
+    if files:
+        return (f"lampiran: {files}" + (f"; {text}" if described else ""))[:400], None
+    if described:
+        return text[:400], None
+    return "", "evidence_not_attached" if text else "missing"
 
 
 _BLOCK_TAGS = frozenset(

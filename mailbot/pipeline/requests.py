@@ -73,6 +73,9 @@ class Requests:
         if "name" not in found and msg.from_name:
             # The display name is a fallback, never a reason to skip asking for a name.
             found["name"] = msg.from_name
+        if msg.attachments:
+            # SOP 003: a photo, screenshot or video attached is the complaint's evidence.
+            found["evidence_files"] = _file_names(msg)
         validation = validate_fields(found, profile.required_fields, now.astimezone(self.tz).date())
         number = store.next_ticket_number(session, profile, now.astimezone(self.tz).year)
         ticket = models.Ticket(
@@ -138,12 +141,16 @@ class Requests:
         for name, value in new.items():
             if name in pending or name not in merged:
                 merged[name] = value
+        if msg.attachments:
+            # Evidence sent later (the screenshot the reply was asked for) adds to what came before.
+            earlier = str(merged.get("evidence_files") or "")
+            merged["evidence_files"] = ", ".join(x for x in (earlier, _file_names(msg)) if x)[:400]
         validation = validate_fields(merged, profile.required_fields, now.astimezone(self.tz).date())
         ticket.fields = {**merged, **validation.values}
         ticket.issues = [_issue_dict(i) for i in validation.issues]
         if validation.values.get("name"):
             ticket.applicant_name = validation.values["name"][:200]
-        got = sorted(set(new) & pending)
+        got = sorted((set(new) | ({"evidence"} if msg.attachments else set())) & pending)
         if validation.complete:
             store.transition(
                 session,
@@ -351,6 +358,10 @@ def _words(text: str) -> str:
 
 def _step(profile: Profile, step_id: str) -> Step | None:
     return next((s for s in profile.steps if s.id == step_id), None)
+
+
+def _file_names(msg: InboundMessage) -> str:
+    return ", ".join(a.filename for a in msg.attachments)[:400]
 
 
 def _staff_language(member: StaffMember, profile: Profile) -> str:
