@@ -14,6 +14,8 @@ clone. Each sample goes through the real intake on a fresh database. A new sampl
   Only a reply in a ticket's thread is read for it (classify.out_of_office): from the applicant it
   is recorded and answers nothing; from the assignee it is held, never sent as the office's
   answer. Outside a thread such text is a person's new mail: see `human/request-on-leave-asks`.
+  Two gaps outside the classifier are marked xfail(strict): a ticket awaiting data asks again,
+  and a responder that answers our held-answer notice gets a new notice each time.
 - `tests/data/human/*.eml`: look-alikes that are requests and get the normal handling (a ticket,
   the acknowledgment or the missing-fields reply): machine words in the body or the display
   name, a leave question whose subject or first line reads like an out-of-office, a request
