@@ -14,8 +14,8 @@ clone. Each sample goes through the real intake on a fresh database. A new sampl
   Only a reply in a ticket's thread is read for it (classify.out_of_office): from the applicant it
   is recorded and answers nothing; from the assignee it is held, never sent as the office's
   answer. Outside a thread such text is a person's new mail: see `human/request-on-leave-asks`.
-  Two gaps outside the classifier are marked xfail(strict): a ticket awaiting data asks again,
-  and a responder that answers our held-answer notice gets a new notice each time.
+  A gap outside the classifier is marked xfail(strict): a responder that answers our
+  held-answer notice gets a new notice each time.
 - `tests/data/human/*.eml`: look-alikes that are requests and get the normal handling (a ticket,
   the acknowledgment or the missing-fields reply): machine words in the body or the display
   name, a leave question whose subject or first line reads like an out-of-office, a request
@@ -232,11 +232,6 @@ def test_the_applicants_out_of_office_text_answers_nothing(desk: Desk, path: Pat
 
 
 @pytest.mark.parametrize("path", _samples(OOO_TEXT), ids=_ids(_samples(OOO_TEXT)))
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a ticket awaiting data takes any applicant reply as the data (pipeline/intake.py "
-    "_follow_up -> requests.info_received) and asks again; out_of_office() is not consulted there",
-)
 def test_the_applicants_out_of_office_text_while_data_is_awaited_answers_nothing(
     desk: Desk, path: Path
 ) -> None:

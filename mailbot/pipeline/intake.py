@@ -22,6 +22,7 @@ from mailbot.core.classify import (
     ThreadMatch,
     classify,
     machine_reason,
+    out_of_office,
     spam_flag,
 )
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_headers, parse_message
@@ -427,7 +428,9 @@ class Intake:
         ticket = store.get_ticket(session, thread.ticket_id)
         assert ticket is not None
         row.ticket = ticket
-        if ticket.state is not State.AWAITING_INFO:
+        # An out-of-office reply is never the data awaited: applicant_follow_up records it and
+        # answers nothing, whatever the ticket's state.
+        if ticket.state is not State.AWAITING_INFO or out_of_office(msg.new_text.strip()):
             self.applicant_replies.applicant_follow_up(session, row, msg, ticket, now)
             return
         self.requests.info_received(session, row, msg, ticket, now)
