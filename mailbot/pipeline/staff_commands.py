@@ -354,6 +354,20 @@ class StaffCommands:
                 data={"days": command.days},
             )
             return Line(command.line, True, "extended", {"days": command.days})
+        if verb is Verb.MEDIUM:
+            # The Berita Acara's medium for this ticket (records.documents reads the field).
+            ticket.fields = {**ticket.fields, "consultation_medium": command.arg}
+            store.record_event(
+                session,
+                ticket,
+                "medium",
+                actor=actor,
+                now=now,
+                inbound=row,
+                detail=command.arg,
+                data={"medium": command.arg},
+            )
+            return Line(command.line, True, "medium", {"medium": command.arg})
         if verb in (Verb.REPORT, Verb.ARCHIVE):
             return self._step_done(session, row, member, ticket, profile, command, now)
         event = _EVENT_FOR[verb]
@@ -637,11 +651,13 @@ class StaffCommands:
         if out_of_office(text):
             # An out-of-office reply (no header said so) is never an answer nor a report: the
             # applicant would get "Saya sedang cuti …" as the office's answer. Held, and the
-            # assignee (and the leads) told how to send it as the answer if it is one.
+            # assignee (and the leads) told how to send it as the answer if it is one — once per
+            # ticket and person: their responder answering our notice is not told again (a loop).
+            told = any(e.kind == "staff_auto_reply" and e.actor == msg.from_addr for e in ticket.events)
             store.record_event(
                 session, ticket, "staff_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
             )
-            if signed and mine and member.role != "vendor" and ticket.state is State.ASSIGNED:
+            if signed and mine and not told and member.role != "vendor" and ticket.state is State.ASSIGNED:
                 self._answer_held(session, ticket, profile, member, row, now)
             return
         if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
