@@ -30,9 +30,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-from mailbot.core.classify import LOOP_HEADER
 from mailbot.core.masking import mask_text
-from mailbot.core.message import clean_header_text, decode_header
 from mailbot.core.public_record import ZONE_NAMES
 
 
@@ -168,6 +166,10 @@ def render(name: str, language: str, context: dict[str, Any], office: Path | Non
         html = env.get_template(f"{language}/_text.html.j2").render({**ctx, "subject": subject, "text": text})
     else:
         html = html_tpl.render(ctx)
+    # The reading side's helpers, imported when a mail is composed: a sweep with nothing due
+    # loads no parser.
+    from mailbot.core.message import clean_header_text
+
     return Rendered(clean_header_text(subject), text, html)
 
 
@@ -229,6 +231,8 @@ def ticket_thread(
 
 def safe_header(value: str) -> str:
     """Header text with encoded words decoded and every control character removed."""
+    from mailbot.core.message import decode_header
+
     decoded = decode_header(value)
     return decoded if "=?" not in decoded else decoded.replace("=?", "= ?")
 
@@ -265,6 +269,9 @@ def _headers(
     spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime
 ) -> list[tuple[str, str | Header]]:
     """The mail's own header fields, in order."""
+    from mailbot.core.classify import LOOP_HEADER
+    from mailbot.core.message import clean_header_text
+
     # Names and subjects come from mail: decode any encoded word they carry before cleaning, or an
     # encoded CR/LF would come back to life when the header is read (DOMAIN.md s. 5).
     headers: list[tuple[str, str | Header]] = [
@@ -325,6 +332,8 @@ def file_part(att: OutgoingAttachment) -> Message:
     part = MIMEBase(maintype or "application", subtype or "octet-stream")
     part.set_payload(att.data)
     encoders.encode_base64(part)
+    from mailbot.core.message import clean_header_text
+
     name = clean_header_text(att.filename) or "lampiran.bin"
     part.add_header(
         "Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name)

@@ -18,9 +18,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-import mailparser
-from mailparser.exceptions import MailParserRecursionError
-
 from mailbot.core import feedparser_backport
 from mailbot.core.attachments import files_of
 from mailbot.core.fields import FIELDS, extract_fields, html_to_text, merge_fields
@@ -274,6 +271,9 @@ def parse_message(
     reason = _looks_like_mail(raw)
     if reason:
         raise UnreadableMessage(reason)
+    # Imported here: composing and sweeping deadlines use this module's header helpers only.
+    from mailparser.exceptions import MailParserRecursionError
+
     try:
         msg = _parse(raw, max_depth)
         if len(msg.attachments) > max_attachments:
@@ -352,6 +352,8 @@ def _fold_long_header_lines(raw: bytes) -> bytes:
 def _parse(raw: bytes, max_depth: int) -> InboundMessage:
     # Leading blank lines or spaces before the first header occur in the wild; the stored
     # bytes stay as received, the parser gets them trimmed (and long header lines folded).
+    import mailparser
+
     mail = mailparser.parse_from_bytes(_fold_long_header_lines(raw.lstrip(b" \t\r\n")))
     msg: email.message.Message = mail.message
     depth = _mime_depth(msg)
