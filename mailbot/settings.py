@@ -339,7 +339,8 @@ class DocumentSettings(_Strict):
 class ReportSettings(_Strict):
     # The Laporan Hasil Layanan Konsultasi of the past month, mailed (PDF) to these roles.
     monthly: bool = True
-    roles: list[Literal["head", "subhead", "secretariat"]] = ["head"]
+    # (A profile's `report_roles` wins: SOP 004's report goes to the Inspektur, role "chief".)
+    roles: list[Literal["head", "subhead", "secretariat", "chief"]] = ["head"]
 
 
 class PrivacySettings(_Strict):
@@ -370,8 +371,9 @@ class LimitSettings(_Strict):
 
 
 # The roles of the staff directory. "records": the Tata Usaha (TU) that receives a step's report
-# and archives it (SOP 001's TU Itwil of the applicant's region).
-Role = Literal["secretariat", "head", "subhead", "consultant", "vendor", "records"]
+# and archives it (SOP 001's TU Itwil of the applicant's region). "chief": the head of the whole
+# office above the disposition chain (SOP 004's Inspektur), who receives escalations and reports.
+Role = Literal["secretariat", "head", "subhead", "consultant", "vendor", "records", "chief"]
 RouteKey = Literal["region", "unit", "field"]
 
 
@@ -464,6 +466,12 @@ class Profile(_Strict):
     required_fields: list[FieldName] = list(FIELD_NAMES)
     # Roles that receive the disposition request for a new, complete ticket.
     notify_roles: list[Literal["secretariat", "head", "subhead"]] = ["head"]
+    # Who is told when a step is overdue (escalation); the first of these roles that has active
+    # staff in the profile, else the heads, else `notify_roles` (SOP 004: the Inspektur, "chief").
+    escalate_to: list[Role] = ["head"]
+    # Who receives the monthly Laporan Hasil Layanan Konsultasi of the active profile; empty:
+    # [reports] roles (SOP 004: the Inspektur).
+    report_roles: list[Role] = []
     # The chain of disposition: a person may ASSIGN to a role further down the list
     # (SOP 004: secretary → Inspektur Pembantu → auditor).
     delegation: list[Role] = ["head", "consultant"]

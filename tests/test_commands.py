@@ -24,6 +24,13 @@ from mailbot.settings import StaffMember
         ("TOLAK bukan kewenangan kami", [(Verb.REJECT, "bukan kewenangan kami")]),
         ("BUKA-KEMBALI", [(Verb.REOPEN, "")]),
         ("NORMATIF", [(Verb.NORMATIVE, "")]),
+        ("MEDIA tatap muka", [(Verb.MEDIUM, "face_to_face")]),
+        ("media: Zoom", [(Verb.MEDIUM, "video")]),
+        ("Media luring\nJAWAB\nSudah.", [(Verb.MEDIUM, "face_to_face"), (Verb.ANSWER, "Sudah.")]),
+        ("MEDIUM email", [(Verb.MEDIUM, "email")]),
+        ("LAPORAN\nLayanan telah diberikan.", [(Verb.REPORT, "Layanan telah diberikan.")]),
+        ("ARSIP", [(Verb.ARCHIVE, "")]),
+        ("arsip", [(Verb.ARCHIVE, "")]),
         ("Normatif.", [(Verb.NORMATIVE, "")]),
         ("normative\nJAWAB\nSesuai PP 11/2017.", [(Verb.NORMATIVE, ""), (Verb.ANSWER, "Sesuai PP 11/2017.")]),
     ],
@@ -54,6 +61,8 @@ def test_prose_and_lowercase_words_are_not_commands() -> None:
         "> ASSIGN Budi",
         "Terima kasih",
         "Normatif saja: sesuai PP 11/2017 cuti besar diberikan setelah 5 tahun.",
+        "Media sosial instansi kami belum aktif.",
+        "Laporan:\nHasil telaah kami sebagai berikut.",  # REPORT counts only in capitals
     ):
         assert parse_commands(text).empty, text
 
@@ -65,6 +74,8 @@ def test_prose_and_lowercase_words_are_not_commands() -> None:
         ("NOTE", "missing_argument"),
         ("STATUS sekarang", "unexpected_argument"),
         ("NORMATIF sesuai PP 11/2017", "unexpected_argument"),
+        ("MEDIA kantor", "bad_medium"),
+        ("MEDIA", "missing_argument"),
         ("EXTEND lama", "bad_days"),
         ("EXTEND 45", "bad_days"),
         ("EXTEND 0", "bad_days"),

@@ -22,7 +22,7 @@ from mailbot.records.wording import figure, long_date, terbilang
 from mailbot.shell import models
 from mailbot.shell.store import ticket_by_number
 from tests.conftest import CONSULTANT, HEAD, PROFILES, ROOT, Clock, request_mail, write_config
-from tests.desk import BUDI, IRBAN2, SECRETARIAT, Desk, reply_bytes
+from tests.desk import BUDI, IRBAN2, SECRETARIAT, Desk, reply_bytes, text_of
 from tests.test_answer_survey import reply_from_applicant
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
@@ -336,6 +336,52 @@ def test_an_urgent_request_is_printed_segera_and_a_video_consultation_so_named(
         assert re.search(r"Sifat:\s+Segera", text) and "Sangat segera" not in text
         text = rendered(_document(app, "berita-acara"), tmp_path).text
         assert "melalui konferensi video" in text and "surat elektronik," not in text
+    finally:
+        app.close()
+
+
+def _berita_acara_html(app: App) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", _document(app, "berita-acara")).split())
+
+
+def test_the_berita_acara_medium_per_ticket_by_command(tmp_path: Path, clock: Clock) -> None:
+    """SOP 004: the profile's medium (email) unless a ticket's own is recorded with MEDIA, by the
+    auditor or a lead, in any case where the line has the command's shape; a later MEDIA wins."""
+    app = _app(tmp_path, clock, "sop-004")
+    try:
+        desk = Desk(app)
+        serve(desk, "sop-004")
+        assert "dilaksanakan konsultasi melalui surat elektronik" in _berita_acara_html(app)
+        assignment = desk.last(CONSULTANT, "assign")
+        desk.reply(assignment, CONSULTANT, "media tatap muka")
+        transcript = text_of(desk.last(CONSULTANT, "transcript"))
+        assert "media konsultasi untuk Berita Acara dicatat: tatap muka" in transcript
+        text = _berita_acara_html(app)
+        assert "konsultasi secara tatap muka" in text
+        assert "konsultasi melalui surat elektronik" not in text
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "MEDIA Zoom")
+        assert "melalui konferensi video" in _berita_acara_html(app)
+        # Not a medium: refused, nothing changes; prose that starts with "Media" is no command.
+        desk.reply(assignment, CONSULTANT, "MEDIA kantor")
+        assert "DITOLAK: tulis MEDIA email" in text_of(desk.last(CONSULTANT, "transcript"))
+        assert desk.ticket().fields["consultation_medium"] == "video"
+    finally:
+        app.close()
+
+
+def test_a_medium_given_with_the_answer(tmp_path: Path, clock: Clock) -> None:
+    app = _app(tmp_path, clock, "sop-002")
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail(body=QUESTION))
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+        desk.reply(
+            desk.last(CONSULTANT, "assign"), CONSULTANT, "MEDIA video\nJAWAB\nSudah dibahas melalui Zoom."
+        )
+        assert desk.ticket().fields["consultation_medium"] == "video"
+        assert "melalui konferensi video" in _berita_acara_html(app)
+        answer = text_of(desk.last(APPLICANT, "answer"))
+        assert "Sudah dibahas melalui Zoom." in answer and "MEDIA" not in answer
     finally:
         app.close()
 

@@ -19,7 +19,19 @@ from mailbot.config import load_config
 from mailbot.core.working_time import has_cuti_bersama
 from mailbot.shell import models
 from tests.conftest import Clock, request_mail, write_config
-from tests.desk import BUDI, COMPLAINT, HEAD, HEAD2, IRBAN2, SECRETARIAT, STAFF, VENDOR, Desk
+from tests.desk import (
+    APPLICANT,
+    BUDI,
+    COMPLAINT,
+    HEAD,
+    HEAD2,
+    IRBAN2,
+    SECRETARIAT,
+    STAFF,
+    VENDOR,
+    Desk,
+    text_of,
+)
 
 WIB = ZoneInfo("Asia/Jakarta")
 WIT = ZoneInfo("Asia/Jayapura")
@@ -27,7 +39,9 @@ WIT = ZoneInfo("Asia/Jayapura")
 
 TU1 = "tu.itwil1@itjen.example.go.id"
 TU2 = "tu.itwil2@itjen.example.go.id"
-# The directory of the walks: tests.desk's people, and the TU of two regions (SOP 001).
+CHIEF = "inspektur@inspektorat.example.go.id"
+# The directory of the walks: tests.desk's people, the TU of two regions (SOP 001) and the
+# Inspektur (SOP 004).
 WALK_STAFF = (
     STAFF
     + f"""
@@ -42,6 +56,12 @@ name = "TU Itwil II"
 emails = ["{TU2}"]
 role = "records"
 region = "Wilayah II"
+
+[[staff]]
+name = "Inspektur Kabupaten"
+emails = ["{CHIEF}"]
+role = "chief"
+position = "Inspektur"
 """
 )
 
@@ -191,7 +211,10 @@ WALKS = [
         unit="Kantor Wilayah Kementerian Hukum dan HAM Aceh",
     ),
     # SOP 004, WIT (Asia/Jayapura), a Friday afternoon: Friday closes at 16:30, the Irban's hour
-    # ends on Monday; the auditor's own 1 – 2 hours start at the ASSIGN that names the auditor.
+    # ends on Monday; the auditor's own 1 – 2 hours start at the ASSIGN that names the auditor,
+    # and the overdue step goes to the Inspektur, not to the Sekretaris. After the answer the
+    # Irban's report to the Inspektur (30 menit) and the admin's filing (5 menit) run across the
+    # midday break.
     Walk(
         "sop-004",
         WIT,
@@ -208,13 +231,34 @@ WALKS = [
             Do(
                 (2026, 11, 23, 8, 0), IRBAN2, "assign", "ASSIGN Budi Santoso", "review", (2026, 11, 23, 10, 0)
             ),
+            Do(
+                (2026, 11, 23, 11, 40),
+                BUDI,
+                "assign",
+                "Hasil konsultasi dituangkan dalam Berita Acara.",
+                "",
+                None,
+                ("report", (2026, 11, 23, 13, 10)),
+            ),
+            Do(
+                (2026, 11, 23, 13, 5),
+                IRBAN2,
+                "record_step",
+                "LAPORAN\nLayanan SIKUWAS telah diberikan; Berita Acara terlampir.",
+                "",
+                None,
+                ("archive", (2026, 11, 23, 13, 10)),
+            ),
+            Do((2026, 11, 23, 13, 20), SECRETARIAT, "record_step", "ARSIP", "", None),
         ],
         (2026, 11, 23, 16, 0),
         [
             ("reminder", IRBAN2, (2026, 11, 23, 7, 50)),  # 45 office minutes: 25 on Friday, 20 on Monday
             ("reminder", BUDI, (2026, 11, 23, 9, 30)),
-            ("escalation", HEAD, (2026, 11, 23, 10, 0)),
-            ("escalation", HEAD2, (2026, 11, 23, 10, 0)),
+            ("escalation", CHIEF, (2026, 11, 23, 10, 0)),
+            ("reminder", IRBAN2, (2026, 11, 23, 13, 2, 30)),  # 22.5 minutes: 20 before the break
+            ("reminder", SECRETARIAT, (2026, 11, 23, 13, 8, 45)),
+            ("escalation", CHIEF, (2026, 11, 23, 13, 10)),
         ],
         True,
     ),
@@ -330,6 +374,9 @@ def _request(unit: str) -> bytes:
 def _sweep_until(desk: Desk, clock: Clock, until: datetime) -> None:
     """Sweep when the ticket asks to be looked at (as the minute scheduler would) and at least
     every 20 minutes besides, so that a mail sent at the wrong time would be caught."""
+    ticket = desk.ticket()
+    if ticket is not None and ticket.next_check_at is not None and ticket.next_check_at <= clock.now:
+        desk.app.sweep_deadlines()  # "look now": the minute scheduler's next run
     while clock.now < until:
         step = clock.now + timedelta(minutes=20)
         ticket = desk.ticket()
@@ -379,5 +426,97 @@ def test_walk_through_the_steps(walk: Walk, tmp_path: Path, clock: Clock) -> Non
         with app.sessions() as s:
             escalated = s.execute(select(models.Notice).where(models.Notice.kind == "escalation")).first()
         assert (escalated is not None) is walk.late
+    finally:
+        app.close()
+
+
+# --- SOP 004: the Irban's step, the auditor's step, the Inspektur ------------------------------
+
+
+def test_sop_004_the_irban_and_the_auditor_each_have_their_own_step(tmp_path: Path, clock: Clock) -> None:
+    """Step 5 (the Irban names an auditor, 1 jam) and step 6 (the auditor, 1 – 2 jam) each run on
+    their own clock: the reminder and the escalation while the ticket sits with the Irban name the
+    Irban's step and hour; the auditor's two hours start at the ASSIGN that names the auditor and
+    stop while the applicant is asked. The Inspektur gets the escalation, not the Sekretaris."""
+    local: Callable[..., datetime] = lambda *t: datetime(2026, 11, 16, *t, tzinfo=WIB)  # noqa: E731
+    clock.now = local(9, 0)
+    app = _app(tmp_path, clock, "sop-004", WIB)
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail())
+        clock.now = local(9, 5)
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Irban II")
+        ticket = desk.ticket()
+        assert (ticket.step, ticket.due_at) == ("assign_auditor", local(10, 5))
+        _sweep_until(desk, clock, local(9, 50))
+        reminder = text_of(desk.last(IRBAN2, "reminder"))
+        assert "Inspektur Pembantu menelaah dan menunjuk PPUPD/Auditor" in " ".join(reminder.split())
+        assert "1 jam pada jam kerja" in reminder and "PPUPD/Auditor memberikan" not in reminder
+        _sweep_until(desk, clock, local(10, 6))
+        escalation = desk.last(CHIEF, "escalation")
+        assert "menunjuk PPUPD/Auditor" in escalation.subject + text_of(escalation)
+        assert not desk.outbox(HEAD, "escalation") and not desk.outbox(HEAD2, "escalation")
+        # The Inspektur cannot dispose (not in the chain): the mail suggests what they can do.
+        assert "ASSIGN <nama>" not in text_of(escalation) and "EXTEND <hari>" in text_of(escalation)
+
+        clock.now = local(10, 30)
+        desk.reply(desk.last(IRBAN2, "assign"), IRBAN2, "ASSIGN Budi Santoso")
+        ticket = desk.ticket()
+        # Two office hours from 10:30: 90 minutes before the midday break, 30 after it.
+        assert (ticket.step, ticket.due_at) == ("review", local(13, 30))
+        clock.now = local(11, 0)
+        desk.reply(desk.last(BUDI, "assign"), BUDI, "REQUEST-INFO Mohon kirimkan SK pembentukan tim.")
+        assert desk.ticket().step == ""  # waiting for the applicant: no clock
+        clock.now = local(14, 0)
+        desk.reply(desk.last(APPLICANT, "request_info"), APPLICANT, "SK terlampir, nomor 12/2026.")
+        ticket = desk.ticket()
+        # Paused 11:00-14:00 (two office hours, the break left out): due two office hours later.
+        assert (ticket.step, ticket.due_at) == ("review", local(15, 30))
+    finally:
+        app.close()
+
+
+def test_sop_004_the_monthly_report_goes_to_the_inspektur(tmp_path: Path, clock: Clock) -> None:
+    clock.now = datetime(2026, 10, 14, 9, 0, tzinfo=WIB)
+    app = _app(tmp_path, clock, "sop-004", WIB)
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail())
+        clock.now = datetime(2026, 11, 2, 8, 0, tzinfo=WIB)  # the first working day of November
+        assert app.sweep_deadlines().monthly_report == 1
+        assert [m.recipient for m in desk.outbox(kind="monthly_report")] == [CHIEF]
+    finally:
+        app.close()
+
+
+def test_sop_004_the_irbans_report_reaches_the_inspektur(tmp_path: Path, clock: Clock) -> None:
+    """Step 7: the Irban who named the auditor reports (LAPORAN) to the Inspektur; step 8: the
+    admin files it (ARSIP). Only the step's own people may; the ticket is closed meanwhile."""
+    app = _app(tmp_path, clock, "sop-004", WIB)
+    try:
+        desk = Desk(app)
+        desk.deliver(request_mail())
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Irban II")
+        desk.reply(desk.last(IRBAN2, "assign"), IRBAN2, "ASSIGN Budi Santoso")
+        desk.reply(desk.last(BUDI, "assign"), BUDI, "Hasil konsultasi: pengadaan melalui e-katalog.")
+        task = desk.last(IRBAN2, "record_step")
+        assert "Inspektur Pembantu melaporkan hasil layanan kepada Inspektur" in " ".join(
+            text_of(task).split()
+        )
+        assert not desk.outbox(SECRETARIAT, "record_step") and not desk.outbox(CHIEF)
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "LAPORAN\nSaya laporkan.")  # the head is not the Irban
+        assert "bukan tugas peran Bapak/Ibu" in text_of(desk.last(HEAD, "transcript"))
+        desk.reply(task, IRBAN2, "LAPORAN\nLayanan SIKUWAS telah diberikan melalui e-katalog.")
+        report = desk.last(CHIEF, "record_step")
+        text = " ".join(text_of(report).split())
+        assert "Yth. Bapak/Ibu Inspektur Kabupaten," in text and "Layanan SIKUWAS telah diberikan" in text
+        assert "ARSIP" not in text  # the Inspektur reads it; the admin files it
+        archive = desk.last(SECRETARIAT, "record_step")
+        assert "ARSIP pada baris pertama" in " ".join(text_of(archive).split())
+        desk.reply(archive, SECRETARIAT, "ARSIP")
+        with app.sessions() as session:
+            ticket = session.get(models.Ticket, desk.ticket().id)
+            assert [e.data["step"] for e in ticket.events if e.kind == "step_done"] == ["report", "archive"]
+            assert app.clocks.after_answer(ticket) is None
     finally:
         app.close()

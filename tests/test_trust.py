@@ -230,6 +230,7 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.ASSIGN: _OK,
         Verb.ANSWER: _OK,
         Verb.REQUEST_INFO: _OK,
+        Verb.MEDIUM: _OK,  # the assignee records how the consultation was held
         Verb.FORWARD: "no_vendors_in_profile",
         Verb.NORMATIVE: "normative_not_allowed",
         Verb.REPORT: "no_step_running",
@@ -245,6 +246,7 @@ EXPECTED_004: dict[str, dict[Verb, str | None]] = {
         Verb.ANSWER: "answer_not_allowed",
         Verb.REQUEST_INFO: "not_your_ticket",
         Verb.FORWARD: "not_your_ticket",
+        Verb.MEDIUM: "not_your_ticket",
         Verb.NORMATIVE: "normative_not_allowed",
         Verb.REPORT: "no_step_running",
         Verb.ARCHIVE: "no_step_running",

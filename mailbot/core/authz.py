@@ -54,6 +54,7 @@ AUTHZ: dict[Verb, dict[Standing, str]] = {
     Verb.REQUEST_INFO: {_LEAD: "yes", _ASSIGNEE: "yes"},
     Verb.ANSWER: {_ASSIGNEE: "yes", _LEAD: "sec_answer", _STAFF: "sec_answer"},
     Verb.NORMATIVE: {_LEAD: "normative", _STAFF: "normative"},
+    Verb.MEDIUM: {_LEAD: "yes", _ASSIGNEE: "yes"},
     Verb.REPORT: {_LEAD: "step", _ASSIGNEE: "step", _STAFF: "step"},
     Verb.ARCHIVE: {_LEAD: "step", _ASSIGNEE: "step", _STAFF: "step"},
 }
@@ -67,6 +68,7 @@ _NO_CELL = {
     Verb.ASSIGN: "not_your_ticket",
     Verb.FORWARD: "not_your_ticket",
     Verb.REQUEST_INFO: "not_your_ticket",
+    Verb.MEDIUM: "not_your_ticket",
     Verb.ANSWER: "answer_not_allowed",
     Verb.NORMATIVE: "normative_not_allowed",
 }
@@ -89,8 +91,10 @@ def level(profile: Profile, role: str) -> int | None:
 
 
 def is_lead(profile: Profile, member: StaffMember) -> bool:
+    # The chief (SOP 004's Inspektur) receives escalations: what the lead may do (EXTEND, CLOSE,
+    # URGENT) they may do; ASSIGN only where the chain has them.
     return member.role != "vendor" and (
-        level(profile, member.role) == 0 or member.role in ("secretariat", "head")
+        level(profile, member.role) == 0 or member.role in ("secretariat", "head", "chief")
     )
 
 

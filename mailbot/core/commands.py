@@ -22,6 +22,7 @@ class Verb(enum.StrEnum):
     FORWARD = "FORWARD"
     NORMATIVE = "NORMATIVE"
     REPORT = "REPORT"
+    MEDIUM = "MEDIUM"
     ARCHIVE = "ARCHIVE"
     REQUEST_INFO = "REQUEST-INFO"
     NOTE = "NOTE"
@@ -52,6 +53,10 @@ ALIASES: dict[str, Verb] = {
     "REPORT": Verb.REPORT,
     "LAPORAN": Verb.REPORT,
     "LAPOR": Verb.REPORT,
+    # How the consultation was held, for the Berita Acara (SOP 004): MEDIA tatap muka / video / email.
+    "MEDIUM": Verb.MEDIUM,
+    "MEDIA": Verb.MEDIUM,
+    "MEDIA-KONSULTASI": Verb.MEDIUM,
     "ARCHIVE": Verb.ARCHIVE,
     "ARSIP": Verb.ARCHIVE,
     "ARSIPKAN": Verb.ARCHIVE,
@@ -86,6 +91,7 @@ ALIASES: dict[str, Verb] = {
 # What each verb needs after it.
 NEEDS_ARGUMENT = {
     Verb.ASSIGN,
+    Verb.MEDIUM,
     Verb.FORWARD,
     Verb.REQUEST_INFO,
     Verb.NOTE,
@@ -118,7 +124,36 @@ _VERB = re.compile(r"[ \t]*+[*_]*+([A-Za-z]++)(?:[-_ ]([A-Za-z]++))?+")
 _ARG = re.compile(r"[*_]*+[ \t]*+:?+[ \t]*+")
 _NAME = re.compile(r"[^\W\d_][\w.'\- ]{0,60}", re.UNICODE)
 _DAYS = re.compile(r"(\d{1,3})(?:\s*(?:hari kerja|hari|days?|working days?))?", re.IGNORECASE)
-_ANY_CASE = {Verb.ASSIGN, Verb.FORWARD, Verb.EXTEND, Verb.ANSWER, *TAKES_NO_ARGUMENT_VERBS}
+_ANY_CASE = {Verb.ASSIGN, Verb.FORWARD, Verb.EXTEND, Verb.MEDIUM, Verb.ANSWER, *TAKES_NO_ARGUMENT_VERBS}
+
+# The Berita Acara's medium (DOMAIN.md s. 6: "melalui surat elektronik", a video conference, or a
+# day, date and place face to face): the words people write for each.
+MEDIA: dict[str, str] = {
+    **dict.fromkeys(
+        ("email", "e-mail", "surel", "surat elektronik", "surat-el", "mail", "tertulis"), "email"
+    ),
+    **dict.fromkeys(
+        (
+            "video", "video conference", "videoconference", "video call", "konferensi video",
+            "vicon", "zoom", "zoom meeting", "google meet", "meet", "teams", "microsoft teams",
+            "ms teams", "daring", "online",
+        ),
+        "video",
+    ),
+    **dict.fromkeys(
+        (
+            "tatap muka", "tatap-muka", "face to face", "face-to-face", "in person", "langsung",
+            "luring", "offline", "kunjungan", "pertemuan langsung",
+        ),
+        "face_to_face",
+    ),
+}  # fmt: skip
+
+
+def medium_of(text: str) -> str | None:
+    """`email`, `video` or `face_to_face` for what a staff member wrote after MEDIA, or None."""
+    words = " ".join(re.sub(r"[^\w\s-]", " ", text[:80].casefold()).split())
+    return MEDIA.get(words) or MEDIA.get(words.replace("-", " "))
 
 
 @dataclass(frozen=True)
@@ -192,6 +227,8 @@ def _shaped(hit: _Hit) -> bool:
         return not arg
     if hit.verb is Verb.EXTEND:
         return _DAYS.fullmatch(arg) is not None
+    if hit.verb is Verb.MEDIUM:
+        return medium_of(arg) is not None  # "Media sosial kami …" is prose
     return bool(arg) and len(arg.split()) <= 6 and _NAME.fullmatch(arg) is not None
 
 
@@ -252,6 +289,12 @@ def parse_commands(text: str) -> ParsedCommands:
                 errors.append(CommandError(clean, "bad_days"))
             else:
                 commands.append(Command(verb, arg, clean, days=int(m.group(1))))
+        elif verb is Verb.MEDIUM:
+            medium = medium_of(arg)
+            if medium is None:
+                errors.append(CommandError(clean, "bad_medium"))
+            else:
+                commands.append(Command(verb, medium, clean))
         elif verb in TAKES_THE_REST:
             # The rest of the mail is the answer (the report); text on the verb's line starts it.
             body = "\n".join([arg, *lines[index:]]).strip()

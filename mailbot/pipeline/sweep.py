@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot.config import Config
+from mailbot.core.authz import level
 from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.durations import parse_duration
 from mailbot.core.routing import of_region, route_keys
@@ -214,7 +215,8 @@ class Deadlines:
         pdf = html_to_pdf(render_period_html(self.config, report, now))
         attachment = OutgoingAttachment(f"laporan-konsultasi-{start:%Y-%m}.pdf", "application/pdf", pdf)
         profile = self.config.profile
-        for member in self.config.staff_with_roles(list(settings.reports.roles), profile.id):
+        roles = [str(r) for r in profile.report_roles] or list(settings.reports.roles)
+        for member in self.config.staff_with_roles(roles, profile.id):
             ctx = {
                 "service": self.config.service,
                 "recipient": member,
@@ -477,11 +479,15 @@ class Deadlines:
     # --- people and mail --------------------------------------------------------------------
 
     def _heads(self, profile: Profile | None = None) -> list[StaffMember]:
-        roles = ["head"]
+        """Who receives a profile's escalations (`escalate_to`, else the heads, else the leads);
+        without a profile, the heads (the daily digest)."""
         if profile is not None:
-            return self.config.staff_with_roles(roles, profile.id) or self.config.staff_with_roles(
-                list(profile.notify_roles), profile.id
-            )
+            escalate: list[str] = [str(r) for r in profile.escalate_to]
+            for roles in (escalate, ["head"], [str(r) for r in profile.notify_roles]):
+                people = self.config.staff_with_roles(roles, profile.id)
+                if people:
+                    return people
+            return []
         return [m for m in self.config.staff if m.active and m.role == "head"]
 
     def _responsible(self, ticket: models.Ticket, profile: Profile) -> list[StaffMember]:
@@ -512,6 +518,8 @@ class Deadlines:
             "due_at": clock.due_at.astimezone(self.calendar.tz),
             "started_at": clock.started_at.astimezone(self.calendar.tz),
             "responsible": ", ".join(m.name for m in responsible),
+            # The escalation suggests ASSIGN only to someone in the chain who can delegate.
+            "can_assign": _can_assign(profile, person),
         }
         self.replies.send_to_staff(
             session,
@@ -556,6 +564,11 @@ def role_people(config: Config, ticket: models.Ticket, profile: Profile, role: s
         str(ticket.fields.get("unit", "")),
     )
     return of_region(routed.get("region") or routed.get("unit") or "", people)
+
+
+def _can_assign(profile: Profile, person: StaffMember) -> bool:
+    mine = level(profile, person.role)
+    return mine is not None and mine < len(profile.delegation) - 1
 
 
 def _first_after(now: datetime, *times: datetime) -> datetime | None:
