@@ -22,6 +22,7 @@ from tests.conftest import Clock, request_mail, write_config
 from tests.desk import (
     APPLICANT,
     BUDI,
+    BUDI2,
     COMPLAINT,
     HEAD,
     HEAD2,
@@ -259,6 +260,102 @@ WALKS = [
             ("reminder", IRBAN2, (2026, 11, 23, 13, 2, 30)),  # 22.5 minutes: 20 before the break
             ("reminder", SECRETARIAT, (2026, 11, 23, 13, 8, 45)),
             ("escalation", CHIEF, (2026, 11, 23, 13, 10)),
+        ],
+        True,
+    ),
+    # SOP 001, WIT, a Friday afternoon: the answer at Friday 15:30 starts the report's working
+    # day, due on Monday 15:30; the archiving's half day runs from Monday 14:00 into Tuesday.
+    Walk(
+        "sop-001",
+        WIT,
+        [
+            Do((2026, 11, 20, 9, 0), None, "", "", "assign", (2026, 11, 20, 11, 0)),
+            Do(
+                (2026, 11, 20, 9, 30),
+                SECRETARIAT,
+                "notify",
+                "ASSIGN Budi Hartono",
+                "review",
+                (2026, 11, 23, 9, 30),
+            ),
+            Do(
+                (2026, 11, 20, 15, 30),
+                BUDI2,
+                "assign",
+                "Jawaban konsultan.",
+                "",
+                None,
+                ("report", (2026, 11, 23, 15, 30)),
+            ),
+            Do(
+                (2026, 11, 23, 14, 0),
+                SECRETARIAT,
+                "record_step",
+                "LAPORAN\nLaporan layanan konsultasi.",
+                "",
+                None,
+                ("archive", (2026, 11, 24, 9, 15)),
+            ),
+            Do((2026, 11, 24, 9, 0), TU2, "record_step", "ARSIP", "", None),
+        ],
+        (2026, 11, 24, 12, 0),
+        [
+            ("reminder", SECRETARIAT, (2026, 11, 23, 13, 30)),  # 6 of 8 office hours: 1 on Friday
+            ("reminder", TU2, (2026, 11, 24, 8, 18, 45)),  # 2 h 48 min 45 s: 2 h on Monday
+        ],
+        False,
+        unit="Kantor Wilayah Kementerian Hukum dan HAM Jawa Timur",
+    ),
+    # SOP 004, WIB, the steps after the answer across cuti bersama: the auditor answers late on
+    # Wednesday 23 December 2026 at 15:50; the Irban's 30 minutes for the report to the Inspektur
+    # are 10 that day and 20 on Monday 28 December (24 cuti bersama, 25 Christmas, a weekend).
+    Walk(
+        "sop-004",
+        WIB,
+        [
+            Do((2026, 12, 23, 13, 0), None, "", "", "assign", (2026, 12, 23, 13, 10)),
+            Do(
+                (2026, 12, 23, 13, 5),
+                HEAD,
+                "notify",
+                "ASSIGN Irban II",
+                "assign_auditor",
+                (2026, 12, 23, 14, 5),
+            ),
+            Do(
+                (2026, 12, 23, 13, 30),
+                IRBAN2,
+                "assign",
+                "ASSIGN Budi Santoso",
+                "review",
+                (2026, 12, 23, 15, 30),
+            ),
+            Do(
+                (2026, 12, 23, 15, 50),
+                BUDI,
+                "assign",
+                "Hasil konsultasi dalam Berita Acara.",
+                "",
+                None,
+                ("report", (2026, 12, 28, 7, 50)),
+            ),
+            Do(
+                (2026, 12, 28, 8, 0),
+                IRBAN2,
+                "record_step",
+                "LAPORAN\nLayanan telah diberikan.",
+                "",
+                None,
+                ("archive", (2026, 12, 28, 8, 5)),
+            ),
+            Do((2026, 12, 28, 8, 3), SECRETARIAT, "record_step", "ARSIP", "", None),
+        ],
+        (2026, 12, 28, 12, 0),
+        [
+            ("reminder", BUDI, (2026, 12, 23, 15, 0)),
+            ("escalation", CHIEF, (2026, 12, 23, 15, 30)),
+            ("reminder", IRBAN2, (2026, 12, 28, 7, 42, 30)),
+            ("escalation", CHIEF, (2026, 12, 28, 7, 50)),
         ],
         True,
     ),
