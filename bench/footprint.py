@@ -5,7 +5,10 @@ monitors call often, on the embedded default (SQLite, a Maildir, a file outbox).
     it said READY=1 and has been quiet for `--settle` seconds: PSS and RSS of the daemon and its
     sending child, added up (PSS counts shared pages once between them);
   - wall time of `tickets list`, `tickets show NUMBER` and `status` (read-only) on the three
-    tickets of the sample requests, and of `run --once` on an empty mailbox.
+    tickets of the sample requests, and of `run --once` on an empty mailbox (the sweep still
+    looks at those open tickets); beside them the floor, `python -c "import sqlalchemy.orm,
+    pydantic"`, which every command pays before mailbot's own code runs;
+  - the same memory figures once a request has come in and its mails have gone out.
 
 Each command runs as `python -m mailbot` in a fresh process, with bytecode cached as an installed
 package has it (PYTHONDONTWRITEBYTECODE is dropped), after one warm-up run. Medians, min and max
@@ -94,6 +97,15 @@ def timed(checkout: Checkout, args: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def floor(checkout: Checkout) -> float:
+    """The libraries every command loads before mailbot's own code does anything."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import sqlalchemy.orm, pydantic"], env=checkout.env, check=True, timeout=60
+    )
+    return time.perf_counter() - start
+
+
 def _smaps(pid: int) -> tuple[int, int]:
     """(PSS, RSS) of a process in KiB."""
     values = {}
@@ -176,6 +188,7 @@ def measure(checkout: Checkout, number: str, settle: float) -> dict[str, float]:
         "tickets show s": timed(checkout, ["tickets", "show", number]),
         "status s": timed(checkout, ["status"]),
         "run --once (empty) s": timed(checkout, ["run", "--once"]),
+        "floor: import sqlalchemy.orm, pydantic s": floor(checkout),
     }
     figures.update(idle_memory(checkout, settle))
     return figures
@@ -233,7 +246,7 @@ def _print(checkouts: list[Checkout], runs: dict[str, list[dict[str, float]]], n
     print("|---" * (len(checkouts) + 2) + "|")
     for key in stats[checkouts[0].label]:
         target: Any = TARGETS.get(key, "")
-        if key.endswith(" s") and key != "run --once (empty) s":
+        if key.endswith(" s") and key != "run --once (empty) s" and not key.startswith("floor"):
             target = TARGETS["read-only s"]
         cells = " | ".join(fmt(stats[c.label][key]) for c in checkouts)
         print(f"| {key} | {cells} | {target} |")

@@ -284,7 +284,7 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
     intake = asyncio.create_task(asyncio.to_thread(intake_loop, app, wake_outbox, on_pass))
     systemd = (
         [
-            asyncio.create_task(_watchdog(notifier, intake)),
+            asyncio.create_task(_watchdog(notifier, intake, stopping)),
             asyncio.create_task(_report(app, notifier, service, tried, stopping)),
         ]
         if notifier.enabled
@@ -318,7 +318,7 @@ async def serve(app: App, notifier: SystemdNotifier | None = None) -> None:
 STATUS_SECONDS = 10.0  # how often the Status: line is brought up to date at most
 
 
-async def _watchdog(notifier: SystemdNotifier, intake: asyncio.Task[None]) -> None:
+async def _watchdog(notifier: SystemdNotifier, intake: asyncio.Task[None], stopping: asyncio.Event) -> None:
     """WATCHDOG=1 at half the interval systemd asked for, from the event loop, while the intake
     thread lives: a stuck loop or a dead intake thread goes unpinged and systemd restarts us."""
     if notifier.watchdog_seconds is None:
@@ -326,7 +326,8 @@ async def _watchdog(notifier: SystemdNotifier, intake: asyncio.Task[None]) -> No
     while not intake.done():
         notifier.notify("WATCHDOG=1")
         await asyncio.sleep(notifier.watchdog_seconds / 2)
-    log.error("the intake thread ended; watchdog pings stop so that systemd restarts the service")
+    if not stopping.is_set():
+        log.error("the intake thread ended; watchdog pings stop so that systemd restarts the service")
 
 
 async def _report(

@@ -118,7 +118,8 @@ def test_run_tells_systemd_ready_watchdog_status_and_stopping(notify_socket: Not
             proc.kill()
         log.close()
     assert {pid for pid, _lines in notify_socket.received} == {proc.pid}
-    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+    text = (tmp_path / "daemon.log").read_text()
+    assert "Traceback" not in text and "watchdog pings stop" not in text
 
 
 def test_run_says_nothing_without_notify_socket(tmp_path):
