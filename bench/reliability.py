@@ -225,9 +225,8 @@ def effect(setup: Setup, marks: tuple[int, int, int]) -> Effect:
 
 
 def who(address: str) -> str:
-    return {APPLICANT: "the applicant", HEAD: "the head", BUDI: "the assignee", HELPDESK: "the sender"}.get(
-        address, address
-    )
+    known = {APPLICANT: "the applicant", HEAD: "the head", BUDI: "the assignee", HELPDESK: "the sender"}
+    return known.get(address, "each applicant")
 
 
 KINDS = {
@@ -240,12 +239,17 @@ KINDS = {
 }
 
 
+def _plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+
+
 def describe(e: Effect) -> str:
     parts = [", ".join(f"{n} {s}" for s, n in sorted(e.statuses().items()))]
     if e.tickets:
         parts.append(f"{e.tickets} ticket{'s' if e.tickets > 1 else ''} opened")
-    queued = Counter(f"{KINDS.get(k, k)} to {who(r)}" for k, r in e.outbound)
-    parts.append("mail queued: " + (", ".join(f"{n} {what}" for what, n in queued.items()) or "none"))
+    queued = Counter((KINDS.get(k, k), who(r)) for k, r in e.outbound)
+    listed = [f"{n} {_plural(noun) if n > 1 else noun} to {to}" for (noun, to), n in queued.items()]
+    parts.append("mail queued: " + (", ".join(listed) or "none"))
     return "; ".join(parts)
 
 
@@ -592,7 +596,8 @@ def main() -> int:
         if item.key == "baseline":
             continue
         tests = f"`bench/reliability.py`{', `' + item.tests + '`' if item.tests else ''}"
-        print(f"| {item.input} | {tests} | {_time(m)}, peak {m.peak_mib:.0f} MiB: {outcome} |")
+        took = f"{m.work:.2f} s ({m.seconds:.1f} s with the command's start)"
+        print(f"| {item.input} | {tests} | {took}, peak {m.peak_mib:.0f} MiB: {outcome} |")
     if failed:
         print(f"not as asked: {', '.join(failed)}")
     return 1 if failed else 0
