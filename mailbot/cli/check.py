@@ -17,7 +17,7 @@ import socket
 import ssl
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,6 +321,7 @@ def _check_mailbox(url: ConnectionUrl, settings: MailboxSettings, report: Report
     if url.scheme == "maildir":
         _check_folder("mailbox.url", Path(url.path), "the Maildir", report)
         return
+    _note_oauth2("mailbox.url", url, report)
     if offline:
         return
     from mailbot.shell.mailbox import MailboxError
@@ -351,10 +352,19 @@ def _check_mailbox(url: ConnectionUrl, settings: MailboxSettings, report: Report
         source.close()
 
 
+def _note_oauth2(key: str, url: ConnectionUrl, report: Report) -> None:
+    """Which token source an XOAUTH2 login uses (connecting fetches a token: the login checks it)."""
+    if url.oauth2 is not None:
+        from mailbot.shell.oauth2 import describe
+
+        report.note(key, f"logs in with XOAUTH2 as {url.oauth2.user}, the token from {describe(url.oauth2)}")
+
+
 def _check_smtp(url: ConnectionUrl, settings: SmtpSettings, report: Report, *, offline: bool) -> None:
     if url.scheme == "file":
         _check_folder("smtp.url", Path(url.path), "the outbox folder", report)
         return
+    _note_oauth2("smtp.url", url, report)
     if offline:
         return
     from mailbot.shell import aio
@@ -377,17 +387,22 @@ def _check_smtp(url: ConnectionUrl, settings: SmtpSettings, report: Report, *, o
 # --- warnings -----------------------------------------------------------------------------------
 
 
-def _calendar_warnings(config: Config, now: datetime) -> list[str]:
+def _calendar_warnings(
+    config: Config, now: datetime, known: Callable[[int], bool] | None = None
+) -> list[str]:
     """The holiday data has no cuti bersama for this year or the next (the SKB is not issued yet,
-    or the installed `holidays` predates it): deadlines would run through those days."""
+    or the installed `holidays` predates it): deadlines would run through those days. `known`
+    answers whether a year has them (default: the library itself; `status` asks the data
+    folder's holiday cache)."""
     from mailbot.core.working_time import has_cuti_bersama
 
+    knows = known or has_cuti_bersama
     year = now.astimezone(ZoneInfo(config.service.timezone)).year
     return [
         f"no cuti bersama known for {y}: deadlines count those days as working days until the SKB's "
         f"dates are added as [calendar] closed_days = [...] or a newer `holidays` is installed"
         for y in (year, year + 1)
-        if not has_cuti_bersama(y)
+        if not knows(y)
     ]
 
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import sys
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -25,6 +21,7 @@ from mailbot.core.workflow import (
 )
 from mailbot.shell import aio, models
 from mailbot.shell.health import status
+from mailbot.shell.holiday_cache import holiday_cache
 from mailbot.shell.mailbox import MailboxError
 
 
@@ -129,28 +126,6 @@ def _run_once(app: App) -> int:
     return 0
 
 
-CALENDAR_CHECK = ".calendar-warnings.json"
-
-
-def _known_calendar_warnings(config: Config, now: datetime) -> list[str]:
-    """`_calendar_warnings`, kept in the data folder per installed `holidays` release and year.
-
-    A monitor runs `status` every minute; asking `holidays` loads its every country (about
-    0.2 s and 15 MiB), and the answer changes only with the year or a new release."""
-    key = f"{metadata.version('holidays')} {now.astimezone(ZoneInfo(config.service.timezone)).year}"
-    path = config.data_dir / CALENDAR_CHECK
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        known = json.loads(path.read_text(encoding="utf-8"))
-        if known["key"] == key:
-            return [str(w) for w in known["warnings"]]
-    warnings = _calendar_warnings(config, now)
-    with contextlib.suppress(OSError):  # a data folder we cannot write to: asked again next time
-        tmp = path.with_name(f".{CALENDAR_CHECK}.{os.getpid()}")
-        tmp.write_text(json.dumps({"key": key, "warnings": warnings}), encoding="utf-8")
-        os.replace(tmp, path)
-    return warnings
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when healthy; 1 when intake or sending has been failing longer than the threshold."""
     config = _load(args)
@@ -161,8 +136,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             in_use = session.execute(
                 select(models.Ticket.profile).where(models.Ticket.state.in_(OPEN_STATES)).distinct()
             ).scalars()
-            warnings = _security_warnings(config, list(in_use)) + _known_calendar_warnings(
-                config, app.clock()
+            warnings = _security_warnings(config, list(in_use)) + _calendar_warnings(
+                config, app.clock(), holiday_cache(config.data_dir).has_cuti_bersama
             )
         if args.json:
             json.dump({**st.as_json(), "warnings": warnings}, sys.stdout, indent=2)

@@ -9,13 +9,11 @@ received Monday 10:00 is due Tuesday 10:00). The office hours are configuration
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
-
-import holidays as holidays_lib
 
 from mailbot.core.durations import Duration
 
@@ -35,6 +33,8 @@ MAX_DAYS_SEARCHED = 3660  # ten years of calendar: a calendar with no open day i
 @lru_cache(maxsize=64)
 def indonesian_holidays(year: int) -> frozenset[date]:
     """Public holidays and cuti bersama (the `government` category must be asked for)."""
+    import holidays as holidays_lib  # loads every country it knows: only when a year is asked
+
     return frozenset(holidays_lib.country_holidays("ID", categories=("public", "government"), years=year))
 
 
@@ -42,7 +42,14 @@ def has_cuti_bersama(year: int) -> bool:
     """Whether the installed `holidays` knows the cuti bersama of `year` (its `government`
     category). Releases before the SKB of that year have none, and every deadline across such
     a day would then count it as a working day: `check-config` and `status` warn."""
+    import holidays as holidays_lib
+
     return bool(holidays_lib.country_holidays("ID", categories=("government",), years=year))
+
+
+# A year's national holidays: `indonesian_holidays`, or the same kept by the shell
+# (shell/holiday_cache.py) so that a process need not load the library to know them.
+NationalHolidays = Callable[[int], frozenset[date]]
 
 
 def _day_length(hours: WeekHours) -> timedelta:
@@ -72,6 +79,7 @@ class WorkCalendar:
     open_days: frozenset[date] = frozenset()  # overrides: open although a holiday
     use_national_holidays: bool = True
     periods: tuple[HoursPeriod, ...] = ()
+    national: NationalHolidays = field(default=indonesian_holidays, compare=False, repr=False)
 
     @property
     def day_length(self) -> timedelta:
@@ -91,7 +99,7 @@ class WorkCalendar:
             return day.weekday() in hours
         if day in self.closed or day.weekday() not in hours:
             return False
-        return not (self.use_national_holidays and day in indonesian_holidays(day.year))
+        return not (self.use_national_holidays and day in self.national(day.year))
 
     def intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         if not self.is_working_day(day):
@@ -190,6 +198,7 @@ def make_calendar(
     open_days: Iterable[date] = (),
     hours: WeekHours | None = None,
     periods: Iterable[HoursPeriod] = (),
+    national: NationalHolidays = indonesian_holidays,
 ) -> WorkCalendar:
     """A calendar in time zone `tz`; `hours` default to Perpres 21/2023's."""
     return WorkCalendar(
@@ -198,6 +207,7 @@ def make_calendar(
         frozenset(closed),
         frozenset(open_days),
         periods=tuple(periods),
+        national=national,
     )
 
 

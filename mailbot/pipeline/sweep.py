@@ -44,6 +44,7 @@ from mailbot.pipeline.replies import Replies
 from mailbot.records.documents import html_to_pdf, period_report, render_period_html
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
+from mailbot.shell.holiday_cache import holiday_cache
 
 log = logging.getLogger(__name__)
 TRANSITION_KINDS = frozenset(e.value for e in Event)
@@ -82,7 +83,11 @@ def work_calendar(config: Config) -> WorkCalendar:
     cal = config.settings.calendar
     hours = config.settings.office_hours
     periods = [HoursPeriod(p.first_day, p.last_day, p.week(), p.name) for p in hours.periods]
-    return make_calendar(config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods)
+    # The national holidays as kept in the data folder: no process loads the library to know them.
+    national = holiday_cache(config.data_dir).holidays
+    return make_calendar(
+        config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods, national
+    )
 
 
 class Clocks:
