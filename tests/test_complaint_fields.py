@@ -8,7 +8,8 @@ from datetime import date
 
 import pytest
 
-from mailbot.core.fields import extract_fields, incident_time_in, is_pointer, label_field, validate_fields
+from mailbot.core.complaint_fields import incident_time_in, is_pointer
+from mailbot.core.fields import extract_fields, label_field, validate_fields
 
 TODAY = date(2026, 11, 21)
 COMPLAINT = ["name", "id_number", "unit", "phone", "complaint_type", "incident_time", "evidence", "question"]

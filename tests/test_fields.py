@@ -6,17 +6,11 @@ from datetime import date
 
 import pytest
 
-from mailbot.core.fields import (
-    extract_fields,
-    html_to_text,
-    label_field,
-    merge_fields,
-    split_phone,
-    validate_fields,
-    validate_id_number,
-    validate_phone,
-)
+from mailbot.core.fields import extract_fields, label_field, merge_fields, validate_fields
+from mailbot.core.html_text import html_to_text
+from mailbot.core.identity import validate_id_number
 from mailbot.core.message import parse_message
+from mailbot.core.phone import split_phone, validate_phone
 from tests.conftest import CORPUS, DATA
 
 TODAY = date(2026, 11, 21)

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from mailbot.core.classify import classify
 from mailbot.core.commands import parse_commands
-from mailbot.core.fields import _LINE_RE, FIELDS, extract_fields, html_to_text, validate_fields
+from mailbot.core.fields import _LINE_RE, FIELDS, extract_fields, validate_fields
+from mailbot.core.html_text import html_to_text
 from mailbot.core.message import parse_message
 from mailbot.core.quotes import strip_quotes
 from mailbot.core.survey import parse_survey

@@ -20,7 +20,8 @@ from typing import Any
 
 from mailbot.core import feedparser_backport
 from mailbot.core.attachments import files_of
-from mailbot.core.fields import FIELDS, extract_fields, html_to_text, merge_fields
+from mailbot.core.fields import FIELDS, extract_fields, merge_fields
+from mailbot.core.html_text import html_to_text
 from mailbot.core.quotes import strip_quotes
 
 log = logging.getLogger(__name__)

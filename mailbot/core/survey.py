@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from mailbot.core.fields import html_to_text
+from mailbot.core.html_text import html_to_text
 
 
 @dataclass(frozen=True)
