@@ -4,83 +4,39 @@ A command counts only when the sender is an active staff member whose role
 permits it on that ticket, and the mail answers one of our mails through a
 token signed for that sender (tokens.py); optionally the organisation's own
 server must vouch for the sender (Authentication-Results). Validation runs
-over every command of a mail before any is executed, so a mail never acts halfway.
+over every command of a mail before any is executed (staff_checks.py), so a mail never acts
+halfway; the steps after the answer are after_answer.py's.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.core.authz import GLOBAL_VERBS, TicketFacts, can_receive, is_lead, level, may
+from mailbot.core.authz import GLOBAL_VERBS, is_lead
 from mailbot.core.classify import Kind, ThreadMatch, out_of_office
-from mailbot.core.commands import Command, ParsedCommands, Verb, match_person, parse_commands
+from mailbot.core.commands import Verb, parse_commands
 from mailbot.core.message import InboundMessage
-from mailbot.core.sender_auth import sender_verified
 from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import (
     OPEN_STATES,
     Event,
     InboundStatus,
-    InvalidTransition,
     State,
     next_inbound,
-    next_state,
 )
-from mailbot.core.working_time import STEP_DONE
+from mailbot.pipeline.after_answer import AfterAnswerSteps, step_of
 from mailbot.pipeline.replies import Replies, attachments_of
-from mailbot.pipeline.sweep import Clocks, role_people, step_people
-from mailbot.settings import Profile, StaffMember, Step
+from mailbot.pipeline.staff_checks import EVENT_FOR, STATE_CHANGING, CommandChecks, Line, Plan
+from mailbot.pipeline.sweep import Clocks
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
-
-# Commands that change the ticket's state: the first of two concurrent ones wins.
-STATE_CHANGING = frozenset(
-    {
-        Verb.ASSIGN,
-        Verb.NORMATIVE,
-        Verb.ANSWER,
-        Verb.FORWARD,
-        Verb.REQUEST_INFO,
-        Verb.CLOSE,
-        Verb.REJECT,
-        Verb.REOPEN,
-    }
-)
-_EVENT_FOR = {
-    Verb.ASSIGN: Event.ASSIGN,
-    Verb.NORMATIVE: Event.NORMATIVE,
-    Verb.ANSWER: Event.ANSWER,
-    Verb.FORWARD: Event.FORWARD,
-    Verb.REQUEST_INFO: Event.REQUEST_INFO,
-    Verb.CLOSE: Event.CLOSE,
-    Verb.REJECT: Event.REJECT,
-    Verb.REOPEN: Event.REOPEN,
-}
-_STATE_EVENTS = {e.value for e in Event}
-
-
-@dataclass
-class Line:
-    """One line of the transcript: the command as written, what happened, details for the template."""
-
-    line: str
-    ok: bool
-    code: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Plan:
-    command: Command
-    target: StaffMember | None = None
 
 
 class StaffCommands:
@@ -90,6 +46,8 @@ class StaffCommands:
         self.config = config
         self.replies = replies
         self.clocks = Clocks(config)
+        self.checks = CommandChecks(config, replies, self.clocks)
+        self.after_answer = AfterAnswerSteps(config, replies, self.clocks)
 
     # --- staff mail ----------------------------------------------------------------------
 
@@ -113,10 +71,10 @@ class StaffCommands:
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
         )
-        lines, plans = self._check(session, row, msg, member, ticket, thread, parsed, profile, now)
+        lines, plans = self.checks.check(session, row, msg, member, ticket, thread, parsed, profile, now)
         signature = [f"{p.command.verb.value} {p.command.arg}".strip() for p in plans]
         answered = thread.answered if thread is not None and thread.via == "token" else ""
-        if ticket is not None and answered and self._repeated(ticket, answered, signature):
+        if ticket is not None and answered and self.checks.repeated(ticket, answered, signature):
             # The same commands answering the same mail of ours: a copy (a resend, a new
             # Message-ID on the same text), never a second execution.
             lines = [Line(x.line, False, "repeat") for x in lines]
@@ -147,169 +105,6 @@ class StaffCommands:
                 data={"answered": answered, "commands": signature} if executed else None,
             )
         self._transcript(session, msg, member, ticket, profile, lines, executed, now)
-
-    def _check(
-        self,
-        session: Session,
-        row: models.InboundMessage,
-        msg: InboundMessage,
-        member: StaffMember,
-        ticket: models.Ticket | None,
-        thread: ThreadMatch | None,
-        parsed: ParsedCommands,
-        profile: Profile,
-        now: datetime,
-    ) -> tuple[list[Line], list[Plan]]:
-        """Validate every command without changing anything."""
-        lines: list[Line] = [Line(e.line, False, e.code) for e in parsed.errors]
-        plans: list[Plan] = []
-        signed = thread is not None and thread.via == "token"
-        # Trust boundary: the token proves the sender saw our mail; `require_authentication`
-        # has the sender's domain proven too (our server's header, Microsoft 365's, or DKIM).
-        vouched, _how = sender_verified(row.raw, msg.headers, msg.from_addr, profile)
-        state = ticket.state if ticket else None
-        assignee = ticket.assignee_email if ticket else None
-        expired = signed and self._token_expired(session, thread, now)
-        after = self.clocks.after_answer(ticket) if ticket is not None else None
-        for command in parsed.commands:
-            verb = command.verb
-            if verb in GLOBAL_VERBS:
-                refusal = may(verb, member, None, profile)
-                lines.append(Line(command.line, refusal is None, refusal or "ok"))
-                if refusal is None:
-                    plans.append(Plan(command))
-                continue
-            if ticket is None:
-                lines.append(Line(command.line, False, "no_ticket"))
-                continue
-            if not signed:
-                lines.append(Line(command.line, False, "not_signed"))
-                continue
-            if not vouched:
-                lines.append(Line(command.line, False, "not_authenticated"))
-                continue
-            if expired:
-                lines.append(Line(command.line, False, "token_expired", {"days": self._token_days}))
-                continue
-            facts = TicketFacts(state or ticket.state, assignee, after.step if after else None)
-            refusal = may(verb, member, facts, profile)
-            if refusal:
-                lines.append(Line(command.line, False, refusal))
-                continue
-            if verb in STATE_CHANGING:
-                assert thread is not None
-                overtaken = self._overtaken(session, ticket, thread, member)
-                if overtaken is not None:
-                    lines.append(Line(command.line, False, "already_handled", overtaken))
-                    continue
-                try:
-                    new_state = next_state(state, _EVENT_FOR[verb])
-                except InvalidTransition:
-                    lines.append(
-                        Line(command.line, False, "bad_state", {"state": (state or ticket.state).value})
-                    )
-                    continue
-            plan = Plan(command)
-            if verb in (Verb.ASSIGN, Verb.FORWARD):
-                line = self._resolve_person(command, member, profile, plan)
-                if not line.ok:
-                    lines.append(line)
-                    continue
-                if plan.target is not None and verb is Verb.ASSIGN:
-                    assignee = plan.target.emails[0]
-            if verb is Verb.NORMATIVE:
-                assignee = member.emails[0]  # an ANSWER in the same mail is the assignee's
-            if verb is Verb.ANSWER and not command.arg.strip():
-                lines.append(Line(command.line, False, "empty_answer"))
-                continue
-            if verb is Verb.REPORT and not command.arg.strip():
-                lines.append(Line(command.line, False, "empty_report"))
-                continue
-            if verb in STATE_CHANGING:
-                state = new_state
-            lines.append(Line(command.line, True, "ok"))
-            plans.append(plan)
-        return lines, plans
-
-    @property
-    def _token_days(self) -> int:
-        return self.config.settings.security.command_token_days
-
-    def _token_expired(self, session: Session, thread: ThreadMatch | None, now: datetime) -> bool:
-        """A command token older than `security.command_token_days`: a late reply acts on nothing
-        (the transcript it gets is a fresh mail to act on)."""
-        if thread is None or not thread.answered or self._token_days <= 0:
-            return False
-        sent = store.outbound_created_at(session, thread.answered)
-        return sent is not None and now - sent > timedelta(days=self._token_days)
-
-    @staticmethod
-    def _repeated(ticket: models.Ticket, answered: str, signature: list[str]) -> bool:
-        return bool(signature) and any(
-            e.kind == "commands"
-            and e.data.get("answered") == answered
-            and e.data.get("commands") == signature
-            for e in ticket.events
-        )
-
-    def _overtaken(
-        self, session: Session, ticket: models.Ticket, thread: ThreadMatch, member: StaffMember
-    ) -> dict[str, Any] | None:
-        """The state change someone else made after the mail this command answers, if any."""
-        outbound_id = session.execute(
-            select(models.OutboundMessage.id).where(models.OutboundMessage.message_id == thread.answered)
-        ).scalar_one_or_none()
-        events = list(ticket.events)  # in the order they happened
-        queued = next(
-            (i for i, e in enumerate(events) if e.outbound_id == outbound_id and e.kind == "mail_queued"),
-            None,
-        )
-        if outbound_id is None or queued is None:
-            return None
-        # What came after our mail was queued, the sender has not seen.
-        for event in events[queued + 1 :]:
-            if event.kind in _STATE_EVENTS and event.actor not in member.emails:
-                who = self.replies.public_person(event.actor)
-                return {
-                    "kind": event.kind,
-                    "actor": who.name if who else event.actor,
-                    "at": event.at.astimezone(self.replies.tz),
-                    "state": event.state,
-                }
-        return None
-
-    def _resolve_person(self, command: Command, member: StaffMember, profile: Profile, plan: Plan) -> Line:
-        if command.verb is Verb.FORWARD:
-            pool = list(self.config.staff_with_roles(["vendor"], profile.id))
-        else:
-            mine = level(profile, member.role)
-            pool = [
-                m
-                for m in self.config.staff
-                if m.active
-                and (not m.profiles or profile.id in m.profiles)
-                and (lvl := level(profile, m.role)) is not None
-                and lvl > (mine if mine is not None else 0)
-                and m.role != "vendor"
-            ]
-        found = match_person(command.arg, pool)
-        if not found and command.verb is Verb.ASSIGN:
-            # Someone who exists but is not below the sender: say so, not "no such person".
-            others = [m for m in self.config.staff if m.active and m.role != "vendor"]
-            sideways = match_person(command.arg, others)
-            if len(sideways) == 1:
-                return Line(command.line, False, "not_below", {"name": sideways[0].name})
-        if not found:
-            return Line(command.line, False, "unknown_person", {"name": command.arg, "candidates": pool})
-        if len(found) > 1:
-            return Line(command.line, False, "ambiguous_person", {"name": command.arg, "candidates": found})
-        target = found[0]
-        if command.verb is Verb.ASSIGN:
-            refusal = can_receive(profile, member, target)
-            if refusal:
-                return Line(command.line, False, refusal, {"name": target.name})
-        plan.target = target
-        return Line(command.line, True, "ok")
 
     # --- execution ---------------------------------------------------------------------
 
@@ -369,8 +164,8 @@ class StaffCommands:
             )
             return Line(command.line, True, "medium", {"medium": command.arg})
         if verb in (Verb.REPORT, Verb.ARCHIVE):
-            return self._step_done(session, row, member, ticket, profile, command, now)
-        event = _EVENT_FOR[verb]
+            return self.after_answer.step_done(session, row, member, ticket, profile, command, now)
+        event = EVENT_FOR[verb]
         if verb in (Verb.ASSIGN, Verb.FORWARD):
             assert plan.target is not None
             target = plan.target
@@ -404,7 +199,7 @@ class StaffCommands:
                 detail=f"normatif: dijawab oleh {member.name}",
                 data={"assignee": actor, "by": member.name},
             )
-            step = _step(profile, profile.state_steps.get("assigned", ""))
+            step = step_of(profile, profile.state_steps.get("assigned", ""))
             duration = step.deadline.describe(profile.language) if step else ""
             return Line(command.line, True, "normative", {"duration": duration})
         if verb is Verb.ANSWER:
@@ -487,95 +282,7 @@ class StaffCommands:
         )
         if profile.after_answer:
             # SOP 001 step 4: the customer service writes the report on the answer given.
-            self._after_answer_mails(session, ticket, profile, now)
-
-    # --- the steps after the answer (SOP 001 steps 4-5, SOP 004 steps 7-8) --------------------
-
-    def _step_done(
-        self,
-        session: Session,
-        row: models.InboundMessage,
-        member: StaffMember,
-        ticket: models.Ticket,
-        profile: Profile,
-        command: Command,
-        now: datetime,
-    ) -> Line:
-        """REPORT or ARCHIVE: the running step after the answer is done (checked by `may`); a
-        report goes to the step's `report_to`, and the next step's people are told theirs."""
-        clock = self.clocks.after_answer(ticket)
-        step = _step(profile, clock.step) if clock else None
-        assert step is not None  # authz.may checked that a step of the sender's runs
-        report = command.arg if command.verb is Verb.REPORT else ""
-        store.record_event(
-            session,
-            ticket,
-            STEP_DONE,
-            actor=member.emails[0],
-            now=now,
-            inbound=row,
-            detail=f"{step.title}" + (f": {report[:4000]}" if report else ""),
-            data={"step": step.id, "report": report} if report else {"step": step.id},
-        )
-        sent = self._after_answer_mails(session, ticket, profile, now, done=step, by=member, report=report)
-        if report:
-            return Line(command.line, True, "reported", {"step": step.title, "names": sent})
-        return Line(command.line, True, "step_done", {"step": step.title})
-
-    def _after_answer_mails(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        now: datetime,
-        *,
-        done: Step | None = None,
-        by: StaffMember | None = None,
-        report: str = "",
-    ) -> list[str]:
-        """Mail the report of the step just done to its `report_to`, and the next step (if any) to
-        its people; returns the names the report went to."""
-        clock = self.clocks.after_answer(ticket)
-        task = _step(profile, clock.step) if clock else None
-        doers = step_people(self.config, ticket, profile, task.id) if task else []
-        readers: list[StaffMember] = []
-        if done is not None and report:
-            for role in done.report_to:
-                readers += role_people(self.config, ticket, profile, role)
-        recipients: dict[str, StaffMember] = {}
-        for person in [*readers, *doers]:
-            recipients.setdefault(person.emails[0], person)
-        if task is not None and not doers:
-            store.record_event(
-                session,
-                ticket,
-                "no_recipient",
-                actor="system",
-                now=now,
-                detail=f"no active staff with role {task.actor} for the step {task.id}",
-            )
-        answer = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
-        for address, person in recipients.items():
-            mine = task is not None and clock is not None and any(address in p.emails for p in doers)
-            ctx = {
-                **self.replies.context(ticket, profile),
-                "recipient": person,
-                "task": {
-                    "title": task.title,
-                    "duration": task.deadline.describe(profile.language),
-                    "due_at": clock.due_at.astimezone(self.replies.tz),
-                    "report": bool(task.report_to),
-                }
-                if mine and task is not None and clock is not None
-                else None,
-                "report": {"text": report, "by": by, "step": done.title} if done and report else None,
-                "answer_text": str((answer.data or {}).get("answer", answer.detail)) if answer else "",
-                "history": self.replies.history(ticket),
-            }
-            self.replies.send_to_staff(
-                session, ticket, profile, person, "record_step", "record_step", ctx, now
-            )
-        return [p.name for p in readers]
+            self.after_answer.mails(session, ticket, profile, now)
 
     def _transcript(
         self,
@@ -661,7 +368,7 @@ class StaffCommands:
                 self._answer_held(session, ticket, profile, member, row, now)
             return
         if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
-            overtaken = self._overtaken(session, ticket, thread, member) if thread else None
+            overtaken = self.checks.overtaken(session, ticket, thread, member) if thread else None
             if overtaken is None:
                 self.answer(session, ticket, profile, member, text, row, msg, now)
                 return
@@ -712,7 +419,3 @@ class StaffCommands:
         if not is_lead(profile, member):
             stmt = stmt.where(models.Ticket.assignee_email.in_(member.emails))
         return list(session.execute(stmt.limit(200)).scalars())
-
-
-def _step(profile: Profile, step_id: str) -> Step | None:
-    return next((s for s in profile.steps if s.id == step_id), None)
