@@ -26,6 +26,7 @@ import json
 import mailbox
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +93,22 @@ class Checkout:
         return numbers[0]
 
 
-def timed(checkout: Checkout, args: list[str]) -> float:
+def timed(name: str, run: Callable[[], object]) -> dict[str, float]:
+    """Wall time and CPU time (user + system of the child process) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    checkout.run(*args)
-    return time.perf_counter() - start
+    run()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {f"{name} s": wall, f"{name} CPU s": cpu}
 
 
-def floor(checkout: Checkout) -> float:
+def floor(checkout: Checkout) -> None:
     """The libraries every command loads before mailbot's own code does anything."""
-    start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-c", "import sqlalchemy.orm, pydantic"], env=checkout.env, check=True, timeout=60
     )
-    return time.perf_counter() - start
 
 
 def _smaps(pid: int) -> tuple[int, int]:
@@ -184,11 +189,11 @@ def _memory(pid: int, label: str) -> dict[str, float]:
 
 def measure(checkout: Checkout, number: str, settle: float) -> dict[str, float]:
     figures = {
-        "tickets list s": timed(checkout, ["tickets", "list"]),
-        "tickets show s": timed(checkout, ["tickets", "show", number]),
-        "status s": timed(checkout, ["status"]),
-        "run --once (empty) s": timed(checkout, ["run", "--once"]),
-        "floor: import sqlalchemy.orm, pydantic s": floor(checkout),
+        **timed("tickets list", lambda: checkout.run("tickets", "list")),
+        **timed("tickets show", lambda: checkout.run("tickets", "show", number)),
+        **timed("status", lambda: checkout.run("status")),
+        **timed("run --once (empty)", lambda: checkout.run("run", "--once")),
+        **timed("floor: import sqlalchemy.orm, pydantic", lambda: floor(checkout)),
     }
     figures.update(idle_memory(checkout, settle))
     return figures
@@ -246,7 +251,7 @@ def _print(checkouts: list[Checkout], runs: dict[str, list[dict[str, float]]], n
     print("|---" * (len(checkouts) + 2) + "|")
     for key in stats[checkouts[0].label]:
         target: Any = TARGETS.get(key, "")
-        if key.endswith(" s") and key != "run --once (empty) s" and not key.startswith("floor"):
+        if key.endswith(" s") and not key.startswith(("run --once", "floor")) and "CPU" not in key:
             target = TARGETS["read-only s"]
         cells = " | ".join(fmt(stats[c.label][key]) for c in checkouts)
         print(f"| {key} | {cells} | {target} |")
