@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
 
     from mailbot.core.message import InboundMessage, UnreadableMessage
+    from mailbot.pipeline.clocks import Clocks
     from mailbot.pipeline.intake import Intake, Outcome, Source
     from mailbot.pipeline.replies import Replies
-    from mailbot.pipeline.sweep import Clocks, Deadlines, SweepStats
+    from mailbot.pipeline.sweep import Deadlines, SweepStats
     from mailbot.shell.outbox import DrainResult, Outbox, Sender
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class App:
 
             return Replies(self.config)
         if name == "clocks":
-            from mailbot.pipeline.sweep import Clocks
+            from mailbot.pipeline.clocks import Clocks
 
             return Clocks(self.config)
         if name == "intake":

@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.core.commands import Command, Verb
+from mailbot.core.routing import of_region, route_keys
 from mailbot.core.workflow import Event
 from mailbot.core.working_time import STEP_DONE
+from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.staff_checks import Line
-from mailbot.pipeline.sweep import Clocks, role_people, step_people
 from mailbot.settings import Profile, StaffMember, Step
 from mailbot.shell import models, store
 
@@ -115,3 +116,33 @@ class AfterAnswerSteps:
 
 def step_of(profile: Profile, step_id: str) -> Step | None:
     return next((s for s in profile.steps if s.id == step_id), None)
+
+
+def step_people(config: Config, ticket: models.Ticket, profile: Profile, step_id: str) -> list[StaffMember]:
+    """Who does a step after the answer: of the step's actor role, the one who handled this ticket
+    (SOP 004: the Inspektur Pembantu who named the auditor), else those of the applicant's region
+    (SOP 001: the TU of that region), else everyone with the role."""
+    step = next((s for s in profile.steps if s.id == step_id), None)
+    if step is None:
+        return []
+    return role_people(config, ticket, profile, step.actor)
+
+
+def role_people(config: Config, ticket: models.Ticket, profile: Profile, role: str) -> list[StaffMember]:
+    people = config.staff_with_roles([role], profile.id)
+    handled = [
+        str((e.data or {}).get("assignee") or "")
+        for e in ticket.events
+        if e.kind in (Event.ASSIGN.value, Event.NORMATIVE.value)
+    ]
+    for address in reversed(handled):
+        mine = [p for p in people if address in p.emails]
+        if mine:
+            return mine
+    routed = route_keys(
+        profile,
+        ticket.subject,
+        str(ticket.fields.get("question", "")),
+        str(ticket.fields.get("unit", "")),
+    )
+    return of_region(routed.get("region") or routed.get("unit") or "", people)

@@ -29,10 +29,10 @@ from mailbot.core.message import InboundMessage, UnreadableMessage, parse_header
 from mailbot.core.tokens import verify_tokens
 from mailbot.core.workflow import InboundStatus, State, next_inbound
 from mailbot.pipeline.applicant_replies import ApplicantReplies
+from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.requests import Requests
 from mailbot.pipeline.staff_commands import StaffCommands
-from mailbot.pipeline.sweep import Clocks
 from mailbot.shell import models, store
 from mailbot.shell.mailbox import Oversized
 

@@ -22,8 +22,8 @@ from mailbot.core.commands import Command, ParsedCommands, Verb, match_person
 from mailbot.core.message import InboundMessage
 from mailbot.core.sender_auth import sender_verified
 from mailbot.core.workflow import Event, InvalidTransition, next_state
+from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
-from mailbot.pipeline.sweep import Clocks
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 

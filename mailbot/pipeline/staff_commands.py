@@ -30,9 +30,9 @@ from mailbot.core.workflow import (
     next_inbound,
 )
 from mailbot.pipeline.after_answer import AfterAnswerSteps, step_of
+from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies, attachments_of
 from mailbot.pipeline.staff_checks import EVENT_FOR, STATE_CHANGING, CommandChecks, Line, Plan
-from mailbot.pipeline.sweep import Clocks
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 

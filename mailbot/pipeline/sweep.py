@@ -1,5 +1,5 @@
 """Holding people to the SOP's times: reminders, escalation, the survey reminder, closing
-without a survey, and the daily digest.
+without a survey; and, on the same sweep, the daily digest and the monthly report (periodic_mail).
 
 `sweep(now)` does everything that is due; the scheduler calls it every minute and
 `run --once` once. Each step runs on its own clock (office hours unless the SOP
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -25,29 +25,22 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot.config import Config
 from mailbot.core.authz import level
-from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.durations import parse_duration
-from mailbot.core.routing import of_region, route_keys
 from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import OPEN_STATES, Event, State
 from mailbot.core.working_time import (
-    Happening,
-    HoursPeriod,
     StepClock,
-    WorkCalendar,
-    after_answer_clock,
-    make_calendar,
     reminder_time,
-    step_clock,
 )
+from mailbot.pipeline.after_answer import step_people
+from mailbot.pipeline.clocks import AFTER_ANSWER_STATES, Clocks
+from mailbot.pipeline.notices import claim_notice, notice_exists
+from mailbot.pipeline.periodic_mail import PeriodicMail
 from mailbot.pipeline.replies import Replies
-from mailbot.records.documents import html_to_pdf, period_report, render_period_html
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
-from mailbot.shell.holiday_cache import holiday_cache
 
 log = logging.getLogger(__name__)
-TRANSITION_KINDS = frozenset(e.value for e in Event)
 
 
 @dataclass
@@ -77,78 +70,6 @@ class SweepStats:
         )
 
 
-def work_calendar(config: Config) -> WorkCalendar:
-    """The office's calendar: its time zone, [office_hours] with their dated periods, and
-    [calendar]'s closed and open days."""
-    cal = config.settings.calendar
-    hours = config.settings.office_hours
-    periods = [HoursPeriod(p.first_day, p.last_day, p.week(), p.name) for p in hours.periods]
-    # The national holidays as kept in the data folder: no process loads the library to know them.
-    national = holiday_cache(config.data_dir).holidays
-    return make_calendar(
-        config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods, national
-    )
-
-
-class Clocks:
-    """The running step of a ticket and its deadline (no I/O: the ticket's history in, a clock out)."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.calendar: WorkCalendar = work_calendar(config)
-
-    def clock(self, ticket: models.Ticket) -> StepClock | None:
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        steps = {s.id: s.deadline for s in profile.steps}
-        history = [
-            Happening(e.id, e.at, e.kind, e.state, e.data or {}, seq=i) for i, e in enumerate(ticket.events)
-        ]
-        assignee = self.config.staff_by_email(ticket.assignee_email) if ticket.assignee_email else None
-        return step_clock(
-            ticket.state.value,
-            history,
-            steps,
-            {str(k): v for k, v in profile.state_steps.items()},
-            self.calendar,
-            TRANSITION_KINDS,
-            assignee_role=assignee.role if assignee else None,
-            role_steps={str(k): v for k, v in profile.role_steps.items()},
-        )
-
-    def after_answer(self, ticket: models.Ticket) -> StepClock | None:
-        """The running step after the answer (SOP 001: the report, then the archiving), if any."""
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        if not profile.after_answer or ticket.state not in AFTER_ANSWER_STATES:
-            return None
-        history = [
-            Happening(e.id, e.at, e.kind, e.state, e.data or {}, seq=i) for i, e in enumerate(ticket.events)
-        ]
-        steps = {s.id: s.deadline for s in profile.steps}
-        return after_answer_clock(history, profile.after_answer, steps, self.calendar)
-
-    def refresh(self, ticket: models.Ticket) -> StepClock | None:
-        """Store the running step, its deadline and when the sweep should next look at the ticket:
-        at the step's reminder time; an answered ticket (survey pending) right away; a ticket with
-        a step after the answer still to do at that step's reminder time."""
-        clock = self.clock(ticket) if ticket.state in OPEN_STATES else None
-        step, due = (clock.step, clock.due_at) if clock else ("", None)
-        if ticket.step != step or ticket.due_at != due:
-            ticket.step, ticket.due_at = step, due
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        check: datetime | None = None
-        if clock is not None:
-            check = min(reminder_time(clock, profile.remind_at, self.calendar), clock.due_at)
-        elif ticket.state is State.ANSWERED:
-            check = ticket.updated_at
-        after = self.after_answer(ticket)
-        if after is not None:
-            due_check = min(reminder_time(after, profile.remind_at, self.calendar), after.due_at)
-            check = due_check if check is None else min(check, due_check)
-        if ticket.next_check_at != check:
-            ticket.next_check_at = check
-        return clock
-
-
 class Deadlines:
     def __init__(
         self, config: Config, replies: Replies, clocks: Clocks, sessions: sessionmaker[Session]
@@ -157,6 +78,7 @@ class Deadlines:
         self.replies = replies
         self.clocks = clocks
         self.calendar = self.clocks.calendar
+        self.periodic = PeriodicMail(config, replies, self.calendar)
         self._sessions = sessions
         self._full_sweep_done = False
 
@@ -186,62 +108,12 @@ class Deadlines:
             for kind in self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now)):
                 stats.add(kind)
         for head in self._heads():
-            for kind in self._guarded(lambda s, h=head: self._digest(s, h, now)):
+            for kind in self._guarded(lambda s, h=head: self.periodic.digest(s, h, now)):
                 stats.add(kind)
-        for kind in self._guarded(lambda s: self._monthly_report(s, now)):
+        for kind in self._guarded(lambda s: self.periodic.monthly_report(s, now)):
             stats.add(kind)
         self._full_sweep_done = True
         return stats
-
-    def _monthly_report(self, session: Session, now: datetime) -> list[str]:
-        """The Laporan Hasil Layanan Konsultasi of the past month, once, from the first working
-        day of the month on (later if the daemon was down then)."""
-        settings = self.config.settings
-        if not settings.reports.monthly:
-            return []
-        local = now.astimezone(self.calendar.tz)
-        first = local.date().replace(day=1)
-        first_working = next(
-            first + timedelta(days=d)
-            for d in range(31)
-            if self.calendar.is_working_day(first + timedelta(days=d))
-        )
-        if local.date() < first_working or (
-            local.date() == first_working and local.time() < settings.calendar.digest_time
-        ):
-            return []
-        end = first - timedelta(days=1)
-        start = end.replace(day=1)
-        if not self._claim(session, f"report:{start:%Y-%m}", "monthly_report", None, now):
-            return []
-        report = period_report(session, self.config, start, end)
-        if report.total.received == 0:
-            return []  # nothing to report: the claim stands, so it is not tried again
-        pdf = html_to_pdf(render_period_html(self.config, report, now))
-        attachment = OutgoingAttachment(f"laporan-konsultasi-{start:%Y-%m}.pdf", "application/pdf", pdf)
-        profile = self.config.profile
-        roles = [str(r) for r in profile.report_roles] or list(settings.reports.roles)
-        for member in self.config.staff_with_roles(roles, profile.id):
-            ctx = {
-                "service": self.config.service,
-                "recipient": member,
-                "report": report,
-                "start": start,
-                "end": end,
-            }
-            self.replies.send_plain(
-                session,
-                template="monthly_report",
-                kind="monthly_report",
-                to_addr=member.emails[0],
-                to_name=member.name,
-                context=ctx,
-                now=now,
-                in_reply_to="",
-                language=profile.language,
-                attachments=(attachment,),
-            )
-        return ["monthly_report"]
 
     def _guarded(self, work: Any) -> list[str]:
         """One ticket's notices, one transaction; losing the race for a key (or for the ticket's
@@ -253,19 +125,6 @@ class Deadlines:
                 return list(work(session))
         except (IntegrityError, StaleDataError):
             return []
-
-    def _exists(self, session: Session, key: str, kind: str) -> bool:
-        found = session.execute(
-            select(models.Notice.id).where(models.Notice.key == key, models.Notice.kind == kind)
-        ).scalar_one_or_none()
-        return found is not None
-
-    def _claim(self, session: Session, key: str, kind: str, ticket_id: int | None, now: datetime) -> bool:
-        if self._exists(session, key, kind):
-            return False
-        session.add(models.Notice(key=key, kind=kind, ticket_id=ticket_id, created_at=now))
-        session.flush()  # the unique key decides between two schedulers here
-        return True
 
     def _ticket(self, session: Session, ticket_id: int, now: datetime) -> list[str]:
         ticket = session.get(models.Ticket, ticket_id)
@@ -315,7 +174,7 @@ class Deadlines:
         if remind <= now < clock.due_at and not is_open:
             # No reminder outside office hours: at the opening, unless the step is overdue by then.
             next_check = min(clock.due_at, self.calendar.next_open(now))
-        elif remind <= now < clock.due_at and self._claim(session, key, "reminder", ticket.id, now):
+        elif remind <= now < clock.due_at and claim_notice(session, key, "reminder", ticket.id, now):
             for person in responsible:
                 self._mail(
                     session, ticket, profile, "deadline_reminder", "reminder", person, clock, responsible, now
@@ -332,7 +191,7 @@ class Deadlines:
         if now >= clock.due_at:
             # The escalation notice records the step as late when it falls due (the period
             # report counts it); its mail waits for office hours.
-            if self._claim(session, key, "escalation", ticket.id, now):
+            if claim_notice(session, key, "escalation", ticket.id, now):
                 store.record_event(
                     session,
                     ticket,
@@ -346,13 +205,13 @@ class Deadlines:
                     self._escalate(session, ticket, profile, clock, responsible, now)
                     sent.append("escalation")
                 else:
-                    self._claim(session, key, "escalation_held", ticket.id, now)
+                    claim_notice(session, key, "escalation_held", ticket.id, now)
                     sent.append("escalation_held")
                     next_check = self.calendar.next_open(now)
             elif not is_open:
-                if self._exists(session, key, "escalation_held"):
+                if notice_exists(session, key, "escalation_held"):
                     next_check = self.calendar.next_open(now)
-            elif self._exists(session, key, "escalation_held") and self._claim(
+            elif notice_exists(session, key, "escalation_held") and claim_notice(
                 session, key, "escalation_mailed", ticket.id, now
             ):
                 self._escalate(session, ticket, profile, clock, responsible, now)
@@ -384,7 +243,7 @@ class Deadlines:
         next_check = _first_after(now, remind, close)
         key = f"{ticket.id}:answer:{answered.id}"
         if now >= close:
-            if not self._claim(session, key, "auto_close", ticket.id, now):
+            if not claim_notice(session, key, "auto_close", ticket.id, now):
                 return [], next_check
             store.transition(
                 session,
@@ -406,7 +265,7 @@ class Deadlines:
                 now,
             )
             return ["auto_close"], None
-        if now >= remind and self._claim(session, key, "survey_reminder", ticket.id, now):
+        if now >= remind and claim_notice(session, key, "survey_reminder", ticket.id, now):
             ctx = {
                 **self.replies.context(ticket, profile),
                 "survey_elements": ELEMENTS,
@@ -424,62 +283,6 @@ class Deadlines:
             store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
             return ["survey_reminder"], next_check
         return [], next_check
-
-    def _digest(self, session: Session, head: StaffMember, now: datetime) -> list[str]:
-        """Once a working day after `digest_time`, in office hours: new, due today (each
-        ticket's `due_at` is its step's own clock), overdue, by person."""
-        local = now.astimezone(self.calendar.tz)
-        if (
-            not self.config.settings.calendar.daily_digest
-            or not self.calendar.is_open(now)
-            or local.time() < self.config.settings.calendar.digest_time
-        ):
-            return []
-        if not self._claim(session, f"{head.emails[0]}:{local.date().isoformat()}", "digest", None, now):
-            return []
-        tickets = list(
-            session.execute(
-                select(models.Ticket)
-                .where(models.Ticket.state.in_(list(OPEN_STATES)))
-                .order_by(models.Ticket.id)
-            ).scalars()
-        )
-        tickets = [t for t in tickets if not head.profiles or t.profile in head.profiles]
-        end_of_day = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), self.calendar.tz)
-        overdue = [t for t in tickets if t.due_at is not None and t.due_at <= now]
-        due_today = [t for t in tickets if t.due_at is not None and now < t.due_at < end_of_day]
-        new = [t for t in tickets if t.state is State.NEW]
-        by_person: dict[str, int] = {}
-        for t in tickets:
-            if t.assignee_email:
-                by_person[t.assignee_email] = by_person.get(t.assignee_email, 0) + 1
-        profile = self.config.profile
-        ctx = {
-            "service": self.config.service,
-            "profile": profile,
-            "recipient": head,
-            "new": new,
-            "due_today": due_today,
-            "overdue": overdue,
-            "by_person": sorted(by_person.items()),
-            "day": local.date(),
-            "tz": self.calendar.tz,
-            "open_count": len(tickets),
-            # Mail held for staff (spam flag, a sender's flood), to release with `mailbot replay --release`.
-            "held": store.held_messages(session, now - timedelta(days=7)),
-        }
-        self.replies.send_plain(
-            session,
-            template="digest",
-            kind="digest",
-            to_addr=head.emails[0],
-            to_name=head.name,
-            context=ctx,
-            now=now,
-            in_reply_to="",
-            language=profile.language,
-        )
-        return ["digest"]
 
     # --- people and mail --------------------------------------------------------------------
 
@@ -536,39 +339,6 @@ class Deadlines:
             ctx,
             now,
         )
-
-
-AFTER_ANSWER_STATES = frozenset({State.ANSWERED, State.CLOSED})
-
-
-def step_people(config: Config, ticket: models.Ticket, profile: Profile, step_id: str) -> list[StaffMember]:
-    """Who does a step after the answer: of the step's actor role, the one who handled this ticket
-    (SOP 004: the Inspektur Pembantu who named the auditor), else those of the applicant's region
-    (SOP 001: the TU of that region), else everyone with the role."""
-    step = next((s for s in profile.steps if s.id == step_id), None)
-    if step is None:
-        return []
-    return role_people(config, ticket, profile, step.actor)
-
-
-def role_people(config: Config, ticket: models.Ticket, profile: Profile, role: str) -> list[StaffMember]:
-    people = config.staff_with_roles([role], profile.id)
-    handled = [
-        str((e.data or {}).get("assignee") or "")
-        for e in ticket.events
-        if e.kind in (Event.ASSIGN.value, Event.NORMATIVE.value)
-    ]
-    for address in reversed(handled):
-        mine = [p for p in people if address in p.emails]
-        if mine:
-            return mine
-    routed = route_keys(
-        profile,
-        ticket.subject,
-        str(ticket.fields.get("question", "")),
-        str(ticket.fields.get("unit", "")),
-    )
-    return of_region(routed.get("region") or routed.get("unit") or "", people)
 
 
 def _can_assign(profile: Profile, person: StaffMember) -> bool:
