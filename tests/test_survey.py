@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from mailbot.core.survey import ELEMENTS, compute_ikm, grade, ikm_from_value, parse_survey, tally_surveys
+from mailbot.core.ikm import compute_ikm, grade, ikm_from_value, tally_surveys
+from mailbot.core.survey import ELEMENTS, parse_survey
 
 ALL4 = dict.fromkeys(range(1, 10), 4)
 

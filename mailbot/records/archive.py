@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from mailbot.core.ikm import compute_ikm
 from mailbot.core.safe_output import csv_row
-from mailbot.core.survey import compute_ikm
 from mailbot.core.workflow import State
 from mailbot.shell import models
 

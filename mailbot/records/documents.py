@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.core.ikm import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.core.safe_output import csv_cell
-from mailbot.core.survey import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.records.charts import ElementBar
 from mailbot.records.rendering import RenderError, document_environment, html_to_pdf, letterhead
 from mailbot.records.reports import add_period_surveys, period_bounds

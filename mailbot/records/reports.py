@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.core.survey import ELEMENTS, Ikm, SurveyTally, tally_surveys
+from mailbot.core.ikm import Ikm, SurveyTally, tally_surveys
+from mailbot.core.survey import ELEMENTS
 from mailbot.shell import models
 
 GroupBy = Literal["all", "unit", "consultant", "profile"]

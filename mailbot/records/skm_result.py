@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.core.survey import Ikm, SurveyTally, tally_surveys
+from mailbot.core.ikm import Ikm, SurveyTally, tally_surveys
 from mailbot.records.documents import element_bars
 from mailbot.records.rendering import document_environment, html_to_pdf, letterhead, pdf_to_png
 from mailbot.records.reports import ALL_GROUP, group_surveys, period_bounds, period_surveys
