@@ -4,7 +4,7 @@ monitors call often, on the embedded default (SQLite, a Maildir, a file outbox).
   - idle memory: `mailbot run` started under a notify socket (as systemd starts it), read once
     it said READY=1 and has been quiet for `--settle` seconds: PSS and RSS of the daemon and its
     sending child, added up (PSS counts shared pages once between them);
-  - wall time of `tickets list`, `tickets show NUMBER` and `status` (read-only) on the three
+  - wall and CPU time of `tickets list`, `tickets show NUMBER` and `status` (read-only) on the three
     tickets of the sample requests, and of `run --once` on an empty mailbox (the sweep still
     looks at those open tickets); beside them the floor, `python -c "import sqlalchemy.orm,
     pydantic"`, which every command pays before mailbot's own code runs;
@@ -15,7 +15,11 @@ package has it (PYTHONDONTWRITEBYTECODE is dropped), after one warm-up run. Medi
 over `--runs`. `--vs PATH` measures a second checkout (e.g. a `git worktree` of the commit
 before) the same way, A and B alternating run by run, each on a data folder of its own.
 
-Usage: .venv/bin/python bench/footprint.py [--runs 9] [--settle 3] [--vs /tmp/mailbot-before] [--json FILE]
+`--instructions` also counts the instructions each command executes under valgrind's callgrind
+(once each, some 30 s a command): a figure a busy machine does not move.
+
+Usage: .venv/bin/python bench/footprint.py [--runs 9] [--settle 3] [--vs /tmp/mailbot-before]
+                                           [--instructions] [--json FILE]
 """
 
 from __future__ import annotations
@@ -199,6 +203,34 @@ def measure(checkout: Checkout, number: str, settle: float) -> dict[str, float]:
     return figures
 
 
+def instructions(checkout: Checkout, number: str) -> dict[str, float]:
+    """Instructions each command executes, counted by valgrind's callgrind: the same on a busy
+    machine as on a quiet one (wall and CPU time on a shared machine move by half)."""
+    counts = {}
+    commands = {
+        "tickets list": checkout.command("tickets", "list"),
+        "tickets show": checkout.command("tickets", "show", number),
+        "status": checkout.command("status"),
+        "run --once (empty)": checkout.command("run", "--once"),
+        "floor: import sqlalchemy.orm, pydantic": [sys.executable, "-c", "import sqlalchemy.orm, pydantic"],
+    }
+    for name, command in commands.items():
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+            cwd=checkout.home,
+            env={**checkout.env, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        if found is None:
+            raise RuntimeError(f"{checkout.label}: callgrind counted nothing for {name}: {out.stderr[-500:]}")
+        counts[f"{name} G instructions"] = int(found.group(1)) / 1e9
+    return counts
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, tuple[float, float, float]]:
     return {key: (min(v), statistics.median(v), max(v)) for key in runs[0] for v in [[r[key] for r in runs]]}
 
@@ -213,6 +245,9 @@ def main() -> None:
     )
     parser.add_argument("--vs", type=Path, help="a second checkout, measured alternately (B)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count each command's instructions (valgrind)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mailbot-footprint-"))
     try:
@@ -229,6 +264,12 @@ def main() -> None:
                 runs[c.label].append(measure(c, numbers[c.label], args.settle))
             print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
         _print(checkouts, runs, args.runs)
+        if args.instructions:
+            counted = {c.label: instructions(c, numbers[c.label]) for c in checkouts}
+            print("| instructions | " + " | ".join(c.label for c in checkouts) + " |")
+            print("|---" * (len(checkouts) + 1) + "|")
+            for key in counted[checkouts[0].label]:
+                print(f"| {key} | " + " | ".join(f"{counted[c.label][key]:.3f}" for c in checkouts) + " |")
         if args.json:
             args.json.write_text(
                 json.dumps(
