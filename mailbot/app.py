@@ -115,6 +115,11 @@ class _Batch:
     )
     done: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
+    read_all: bool = False  # its stream is exhausted
+
+    def held_bytes(self) -> int:
+        """Bytes of mail read and not yet stored: what a backlog holds in memory."""
+        return sum(len(raw) for group, _ in self.groups for _, raw in group)
 
 
 class App:
@@ -327,6 +332,7 @@ class App:
                     if first and batch.pipelined and len(batches) == 1:
                         self._read_batch(source, uidvalidity, stats, batches)
                     first = False
+                    self._read_ahead(batches)
                 if self.stop_flag.is_set():
                     return
                 batches.popleft()
@@ -356,10 +362,25 @@ class App:
         self._read_up_to = uids[-1]
         pipelined = len(uids) >= 2 * settings.transaction_size and self._parse_workers() is not None
         batch = _Batch(uids, pipelined, self._groups(source, uids, uidvalidity, stats))
-        if pipelined:
-            batch.groups.extend((group, self._submit_parse(group)) for group in batch.stream)
         batches.append(batch)
+        if pipelined:
+            self._read_ahead(batches)
         return batch
+
+    def _read_ahead(self, batches: deque[_Batch]) -> None:
+        """Hand the parse worker the next groups of the pipelined batches, while the mail read
+        and not yet stored stays within `limits.max_message_bytes` (at least one group each):
+        a backlog of large mail is read as it is stored, never a whole batch at once."""
+        budget = self.config.settings.limits.max_message_bytes
+        held = sum(b.held_bytes() for b in batches)
+        for batch in batches:
+            while batch.pipelined and not batch.read_all and (held < budget or not batch.groups):
+                group = next(batch.stream, None)
+                if group is None:
+                    batch.read_all = True
+                    break
+                batch.groups.append((group, self._submit_parse(group)))
+                held += sum(len(raw) for _, raw in group)
 
     @staticmethod
     def _settle_batch(source: MailboxSource, batch: _Batch) -> None:
@@ -375,16 +396,25 @@ class App:
     ) -> Iterator[list[tuple[Source, bytes]]]:
         from mailbot.pipeline.intake import Source
 
+        # A group is one transaction: at most `transaction_size` messages and at most
+        # `limits.max_message_bytes` of mail (one message at least): large mail is stored a few at
+        # a time.
         size = self.config.settings.mailbox.transaction_size
+        budget = self.config.settings.limits.max_message_bytes
         group: list[tuple[Source, bytes]] = []
+        held = 0
         for uid, raw in source.fetch(uids):
             if self.stop_flag.is_set():
                 return
             stats.fetched += 1
+            if group and held + len(raw) > budget:
+                yield group
+                group, held = [], 0
             group.append((Source(source.name, uidvalidity, uid), raw))
+            held += len(raw)
             if len(group) >= size:
                 yield group
-                group = []
+                group, held = [], 0
         if group:
             yield group
 

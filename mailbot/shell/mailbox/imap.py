@@ -8,6 +8,7 @@ mapped to MailboxError here, at the boundary.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import imaplib
 import logging
@@ -166,22 +167,36 @@ class ImapSource:
         # header block, for the quarantine and the polite refusal.
         sizes = _mapped("fetch", lambda: client.fetch(ids, ["RFC822.SIZE"])) if self.max_bytes else {}
         big = {i for i in ids if int(sizes.get(i, {}).get(b"RFC822.SIZE", 0)) > self.max_bytes > 0}
-        small = [i for i in ids if i not in big]
-        data = _mapped("fetch", lambda: client.fetch(small, ["BODY.PEEK[]"])) if small else {}
         heads = _mapped("fetch", lambda: client.fetch(sorted(big), ["BODY.PEEK[HEADER]"])) if big else {}
-        for uid in uids:
-            if int(uid) in big:
-                head = heads.get(int(uid), {}).get(b"BODY[HEADER]")
+        # The bodies in FETCHes of at most `max_bytes` together (one message at least), yielded
+        # as they come: a batch of large mail is never held whole.
+        chunk: list[int] = []
+        held = 0
+        data: dict[int, Any] = {}
+        for n, uid in enumerate(uids):
+            i = int(uid)
+            if i in big:
+                head = heads.get(i, {}).get(b"BODY[HEADER]")
                 if head is not None:
-                    size = int(sizes[int(uid)][b"RFC822.SIZE"])
+                    size = int(sizes[i][b"RFC822.SIZE"])
                     yield uid, Oversized(bytes(head)[:HEADER_READ_LIMIT], size)
                 continue
-            item = data.get(int(uid))
-            if item is None:
-                continue  # expunged meanwhile
-            raw = item.get(b"BODY[]")
+            if i not in data:
+                chunk, held = [], 0
+                for later in ids[n:]:
+                    if later in big:
+                        continue
+                    size = int(sizes.get(later, {}).get(b"RFC822.SIZE", 0))
+                    if chunk and self.max_bytes and held + size > self.max_bytes:
+                        break
+                    chunk.append(later)
+                    held += size
+                data = _mapped("fetch", functools.partial(client.fetch, chunk, ["BODY.PEEK[]"]))
+                data.update({c: {} for c in chunk if c not in data})  # expunged meanwhile
+            item = data.pop(i, None)
+            raw = item.get(b"BODY[]") if item else None
             if raw is None:
-                continue
+                continue  # expunged meanwhile
             yield uid, bytes(raw)
 
     # --- marking -------------------------------------------------------------------
