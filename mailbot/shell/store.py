@@ -20,11 +20,13 @@ if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need 
 
 # --- the persist step ---------------------------------------------------------------------------
 #
-# History lines and queued mail are the two insert-only tables a request writes most of (three
-# lines and two mails for a new request). They are kept by the session and written at its flush
-# with one multi-row INSERT ... RETURNING per table, after the unit of work has written the rows
-# they name (tickets, received mail): the ORM's unit of work per object cost a request half of
-# its processing time (bench/README.md). Ids come from the database (RETURNING).
+# A group of messages is one transaction and one flush, at its commit (the lookups read for the
+# group, `Known`, are what spares a flush before each message's queries). At that flush the unit
+# of work writes the new tickets and received mail, then the session writes the history lines and
+# queued mail it holds, each table with one Core statement for all its rows. These two insert-only
+# tables are most of what a request writes (three lines and two mails for a new request); through
+# the unit of work, its bookkeeping per object, the intake took a quarter more CPU per request
+# (bench/README.md). Ids come from the database (RETURNING).
 
 
 @dataclass
@@ -52,16 +54,13 @@ class _Pending:
 
 _MAILS = cast(Table, models.OutboundMessage.__table__)
 _LINES = cast(Table, models.TicketEvent.__table__)
-_INSERT_MAILS = insert(_MAILS).returning(_MAILS.c.id)
-_INSERT_LINES = insert(_LINES).returning(_LINES.c.id)
-
-
-def _ids_in_order(returned: Any) -> list[int]:
-    """The ids of rows inserted by one multi-row INSERT, in the order of its rows: both SQLite
-    (the next rowid, row after row) and PostgreSQL (the sequence, row after row) give each row a
-    higher id than the one before; RETURNING itself promises no order (SQLAlchemy's ordered form
-    sends the rows one at a time on SQLite)."""
-    return sorted(int(i) for i in returned.scalars().all())
+# The new ids in the order of the rows given (RETURNING itself promises no order): SQLAlchemy's
+# "insertmanyvalues" sorts them, on PostgreSQL within one multi-row INSERT per table, on SQLite by
+# sending the rows one at a time within the one call (an insert sentinel column, which would let
+# SQLite take them in one INSERT too, measured no faster: bench/README.md).
+_INSERT_MAILS = insert(_MAILS).returning(_MAILS.c.id, sort_by_parameter_order=True)
+_LINE_KEYS = [c.key for c in _LINES.columns if c.key != "id"]
+_INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=True)
 
 
 class Session(orm.Session):
@@ -99,7 +98,7 @@ class Session(orm.Session):
             if pending.mails:
                 for mail in pending.mails:
                     mail.row["ticket_id"] = mail.ticket.id if mail.ticket is not None else None
-                ids = _ids_in_order(connection.execute(_INSERT_MAILS, [m.row for m in pending.mails]))
+                ids = connection.execute(_INSERT_MAILS, [m.row for m in pending.mails]).scalars().all()
                 for mail, new_id in zip(pending.mails, ids, strict=True):
                     mail.id = new_id
             if pending.lines:
@@ -110,8 +109,8 @@ class Session(orm.Session):
                         line.entry.inbound_id = line.inbound.id
                     if line.outbound is not None:
                         line.entry.outbound_id = line.outbound.id
-                    rows.append({c.key: getattr(line.entry, c.key) for c in _LINES.columns if c.key != "id"})
-                ids = _ids_in_order(connection.execute(_INSERT_LINES, rows))
+                    rows.append({key: getattr(line.entry, key) for key in _LINE_KEYS})
+                ids = connection.execute(_INSERT_LINES, rows).scalars().all()
                 for line, new_id in zip(pending.lines, ids, strict=True):
                     line.entry.id = new_id
                     # Written: a persistent object of the session from now on, as if loaded (a
@@ -132,20 +131,30 @@ def _pending(session: orm.Session) -> _Pending:
 
 
 _COUNTER = select(models.Counter).where(models.Counter.name == bindparam("name")).with_for_update()
+_LOCKED_COUNTERS = "mailbot.locked_counters"  # in Session.info: (its transaction, {name: Counter})
 
 
 def next_ticket_number(session: orm.Session, profile: Profile, year: int) -> str:
     """Allocate the next number of the profile's sequence for the year, e.g. KONS-2026-000123.
 
     The counter row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite's
-    BEGIN IMMEDIATE already serializes writers), so two processes never share a number.
+    BEGIN IMMEDIATE already serializes writers), so two processes never share a number. It stays
+    locked until the transaction ends: the transaction's later tickets (a group of messages) count
+    on without reading it again.
     """
     name = f"{profile.id}:{year}"
-    counter = session.execute(_COUNTER, {"name": name}).scalar_one_or_none()
+    held = session.info.get(_LOCKED_COUNTERS)
+    if held is None or held[0] is not session.get_transaction():
+        held = session.info[_LOCKED_COUNTERS] = (session.get_transaction(), {})
+    locked: dict[str, models.Counter] = held[1]
+    counter = locked.get(name)
     if counter is None:
-        counter = models.Counter(name=name, value=0)
-        session.add(counter)
-        session.flush()  # a concurrent first insert fails here and the message is retried
+        counter = session.execute(_COUNTER, {"name": name}).scalar_one_or_none()
+        if counter is None:
+            counter = models.Counter(name=name, value=0)
+            session.add(counter)
+            session.flush()  # a concurrent first insert fails here and the message is retried
+        locked[name] = counter
     counter.value += 1
     return profile.number_format.format(year=year, seq=counter.value)
 
