@@ -22,9 +22,17 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.ikm import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.core.safe_output import csv_cell
+from mailbot.pipeline.clocks import work_calendar
 from mailbot.records.charts import ElementBar
 from mailbot.records.rendering import RenderError, document_environment, html_to_pdf, letterhead
-from mailbot.records.reports import add_period_surveys, period_bounds
+from mailbot.records.reports import (
+    StepRow,
+    StepTally,
+    add_period_surveys,
+    clock_histories,
+    period_bounds,
+    step_runs,
+)
 from mailbot.records.wording import date_range, month_name
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models
@@ -36,6 +44,7 @@ __all__ = [
     "Group",
     "PeriodReport",
     "RenderError",
+    "StepRow",
     "html_to_pdf",
     "period_csv",
     "period_report",
@@ -219,8 +228,11 @@ class PeriodReport:
     by_unit: list[Group]
     by_consultant: list[Group]
     by_profile: list[Group]
-    steps: list[tuple[str, int, int]]  # step, in time, late
-    weeks: list[Week] = field(default_factory=list)
+    # Each step of a profile that ran on the period's tickets: started, done in time, done late,
+    # open and overdue at the period's end (reports.StepTally).
+    steps: list[StepRow]
+    weeks: list[Week]
+    as_of: datetime  # the moment the open steps are seen at: the period's end, or now if sooner
 
     def as_json(self) -> dict[str, Any]:
         def g(x: Group) -> dict[str, Any]:
@@ -248,7 +260,7 @@ class PeriodReport:
             "by_unit": [g(x) for x in self.by_unit],
             "by_consultant": [g(x) for x in self.by_consultant],
             "by_profile": [g(x) for x in self.by_profile],
-            "steps": [{"step": s, "in_time": a, "late": b} for s, a, b in self.steps],
+            "steps": [s.as_json() for s in self.steps],
             "weeks": [{"from": w.start.isoformat(), "to": w.end.isoformat(), "received": w.received}
                       for w in self.weeks],
         }  # fmt: skip
@@ -271,11 +283,20 @@ def _weeks(start: date, end: date, days: Tally[date]) -> list[Week]:
     return weeks
 
 
-def period_report(session: Session, config: Config, start: date, end: date) -> PeriodReport:
-    """Requests received and completed in the period, within each step's time, with the IKM of the
-    surveys returned in the period (reports.add_period_surveys: the rule of `report ikm`)."""
+def period_report(
+    session: Session, config: Config, start: date, end: date, now: datetime | None = None
+) -> PeriodReport:
+    """Requests received in the period, answered, within each step's time, with the IKM of the
+    surveys returned in the period (reports.add_period_surveys: the rule of `report ikm`).
+
+    The report is the period as it stood at its end (or at `now`, while the period runs): the
+    history after it is not read, so a report made again later gives the same figures. Every step
+    of a ticket is measured against its own due time on its own clock, as the sweep computes it
+    (reports.step_runs); an answered ticket is late when one of its steps was done late or is
+    open and overdue."""
     tz = ZoneInfo(config.service.timezone)
     low, high = period_bounds(start, end, tz)
+    as_of = high if now is None else min(high, now)
     # Columns, not ORM objects: a month of 1,000 tickets has some 10,000 events, and building
     # objects of them (with their JSON data) took half a second (bench/documents.py, A/B).
     in_period = (models.Ticket.created_at >= low, models.Ticket.created_at < high)
@@ -291,23 +312,14 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
         .where(*in_period)
         .order_by(models.Ticket.id)
     ).all()
-    events: dict[int, list[str]] = {}
-    for ticket_id, kind in session.execute(
-        select(models.TicketEvent.ticket_id, models.TicketEvent.kind)
-        .where(models.TicketEvent.ticket_id.in_(ids), models.TicketEvent.kind.in_(("assign", *COMPLETED)))
-        .order_by(models.TicketEvent.id)
-    ):
-        events.setdefault(ticket_id, []).append(kind)
-    late_steps: set[tuple[int, str]] = set()
-    for notice_ticket, key in session.execute(
-        select(models.Notice.ticket_id, models.Notice.key).where(
-            models.Notice.kind == "escalation", models.Notice.ticket_id.in_(ids)
-        )
-    ):
-        parts = key.split(":")
-        if notice_ticket is not None and len(parts) > 1:
-            late_steps.add((notice_ticket, parts[1]))
-    late_tickets = {tid for tid, _ in late_steps}
+    histories = clock_histories(session, ids, high)
+    calendar = work_calendar(config)
+    step_tally = StepTally(as_of)
+
+    def role_of(address: str) -> str | None:
+        # The role of whoever held the ticket then, former staff included (the sweep saw them active).
+        member = staff_member(config, address)
+        return member.role if member is not None else None
 
     def make_group(by: str) -> Any:
         def make(name: str) -> Group:
@@ -324,13 +336,13 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
     makers = {by: make_group(by) for by in ("unit", "consultant", "profile")}
     total = Group("Jumlah")
     groups: dict[str, dict[str, Group]] = {"unit": {}, "consultant": {}, "profile": {}}
-    step_tally: dict[str, list[int]] = {}
     days: Tally[date] = Tally()
     for t in tickets:
         days[t.created_at.astimezone(tz).date()] += 1
-        kinds = events.get(t.id, [])
-        completed = any(kind in COMPLETED for kind in kinds)
-        late = t.id in late_tickets
+        history = histories.get(t.id, [])
+        completed = any(h.kind in COMPLETED for h in history)
+        profile = config.profiles.get(t.profile, config.profile)
+        late = step_tally.add(profile, step_runs(history, profile, calendar, role_of))
         keys = {
             "unit": str((t.fields or {}).get("unit") or UNKNOWN_UNIT)[:200],
             "consultant": t.assignee_email or UNASSIGNED,
@@ -345,10 +357,6 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
             if completed:
                 bucket.late += late
                 bucket.in_time += not late
-        for kind in kinds:
-            step = "assign" if kind == "assign" else "review"
-            tally = step_tally.setdefault(step, [0, 0])
-            tally[1 if (t.id, step) in late_steps else 0] += 1
     add_period_surveys(session, low, high, total, groups, Group)
     # A row made for surveys alone (no request in the period) gets its reader's name too.
     for by, named in groups.items():
@@ -368,8 +376,9 @@ def period_report(session: Session, config: Config, start: date, end: date) -> P
         ordered(groups["unit"]),
         ordered(groups["consultant"]),
         ordered(groups["profile"]),
-        [(s, v[0], v[1]) for s, v in sorted(step_tally.items())],
+        step_tally.ordered(config.profiles),
         _weeks(start, end, days),
+        as_of,
     )
 
 
@@ -408,6 +417,13 @@ def render_period_html(config: Config, report: PeriodReport, now: datetime) -> s
             ],
             "week_values": [w.received for w in report.weeks],
             "element_bars": element_bars(tally, lang) if tally.respondents else [],
+            # Done in time and late per step, for the chart; a profile's title heads its steps
+            # when the period holds more than one profile.
+            "step_bars": [(r.key, r.in_time, r.late) for r in report.steps],
+            "step_names": {r.key: r.title for r in report.steps},
+            "step_profiles": len({r.profile for r in report.steps}),
+            "as_of": report.as_of.astimezone(tz),
+            "as_of_is_end": report.as_of >= period_bounds(report.start, report.end, tz)[1],
             "period": date_range(report.start, report.end, lang),
             "signer": _signatory(config, None),
             "today": now.astimezone(tz),
@@ -416,12 +432,16 @@ def render_period_html(config: Config, report: PeriodReport, now: datetime) -> s
 
 
 def period_csv(report: PeriodReport) -> str:
-    """The Laporan's rows for a spreadsheet: every cell that came from mail made safe (a unit
-    written '=HYPERLINK(...)' stays text)."""
+    """The Laporan's rows for a spreadsheet: the groups (group_by total, unit, consultant,
+    profile), then one row per step (group_by "step": its profile, id, actor, time and clock, how
+    many runs started, were done in time or late, and are open and overdue at the period's end),
+    as the JSON has them. Every cell that came from mail made safe (a unit written
+    '=HYPERLINK(...)' stays text)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["group_by", "name", "received", "completed", "in_time", "late", "respondents", "ikm",
-                     "grade", "title", "position"])  # fmt: skip
+                     "grade", "title", "position", "profile", "actor", "time", "clock", "started",
+                     "open_overdue"])  # fmt: skip
     for by, rows in (
         ("total", [report.total]),
         ("unit", report.by_unit),
@@ -445,4 +465,10 @@ def period_csv(report: PeriodReport) -> str:
                     csv_cell(g.detail),
                 ]
             )
+    for step in report.steps:
+        writer.writerow(
+            ["step", csv_cell(step.step), "", "", step.in_time, step.late, "", "", "",
+             csv_cell(step.title), "", csv_cell(step.profile), step.actor, csv_cell(step.time), step.clock,
+             step.started, step.open_overdue]
+        )  # fmt: skip
     return out.getvalue()

@@ -1,15 +1,23 @@
-"""Reports over the archive: the IKM per period and group (Permenpan RB 14/2017).
+"""Reports over the archive: the IKM per period and group (Permenpan RB 14/2017), and each SOP
+step's time as the Laporan counts it.
 
 One rule for which surveys a period holds, shared by `report ikm` and the monthly Laporan: a
 survey counts in the period in which it was returned (`received_at`), complete or not, in the
 elements it answers.
+
+One rule for a step's time, shared with the sweep: each run of a step is measured against the due
+time that the sweep's own clocks (core.working_time.step_clock and after_answer_clock, as
+pipeline.clocks.Clocks calls them) give it, replayed over the ticket's history: the step's own
+clock (office time, or the wall clock for "1 x 24 jam" and clock = "wall"), paused while the
+ticket waits for the applicant, EXTEND days added. Escalation notices are not read: a step done
+late between two sweeps, or while the daemon was down, is late all the same.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -19,6 +27,17 @@ from sqlalchemy.orm import Session
 
 from mailbot.core.ikm import Ikm, SurveyTally, tally_surveys
 from mailbot.core.survey import ELEMENTS
+from mailbot.core.workflow import OPEN_STATES
+from mailbot.core.working_time import (
+    STEP_DONE,
+    WAITING_STATES,
+    Happening,
+    WorkCalendar,
+    after_answer_clock,
+    step_clock,
+)
+from mailbot.pipeline.clocks import AFTER_ANSWER_STATES, TRANSITION_KINDS
+from mailbot.settings import Profile
 from mailbot.shell import models
 
 GroupBy = Literal["all", "unit", "consultant", "profile"]
@@ -187,3 +206,207 @@ def format_ikm_table(rows: list[IkmRow], start: date, end: date, by: GroupBy) ->
         lines.append(f"  {'':<32} {'':>4} x1/9 {weighted}")
         lines.append(f"  {'':<32} {'':>4} resp " + " ".join(f"{e.answered:>6}" for e in row.tally.elements))
     return "\n".join(lines)
+
+
+# --- each step's time (the Laporan's rows per step) ----------------------------------------------
+
+# The history lines a step's clock reads: the transitions (states, assignees, pauses), EXTEND, and
+# the steps after the answer marked done. No other line moves a clock.
+CLOCK_KINDS = TRANSITION_KINDS | {"extended", STEP_DONE}
+_OPEN = frozenset(s.value for s in OPEN_STATES)
+_AFTER_ANSWER = frozenset(s.value for s in AFTER_ANSWER_STATES)
+
+Outcome = Literal["in_time", "late", "open", "open_overdue", "stopped"]
+
+
+@dataclass
+class StepRun:
+    """One run of a step on a ticket: the sweep's clock with one key (the step and the history
+    line that started it), from its start to the line that ended it."""
+
+    key: str
+    step: str
+    after_answer: bool  # a step after the answer (REPORT / ARCHIVE ends it), else the ticket's state's
+    started_at: datetime
+    due_at: datetime  # the last due time its clock had: pauses and EXTEND days included
+    ended_at: datetime | None = None
+    done: bool = False  # ended by the step's own work, not by the ticket leaving it unfinished
+    paused_at: datetime | None = None  # open, its clock stopped: the ticket waits for the applicant
+
+    def outcome(self, as_of: datetime) -> Outcome:
+        """Done in time or late against its due time; else, at `as_of`, open or open and overdue
+        (a paused run is overdue when its time had run out before the pause); or stopped: the
+        ticket left the step unfinished (closed while waiting for the applicant, reopened)."""
+        if self.ended_at is not None:
+            if not self.done:
+                return "stopped"
+            return "in_time" if self.ended_at <= self.due_at else "late"
+        until = self.paused_at or as_of
+        return "open_overdue" if self.due_at < until else "open"
+
+
+def step_runs(
+    history: Sequence[Happening],
+    profile: Profile,
+    cal: WorkCalendar,
+    role_of: Callable[[str], str | None],
+) -> list[StepRun]:
+    """Every run of a step in a ticket's history (in order, ids and `seq` as the ticket's events),
+    by the sweep's clocks replayed after each line that moves one (CLOCK_KINDS): the running step
+    of the ticket's state while it is open (step_clock, with `role_steps` by the role of the
+    assignee of that moment, `role_of`), and the step after the answer while it is answered or
+    closed (after_answer_clock). A run ends when its clock gives way to another or to none; while
+    the ticket waits for the applicant it is paused, and it goes on if the same clock comes back."""
+    steps = {s.id: s.deadline for s in profile.steps}
+    state_steps = {str(k): v for k, v in profile.state_steps.items()}
+    role_steps = {str(k): v for k, v in profile.role_steps.items()}
+    runs: dict[str, StepRun] = {}
+    running: dict[str, StepRun] = {}
+    paused: dict[str, StepRun] = {}
+    assignee = ""
+    for i, h in enumerate(history):
+        if h.kind not in CLOCK_KINDS:
+            continue
+        if h.kind in TRANSITION_KINDS and h.data.get("assignee"):
+            assignee = str(h.data["assignee"])  # ASSIGN, FORWARD, NORMATIVE: as ticket.assignee_email
+        seen = list(history[: i + 1])
+        # The two kinds of clock run in states apart (open; answered or closed): one at a time.
+        after = h.state in _AFTER_ANSWER
+        clock = None
+        if h.state in _OPEN:
+            clock = step_clock(
+                h.state,
+                seen,
+                steps,
+                state_steps,
+                cal,
+                TRANSITION_KINDS,
+                assignee_role=role_of(assignee) if assignee else None,
+                role_steps=role_steps,
+            )
+        elif after and profile.after_answer:
+            clock = after_answer_clock(seen, profile.after_answer, steps, cal)
+        now = {clock.key: clock} if clock is not None else {}
+        for key, run in list(running.items()):
+            if key in now:
+                continue
+            del running[key]
+            if not run.after_answer and h.state in WAITING_STATES:
+                run.paused_at = h.at  # REQUEST-INFO: the clock stops, the step is not over
+                paused[key] = run
+            else:
+                run.ended_at = h.at
+                run.done = h.kind == STEP_DONE if run.after_answer else True
+        for key, run in list(paused.items()):
+            if key not in now and h.state not in WAITING_STATES:
+                del paused[key]
+                run.ended_at = h.at  # left unfinished: closed or rejected while waiting
+        if clock is not None:
+            key = clock.key
+            found = paused.pop(key, None) or running.get(key) or runs.get(key)
+            if found is None:
+                found = runs[key] = StepRun(key, clock.step, after, clock.started_at, clock.due_at)
+            run = found
+            # Its due time as the sweep has it now; a run ended before and back (a reopened ticket
+            # closed again, its step after the answer not done) is open again.
+            run.due_at, run.paused_at, run.ended_at, run.done = clock.due_at, None, None, False
+            running[key] = run
+    return list(runs.values())
+
+
+@dataclass
+class StepRow:
+    """The Laporan's row of one step of a profile: its runs on the period's tickets."""
+
+    profile: str
+    profile_title: str
+    step: str
+    title: str
+    actor: str  # the step's role (settings.Step.actor)
+    time: str  # as the profile writes it
+    clock: Literal["working", "wall"]
+    started: int = 0
+    in_time: int = 0
+    late: int = 0
+    open_overdue: int = 0  # still open at the period's end, past its due time
+
+    @property
+    def key(self) -> str:
+        return f"{self.profile}:{self.step}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "step": self.step,
+            "title": self.title,
+            "actor": self.actor,
+            "time": self.time,
+            "clock": self.clock,
+            "started": self.started,
+            "in_time": self.in_time,
+            "late": self.late,
+            "open_overdue": self.open_overdue,
+        }
+
+
+@dataclass
+class StepTally:
+    """The runs of steps of the period's tickets, per profile and step, as at the period's end."""
+
+    as_of: datetime
+    rows: dict[tuple[str, str], StepRow] = field(default_factory=dict)
+
+    def add(self, profile: Profile, runs: Iterable[StepRun]) -> bool:
+        """Count a ticket's runs; whether any was late (done late, or open and overdue)."""
+        late = False
+        for run in runs:
+            row = self.rows.get((profile.id, run.step))
+            if row is None:
+                step = next(s for s in profile.steps if s.id == run.step)
+                clock: Literal["working", "wall"] = "working" if step.deadline.working else "wall"
+                row = StepRow(
+                    profile.id, profile.title, step.id, step.title, step.actor, step.duration, clock
+                )
+                self.rows[(profile.id, run.step)] = row
+            outcome = run.outcome(self.as_of)
+            row.started += 1
+            row.in_time += outcome == "in_time"
+            row.late += outcome == "late"
+            row.open_overdue += outcome == "open_overdue"
+            late = late or outcome in ("late", "open_overdue")
+        return late
+
+    def ordered(self, profiles: Mapping[str, Profile]) -> list[StepRow]:
+        """By profile, then in the profile's order of steps."""
+
+        def place(row: StepRow) -> tuple[str, int]:
+            profile = profiles.get(row.profile)
+            ids = [s.id for s in profile.steps] if profile else []
+            return (row.profile, ids.index(row.step) if row.step in ids else len(ids))
+
+        return sorted(self.rows.values(), key=place)
+
+
+def clock_histories(session: Session, ticket_ids: Any, high: datetime) -> dict[int, list[Happening]]:
+    """The lines of the tickets' histories that move a clock (CLOCK_KINDS), before `high`, in each
+    ticket's order; columns, not ORM objects (bench/documents.py)."""
+    histories: dict[int, list[Happening]] = {}
+    for ticket_id, event_id, at, kind, state, data in session.execute(
+        select(
+            models.TicketEvent.ticket_id,
+            models.TicketEvent.id,
+            models.TicketEvent.at,
+            models.TicketEvent.kind,
+            models.TicketEvent.state,
+            models.TicketEvent.data,
+        )
+        .where(
+            models.TicketEvent.ticket_id.in_(ticket_ids),
+            models.TicketEvent.kind.in_(sorted(CLOCK_KINDS)),
+            models.TicketEvent.at < high,
+        )
+        .order_by(models.TicketEvent.ticket_id, models.TicketEvent.id)
+    ):
+        lines = histories.setdefault(ticket_id, [])
+        lines.append(Happening(event_id, at, kind, state, data or {}, seq=len(lines)))
+    return histories
