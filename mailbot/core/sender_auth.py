@@ -25,8 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-import dkim  # type: ignore[import-untyped]
-
 from mailbot.core.authz import aligned, passes, topmost_results
 from mailbot.settings import Profile
 
@@ -81,6 +79,8 @@ def sender_verified(
 def dkim_verified(raw: bytes, from_addr: str, dnsfunc: DnsFunc | None = None) -> tuple[bool, str]:
     """(True, "dkim d=...") when a DKIM signature of the mail verifies, signs the From header,
     covers the whole body and its d= aligns with the From address's domain."""
+    import dkim  # type: ignore[import-untyped]  # dkimpy and dnspython: for authserv = "dkim" only
+
     domain = from_addr.rsplit("@", 1)[-1].lower()
     message = raw.lstrip(b" \t\r\n")  # as the parser reads it
     try:
