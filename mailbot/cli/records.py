@@ -172,7 +172,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             return _report_skm(app, config, args)
         if args.report_command == "period":
             with app.sessions() as session:
-                period = period_report(session, config, args.start, args.end)
+                # Steps still open are seen at the period's end, or now while the period runs.
+                period = period_report(session, config, args.start, args.end, app.clock())
             if args.format == "json":
                 _write_output(json_text(period.as_json()) + "\n", args.out)
             elif args.format == "csv":
