@@ -47,10 +47,10 @@ def wib(*t: int) -> datetime:
     return at(t, WIB)
 
 
-def _app(tmp_path: Path, clock: Clock, profile: str, extra: str = "") -> App:
+def _app(tmp_path: Path, clock: Clock, database_url: str, profile: str, extra: str = "") -> App:
     path = write_config(
         tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        database_url=database_url,
         mailbox_url=f"maildir://{tmp_path / 'md'}",
         smtp_url=f"file://{tmp_path / 'out'}",
         staff=WALK_STAFF,
@@ -76,13 +76,15 @@ def _escalated(app: App) -> list[str]:
         return list(session.scalars(select(models.Notice.key).where(models.Notice.kind == "escalation")))
 
 
-def test_sop_004_the_irbans_step_late_the_auditors_in_time(tmp_path: Path, clock: Clock) -> None:
+def test_sop_004_the_irbans_step_late_the_auditors_in_time(
+    tmp_path: Path, clock: Clock, database_url: str
+) -> None:
     """Each of SOP 004's steps has its row: the Sekretaris's disposition, the Irban's hour to name
     the auditor (late), the auditor's 1 – 2 hours (in time in office hours: the midday break does
     not count), the Irban's report to the Inspektur and the admin's filing (late). No sweep runs
     at all: nothing was escalated, and the late steps are late all the same."""
     clock.now = wib(2026, 11, 16, 9, 0)
-    app = _app(tmp_path, clock, "sop-004")
+    app = _app(tmp_path, clock, database_url, "sop-004")
     try:
         desk = Desk(app)
         desk.deliver(request_mail())  # the disposition's 10 minutes: due 09:10
@@ -124,13 +126,13 @@ def test_sop_004_the_irbans_step_late_the_auditors_in_time(tmp_path: Path, clock
 
 
 def test_sop_001_a_late_report_to_the_tu_in_json_and_csv(
-    tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, clock: Clock, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SOP 001's steps after the answer have rows of their own: the customer service's report to
     the TU (1 hari, late) and the TU's archiving (1/2 hari, in time). `report period` writes the
     same rows as JSON and as CSV."""
     clock.now = wib(2026, 11, 16, 9, 0)
-    app = _app(tmp_path, clock, "sop-001")
+    app = _app(tmp_path, clock, database_url, "sop-001")
     try:
         desk = Desk(app)
         desk.deliver(_request(JATIM))  # 2 office hours: due 11:00
@@ -180,12 +182,14 @@ def test_sop_001_a_late_report_to_the_tu_in_json_and_csv(
     assert late == [("assign", 0), ("review", 0), ("report", 1), ("archive", 0)]
 
 
-def test_a_saturday_request_disposed_at_mondays_first_minute_is_in_time(tmp_path: Path, clock: Clock) -> None:
+def test_a_saturday_request_disposed_at_mondays_first_minute_is_in_time(
+    tmp_path: Path, clock: Clock, database_url: str
+) -> None:
     """The issue's case: a request on Saturday 10:00 WIB, the head's 10 office minutes start at
     Monday's opening (08:00 at this office), the disposition at 08:00 is in time. The sweep runs
     all weekend and escalates nothing; the report agrees."""
     clock.now = wib(2026, 11, 21, 10, 0)
-    app = _app(tmp_path, clock, "sop-002", OPENS_AT_EIGHT)
+    app = _app(tmp_path, clock, database_url, "sop-002", OPENS_AT_EIGHT)
     try:
         desk = Desk(app)
         desk.deliver(request_mail())
@@ -198,12 +202,12 @@ def test_a_saturday_request_disposed_at_mondays_first_minute_is_in_time(tmp_path
         app.close()
 
 
-def test_a_step_open_and_overdue_at_the_periods_end(tmp_path: Path, clock: Clock) -> None:
+def test_a_step_open_and_overdue_at_the_periods_end(tmp_path: Path, clock: Clock, database_url: str) -> None:
     """A disposition due at 15:10 and not done by the end of the day: open while the period runs,
     open and overdue from 15:10 and at the period's end; what happens after the end (the ASSIGN
     next morning) does not change that period's report, and a period that holds it counts it late."""
     clock.now = wib(2026, 11, 16, 15, 0)
-    app = _app(tmp_path, clock, "sop-002")
+    app = _app(tmp_path, clock, database_url, "sop-002")
     try:
         desk = Desk(app)
         desk.deliver(request_mail())
@@ -223,13 +227,13 @@ def test_a_step_open_and_overdue_at_the_periods_end(tmp_path: Path, clock: Clock
         app.close()
 
 
-def test_pauses_and_extend_as_the_sweep_counts_them(tmp_path: Path, clock: Clock) -> None:
+def test_pauses_and_extend_as_the_sweep_counts_them(tmp_path: Path, clock: Clock, database_url: str) -> None:
     """The review's 3 working days stop while the applicant is asked (REQUEST-INFO) and gain a
     day with EXTEND 1: the report's due time is the one the sweep stored on the ticket, and an
     answer after the first due time but before that one is in time. A paused step whose time
     had not run out is not overdue."""
     clock.now = wib(2026, 11, 16, 9, 0)
-    app = _app(tmp_path, clock, "sop-002")
+    app = _app(tmp_path, clock, database_url, "sop-002")
     try:
         desk = Desk(app)
         desk.deliver(request_mail())
