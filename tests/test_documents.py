@@ -571,7 +571,8 @@ def test_the_laporan_reads_at_a_glance(tmp_path: Path, clock: Clock, language: s
             clock.advance(days=3)
         with app.sessions() as session:
             report = period_report(session, app.config, date(2026, 11, 1), date(2026, 11, 30))
-        pdf = rendered(render_period_html(app.config, report, clock()), tmp_path, "laporan")
+        html = render_period_html(app.config, report, clock())
+        pdf = rendered(html, tmp_path, "laporan")
         text = pdf.text
         # Names and positions instead of addresses; the profile's title instead of its id.
         assert "Budi Santoso" in text and "Analis SDM Aparatur" in text
@@ -590,6 +591,14 @@ def test_the_laporan_reads_at_a_glance(tmp_path: Path, clock: Clock, language: s
         assert per_week in text
         assert ("94,44" if language == "id" else "94.44") in text
         assert "U1 Persyaratan" in text if language == "id" else "U1 Requirements" in text
+        # Every step that ran has its row, named as the profile names it (SOP 004: the Irban's own
+        # hour to name the auditor, then the auditor's), with the columns of section B.
+        ran = ["assign", "assign_auditor", "review", "report"]  # the report to the Inspektur: open
+        if profile.id == "sop-002":
+            ran = ["assign", "review"]
+        assert [r.step for r in report.steps] == ran
+        assert all(f"<td>{r.title}</td>" in html for r in report.steps)
+        assert any(w.text == ("Dimulai" if language == "id" else "Started") for w in pdf.words)
         # A signature block: the head's name and NIP on the right.
         assert "NIP 197503152000032001" in text and right_half(pdf, "197503152000032001")
         del per_element
