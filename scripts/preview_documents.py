@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from mailbot import models  # noqa: E402
+from mailbot.shell import models  # noqa: E402
 from mailbot.app import App, create_app  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from mailbot.pipeline.intake import Source  # noqa: E402
