@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.profile_intake import fresh_app, measure, print_profile, store_requests  # noqa: E402
-from mailbot import aio  # noqa: E402
+from mailbot.shell import aio  # noqa: E402
 
 
 def smtp_server(channel: Any, stop: Any) -> None:
