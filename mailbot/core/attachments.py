@@ -10,27 +10,38 @@ Which parts are files (#21 item 3):
 - a file placed inline: Apple Mail marks a PDF `inline` with a filename, between two pieces of
   the body text;
 - any other part that is neither text nor a container (a file without a disposition), and a
-  forwarded mail (`message/rfc822`), passed on whole as a `.eml` file.
+  forwarded mail (`message/rfc822`), passed on whole as a `.eml` file (decoded where its sender
+  base64-encoded it, which RFC 2046 s. 5.2.1 forbids and some clients do).
 
 Not files: the body's text parts (text/* without a filename), the alternatives of a
 `multipart/alternative` (one body in other forms), signature parts (PGP, S/MIME: they sign the
 original mail, not ours), and an inline image of at most 16 x 16 pixels (a tracking pixel, a
 spacer, a signature's social-media icon). A signature's logo larger than that does go along: it
 cannot be told from a small pasted screenshot, and a file too many is better than evidence lost.
-An image the sender marked `attachment` always goes along, however small.
+An image the sender marked `attachment` always goes along, however small; and so does one whose
+header claims 16 x 16 or less but that carries more bytes than such an image can.
+
+Never a file: a mail of mailbot's own (it carries X-Mailbot-Loop or X-Mailbot-Ticket) attached
+to the mail, as Outlook's "attach original message" and "forward as attachment" do. Its text is
+what it was written for, the internal history of a mail to staff included: attached to a
+consultant's answer it would reach the applicant, who reads only a deliberate public view.
 
 The mail was sent by anyone (trust boundary): its filenames are only ever names of our files,
-never paths; they are cleaned of controls and path parts, bounded in length, and made unique.
+never paths; they are cleaned of controls, invisible format characters (a right-to-left
+override shows `invoice\u202efdp.exe` as `invoiceexe.pdf`) and path parts, bounded in length
+with their extension kept, and made unique.
 """
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.header
 import email.policy
 import mimetypes
 import re
 import struct
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -40,8 +51,17 @@ SIGNATURE_TYPES = frozenset(
 )
 TINY_IMAGE_PIXELS = 16  # an inline image no wider and no taller than this is decoration
 TINY_IMAGE_BYTES = 128  # ...and one of unknown size smaller than this (a 1 x 1 GIF is 43 bytes)
+# A 16 x 16 icon is well under this even with a colour profile and metadata; more is a picture
+# whose header lies (or is not read right), and evidence is not dropped on a header's word.
+TINY_IMAGE_MAX_BYTES = 64 * 1024
 _NAME_MAX = 150
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]+")
+_NAME_READ = 1000  # of a name, at most this much is decoded: its start and its end (the extension)
+# Unicode categories taken out of names: controls, format characters (bidirectional overrides,
+# zero-width characters), surrogates, private use, and the line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# A mail of mailbot's own (compose.py writes these fields): at the start of a line of the
+# forwarded mail's text, so also inside a forward of a forward.
+_OUR_MAIL = re.compile(rb"^X-Mailbot-(?:Loop|Ticket)[ \t]*+:", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +86,7 @@ def files_of_raw(raw: bytes) -> tuple[ReceivedFile, ...]:
 def files_of(msg: Message) -> list[ReceivedFile]:
     """The files of a parsed mail, in the order of its parts, each under a unique name."""
     files: list[ReceivedFile] = []
-    taken: set[str] = set()
+    taken = Names()
     generated: dict[str, int] = {}
     for part, container in _leaves(msg):
         inline = _is_file(part, container)
@@ -78,6 +98,8 @@ def files_of(msg: Message) -> list[ReceivedFile]:
             continue
         if inline and content_type.startswith("image/") and _is_tiny(data):
             continue
+        if content_type == "message/rfc822" and _OUR_MAIL.search(data):
+            continue  # our own mail, quoted back whole: see the module's docstring
         name = clean_filename(_decoded(part.get_filename()))
         if not name:
             prefix = _prefix(content_type)
@@ -118,16 +140,32 @@ def _is_file(part: Message, container: str) -> bool | None:
 
 def _data(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
-        payload = part.get_payload()
-        inner = payload[0] if isinstance(payload, list) and payload else None
-        if isinstance(inner, Message):
-            try:
-                return inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
-            except (ValueError, LookupError, UnicodeError, TypeError):
-                return b""  # a forwarded mail the generator cannot write back: not a file of ours
-        return b""
+        return forwarded_bytes(part)
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
+
+
+def forwarded_bytes(part: Message) -> bytes:
+    """A forwarded mail (a message/rfc822 part) as its bytes. RFC 2046 s. 5.2.1 allows it no
+    transfer encoding but 7bit, 8bit or binary; a client that base64-encodes it anyway (as
+    mailbot did before 2026-12) makes the parser read the encoded text as a mail without a
+    header field, which is decoded here. A label that lies the other way (a plain mail marked
+    base64) is read as the mail it is. b"" for a mail the generator cannot write back."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if not isinstance(inner, Message):
+        return b""
+    try:
+        written = inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+    except (ValueError, LookupError, UnicodeError, TypeError):
+        return b""  # a forwarded mail the generator cannot write back: not a file of ours
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64" and not inner.keys():
+        try:
+            return binascii.a2b_base64(re.sub(rb"[^A-Za-z0-9+/=]++", b"", written))
+        except binascii.Error:
+            return written
+    return written
 
 
 def pixel_size(data: bytes) -> tuple[int, int] | None:
@@ -145,15 +183,18 @@ def _is_tiny(data: bytes) -> bool:
     size = pixel_size(data)
     if size is None:
         return len(data) < TINY_IMAGE_BYTES
-    return size[0] <= TINY_IMAGE_PIXELS and size[1] <= TINY_IMAGE_PIXELS
+    small = size[0] <= TINY_IMAGE_PIXELS and size[1] <= TINY_IMAGE_PIXELS
+    return small and len(data) <= TINY_IMAGE_MAX_BYTES
 
 
 def _decoded(name: str | None) -> str:
     """A filename as its sender meant it: RFC 2231 is undone by the email package, RFC 2047
-    encoded words (Outlook, Gmail) here. Bounded first: the decoder is slow on long lines."""
+    encoded words (Outlook, Gmail) here. Bounded first, the decoder is slow on long lines: the
+    start and the end are kept, so that a long name keeps its extension."""
     if not name:
         return ""
-    name = name[:1000]
+    if len(name) > _NAME_READ:
+        name = name[: _NAME_READ // 2] + name[-_NAME_READ // 2 :]
     if "=?" not in name:
         return name
     try:
@@ -163,9 +204,12 @@ def _decoded(name: str | None) -> str:
 
 
 def clean_filename(name: str) -> str:
-    """A name for a file of ours: no controls, no folders (`..\\..\\x.exe` is `x.exe`), not
-    hidden, at most 150 characters with its extension kept."""
-    name = _CONTROLS.sub("", name).replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".").strip()
+    """A name for a file of ours: no controls or invisible characters, no folders
+    (`..\\..\\x.exe` is `x.exe`), not hidden, no trailing dots or spaces (Windows drops them:
+    `x.exe. .` is saved as `x.exe`), at most 150 characters with its extension kept. "" when
+    nothing is left (`. .`): the caller names the file."""
+    name = "".join(c for c in name if unicodedata.category(c) not in _HIDDEN_CATEGORIES)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip(". \t")
     if len(name) > _NAME_MAX:
         stem, dot, ext = name.rpartition(".")
         ext = ext if dot and 0 < len(ext) <= 10 else ""
@@ -173,16 +217,29 @@ def clean_filename(name: str) -> str:
     return name
 
 
+class Names(set[str]):
+    """The names taken in one mail (lower-case), with the next number to try for each: numbering
+    the 20,000th `image.png` starts where the last one ended, not at 2 (linear, not quadratic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next: dict[str, int] = {}
+
+
 def unique_name(name: str, taken: set[str]) -> str:
     """`name`, or `name-2`, `name-3`... (before the extension) when a file already has it: Gmail
-    names every pasted screenshot image.png. `taken` (lower-case names) gets the result."""
+    names every pasted screenshot image.png. `taken` (lower-case names) gets the result; a
+    `Names` also remembers where numbering stopped."""
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""
-    candidate, n = name, 1
+    following = taken.next if isinstance(taken, Names) else {}
+    key = name.lower()
+    candidate, n = name, following.get(key, 1)
     while candidate.lower() in taken:
         n += 1
         candidate = f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}"
+    following[key] = n
     taken.add(candidate.lower())
     return candidate
 

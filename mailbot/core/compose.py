@@ -327,11 +327,23 @@ def mime_tree(text: str, html: str, files: list[Message], token: str) -> Message
 
 
 def file_part(att: OutgoingAttachment) -> Message:
-    """One file of our mail: base64, `attachment` (a pasted screenshot passed on is a file too)."""
-    maintype, _, subtype = att.content_type.partition("/")
-    part = MIMEBase(maintype or "application", subtype or "octet-stream")
-    part.set_payload(att.data)
-    encoders.encode_base64(part)
+    """One file of our mail, `attachment` (a pasted screenshot passed on is a file too): base64,
+    but a forwarded mail 7bit where it can be."""
+    if att.content_type == "message/rfc822" and _seven_bit(att.data):
+        # RFC 2046 s. 5.2.1: a forwarded mail takes no transfer encoding but 7bit, 8bit or binary
+        # (base64, readers such as Python's email package see a mail without a header).
+        part: Message = MIMEBase("message", "rfc822")
+        part.set_payload(att.data.decode("ascii"))
+        part["Content-Transfer-Encoding"] = "7bit"
+    else:
+        # Any other file, and a forwarded mail with 8-bit text or long lines: our mail stays 7-bit
+        # (the outbox asks for no 8BITMIME), so that one goes as the octet stream of its .eml.
+        maintype, _, subtype = att.content_type.partition("/")
+        if maintype == "message":
+            maintype, subtype = "application", "octet-stream"
+        part = MIMEBase(maintype or "application", subtype or "octet-stream")
+        part.set_payload(att.data)
+        encoders.encode_base64(part)
     from mailbot.core.message import clean_header_text
 
     name = clean_header_text(att.filename) or "lampiran.bin"
@@ -339,6 +351,14 @@ def file_part(att: OutgoingAttachment) -> Message:
         "Content-Disposition", "attachment", filename=name if name.isascii() else ("utf-8", "", name)
     )
     return part
+
+
+def _seven_bit(data: bytes) -> bool:
+    """ASCII without NUL, CRLF line ends only, lines of at most 998 characters (RFC 5322 s. 2.1.1)."""
+    if not data.isascii() or b"\0" in data:
+        return False
+    lines = data.split(b"\r\n")
+    return all(len(line) <= 998 and b"\r" not in line and b"\n" not in line for line in lines)
 
 
 def wire_bytes(msg: Message) -> bytes:
@@ -388,7 +408,8 @@ def build_mail(
     modern policy parsed every header again and cost a third of each request's processing."""
     # Boundaries chosen here: the generator's own choice compiles a fresh regex for every mail to
     # check that the parts do not contain it. These cannot occur in them: every part is base64,
-    # whose alphabet has no "_" or ".".
+    # whose alphabet has no "_" or ".", but a forwarded mail (7bit), whose sender would have to
+    # guess the random token.
     token = secrets.token_hex(8)
     headers = _headers(spec, from_addr=from_addr, from_name=from_name, instance_id=instance_id, now=now)
     raw = (

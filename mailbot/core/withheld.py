@@ -29,6 +29,7 @@ from email.message import Message
 from email.utils import parseaddr
 from pathlib import Path
 
+from mailbot.core.attachments import forwarded_bytes
 from mailbot.core.compose import (
     LANGUAGES,
     Envelope,
@@ -44,6 +45,8 @@ from mailbot.core.message import decode_header
 
 # Room kept for the note itself when choosing what to leave out (its text and HTML, in base64).
 NOTE_ROOM = 8 * 1024
+# What a file costs besides its part: the boundary line before it (compose.mime_tree's boundary).
+_PART_OVERHEAD = len("\r\n--=_mb.0123456789abcdef.m\r\n")
 _BODY_TAG = re.compile(r"<body\b[^>]*+>", re.IGNORECASE)
 _FIELD = re.compile(rb"\r\n(?![ \t])")
 _OWN_MIME_FIELDS = (b"content-type:", b"mime-version:", b"content-transfer-encoding:")
@@ -120,7 +123,7 @@ def fit(
     envelope = build(spec)
     if not spec.attachments or len(envelope.raw) <= max_bytes:
         return envelope
-    sizes = [len(wire_bytes(file_part(a))) for a in spec.attachments]
+    sizes = [len(wire_bytes(file_part(a))) + _PART_OVERHEAD for a in spec.attachments]
     facts = NoteFacts(
         spec.language, spec.ticket_number, from_name, spec.auto_submitted == "auto-generated", max_bytes
     )
@@ -138,11 +141,17 @@ def fit(
         envelope = build(smaller)
         if len(envelope.raw) <= max_bytes or len(leave) == len(sizes):
             return replace(envelope, withheld=withheld)
-        leave = _one_more(sizes, leave)
+        leave = _more(sizes, leave, len(envelope.raw) - max_bytes)
 
 
-def _one_more(sizes: Sequence[int], leave: set[int]) -> set[int]:
-    """The estimate fell short: leave out the largest file still in."""
+def _more(sizes: Sequence[int], leave: set[int], excess: int) -> set[int]:
+    """The estimate fell short by `excess` bytes (the note grows with every file it names): leave
+    out, largest first, files enough to make up for it, at least one. One file per rebuild made
+    thousands of small files thousands of rebuilds of the whole mail."""
+    kept = sum(size for i, size in enumerate(sizes) if i not in leave)
+    more = choose(sizes, kept - excess, leave)
+    if len(more) > len(leave):
+        return more
     largest = max((i for i in range(len(sizes)) if i not in leave), key=lambda i: (sizes[i], -i))
     return {*leave, largest}
 
@@ -182,7 +191,7 @@ def shrink(raw: bytes, limit: int | None, office: Path | None = None) -> Shrunk 
     )
     head = raw.split(b"\r\n\r\n", 1)[0]
     kept_fields = b"\r\n".join(f for f in _FIELD.split(head) if not f.lower().startswith(_OWN_MIME_FIELDS))
-    sizes = [len(wire_bytes(p)) for p in files]
+    sizes = [len(wire_bytes(p)) + _PART_OVERHEAD for p in files]
     room = -1 if limit is None else limit - (len(raw) - sum(sizes)) - NOTE_ROOM
     leave = choose(sizes, room)
     while True:
@@ -193,7 +202,7 @@ def shrink(raw: bytes, limit: int | None, office: Path | None = None) -> Shrunk 
         rebuilt = tree_head + b"\r\n" + kept_fields + b"\r\n\r\n" + tree_body
         if limit is None or len(rebuilt) <= limit or len(leave) == len(files):
             return Shrunk(rebuilt, withheld)
-        leave = _one_more(sizes, leave)
+        leave = _more(sizes, leave, len(rebuilt) - limit)
 
 
 def _decoded_text(part: object) -> str:
@@ -204,7 +213,12 @@ def _decoded_text(part: object) -> str:
 
 
 def _withheld(part: Message) -> Withheld:
-    data = part.get_payload(decode=True)
+    # A forwarded mail is a container to the parser: its payload does not decode to its bytes.
+    data = (
+        forwarded_bytes(part)
+        if part.get_content_type() == "message/rfc822"
+        else part.get_payload(decode=True)
+    )
     name = decode_header(part.get_filename() or "") or "lampiran.bin"
     return Withheld(name, len(data) if isinstance(data, bytes) else 0)
 

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.core.attachments import files_of_raw, unique_name
+from mailbot.core.attachments import Names, files_of_raw, unique_name
 from mailbot.core.authz import level
 from mailbot.core.compose import Envelope, MailSpec, OutgoingAttachment, render, ticket_thread
 from mailbot.core.fields import FIELDS
@@ -382,7 +382,7 @@ class Replies:
             session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
-        names: set[str] = set()  # one name per file across the applicant's mails
+        names = Names()  # one name per file across the applicant's mails
         for m in inbound:
             if m.from_addr == ticket.applicant_email:
                 files += attachments_of(m.raw, names)
@@ -414,7 +414,7 @@ def attachments_of(raw: bytes, taken: set[str] | None = None) -> tuple[OutgoingA
     the same mail (lower-case), a repeated name gets a number (image.png, image-2.png). Their
     size is not bounded here: a mail over limits.max_outgoing_bytes leaves the largest out
     with a note (core/withheld.py), instead of dropping files unsaid."""
-    taken = set() if taken is None else taken
+    taken = Names() if taken is None else taken
     return tuple(
         OutgoingAttachment(unique_name(f.filename, taken), f.content_type, f.data) for f in files_of_raw(raw)
     )
