@@ -19,8 +19,11 @@ The providers' libraries are imported when a token is first needed, not at start
 
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -34,6 +37,8 @@ MICROSOFT_SCOPE = "https://outlook.office365.com/.default"  # IMAP.AccessAsApp, 
 GOOGLE_SCOPE = "https://mail.google.com/"  # the only scope Gmail's IMAP and SMTP accept
 HTTP_TIMEOUT = 30.0  # seconds, for a provider's token endpoint
 USER_VARIABLE = "MAILBOT_OAUTH2_USER"  # set for a `command`: the mailbox user it prints a token for
+STDOUT_MAX = 64 * 1024  # of a command's output: an access token is a few KB (Entra ID's about 3)
+STDERR_KEPT = 4096  # of a command's stderr, its end: the error message
 
 # (access token, seconds it stays valid from now)
 Fetched = tuple[str, float]
@@ -191,29 +196,25 @@ def _google(login: OAuth2Login) -> tuple[Callable[[], Fetched], str]:
 
 def _command(login: OAuth2Login) -> tuple[Callable[[], Fetched], str]:
     """A program that prints a token: run without a shell, with a timeout, its stderr kept for
-    the error. It learns the mailbox user from $MAILBOT_OAUTH2_USER."""
+    the error. It learns the mailbox user from $MAILBOT_OAUTH2_USER. Its description names the
+    program only: the arguments may carry a secret."""
     settings = login.settings
-    argv = shlex.split(settings.command)
+    try:
+        argv = shlex.split(settings.command)
+        problem = ""
+    except ValueError as exc:  # an unbalanced quote: said when a token is asked for
+        argv, problem = settings.command.split()[:1], f"cannot be split into words: {exc}"
     description = f"command {argv[0]}"
 
     def fetch() -> Fetched:
-        try:
-            done = subprocess.run(  # noqa: S603 - the configured command, as argv, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=settings.command_timeout,
-                env={**os.environ, USER_VARIABLE: login.user},
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise TokenError(f"did not finish within {settings.command_timeout:g}s") from exc
-        except OSError as exc:
-            raise TokenError(f"cannot run it: {exc.strerror or exc}") from exc
-        stderr = _one_line(done.stderr.decode("utf-8", "replace"))[-500:]
-        if done.returncode != 0:
-            raise TokenError(f"exited with status {done.returncode}: {stderr or '(no stderr)'}")
-        lines = [line.strip() for line in done.stdout.decode("utf-8", "replace").splitlines()]
+        if problem:
+            raise TokenError(problem)
+        env = {**os.environ, USER_VARIABLE: login.user}
+        returncode, stdout, stderr_bytes = _run(argv, env, settings.command_timeout)
+        stderr = _one_line(stderr_bytes.decode("utf-8", "replace"))[-500:]
+        if returncode != 0:
+            raise TokenError(f"exited with status {returncode}: {stderr or '(no stderr)'}")
+        lines = [line.strip() for line in stdout.decode("utf-8", "replace").splitlines()]
         token = next((line for line in lines if line), "")
         if not token:
             raise TokenError(f"printed no token{': ' + stderr if stderr else ''}")
@@ -222,6 +223,57 @@ def _command(login: OAuth2Login) -> tuple[Callable[[], Fetched], str]:
         return token, settings.token_lifetime
 
     return fetch, description
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, bytes, bytes]:
+    """Run the command: its exit status, its output (at most STDOUT_MAX bytes, or TokenError)
+    and the end of its stderr. `subprocess.run` held all it printed: `yes` filled 2 GB in 3 s.
+    It runs in a session of its own, so that what it started ends with it on a timeout."""
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - the configured command, as argv, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise TokenError(f"cannot run it: {exc.strerror or exc}") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, stdout)
+            selector.register(proc.stderr, selectors.EVENT_READ, stderr)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TokenError(f"did not finish within {timeout:g}s")
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    elif key.data is stdout:
+                        stdout += chunk
+                        if len(stdout) > STDOUT_MAX:
+                            raise TokenError(f"printed more than {STDOUT_MAX} bytes")
+                    else:
+                        stderr += chunk
+                        del stderr[:-STDERR_KEPT]
+        try:
+            returncode = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as exc:
+            raise TokenError(f"did not finish within {timeout:g}s") from exc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    return returncode, bytes(stdout), bytes(stderr)
 
 
 def _one_line(text: str) -> str:
