@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 from string import Template
+from urllib.parse import quote
 
 from mailbot.config import load_config
-from mailbot.settings import ConfigError
 
 CONFIG_NAME = "mailbot.toml"
 TEMPLATE = resources.files("mailbot") / "samples" / "mailbot.toml.in"
 
 
 def _toml_string(value: str) -> str:
-    # A JSON string is a TOML basic string (the same escapes), quotes and backslashes included.
-    return json.dumps(value, ensure_ascii=False)
+    # A JSON string is a TOML basic string (the same escapes), quotes and backslashes included;
+    # TOML also wants DEL escaped, which JSON leaves as it is.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _comment(value: object) -> str:
+    """A path as comment text: a line break in a folder's name would end the comment and make
+    the rest of the name settings of the file; control characters are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+
+
+def _url_path(path: str) -> str:
+    """A path inside a URL: `#`, `?` and `%` in a folder's name would end or change the path."""
+    return quote(path, safe="/")
 
 
 def config_text(directory: Path, data_dir: Path) -> str:
@@ -31,26 +45,27 @@ def config_text(directory: Path, data_dir: Path) -> str:
     relative = directory.name != "config" and data_dir.is_relative_to(directory)
     data = data_dir.relative_to(directory).as_posix() if relative else str(data_dir)
     if relative:
-        base_note = f"Relative paths in this file are relative to its own folder, {directory}."
+        base_note = f"Relative paths in this file are relative to its own folder, {_comment(directory)}."
     elif directory.name == "config":
         base_note = (
             "This file's folder is named `config`: relative paths in it would be read relative to\n"
-            f"# the folder above ({directory.parent}), so the paths below are absolute."
+            f"# the folder above ({_comment(directory.parent)}), so the paths below are absolute."
         )
     else:
         base_note = (
-            f"The data live in {data_dir}, so the paths below are absolute; a relative path you add\n"
-            f"# is relative to this file's folder, {directory}."
+            f"The data live in {_comment(data_dir)}, so the paths below are absolute; a relative path\n"
+            f"# you add is relative to this file's folder, {_comment(directory)}."
         )
+    url = _url_path(data)
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        config=str(directory / CONFIG_NAME),
+        config=_comment(directory / CONFIG_NAME),
         base_note=base_note,
         data_dir=_toml_string(data),
-        database_url=_toml_string(f"sqlite:///{data}/mailbot.db"),
-        mailbox_url=_toml_string(f"maildir://{data}/mailbox"),
-        smtp_url=_toml_string(f"file://{data}/outbox"),
+        database_url=_toml_string(f"sqlite:///{url}/mailbot.db"),
+        mailbox_url=_toml_string(f"maildir://{url}/mailbox"),
+        smtp_url=_toml_string(f"file://{url}/outbox"),
         secret_file=_toml_string(f"{data}/secret.key"),
-        shipped_templates=str(resources.files("mailbot") / "templates"),
+        shipped_templates=_comment(resources.files("mailbot") / "templates"),
     )
 
 
@@ -63,18 +78,32 @@ def cmd_init(args: argparse.Namespace) -> int:
             f"{path} exists already; --force writes it anew (the data and the secret stay)", file=sys.stderr
         )
         return 1
-    directory.mkdir(parents=True, exist_ok=True)
-    draft = directory / f".{CONFIG_NAME}.new"
-    draft.write_text(config_text(directory, data_dir), encoding="utf-8")
     try:
+        text = config_text(directory, data_dir).encode("utf-8")
+    except UnicodeEncodeError:
+        print(f"{data_dir}: a path outside UTF-8 cannot be written in TOML (UTF-8)", file=sys.stderr)
+        return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    # The database and the outbox hold the applicants' NIK, NIP and phone numbers (UU 27/2022):
+    # a data folder init creates is the service's own. One that exists keeps its permissions.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A fresh file of a name of its own (O_EXCL): a fixed name could be a symlink someone planted
+    # in a shared folder, and init would write through it into the file it points to.
+    fd, name = tempfile.mkstemp(prefix=f".{CONFIG_NAME}.", suffix=".new", dir=directory)
+    draft = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as any file the user writes: mkstemp's is 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
         # Read back as every command will (from the same folder, so with the same base), which also
         # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
         # to mails already sent would no longer match their tokens.
         config = load_config(draft)
-    except ConfigError:
-        draft.unlink()
-        raise
-    draft.replace(path)
+        draft.replace(path)
+    finally:
+        draft.unlink(missing_ok=True)
     print(f"Wrote {path}: the embedded default with the five SOP profiles (active: {config.profile.id}),")
     print(f"  the database {config.database_url.removeprefix('sqlite:///')},")
     print(f"  the mailbox {config.mailbox.path} (a Maildir; three sample requests arrive on the first run),")

@@ -1,0 +1,109 @@
+"""Review: `mailbot init DIR` (cli/init.py) with hostile folders: a planted symlink, names with
+URL and TOML metacharacters, line breaks and bytes outside UTF-8; the permissions it leaves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from mailbot.config import load_config
+from tests.conftest import ROOT
+
+
+def _init(directory: Path | bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", "init", *args, directory],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=120,
+        env={**os.environ, "MAILBOT_SECRET": ""},
+    )
+
+
+def _where(config_path: Path) -> tuple[Path, Path, Path]:
+    """Where the loaded configuration puts the database, the Maildir and the outbox."""
+    config = load_config(config_path)
+    database = make_url(config.database_url).database
+    assert database is not None
+    return Path(database), Path(config.mailbox.path), Path(config.smtp.path)
+
+
+def test_a_symlink_planted_as_the_draft_does_not_make_init_write_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    (directory / ".mailbot.toml.new").symlink_to(victim)
+
+    out = _init(directory)
+
+    assert out.returncode == 0, out.stderr
+    assert victim.read_text() == "precious\n"
+    config = directory / "mailbot.toml"
+    assert config.is_file() and not config.is_symlink()
+    assert _where(config)[0] == directory / "var" / "mailbot.db"
+
+
+@pytest.mark.parametrize("name", ["w e#i?r%41d\x7f", "q'uo\"te ünï"])
+def test_a_folder_named_config_with_url_characters_keeps_its_data_in_it(tmp_path: Path, name: str) -> None:
+    directory = tmp_path / name / "config"  # a folder named config: the paths are written absolute
+
+    out = _init(directory)
+
+    assert out.returncode == 0, out.stderr
+    var = directory / "var"
+    assert _where(directory / "mailbot.toml") == (var / "mailbot.db", var / "mailbox", var / "outbox")
+
+
+def test_data_elsewhere_under_a_name_with_a_hash_stays_there(tmp_path: Path) -> None:
+    data = tmp_path / "lib#1" / "mailbot?x"
+    out = _init(tmp_path / "etc", "--data-dir", str(data))
+    assert out.returncode == 0, out.stderr
+    assert _where(tmp_path / "etc" / "mailbot.toml") == (
+        data / "mailbot.db",
+        data / "mailbox",
+        data / "outbox",
+    )
+
+
+def test_a_line_break_in_the_folder_name_cannot_write_settings(tmp_path: Path) -> None:
+    directory = tmp_path / 'x\nprofiles_dir = "/nonexistent"\n#'
+    out = _init(directory)
+    assert out.returncode == 0, out.stderr
+    config = load_config(directory / "mailbot.toml")
+    assert config.settings.profiles_dir is None
+    assert _where(directory / "mailbot.toml")[0] == directory / "var" / "mailbot.db"
+
+
+def test_a_folder_name_outside_utf8_is_written_or_refused_without_a_traceback(tmp_path: Path) -> None:
+    plain = os.fsencode(tmp_path) + b"/bad\xffname"
+    out = _init(plain)
+    assert out.returncode == 0, out.stderr  # the data are written relative: "var"
+    assert "Traceback" not in out.stderr
+    in_config = os.fsencode(tmp_path) + b"/bad\xffname2/config"  # absolute paths: TOML is UTF-8
+    out = _init(in_config)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "UTF-8" in out.stderr
+    assert not Path(os.fsdecode(in_config)).exists()  # refused before anything is written
+
+
+def test_the_data_folder_is_the_services_own_and_the_file_is_readable(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        out = _init(tmp_path / "d")
+    finally:
+        os.umask(old)
+    assert out.returncode == 0, out.stderr
+    var = tmp_path / "d" / "var"
+    # The database and the outbox hold NIK, NIP and phone numbers (UU 27/2022): no other user reads them.
+    assert var.stat().st_mode & 0o777 == 0o700
+    assert (var / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "d" / "mailbot.toml").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
