@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -265,6 +266,13 @@ def _address_header(name: str, addr: str) -> str:
     return shown.encode("utf-8").decode("ascii", "surrogateescape")
 
 
+# A Message-ID as In-Reply-To and References may carry it: printable ASCII in angle brackets,
+# short enough for a line of its own (RFC 5322 s. 3.6.4, s. 2.1.1). The ids come from mail
+# from outside (the request's is the root of every mail of its ticket): one in UTF-8 made the
+# header writer encode the whole References as RFC 2047 words, which no reader threads by.
+_MSG_ID = re.compile(r"<[!-;=?-~]{1,900}+>")
+
+
 def _headers(
     spec: MailSpec, *, from_addr: str, from_name: str, instance_id: str, now: datetime
 ) -> list[tuple[str, str | Header]]:
@@ -281,11 +289,12 @@ def _headers(
         ("Date", format_datetime(now)),
         ("Message-ID", spec.message_id),
     ]
-    if spec.in_reply_to:
-        headers.append(("In-Reply-To", spec.in_reply_to))
-    refs = [r for r in spec.references if r]
-    if spec.in_reply_to and spec.in_reply_to not in refs:
-        refs.append(spec.in_reply_to)
+    in_reply_to = spec.in_reply_to if _MSG_ID.fullmatch(spec.in_reply_to) else ""
+    if in_reply_to:
+        headers.append(("In-Reply-To", in_reply_to))
+    refs = [r for r in spec.references if _MSG_ID.fullmatch(r)]
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
     if refs:
         # RFC 5322 s. 3.6.4; keep the first and the newest when the chain grows long.
         if len(refs) > 20:
