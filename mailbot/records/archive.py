@@ -46,8 +46,14 @@ def _envelope_sender(address: str) -> str:
 
 
 def mbox_entry(sender: str, at: datetime, raw: bytes) -> bytes:
-    """One mbox entry: the From_ separator, the message with LF line ends and quoted From lines."""
-    body = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    """One mbox entry: the From_ separator, the message with LF line ends and quoted From lines.
+    The message as intake read it: without blank lines before its header, or the From_ line of
+    another mbox on top (some deliveries leave one in a Maildir file); quoted, either made a
+    header block that readers take for none, and the mail one without a header."""
+    body = raw.lstrip(b" \t\r\n")
+    if body.startswith(b"From "):
+        body = body.partition(b"\n")[2]
+    body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not body.endswith(b"\n"):
         body += b"\n"
     stamp = at.astimezone(UTC).strftime("%a %b %d %H:%M:%S %Y")
