@@ -167,7 +167,10 @@ class ImapSource:
         # header block, for the quarantine and the polite refusal.
         sizes = _mapped("fetch", lambda: client.fetch(ids, ["RFC822.SIZE"])) if self.max_bytes else {}
         big = {i for i in ids if int(sizes.get(i, {}).get(b"RFC822.SIZE", 0)) > self.max_bytes > 0}
-        heads = _mapped("fetch", lambda: client.fetch(sorted(big), ["BODY.PEEK[HEADER]"])) if big else {}
+        # Of those, at most HEADER_READ_LIMIT bytes of the header (a partial FETCH, RFC 3501 s. 6.4.5):
+        # a header block of megabytes (it is mail from anyone) is not held, once per such message.
+        partial = f"BODY.PEEK[HEADER]<0.{HEADER_READ_LIMIT}>"
+        heads = _mapped("fetch", lambda: client.fetch(sorted(big), [partial])) if big else {}
         # The bodies in FETCHes of at most `max_bytes` together (one message at least), yielded
         # as they come: a batch of large mail is never held whole.
         chunk: list[int] = []
@@ -176,7 +179,7 @@ class ImapSource:
         for n, uid in enumerate(uids):
             i = int(uid)
             if i in big:
-                head = heads.get(i, {}).get(b"BODY[HEADER]")
+                head = heads.get(i, {}).get(b"BODY[HEADER]<0>")
                 if head is not None:
                     size = int(sizes[i][b"RFC822.SIZE"])
                     yield uid, Oversized(bytes(head)[:HEADER_READ_LIMIT], size)

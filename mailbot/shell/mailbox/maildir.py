@@ -138,11 +138,13 @@ class MaildirSource:
 
 
 def _head_of(path: Path) -> bytes:
-    """The header block of a mail file, read line by line up to the blank line (bounded)."""
+    """The header block of a mail file, read line by line up to the blank line (bounded: each
+    read is, too, or a file without a line break was read whole to find the end of its line)."""
     head = bytearray()
     with path.open("rb") as fh:
-        for line in fh:
+        while len(head) < HEADER_READ_LIMIT:
+            line = fh.readline(HEADER_READ_LIMIT - len(head))
             head += line
-            if line in (b"\r\n", b"\n") or len(head) >= HEADER_READ_LIMIT:
+            if line in (b"\r\n", b"\n", b""):
                 break
-    return bytes(head[:HEADER_READ_LIMIT])
+    return bytes(head)
