@@ -227,3 +227,26 @@ def test_many_small_files_are_left_out_in_a_few_rebuilds_not_one_per_file() -> N
     shrunk = shrink(_build(_spec(*files)), 600_000)
     assert shrunk is not None and len(shrunk.raw) <= 600_000
     assert time.process_time() - start < 10
+
+
+def test_a_file_the_applicant_sends_again_reaches_the_assignee_once(desk: Desk) -> None:
+    scan = b"%PDF-1.4 " + bytes(range(256)) * 100
+    body = request_mail().decode().split("\r\n\r\n", 1)[1].replace("\r\n", "\n")
+    first = email.message_from_bytes(request_mail(body=body.replace("No. HP       : 0812-3456-7890\n", "")))
+    assert isinstance(first, email.message.Message)
+    request = EmailMessage()
+    for name in ("From", "To", "Subject", "Date", "Message-ID"):
+        request[name] = str(first[name])
+    request.set_content(str(first.get_payload()))
+    request.add_attachment(scan, maintype="application", subtype="pdf", filename="SK.pdf")
+    desk.deliver(request.as_bytes())
+    asked = desk.last(APPLICANT, "missing_fields")
+    # The completion, with the same file attached again (Apple Mail's "include attachments").
+    msg = email.message_from_bytes(
+        reply_bytes(asked, APPLICANT, "No. HP : 0812-3456-7890"), policy=email.policy.default
+    )
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(scan, maintype="application", subtype="pdf", filename="SK.pdf")
+    desk.deliver(msg.as_bytes())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    assert attachment_names(desk.last(BUDI, "assign")) == ["SK.pdf"]

@@ -3,6 +3,7 @@ applicant and to staff (relays, the assignment), and the history each of them ma
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -383,9 +384,10 @@ class Replies:
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
         names = Names()  # one name per file across the applicant's mails
+        seen: set[bytes] = set()  # and each file once: a completion often carries the files again
         for m in inbound:
             if m.from_addr == ticket.applicant_email:
-                files += attachments_of(m.raw, names)
+                files += attachments_of(m.raw, names, seen)
         ctx = {
             **self.context(ticket, profile),
             "assignee": target,
@@ -408,13 +410,21 @@ class Replies:
         )
 
 
-def attachments_of(raw: bytes, taken: set[str] | None = None) -> tuple[OutgoingAttachment, ...]:
+def attachments_of(
+    raw: bytes, taken: set[str] | None = None, seen: set[bytes] | None = None
+) -> tuple[OutgoingAttachment, ...]:
     """The files of a stored mail to pass along: attached, pasted and inline ones alike
     (core/attachments.py says which parts are files). With `taken`, the names already used in
-    the same mail (lower-case), a repeated name gets a number (image.png, image-2.png). Their
+    the same mail (lower-case), a repeated name gets a number (image.png, image-2.png); with
+    `seen`, the digests of the files it carries already, a file sent again is left out. Their
     size is not bounded here: a mail over limits.max_outgoing_bytes leaves the largest out
     with a note (core/withheld.py), instead of dropping files unsaid."""
     taken = Names() if taken is None else taken
-    return tuple(
-        OutgoingAttachment(unique_name(f.filename, taken), f.content_type, f.data) for f in files_of_raw(raw)
-    )
+    seen = set() if seen is None else seen
+    files: list[OutgoingAttachment] = []
+    for f in files_of_raw(raw):
+        digest = hashlib.sha256(f.data).digest()
+        if digest not in seen:
+            seen.add(digest)
+            files.append(OutgoingAttachment(unique_name(f.filename, taken), f.content_type, f.data))
+    return tuple(files)
