@@ -56,8 +56,9 @@ _REPORT_TYPES = {
     "message/global-delivery-status",
     "message/disposition-notification",
     "message/feedback-report",
-    "application/ms-tnef",
 }
+# Not application/ms-tnef: Outlook's rich text (winmail.dat) travels beside a person's own text;
+# an Exchange auto-reply that carries one says so in its headers or subject (the rules below).
 _ENCLOSED = {"message/rfc822", "message/global"}
 # Outlook and Google Calendar, English and Indonesian.
 _CALENDAR_REPLY_SUBJECT = re.compile(
