@@ -107,3 +107,13 @@ def test_the_data_folder_is_the_services_own_and_the_file_is_readable(tmp_path: 
     assert (var / "secret.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "d" / "mailbot.toml").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_folder_that_is_a_file_or_a_config_that_is_a_folder_is_said_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    out = _init(tmp_path / "file")
+    assert out.returncode == 1 and "Traceback" not in out.stderr and str(tmp_path / "file") in out.stderr
+    (tmp_path / "d" / "mailbot.toml").mkdir(parents=True)
+    out = _init(tmp_path / "d", "--force")
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "is a folder" in out.stderr
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["mailbot.toml"]

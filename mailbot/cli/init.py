@@ -73,6 +73,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     directory = Path(args.dir).expanduser().resolve()
     data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else directory / "var"
     path = directory / CONFIG_NAME
+    if path.is_dir():
+        print(f"{path} is a folder, not a configuration file", file=sys.stderr)
+        return 1
     if path.exists() and not args.force:
         print(
             f"{path} exists already; --force writes it anew (the data and the secret stay)", file=sys.stderr
@@ -83,13 +86,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     except UnicodeEncodeError:
         print(f"{data_dir}: a path outside UTF-8 cannot be written in TOML (UTF-8)", file=sys.stderr)
         return 1
-    directory.mkdir(parents=True, exist_ok=True)
-    # The database and the outbox hold the applicants' NIK, NIP and phone numbers (UU 27/2022):
-    # a data folder init creates is the service's own. One that exists keeps its permissions.
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # A fresh file of a name of its own (O_EXCL): a fixed name could be a symlink someone planted
-    # in a shared folder, and init would write through it into the file it points to.
-    fd, name = tempfile.mkstemp(prefix=f".{CONFIG_NAME}.", suffix=".new", dir=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # A fresh file of a name of its own (O_EXCL): a fixed name could be a symlink someone
+        # planted in a shared folder, and init would write through it into the file it points to.
+        fd, name = tempfile.mkstemp(prefix=f".{CONFIG_NAME}.", suffix=".new", dir=directory)
+    except OSError as exc:
+        print(f"cannot write in {directory}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     draft = Path(name)
     try:
         umask = os.umask(0)
@@ -97,11 +101,17 @@ def cmd_init(args: argparse.Namespace) -> int:
         os.fchmod(fd, 0o666 & ~umask)  # as any file the user writes: mkstemp's is 0600
         with os.fdopen(fd, "wb") as fh:
             fh.write(text)
+        # The database and the outbox hold the applicants' NIK, NIP and phone numbers (UU 27/2022):
+        # a data folder init creates is the service's own. One that exists keeps its permissions.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Read back as every command will (from the same folder, so with the same base), which also
         # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
         # to mails already sent would no longer match their tokens.
         config = load_config(draft)
         draft.replace(path)
+    except OSError as exc:  # the data folder is a file, the secret cannot be written, ...
+        print(f"cannot write {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     finally:
         draft.unlink(missing_ok=True)
     print(f"Wrote {path}: the embedded default with the five SOP profiles (active: {config.profile.id}),")
