@@ -250,3 +250,27 @@ def test_a_file_the_applicant_sends_again_reaches_the_assignee_once(desk: Desk) 
     desk.deliver(msg.as_bytes())
     desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
     assert attachment_names(desk.last(BUDI, "assign")) == ["SK.pdf"]
+
+
+def test_the_consultants_rich_text_body_and_business_card_do_not_reach_the_applicant(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "NOTE rahasia internal\nASSIGN Budi Santoso")
+    assignment = desk.last(BUDI, "assign")
+    msg = email.message_from_bytes(
+        reply_bytes(assignment, BUDI, "Silakan ikuti Permen 1/2026."), policy=email.policy.default
+    )
+    assert isinstance(msg, EmailMessage)
+    # Outlook in rich text: the whole reply, the quoted assignment mail with it, in winmail.dat;
+    # and the business card its signature attaches (the consultant's address and mobile number).
+    msg.add_attachment(
+        b"\x78\x9f\x3e\x22 {\\rtf1 Silakan ikuti ... Catatan internal: rahasia internal}",
+        maintype="application",
+        subtype="ms-tnef",
+        filename="winmail.dat",
+    )
+    card = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Budi Santoso\r\nTEL;CELL:+6281234567890\r\nEND:VCARD\r\n"
+    msg.add_attachment(card, subtype="vcard", filename="Budi Santoso.vcf")
+    msg.add_attachment(b"%PDF-1.4 permen", maintype="application", subtype="pdf", filename="Permen.pdf")
+    desk.deliver(msg.as_bytes())
+    answer = desk.last(APPLICANT, "answer")
+    assert attachment_names(answer) == ["Permen.pdf"]

@@ -14,10 +14,13 @@ Which parts are files (#21 item 3):
   base64-encoded it, which RFC 2046 s. 5.2.1 forbids and some clients do).
 
 Not files: the body's text parts (text/* without a filename), the alternatives of a
-`multipart/alternative` (one body in other forms), signature parts (PGP, S/MIME: they sign the
-original mail, not ours), and an inline image of at most 16 x 16 pixels (a tracking pixel, a
-spacer, a signature's social-media icon). A signature's logo larger than that does go along: it
-cannot be told from a small pasted screenshot, and a file too many is better than evidence lost.
+`multipart/alternative` (one body in other forms), Outlook's rich text body (winmail.dat, with
+the mail it answers quoted in it), signature parts (PGP, S/MIME: they sign the original mail,
+not ours), a signature's business card (a vCard: the sender's own address and phone numbers;
+a consultant's must not reach the applicant), and an inline image of at most 16 x 16 pixels (a
+tracking pixel, a spacer, a signature's social-media icon). A signature's logo larger than that
+does go along: it cannot be told from a small pasted screenshot, and a file too many is better
+than evidence lost.
 An image the sender marked `attachment` always goes along, however small; and so does one whose
 header claims 16 x 16 or less but that carries more bytes than such an image can.
 
@@ -49,6 +52,12 @@ from email.message import Message
 SIGNATURE_TYPES = frozenset(
     {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
 )
+# Outlook's rich text (TNEF, winmail.dat): the sender's body once more, the mail it answers quoted
+# in it (a consultant's reply to an assignment quotes the internal history), unreadable elsewhere.
+RICH_BODY_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
+# A business card a signature attaches (Outlook): the sender's own address and phone numbers.
+CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+_NOT_FILES = SIGNATURE_TYPES | RICH_BODY_TYPES | CARD_TYPES
 TINY_IMAGE_PIXELS = 16  # an inline image no wider and no taller than this is decoration
 TINY_IMAGE_BYTES = 128  # ...and one of unknown size smaller than this (a 1 x 1 GIF is 43 bytes)
 # A 16 x 16 icon is well under this even with a colour profile and metadata; more is a picture
@@ -126,7 +135,7 @@ def _leaves(msg: Message) -> Iterator[tuple[Message, str]]:
 def _is_file(part: Message, container: str) -> bool | None:
     """None: not a file; else whether it is an inline one (not marked `attachment`)."""
     content_type = part.get_content_type()
-    if content_type in SIGNATURE_TYPES:
+    if content_type in _NOT_FILES:
         return None
     disposition = part.get_content_disposition()
     if disposition == "attachment":
