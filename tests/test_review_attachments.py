@@ -274,3 +274,18 @@ def test_the_consultants_rich_text_body_and_business_card_do_not_reach_the_appli
     desk.deliver(msg.as_bytes())
     answer = desk.last(APPLICANT, "answer")
     assert attachment_names(answer) == ["Permen.pdf"]
+
+
+def test_our_mail_saved_as_an_eml_file_and_attached_is_not_passed_on(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "NOTE rahasia internal\nASSIGN Budi Santoso")
+    assignment = desk.last(BUDI, "assign")
+    msg = email.message_from_bytes(
+        reply_bytes(assignment, BUDI, "Jawaban terlampir."), policy=email.policy.default
+    )
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(
+        assignment.raw, maintype="application", subtype="octet-stream", filename="Penugasan.eml"
+    )
+    desk.deliver(msg.as_bytes())
+    assert attachment_names(desk.last(APPLICANT, "answer")) == []

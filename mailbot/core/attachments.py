@@ -25,7 +25,8 @@ An image the sender marked `attachment` always goes along, however small; and so
 header claims 16 x 16 or less but that carries more bytes than such an image can.
 
 Never a file: a mail of mailbot's own (it carries X-Mailbot-Loop or X-Mailbot-Ticket) attached
-to the mail, as Outlook's "attach original message" and "forward as attachment" do. Its text is
+to the mail, as Outlook's "attach original message" and "forward as attachment" do, or saved as
+a .eml file and attached. Its text is
 what it was written for, the internal history of a mail to staff included: attached to a
 consultant's answer it would reach the applicant, who reads only a deliberate public view.
 
@@ -107,9 +108,9 @@ def files_of(msg: Message) -> list[ReceivedFile]:
             continue
         if inline and content_type.startswith("image/") and _is_tiny(data):
             continue
-        if content_type == "message/rfc822" and _OUR_MAIL.search(data):
-            continue  # our own mail, quoted back whole: see the module's docstring
         name = clean_filename(_decoded(part.get_filename()))
+        if (content_type == "message/rfc822" or name.lower().endswith(".eml")) and _OUR_MAIL.search(data):
+            continue  # our own mail, quoted back whole (or saved and attached): see the docstring
         if not name:
             prefix = _prefix(content_type)
             generated[prefix] = generated.get(prefix, 0) + 1
