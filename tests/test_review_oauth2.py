@@ -114,6 +114,9 @@ def test_no_token_in_the_log_of_a_real_xoauth2_login_at_debug_level(
     caplog,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # The CLI sets these to WARNING; here the worst case: someone debugging the protocol itself.
+    for name in ("imapclient", "imapclient.imaplib", "aiosmtplib", "mailbot"):
+        caplog.set_level(logging.DEBUG, logger=name)
     command = Command(tmp_path / "cmd")
     token = token_server.grant(account.user)
     command.prints(token)
