@@ -18,13 +18,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from mailbot.shell import models  # noqa: E402
 from mailbot.app import App, create_app  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from mailbot.pipeline.intake import Source  # noqa: E402
 from mailbot.records.documents import period_report, render_document, render_period_html  # noqa: E402
 from mailbot.records.rendering import html_to_pdf, pdf_to_png  # noqa: E402
 from mailbot.records.skm_result import render_skm_html, skm_result  # noqa: E402
+from mailbot.shell import models  # noqa: E402
 from tests.conftest import Clock, request_mail, write_config  # noqa: E402
 from tests.desk import reply_bytes  # noqa: E402
 from tests.test_documents import DOCUMENTS, QUESTION, STAFF  # noqa: E402
