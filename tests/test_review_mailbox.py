@@ -53,3 +53,30 @@ def test_imap_reads_at_most_the_bound_of_an_oversized_header(imap, tmp_path: Pat
         source.close()
     assert isinstance(head, Oversized) and head.size == len(raw) and len(head) == HEADER_READ_LIMIT
     assert peak < 4 * HEADER_READ_LIMIT  # the whole 3 MB header block came over the wire
+
+
+def test_a_purge_removes_copies_whose_message_id_is_outside_ascii(imap, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from mailbot.config import parse_connection_url
+    from mailbot.shell.mailbox import StoredCopy
+    from mailbot.shell.mailbox.imap import ImapSource
+
+    good = b"From: a@b.example\r\nMessage-ID: <ok@x.example>\r\nSubject: s\r\n\r\nbody\r\n"
+    bad = "From: a@b.example\r\nMessage-ID: <pesan\u00e9@x.example>\r\nSubject: s\r\n\r\nisi\r\n".encode()
+    imap.deliver(good, bad)
+    source = ImapSource(
+        parse_connection_url(imap.url(), {"imap": 143}, tmp_path), MailboxSettings(idle=False)
+    )
+    copies = [
+        StoredCopy(source.name, 1, "999", hashlib.sha256(raw).hexdigest(), len(raw), message_id)
+        for raw, message_id in ((good, "<ok@x.example>"), (bad, "<pesan\u00e9@x.example>"))
+    ]
+    source.connect()
+    try:
+        # It raised UnicodeEncodeError (no MailboxError): the purge stopped after its commit and
+        # kept no note of the copies left, so no later purge looked for them.
+        assert source.delete_copies(copies) == 2
+    finally:
+        source.close()
+    assert imap.count("INBOX") == 0

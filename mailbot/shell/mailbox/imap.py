@@ -238,7 +238,7 @@ class ImapSource:
 
     def delete_copies(self, copies: Sequence[StoredCopy]) -> int:
         """Each copy is looked for in this folder (by its UID while UIDVALIDITY is the same: the
-        flag mode leaves mail there), then by Message-ID (or, without one, by size) in the
+        flag mode leaves mail there), then by Message-ID (or, without one in ASCII, by size) in the
         folder and the processed and quarantine folders: a moved message has a new UID there.
         Only a message whose bytes hash to the stored SHA-256 is removed."""
         client = self._client()
@@ -260,9 +260,12 @@ class ImapSource:
                 for c in mine:
                     if folder == self.folder and c.uidvalidity == uidvalidity and c.uid.isdigit():
                         candidates.add(int(c.uid))
+                    # By size where the id cannot be searched for: a SEARCH string is US-ASCII
+                    # unless a CHARSET is named (RFC 3501 s. 6.4.4), and a UTF-8 id (or one decoded
+                    # from encoded words) made this raise, the whole purge's copies kept.
                     criteria: list[Any] = (
                         ["HEADER", "Message-ID", c.message_id]
-                        if c.message_id
+                        if c.message_id and c.message_id.isascii() and c.message_id.isprintable()
                         else ["LARGER", c.size - 1, "SMALLER", c.size + 1]
                     )
                     candidates.update(_mapped("search", lambda cr=criteria: client.search(cr)))  # type: ignore[misc]
