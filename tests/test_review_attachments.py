@@ -12,6 +12,8 @@ import zlib
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from sqlalchemy import select
+
 from mailbot.core.attachments import Names, clean_filename, files_of_raw, unique_name
 from mailbot.core.compose import MailSpec, OutgoingAttachment, Rendered, build_mail
 from mailbot.core.message import parse_message
@@ -289,3 +291,28 @@ def test_our_mail_saved_as_an_eml_file_and_attached_is_not_passed_on(desk: Desk)
     )
     desk.deliver(msg.as_bytes())
     assert attachment_names(desk.last(APPLICANT, "answer")) == []
+
+
+def test_files_of_a_mail_that_also_carries_an_internal_note_are_kept_from_the_applicant(desk: Desk) -> None:
+    """Which file belongs to the NOTE and which to the ANSWER cannot be told: none goes to the
+    applicant, the transcript says so, and a separate ANSWER mail sends them."""
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    memo = ("memo-internal.pdf", b"%PDF-1.4 memo internal, jangan diteruskan")
+    desk.deliver(
+        reply_bytes(
+            desk.last(BUDI, "assign"),
+            BUDI,
+            "CATATAN memo internal terlampir, jangan diteruskan\nJAWAB Silakan ikuti Permen 1/2026.",
+            attach=memo,
+        )
+    )
+    answer = desk.last(APPLICANT, "answer")
+    assert "Permen 1/2026" in text_of(answer)
+    assert attachment_names(answer) == []
+    assert b"memo internal" not in answer.raw
+    transcript = text_of(desk.last(BUDI, "transcript"))
+    assert "TANPA lampiran (memo-internal.pdf)" in transcript
+    with desk.app.sessions() as session:
+        kinds = session.scalars(select(models.TicketEvent.kind)).all()
+    assert "answer_files_kept" in kinds

@@ -67,6 +67,9 @@ class Line:
 class Plan:
     command: Command
     target: StaffMember | None = None
+    # ANSWER only: the mail's files go to the applicant. Not when the same mail carries an
+    # internal NOTE: which file belongs to the note and which to the answer cannot be told.
+    files_to_applicant: bool = True
 
 
 class CommandChecks:

@@ -85,6 +85,9 @@ class StaffCommands:
             # Notes, flags and extensions first, whatever the order written: the mails that a
             # state change sends (the Surat Tugas) then carry them.
             order = sorted(range(len(plans)), key=lambda i: plans[i].command.verb in STATE_CHANGING)
+            if any(p.command.verb is Verb.NOTE for p in plans):
+                for p in plans:
+                    p.files_to_applicant = False
             done: dict[int, Line] = {}
             for i in order:
                 done[i] = self._execute(session, row, msg, member, ticket, profile, plans[i], now)
@@ -203,7 +206,11 @@ class StaffCommands:
             duration = step.deadline.describe(profile.language) if step else ""
             return Line(command.line, True, "normative", {"duration": duration})
         if verb is Verb.ANSWER:
-            self.answer(session, ticket, profile, member, command.arg, row, msg, now)
+            kept = self.answer(
+                session, ticket, profile, member, command.arg, row, msg, now, files=plan.files_to_applicant
+            )
+            if kept:
+                return Line(command.line, True, "answered_files_kept", {"files": kept})
             return Line(command.line, True, "answered")
         if verb is Verb.REQUEST_INFO:
             store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
@@ -250,8 +257,12 @@ class StaffCommands:
         row: models.InboundMessage,
         msg: InboundMessage,
         now: datetime,
-    ) -> None:
-        """The answer reaches the applicant with a copy of the consultation history."""
+        *,
+        files: bool = True,
+    ) -> list[str]:
+        """The answer reaches the applicant with a copy of the consultation history, and the
+        mail's files unless `files` is False (the mail also carries an internal note): then the
+        names of the files kept back are returned, for the transcript, and recorded."""
         store.transition(
             session,
             ticket,
@@ -270,6 +281,19 @@ class StaffCommands:
             "public_history": self.replies.public_history(ticket),
         }
         attachments = attachments_of(row.raw)
+        kept: list[str] = []
+        if attachments and not files:
+            kept = [a.filename for a in attachments]
+            attachments = ()
+            store.record_event(
+                session,
+                ticket,
+                "answer_files_kept",
+                actor=member.emails[0],
+                now=now,
+                inbound=row,
+                detail="kept from the applicant (the mail also carries an internal note): " + ", ".join(kept),
+            )
         self.replies.send_to_applicant(
             session,
             ticket,
@@ -283,6 +307,7 @@ class StaffCommands:
         if profile.after_answer:
             # SOP 001 step 4: the customer service writes the report on the answer given.
             self.after_answer.mails(session, ticket, profile, now)
+        return kept
 
     def _transcript(
         self,
