@@ -497,3 +497,32 @@ def test_bad_office_hours(tmp_path: Path, table: str, needle: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path, create_secret=False)
     assert needle in str(err.value)
+
+
+def test_an_empty_or_short_secret_is_refused_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty secret file (a crash while it was written, a hand edit) signed every token with
+    nothing and every staff command then failed without a word."""
+    monkeypatch.delenv("MAILBOT_SECRET", raising=False)
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+    )
+    secret = tmp_path / "var" / "secret.key"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    [(key, message)] = refused.value.problems
+    assert key == "security.secret_file" and "holds 0 bytes" in message and "remove it" in message
+    secret.unlink()
+    made = load_config(path).secret  # made afresh, whole, 0600
+    assert len(made) == 64 and secret.stat().st_mode & 0o777 == 0o600
+    assert not [p for p in secret.parent.iterdir() if p.name.startswith(".secret")]
+    monkeypatch.setenv("MAILBOT_SECRET", "kurang")
+    with pytest.raises(ConfigError) as short:
+        load_config(path)
+    assert short.value.problems[0][0] == "MAILBOT_SECRET"
