@@ -516,5 +516,8 @@ def _absolute_sqlite_url(url: str, base: Path) -> str:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
         rel = url[len(prefix) :]
-        return prefix + str(base / rel)
+        # The base is a path, the URL is a URL: a folder named "a#b?c" or "50%" is escaped, and
+        # SQLAlchemy decodes it back (unescaped, "?" would start the URL's query).
+        escaped = str(base).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+        return prefix + escaped + "/" + rel
     return url

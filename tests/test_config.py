@@ -526,3 +526,20 @@ def test_an_empty_or_short_secret_is_refused_with_what_to_do(
     with pytest.raises(ConfigError) as short:
         load_config(path)
     assert short.value.problems[0][0] == "MAILBOT_SECRET"
+
+
+def test_a_relative_sqlite_path_under_a_folder_named_with_url_characters(tmp_path: Path) -> None:
+    """A data folder named "hash#q?x" or "50%": the database lies in it, not beside it."""
+    from sqlalchemy.engine import make_url
+
+    for name in ("hash#q?x", "50% lebih"):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = write_config(
+            folder,
+            database_url="sqlite:///var/mailbot.db",
+            mailbox_url=f"maildir://{folder / 'md'}",
+            smtp_url=f"file://{folder / 'out'}",
+        )
+        config = load_config(path, create_secret=False)
+        assert make_url(config.database_url).database == str(folder / "var" / "mailbot.db")
