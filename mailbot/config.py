@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mailbot.secret import load_secret
 from mailbot.settings import (
     ENV_CONFIG,
     ENV_DATABASE_URL,
@@ -296,55 +297,6 @@ def default_config_path() -> Path | None:
     return path if (checkout / "pyproject.toml").is_file() and path.is_file() else None
 
 
-MIN_SECRET_BYTES = 32  # the tokens' HMAC key: a shorter one is guessable, an empty one signs nothing
-
-
-def _load_secret(settings: Settings, data_dir: Path, base: Path, create: bool) -> bytes:
-    env_value = os.environ.get(settings.security.secret_env, "")
-    if env_value:
-        if len(env_value.encode()) < MIN_SECRET_BYTES:
-            short = f"is shorter than {MIN_SECRET_BYTES} bytes: use a random value"
-            raise ConfigError([(settings.security.secret_env, short)])
-        return env_value.encode()
-    path = settings.security.secret_file
-    if not path.is_absolute():
-        path = base / path
-    if path.exists():
-        secret = path.read_bytes().strip()
-        if len(secret) < MIN_SECRET_BYTES:
-            # An empty or truncated file (a crash while it was written, a hand edit) would make
-            # every staff command fail its signature without a word: refuse it, say what to do.
-            raise ConfigError(
-                [
-                    (
-                        "security.secret_file",
-                        f"{path} holds {len(secret)} bytes, fewer than {MIN_SECRET_BYTES}: remove it and "
-                        "mailbot makes a new one (mail sent before then can no longer be answered with "
-                        "commands; the transcript of a late reply is a fresh mail to act on)",
-                    )
-                ]
-            )
-        return secret
-    if not create:
-        return b""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = os.urandom(32).hex().encode()
-    # Written whole under another name, then renamed: a crash leaves no empty secret behind.
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret)
-        fh.flush()
-        os.fsync(fh.fileno())
-    try:
-        os.link(draft, path)  # fails if another process made it meanwhile: theirs counts
-    except FileExistsError:
-        secret = path.read_bytes().strip()
-    finally:
-        draft.unlink()
-    return secret
-
-
 def config_base(path: Path) -> Path:
     """What relative paths in the file are relative to: the project (the config folder's parent)
     when the file lives in a `config/` folder, else the file's own folder."""
@@ -410,17 +362,11 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
             except (OSError, ValueError) as exc:
                 problems.append((f"{profile.id}.eligibility_roster", str(exc)))
 
-    data_dir = (
-        settings.service.data_dir
-        if settings.service.data_dir.is_absolute()
-        else base / settings.service.data_dir
-    )
-
     database_url, mailbox, smtp, url_problems = connection_urls(settings, base)
     problems += url_problems
     if problems or mailbox is None or smtp is None:
         raise ConfigError(problems)
-    secret = _load_secret(settings, data_dir, base, create_secret)
+    secret = load_secret(settings, base, create_secret)
     return Config(
         settings=settings,
         profiles=profiles,

@@ -1,0 +1,58 @@
+"""The secret that signs the thread tokens: read from the environment or its file, made once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mailbot.settings import ConfigError, Settings
+
+MIN_SECRET_BYTES = 32  # the tokens' HMAC key: a shorter one is guessable, an empty one signs nothing
+
+
+def load_secret(settings: Settings, base: Path, create: bool) -> bytes:
+    """The tokens' HMAC key: $MAILBOT_SECRET (or the variable named), else the secret file,
+    made on the first run when `create`; an empty or short one is refused."""
+    env_value = os.environ.get(settings.security.secret_env, "")
+    if env_value:
+        if len(env_value.encode()) < MIN_SECRET_BYTES:
+            short = f"is shorter than {MIN_SECRET_BYTES} bytes: use a random value"
+            raise ConfigError([(settings.security.secret_env, short)])
+        return env_value.encode()
+    path = settings.security.secret_file
+    if not path.is_absolute():
+        path = base / path
+    if path.exists():
+        secret = path.read_bytes().strip()
+        if len(secret) < MIN_SECRET_BYTES:
+            # An empty or truncated file (a crash while it was written, a hand edit) would make
+            # every staff command fail its signature without a word: refuse it, say what to do.
+            raise ConfigError(
+                [
+                    (
+                        "security.secret_file",
+                        f"{path} holds {len(secret)} bytes, fewer than {MIN_SECRET_BYTES}: remove it and "
+                        "mailbot makes a new one (mail sent before then can no longer be answered with "
+                        "commands; the transcript of a late reply is a fresh mail to act on)",
+                    )
+                ]
+            )
+        return secret
+    if not create:
+        return b""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = os.urandom(32).hex().encode()
+    # Written whole under another name, then renamed: a crash leaves no empty secret behind.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(draft, path)  # fails if another process made it meanwhile: theirs counts
+    except FileExistsError:
+        secret = path.read_bytes().strip()
+    finally:
+        draft.unlink()
+    return secret
