@@ -98,6 +98,16 @@ class Replies:
 
     # --- queueing --------------------------------------------------------------------------
 
+    @staticmethod
+    def _held(
+        session: Session, ticket: models.Ticket, now: datetime, event: str, why: str, kind: str, to_addr: str
+    ) -> None:
+        """A mail the loop guard or the rate limit keeps back: recorded on the ticket and logged."""
+        store.record_event(
+            session, ticket, event, actor="system", now=now, detail=f"{kind} to {to_addr} {why}"
+        )
+        log.warning("%s: %s to %s %s (ticket %s)", event, kind, to_addr, why, ticket.number)
+
     def send(
         self,
         session: Session,
@@ -139,33 +149,32 @@ class Replies:
             return None
         limits = self.config.settings.limits
         fresh = ticket.created_at == now  # a ticket opened by this very mail has sent nothing yet
-        if reply_to_applicant and not fresh and self.config.staff_by_email(to_addr) is None:
+        outsider = self.config.staff_by_email(to_addr) is None
+        if reply_to_applicant and not fresh and outsider:
             sent = store.thread_mail_times(session, ticket.id, to_addr.lower(), kind, now - timedelta(days=1))
             if len(sent) >= limits.same_reply_per_day:
-                store.record_event(
+                return self._held(
                     session,
                     ticket,
+                    now,
                     "reply_suppressed",
-                    actor="system",
-                    now=now,
-                    detail=f"{kind} to {to_addr} not sent: loop guard ({len(sent)} today)",
+                    f"not sent: loop guard ({len(sent)} today)",
+                    kind,
+                    to_addr,
                 )
-                log.warning("loop guard: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
-                return None
-        if self.config.staff_by_email(to_addr) is None and (
+        if outsider and (
             store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
             >= limits.auto_replies_per_recipient_per_hour
         ):
-            store.record_event(
+            return self._held(
                 session,
                 ticket,
+                now,
                 "mail_suppressed",
-                actor="system",
-                now=now,
-                detail=f"{kind} to {to_addr} held back: rate limit per recipient reached",
+                "held back: rate limit per recipient reached",
+                kind,
+                to_addr,
             )
-            log.warning("rate limit: %s to %s not sent (ticket %s)", kind, to_addr, ticket.number)
-            return None
         domain = self.config.service.address.split("@", 1)[1]
         rendered = render(template, language, context, self.config.templates_dir)
         # Every mail of a ticket, to anyone, threads to the request (#21 item 7).
