@@ -14,7 +14,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -23,10 +22,10 @@ from pydantic import (
     ValidationError,
 )
 
+from mailbot import locate
+from mailbot.locate import BUILTIN_PROFILES, config_base, config_path
 from mailbot.secret import load_secret
 from mailbot.settings import (
-    ENV_CONFIG,
-    ENV_DATABASE_URL,
     ENV_MAILBOX_URL,
     ENV_SMTP_URL,
     ConfigError,
@@ -280,39 +279,9 @@ def load_roster(path: Path) -> frozenset[str]:
         return frozenset(re.sub(r"\D", "", row["nip"] or "") for row in reader if row.get("nip"))
 
 
-BUILTIN_PROFILES = Path(str(resources.files("mailbot") / "profiles"))
-
-
-NO_CONFIG = (
-    "no configuration given: run `mailbot init DIR` to write one (DIR/mailbot.toml), "
-    f"then pass --config DIR/mailbot.toml or set ${ENV_CONFIG}"
-)
-
-
-def default_config_path() -> Path | None:
-    """The checkout's `config/mailbot.toml` (the embedded default of ./run.sh) when mailbot runs
-    from a checkout; None when it is installed as a package, which brings no configuration."""
-    checkout = Path(str(resources.files("mailbot"))).parent
-    path = checkout / "config" / "mailbot.toml"
-    return path if (checkout / "pyproject.toml").is_file() and path.is_file() else None
-
-
-def config_base(path: Path) -> Path:
-    """What relative paths in the file are relative to: the project (the config folder's parent)
-    when the file lives in a `config/` folder, else the file's own folder."""
-    return path.parent.parent if path.parent.name == "config" else path.parent
-
-
 def load_config(path: Path | None = None, *, create_secret: bool = True) -> Config:
     """Load and validate; raises ConfigError listing every problem found."""
-    if path is None:
-        env_path = os.environ.get(ENV_CONFIG)
-        path = Path(env_path) if env_path else default_config_path()
-        if path is None:
-            raise ConfigError([("config", NO_CONFIG)])
-    path = path.resolve()
-    if not path.exists():
-        raise ConfigError([("config", f"{path} does not exist; `mailbot init DIR` writes DIR/mailbot.toml")])
+    path = config_path(path)
     data, problems = _read_toml(path, "config")
     if problems:
         raise ConfigError(problems)
@@ -322,12 +291,13 @@ def load_config(path: Path | None = None, *, create_secret: bool = True) -> Conf
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc)) from None
 
-    if settings.profiles_dir is None:
-        profiles_dir = BUILTIN_PROFILES
-    elif settings.profiles_dir.is_absolute():
-        profiles_dir = settings.profiles_dir
-    else:
-        profiles_dir = base / settings.profiles_dir
+    profiles_dir = (
+        BUILTIN_PROFILES
+        if settings.profiles_dir is None
+        else settings.profiles_dir
+        if settings.profiles_dir.is_absolute()
+        else base / settings.profiles_dir
+    )
     profiles, problems = load_profiles(profiles_dir)
     if settings.service.profile not in profiles and not any(p[0] == "profiles_dir" for p in problems):
         problems.append(("service.profile", f"no profile {settings.service.profile!r} in {profiles_dir}"))
@@ -399,8 +369,7 @@ def connection_urls(
     not parse. `check-config` reads them from a file whose other settings are wrong. An XOAUTH2
     login (`auth = "xoauth2"`) comes with its secrets from the environment."""
     problems: list[tuple[str, str]] = []
-    database_url = os.environ.get(ENV_DATABASE_URL) or settings.database.url
-    database_url = _absolute_sqlite_url(database_url, base)
+    database_url = locate.database_url(settings.database.url, base)
     mailbox_url = os.environ.get(ENV_MAILBOX_URL) or settings.mailbox.url
     smtp_url = os.environ.get(ENV_SMTP_URL) or settings.smtp.url
     mailbox = smtp = None
@@ -455,15 +424,3 @@ def _with_oauth2(
         key_file=key_file,
     )
     return replace(url, oauth2=login)
-
-
-def _absolute_sqlite_url(url: str, base: Path) -> str:
-    """`sqlite:///var/x.db` is relative; make it relative to the project, not the cwd."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
-        rel = url[len(prefix) :]
-        # The base is a path, the URL is a URL: a folder named "a#b?c" or "50%" is escaped, and
-        # SQLAlchemy decodes it back (unescaped, "?" would start the URL's query).
-        escaped = str(base).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
-        return prefix + escaped + "/" + rel
-    return url

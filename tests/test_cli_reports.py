@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from mailbot.cli import main
-from mailbot.cli.check import _calendar_warnings
+from mailbot.cli.warnings import calendar_warnings
 from mailbot.config import load_config
 from tests.conftest import write_config
 
@@ -37,8 +38,9 @@ def test_a_year_without_cuti_bersama_is_warned_about(tmp_path) -> None:
             smtp_url=f"file://{tmp_path / 'out'}",
         )
     )
-    assert _calendar_warnings(config, datetime(2026, 12, 4, tzinfo=UTC)) == []  # 2026 and 2027 known
-    [warning] = _calendar_warnings(config, datetime(2027, 6, 1, tzinfo=UTC))  # 2028's SKB: not yet
+    zone = ZoneInfo(config.service.timezone)
+    assert calendar_warnings(zone, datetime(2026, 12, 4, tzinfo=UTC)) == []  # 2026 and 2027 known
+    [warning] = calendar_warnings(zone, datetime(2027, 6, 1, tzinfo=UTC))  # 2028's SKB: not yet
     assert "2028" in warning and "closed_days" in warning
 
 

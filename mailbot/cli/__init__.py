@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from mailbot.cli.common import _date, _print_problems, _setup_logging
 from mailbot.core.workflow import State
-from mailbot.settings import ConfigError
+from mailbot.locate import ConfigError
 
 
 def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     tshow = tsub.add_parser("show", help="one ticket with its history and messages")
     tshow.add_argument("number")
     tshow.add_argument("--json", action="store_true")
-    tickets.set_defaults(func=_command("tickets", "cmd_tickets"))
+    tickets.set_defaults(func=_command("readonly", "cmd_tickets"))
 
     export = sub.add_parser("export", help="export the archive")
     esub = export.add_subparsers(dest="export_command", required=True)
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="exit 1 when intake or sending has been failing this long (default 15)",
     )
-    st.set_defaults(func=_command("run", "cmd_status"))
+    st.set_defaults(func=_command("readonly", "cmd_status"))
 
     outbox = sub.add_parser("outbox", help="list queued mail and dead letters; retry dead letters")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)

@@ -17,7 +17,6 @@ import socket
 import ssl
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +26,17 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from mailbot.cli.common import _print_problems
+from mailbot.cli.warnings import calendar_warnings, security_warnings
 from mailbot.config import (
-    BUILTIN_PROFILES,
     Config,
     ConnectionUrl,
-    config_base,
     connection_urls,
-    default_config_path,
     load_config,
     load_profiles,
     load_staff_csv,
 )
-from mailbot.settings import ENV_CONFIG, ConfigError, MailboxSettings, Settings, SmtpSettings
+from mailbot.locate import BUILTIN_PROFILES, ENV_CONFIG, ConfigError, config_base, default_config_path
+from mailbot.settings import MailboxSettings, Settings, SmtpSettings
 
 # A server that does not answer within this is reported as such (the service itself waits the
 # configured timeouts, which are longer).
@@ -94,7 +92,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if smtp is not None:
         _check_smtp(smtp, settings.smtp, report, offline=args.offline)
     if config is not None:
-        report.warnings += _security_warnings(config) + _calendar_warnings(config, datetime.now(UTC))
+        report.warnings += security_warnings(
+            config.profile.id, {pid: p.require_authentication for pid, p in config.profiles.items()}
+        ) + calendar_warnings(ZoneInfo(config.service.timezone), datetime.now(UTC))
     return _print(report, config)
 
 
@@ -382,37 +382,3 @@ def _check_smtp(url: ConnectionUrl, settings: SmtpSettings, report: Report, *, o
         aio.run(_try())
     except SendError as exc:
         _failure("smtp.url", f"{url.host}:{url.port}", url.user, exc, report)
-
-
-# --- warnings -----------------------------------------------------------------------------------
-
-
-def _calendar_warnings(
-    config: Config, now: datetime, known: Callable[[int], bool] | None = None
-) -> list[str]:
-    """The holiday data has no cuti bersama for this year or the next (the SKB is not issued yet,
-    or the installed `holidays` predates it): deadlines would run through those days. `known`
-    answers whether a year has them (default: the library itself; `status` asks the data
-    folder's holiday cache)."""
-    from mailbot.core.working_time import has_cuti_bersama
-
-    knows = known or has_cuti_bersama
-    year = now.astimezone(ZoneInfo(config.service.timezone)).year
-    return [
-        f"no cuti bersama known for {y}: deadlines count those days as working days until the SKB's "
-        f"dates are added as [calendar] closed_days = [...] or a newer `holidays` is installed"
-        for y in (year, year + 1)
-        if not knows(y)
-    ]
-
-
-def _security_warnings(config: Config, profile_ids: Sequence[str] = ()) -> list[str]:
-    """Profiles in use (the service's, and those of open tickets) whose staff commands count on
-    the From address alone: anyone who has seen a notification's Message-ID can forge them."""
-    ids = sorted({config.profile.id, *(p for p in profile_ids if p in config.profiles)})
-    return [
-        f"profile {pid}: staff commands are accepted on the From address alone "
-        "(set require_authentication and authserv in the profile)"
-        for pid in ids
-        if not config.profiles[pid].require_authentication
-    ]

@@ -8,11 +8,14 @@ import sys
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from mailbot.config import Config, load_config
 from mailbot.core.masking import masked_stderr_handler
 from mailbot.core.public_record import zone_name
+
+if TYPE_CHECKING:  # the validated configuration is loaded by the commands that need it
+    from mailbot.config import Config
 
 log = logging.getLogger("mailbot")
 UTC_ZONE = ZoneInfo("UTC")
@@ -30,6 +33,8 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from mailbot.config import load_config  # pydantic and the settings' models: 0.2 s to import
+
     return load_config(Path(args.config) if args.config else None)
 
 

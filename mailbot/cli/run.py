@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from mailbot.app import App, create_app
-from mailbot.cli.check import _calendar_warnings, _redact_db, _security_warnings
+from mailbot.cli.check import _redact_db
 from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load
 from mailbot.config import Config
-from mailbot.core.safe_output import terminal_text as _t
-from mailbot.core.workflow import (
-    OPEN_STATES,
-)
-from mailbot.shell import aio, models
-from mailbot.shell.health import status
-from mailbot.shell.holiday_cache import holiday_cache
+from mailbot.shell import aio
 from mailbot.shell.mailbox import MailboxError
 
 
@@ -124,41 +116,3 @@ def _run_once(app: App) -> int:
         print("some mail could not be sent now and stays queued; run again later", file=sys.stderr)
         return EXIT_TEMPFAIL
     return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    """Exit 0 when healthy; 1 when intake or sending has been failing longer than the threshold."""
-    config = _load(args)
-    app = create_app(config)
-    try:
-        with app.sessions() as session:
-            st = status(session, app.clock(), timedelta(minutes=args.failing_after))
-            in_use = session.execute(
-                select(models.Ticket.profile).where(models.Ticket.state.in_(OPEN_STATES)).distinct()
-            ).scalars()
-            warnings = _security_warnings(config, list(in_use)) + _calendar_warnings(
-                config, app.clock(), holiday_cache(config.data_dir).has_cuti_bersama
-            )
-        if args.json:
-            json.dump({**st.as_json(), "warnings": warnings}, sys.stdout, indent=2)
-            print()
-        else:
-            print("mailbot: " + ("OK" if st.healthy else "FAILING: " + ", ".join(st.failing)))
-            for name, c in st.components.items():
-                failing = (
-                    f", failing since {c['failing_since']}: {_t(c['last_error'])}"
-                    if c["failing_since"]
-                    else ""
-                )
-                print(f"  {name:<7} last ok {c['last_ok_at'] or 'never'}{failing}")
-            print(
-                f"  outbox  {st.outbox_pending} pending, {st.outbox_sending} sending, "
-                f"{st.dead_letters} dead letters"
-            )
-            print(f"  inbox   {st.quarantined} quarantined")
-            print(f"  tickets {st.open_tickets} open, {st.overdue_tickets} overdue")
-            for warning in warnings:
-                print(f"  WARNING: {warning}")
-        return 0 if st.healthy else 1
-    finally:
-        app.close()

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailbot.locate import ENV_CONFIG, ENV_DATABASE_URL, ConfigError
 from mailbot.settings.base import (
-    ENV_CONFIG,
-    ENV_DATABASE_URL,
     ENV_MAILBOX_URL,
     ENV_SECRET,
     ENV_SMTP_URL,
-    ConfigError,
     EmailAddress,
     StrictModel,
 )

@@ -10,21 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-ENV_CONFIG = "MAILBOT_CONFIG"
-ENV_DATABASE_URL = "MAILBOT_DATABASE_URL"
 ENV_MAILBOX_URL = "MAILBOT_MAILBOX_URL"
 ENV_SMTP_URL = "MAILBOT_SMTP_URL"
 ENV_SECRET = "MAILBOT_SECRET"
 
 _ADDR_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every (key, message)."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
 
 
 def _check_address(value: str) -> str:

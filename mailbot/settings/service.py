@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from mailbot.locate import DEFAULT_DATA_DIR, DEFAULT_DATABASE_URL, DEFAULT_PROFILE, DEFAULT_TIMEZONE
 from mailbot.settings.base import ENV_SECRET, EmailAddress, StrictModel, check_timezone
 
 
@@ -14,10 +15,10 @@ class ServiceSettings(StrictModel):
     name: str = "Layanan Konsultasi Online"
     office: str = "Sekretariat"
     address: EmailAddress = "konsultasi@localhost.localdomain"
-    timezone: Annotated[str, AfterValidator(check_timezone)] = "Asia/Jakarta"
+    timezone: Annotated[str, AfterValidator(check_timezone)] = DEFAULT_TIMEZONE
     language: Literal["id", "en"] = "id"
-    profile: str = "sop-002"
-    data_dir: Path = Path("var")
+    profile: str = DEFAULT_PROFILE
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
     # Marks our own mail (the loop header); defaults to the service address.
     instance_id: str = ""
     # A first run of the embedded default drops sample requests into the Maildir.
@@ -28,7 +29,7 @@ class ServiceSettings(StrictModel):
 
 
 class DatabaseSettings(StrictModel):
-    url: str = "sqlite:///var/mailbot.db"
+    url: str = DEFAULT_DATABASE_URL
     echo: bool = False
 
 
