@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from mailbot.pipeline.intake import Intake, Outcome, Source
     from mailbot.pipeline.replies import Replies
     from mailbot.pipeline.sweep import Deadlines, SweepStats
-    from mailbot.shell.outbox import DrainResult, Outbox, Sender
+    from mailbot.shell.outbox import DrainResult, Outbox
+    from mailbot.shell.smtp import Sender
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,8 @@ class App:
     def outbox(self) -> Outbox:
         with self._building:
             if self._outbox is None:
-                from mailbot.shell.outbox import Outbox, make_sender
+                from mailbot.shell.outbox import Outbox
+                from mailbot.shell.smtp import make_sender
 
                 smtp = self.config.settings.smtp
                 self._outbox = Outbox(

@@ -13,7 +13,7 @@ from mailbot.config import SMTP_SCHEMES, ConnectionUrl, parse_connection_url
 from mailbot.pipeline.intake import Source
 from mailbot.settings import SmtpSettings
 from mailbot.shell import models
-from mailbot.shell.outbox import SendError, SmtpSender
+from mailbot.shell.smtp import SendError, SmtpSender
 from tests.conftest import HEAD, request_mail, send_all
 from tests.servers import SmtpServer, free_port, start_smtp
 

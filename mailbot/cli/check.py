@@ -217,7 +217,7 @@ def describe_failure(exc: BaseException) -> tuple[bool, str]:
     from imapclient.exceptions import LoginError
 
     from mailbot.shell.oauth2 import TokenError
-    from mailbot.shell.outbox import LoginRefused
+    from mailbot.shell.smtp import LoginRefused
 
     chain: list[BaseException] = [exc]
     while (cause := chain[-1].__cause__) is not None and len(chain) < 10:
@@ -368,7 +368,7 @@ def _check_smtp(url: ConnectionUrl, settings: SmtpSettings, report: Report, *, o
     if offline:
         return
     from mailbot.shell import aio
-    from mailbot.shell.outbox import SendError, SmtpSender
+    from mailbot.shell.smtp import SendError, SmtpSender
 
     sender = SmtpSender(url, settings.model_copy(update={"timeout": min(settings.timeout, PROBE_TIMEOUT)}))
 
