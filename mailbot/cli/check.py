@@ -60,6 +60,35 @@ class Report:
         self.notes.append((key, message))
 
 
+def staffing_warnings(config: Config) -> list[str]:
+    """Roles the active profile hands work or mail to that no active staff member of the profile
+    holds: that work would reach nobody (a step's task, a report, the disposition request), or
+    escalations would fall back to the heads."""
+    profile = config.profile
+    needs: dict[str, str] = dict.fromkeys(
+        profile.notify_roles, "notify_roles: the disposition request of a new ticket"
+    )
+    for step in profile.steps:
+        if step.actor not in ("applicant", "system"):
+            needs.setdefault(step.actor, f"the actor of step {step.id!r}")
+        for role in step.report_to:
+            needs.setdefault(role, f"report_to of step {step.id!r}")
+    for reader in profile.report_roles or config.settings.reports.roles:
+        needs.setdefault(reader, "the monthly Laporan")
+    warnings = [
+        f"profile {profile.id}: no active staff member has the role {role!r} ({why}); "
+        "add one to the staff directory"
+        for role, why in needs.items()
+        if not config.staff_with_roles([role], profile.id)
+    ]
+    if not config.staff_with_roles(list(profile.escalate_to), profile.id):
+        warnings.append(
+            f"profile {profile.id}: nobody holds a role of escalate_to ({', '.join(profile.escalate_to)}); "
+            "overdue steps are escalated to the heads instead"
+        )
+    return warnings
+
+
 def _redact_db(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -92,9 +121,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if smtp is not None:
         _check_smtp(smtp, settings.smtp, report, offline=args.offline)
     if config is not None:
-        report.warnings += security_warnings(
-            config.profile.id, {pid: p.require_authentication for pid, p in config.profiles.items()}
-        ) + calendar_warnings(ZoneInfo(config.service.timezone), datetime.now(UTC))
+        report.warnings += (
+            security_warnings(
+                config.profile.id, {pid: p.require_authentication for pid, p in config.profiles.items()}
+            )
+            + calendar_warnings(ZoneInfo(config.service.timezone), datetime.now(UTC))
+            + staffing_warnings(config)
+        )
     return _print(report, config)
 
 
