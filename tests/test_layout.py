@@ -19,7 +19,6 @@ MAX_MODULE_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "mailbot.app": "the factory and the intake loop: being reworked (#17 item 1)",
     "mailbot.daemon": "the running service: being reworked (#17 item 1)",
-    "mailbot.shell.store": "queries and the persist step: being reworked (#17 item 2)",
 }
 
 

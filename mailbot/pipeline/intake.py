@@ -33,7 +33,7 @@ from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.requests import Requests
 from mailbot.pipeline.staff_commands import StaffCommands
-from mailbot.shell import models, store
+from mailbot.shell import group_lookups, models, store
 from mailbot.shell.mailbox import Oversized
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Intake:
             row.kind, row.reason = "unreadable", exc.reason
             session.add(row)
             session.flush()  # its id, for the log and the refusal's history
-            store.remember(session, row, "")
+            group_lookups.remember(session, row, "")
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
                 self._refuse(session, row, raw, exc, now)
@@ -171,7 +171,7 @@ class Intake:
             session, raw_sha256=raw_sha, message_id=msg.message_id, from_addr=msg.from_addr
         )
         session.add(row)
-        store.remember(session, row, msg.message_id)
+        group_lookups.remember(session, row, msg.message_id)
         if duplicate is not None:
             return self._duplicate(session, row, duplicate, now, "same message already received")
 
@@ -268,10 +268,10 @@ class Intake:
         parsed: list[InboundMessage | UnreadableMessage],
         now: datetime,
     ) -> None:
-        """Read what a group's messages will look up, in one query per kind (`store.Known`)."""
+        """Read what a group's messages will look up, in one query per kind (`persist.Known`)."""
         messages = [p for p in parsed if isinstance(p, InboundMessage)]
         window = self.config.settings.limits.duplicate_window_hours
-        store.prefetch(
+        group_lookups.prefetch(
             session,
             sources=[(s.mailbox, s.uidvalidity, s.uid) for s, _ in items],
             shas=[hashlib.sha256(raw).hexdigest() for _, raw in items],
@@ -294,7 +294,7 @@ class Intake:
                 # lost race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
                 number = ticket.number
-            store.remember_content(session, row)
+            group_lookups.remember_content(session, row)
         return Outcome(row, row.status, row.kind, row.reason, number)
 
     def _hold(

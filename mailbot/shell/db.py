@@ -150,7 +150,7 @@ def _tune_sqlite(engine: Engine, turn: WriterTurn | None) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    from mailbot.shell.store import Session as WritingSession
+    from mailbot.shell.persist import Session as WritingSession
 
     return sessionmaker(engine, class_=WritingSession, expire_on_commit=False)
 

@@ -1,133 +1,22 @@
-"""Queries and persistence. Every function takes the caller's Session; the caller owns the transaction."""
+"""Queries, and the effects a stage records for the persist step (shell/persist.py): state
+changes, history lines, queued mail. Every function takes the caller's Session; the caller owns
+the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, func, insert, inspect, orm, select
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import bindparam, func, inspect, orm, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
 from mailbot.settings import Profile
 from mailbot.shell import models
+from mailbot.shell.persist import PendingLine, QueuedMail, known_of, pending_of
 
 if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need no templates
     from mailbot.core.compose import Envelope
-
-# --- the persist step ---------------------------------------------------------------------------
-#
-# A group of messages is one transaction and one flush, at its commit (the lookups read for the
-# group, `Known`, are what spares a flush before each message's queries). At that flush the unit
-# of work writes the new tickets and received mail, then the session writes the history lines and
-# queued mail it holds, each table with one Core statement for all its rows. These two insert-only
-# tables are most of what a request writes (three lines and two mails for a new request); through
-# the unit of work, its bookkeeping per object, the intake took a quarter more CPU per request
-# (bench/README.md). Ids come from the database (RETURNING).
-
-
-@dataclass
-class QueuedMail:
-    """A mail written into the outbox by this transaction; `id` once the session has flushed."""
-
-    row: dict[str, Any]
-    ticket: models.Ticket | None = None
-    id: int | None = None
-
-
-@dataclass
-class _Line:
-    entry: models.TicketEvent
-    ticket: models.Ticket
-    inbound: models.InboundMessage | None
-    outbound: QueuedMail | None
-
-
-@dataclass
-class _Pending:
-    mails: list[QueuedMail] = field(default_factory=list)
-    lines: list[_Line] = field(default_factory=list)
-
-
-_MAILS = cast(Table, models.OutboundMessage.__table__)
-_LINES = cast(Table, models.TicketEvent.__table__)
-# The new ids in the order of the rows given (RETURNING itself promises no order): SQLAlchemy's
-# "insertmanyvalues" sorts them, on PostgreSQL within one multi-row INSERT per table, on SQLite by
-# sending the rows one at a time within the one call (an insert sentinel column, which would let
-# SQLite take them in one INSERT too, measured no faster: bench/README.md).
-_INSERT_MAILS = insert(_MAILS).returning(_MAILS.c.id, sort_by_parameter_order=True)
-_LINE_KEYS = [c.key for c in _LINES.columns if c.key != "id"]
-_INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=True)
-
-
-class Session(orm.Session):
-    """mailbot's session: its flush also writes the history lines and queued mail it holds.
-
-    Every flush runs it: the session's own autoflush before a query, an explicit flush, and the
-    one before the commit, so nothing held is lost or unseen by a query. A rollback drops them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pending = _Pending()
-        self.known: Known | None = None  # a group transaction's lookups (`prefetch`)
-        self._writing = False
-
-    def flush(self, objects: Any = None) -> None:
-        super().flush(objects)
-        if self.pending.mails or self.pending.lines:
-            self._write_pending()
-
-    def rollback(self) -> None:
-        self.pending, self.known = _Pending(), None
-        super().rollback()
-
-    def close(self) -> None:
-        self.pending, self.known = _Pending(), None
-        super().close()
-
-    def _write_pending(self) -> None:
-        if self._writing:
-            return
-        self._writing = True
-        try:
-            pending, self.pending = self.pending, _Pending()
-            connection = self.connection()
-            if pending.mails:
-                for mail in pending.mails:
-                    mail.row["ticket_id"] = mail.ticket.id if mail.ticket is not None else None
-                ids = connection.execute(_INSERT_MAILS, [m.row for m in pending.mails]).scalars().all()
-                for mail, new_id in zip(pending.mails, ids, strict=True):
-                    mail.id = new_id
-            if pending.lines:
-                rows = []
-                for line in pending.lines:
-                    line.entry.ticket_id = line.ticket.id
-                    if line.inbound is not None:
-                        line.entry.inbound_id = line.inbound.id
-                    if line.outbound is not None:
-                        line.entry.outbound_id = line.outbound.id
-                    rows.append({key: getattr(line.entry, key) for key in _LINE_KEYS})
-                ids = connection.execute(_INSERT_LINES, rows).scalars().all()
-                for line, new_id in zip(pending.lines, ids, strict=True):
-                    line.entry.id = new_id
-                    # Written: a persistent object of the session from now on, as if loaded (a
-                    # later change to it, the privacy purge's, is an UPDATE like any other).
-                    make_transient_to_detached(line.entry)
-                    self.add(line.entry)
-        except BaseException:
-            self.pending = _Pending()
-            raise
-        finally:
-            self._writing = False
-
-
-def _pending(session: orm.Session) -> _Pending:
-    if not isinstance(session, Session):
-        raise TypeError("mailbot's store needs its own Session class (store.Session)")
-    return session.pending
 
 
 _COUNTER = select(models.Counter).where(models.Counter.name == bindparam("name")).with_for_update()
@@ -212,7 +101,7 @@ def record_event(
     )
     if inbound is not None and inbound not in session:
         raise ValueError("a history line names received mail that is stored (session.add) first")
-    _pending(session).lines.append(_Line(entry, ticket, inbound, outbound))
+    pending_of(session).lines.append(PendingLine(entry, ticket, inbound, outbound))
     # In the ticket's history at once, as if loaded: the session's flush writes it. A history not
     # loaded yet is not loaded for this: its first read flushes the session first (autoflush).
     if "events" not in inspect(ticket).unloaded:
@@ -240,7 +129,7 @@ def open_ticket(
     ticket.updated_at = now
     set_committed_value(ticket, "events", [])  # a new ticket has no history to load
     session.add(ticket)
-    known = _known(session)
+    known = known_of(session)
     if known is not None and ticket.applicant_email in known.opened:
         known.opened[ticket.applicant_email] += 1
     record_event(
@@ -255,7 +144,7 @@ def get_ticket(session: orm.Session, ticket_id: int) -> models.Ticket | None:
 def tickets_opened_since(session: orm.Session, applicant: str, since: datetime) -> int:
     """How many tickets this sender opened since then (the flood cap of new requests); in a group
     transaction the count read for the group plus the group's own new tickets."""
-    known = _known(session)
+    known = known_of(session)
     if known is not None and applicant in known.opened:
         return known.opened[applicant]
     count: int = session.execute(
@@ -310,8 +199,8 @@ def enqueue(
         },
         ticket,
     )
-    _pending(session).mails.append(mail)
-    known = _known(session)
+    pending_of(session).mails.append(mail)
+    known = known_of(session)
     if known is not None and mail.row["recipient"] in known.mail_counts:
         known.mail_counts[mail.row["recipient"]] += 1
     if ticket is None:
@@ -330,147 +219,6 @@ def enqueue(
     return mail
 
 
-# --- what a group of messages needs to know about stored mail --------------------------------
-
-
-@dataclass
-class Known:
-    """The lookups of a group transaction's messages, read for the whole group in a few queries
-    (`prefetch`) and kept current as the group's own rows are added (`remember`). A key outside
-    what was read is looked up in the database as before. Without it, every message's lookups
-    made the session flush the previous message's rows first: a flush per lookup."""
-
-    sources: dict[tuple[str, int, str], models.InboundMessage | None] = field(default_factory=dict)
-    by_sha: dict[str, models.InboundMessage | None] = field(default_factory=dict)
-    by_message_id: dict[str, list[models.InboundMessage]] = field(default_factory=dict)
-    by_content: dict[str, list[models.InboundMessage]] = field(default_factory=dict)
-    content_since: datetime | None = None
-    # Automatic mails per recipient within the last hour (as of the read, plus what was queued since).
-    mail_counts: dict[str, int] = field(default_factory=dict)
-    # Tickets opened per sender within the last day (the flood cap), kept current the same way.
-    opened: dict[str, int] = field(default_factory=dict)
-
-
-def _known(session: orm.Session) -> Known | None:
-    return session.known if isinstance(session, Session) else None
-
-
-def prefetch(
-    session: orm.Session,
-    *,
-    sources: Iterable[tuple[str, int, str]],
-    shas: Iterable[str],
-    message_ids: Iterable[str],
-    content_hashes: Iterable[str],
-    content_since: datetime | None,
-    recipients: Iterable[str],
-    mail_since: datetime,
-    opened_since: datetime | None = None,
-) -> Known:
-    """Read, for a whole group, what its messages' lookups will ask; the answers stay with the
-    session's transaction."""
-    session.flush()
-    known = Known()
-    if isinstance(session, Session):
-        session.known = known
-    inbound = models.InboundMessage
-    keys = set(sources)
-    known.sources.update(dict.fromkeys(keys))
-    for mailbox, uidvalidity in {(m, v) for m, v, _ in keys}:
-        uids = [u for m, v, u in keys if (m, v) == (mailbox, uidvalidity)]
-        for row in session.execute(
-            select(inbound).where(
-                inbound.mailbox == mailbox, inbound.uidvalidity == uidvalidity, inbound.uid.in_(uids)
-            )
-        ).scalars():
-            known.sources[(row.mailbox, row.uidvalidity, row.uid)] = row
-    wanted = set(shas)
-    known.by_sha.update(dict.fromkeys(wanted))
-    if wanted:
-        for row in session.execute(
-            select(inbound)
-            .where(inbound.raw_sha256.in_(wanted), inbound.status.not_in(NOT_PROCESSED))
-            .order_by(inbound.id)
-        ).scalars():
-            if known.by_sha.get(row.raw_sha256) is None:
-                known.by_sha[row.raw_sha256] = row
-    mids = {m for m in message_ids if m}
-    for mid in mids:
-        known.by_message_id.setdefault(mid, [])
-    if mids:
-        for row in session.execute(
-            select(inbound)
-            .where(inbound.message_id.in_(mids), inbound.status.not_in(NOT_PROCESSED))
-            .order_by(inbound.id)
-        ).scalars():
-            known.by_message_id[row.message_id].append(row)
-    hashes = {h for h in content_hashes if h}
-    if content_since is not None and hashes:
-        known.content_since = content_since
-        for h in hashes:
-            known.by_content.setdefault(h, [])
-        for row in session.execute(
-            select(inbound)
-            .where(
-                inbound.content_hash.in_(hashes),
-                inbound.received_at >= content_since,
-                inbound.ticket_id.is_not(None),
-            )
-            .order_by(inbound.id)
-        ).scalars():
-            known.by_content[row.content_hash].append(row)
-    people = {r.lower() for r in recipients if r}
-    if people:
-        counts = {
-            recipient: int(count)
-            for recipient, count in session.execute(
-                select(models.OutboundMessage.recipient, func.count())
-                .where(
-                    models.OutboundMessage.recipient.in_(people),
-                    models.OutboundMessage.created_at >= mail_since,
-                )
-                .group_by(models.OutboundMessage.recipient)
-            )
-        }
-        known.mail_counts.update({p: counts.get(p, 0) for p in people})
-    senders = {r for r in recipients if r}
-    if senders and opened_since is not None:
-        opened = {
-            applicant: int(count)
-            for applicant, count in session.execute(
-                select(models.Ticket.applicant_email, func.count())
-                .where(models.Ticket.applicant_email.in_(senders), models.Ticket.created_at >= opened_since)
-                .group_by(models.Ticket.applicant_email)
-            )
-        }
-        known.opened.update({p: opened.get(p, 0) for p in senders})
-    return known
-
-
-def remember(session: orm.Session, row: models.InboundMessage, message_id: str) -> None:
-    """A message of the group is stored: later messages' lookups find it (as a query would have)."""
-    known = _known(session)
-    if known is None:
-        return
-    known.sources[(row.mailbox, row.uidvalidity, row.uid)] = row
-    if row.status not in NOT_PROCESSED:
-        if known.by_sha.get(row.raw_sha256) is None:
-            known.by_sha[row.raw_sha256] = row
-        if message_id and message_id in known.by_message_id:
-            known.by_message_id[message_id].append(row)
-
-
-def remember_content(session: orm.Session, row: models.InboundMessage) -> None:
-    """A message of the group now belongs to a ticket: a later copy of its content finds it."""
-    known = _known(session)
-    if (
-        known is not None
-        and row.content_hash in known.by_content
-        and (row.ticket_id is not None or row.ticket is not None)
-    ):
-        known.by_content[row.content_hash].append(row)
-
-
 # The lookups every inbound message makes are built once: building a statement costs several
 # times more than running it on SQLite (bench/: about 80 µs against 20 µs).
 _AUTO_MAIL_COUNT = (
@@ -486,7 +234,7 @@ _AUTO_MAIL_COUNT = (
 def auto_mail_count(session: orm.Session, recipient: str, since: datetime) -> int:
     """How many automatic mails went (or wait to go) to one recipient since a time; in a group
     transaction the count read for the group plus what the group queued since."""
-    known = _known(session)
+    known = known_of(session)
     if known is not None and recipient in known.mail_counts:
         return known.mail_counts[recipient]
     count: int = session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
@@ -521,7 +269,7 @@ _BY_SOURCE = select(models.InboundMessage).where(
 def find_inbound_by_source(
     session: orm.Session, mailbox: str, uidvalidity: int, uid: str
 ) -> models.InboundMessage | None:
-    known = _known(session)
+    known = known_of(session)
     if known is not None and (mailbox, uidvalidity, uid) in known.sources:
         return known.sources[(mailbox, uidvalidity, uid)]
     return session.execute(
@@ -559,7 +307,7 @@ def find_duplicate(
     session: orm.Session, *, raw_sha256: str, message_id: str, from_addr: str
 ) -> models.InboundMessage | None:
     """An earlier copy of this mail: the same bytes, or the same Message-ID from the same sender."""
-    known = _known(session)
+    known = known_of(session)
     hit: models.InboundMessage | None
     if known is not None and raw_sha256 in known.by_sha:
         hit = known.by_sha[raw_sha256]
@@ -589,7 +337,7 @@ _SAME_CONTENT = (
 def find_same_content(
     session: orm.Session, content_hash: str, since: datetime
 ) -> models.InboundMessage | None:
-    known = _known(session)
+    known = known_of(session)
     if (
         known is not None
         and content_hash in known.by_content
