@@ -122,7 +122,7 @@ def step_people(config: Config, ticket: models.Ticket, profile: Profile, step_id
     """Who does a step after the answer: of the step's actor role, the one who handled this ticket
     (SOP 004: the Inspektur Pembantu who named the auditor), else those of the applicant's region
     (SOP 001: the TU of that region), else everyone with the role."""
-    step = next((s for s in profile.steps if s.id == step_id), None)
+    step = step_of(profile, step_id)
     if step is None:
         return []
     return role_people(config, ticket, profile, step.actor)

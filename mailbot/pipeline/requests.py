@@ -16,8 +16,9 @@ from mailbot.core.fields import extract_fields, merge_fields, strip_closing, val
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_message
 from mailbot.core.routing import Routing
 from mailbot.core.workflow import Event
+from mailbot.pipeline.after_answer import step_of
 from mailbot.pipeline.replies import Replies
-from mailbot.settings import Profile, StaffMember, Step
+from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
 
 log = logging.getLogger(__name__)
@@ -269,8 +270,8 @@ class Requests:
             return
         delegates = self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
         suggested = routed.people or delegates
-        assign_step = _step(profile, profile.state_steps.get("new", "assign")) or profile.steps[0]
-        answer_step = _step(profile, profile.state_steps.get("assigned", "review"))
+        assign_step = step_of(profile, profile.state_steps.get("new", "assign")) or profile.steps[0]
+        answer_step = step_of(profile, profile.state_steps.get("assigned", "review"))
         for member in recipients:
             staff_ctx = {
                 **ctx,
@@ -354,10 +355,6 @@ def other_reply_to(msg: InboundMessage) -> str:
 
 def _words(text: str) -> str:
     return " ".join(text.lower().split())
-
-
-def _step(profile: Profile, step_id: str) -> Step | None:
-    return next((s for s in profile.steps if s.id == step_id), None)
 
 
 def _file_names(msg: InboundMessage) -> str:
