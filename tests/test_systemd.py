@@ -124,7 +124,7 @@ def test_run_tells_systemd_ready_watchdog_status_and_stopping(notify_socket: Not
 
 def test_run_says_nothing_without_notify_socket(tmp_path):
     """Outside systemd (or Type=simple) no socket is needed and nothing is attempted."""
-    from mailbot.daemon import SystemdNotifier
+    from mailbot.systemd import SystemdNotifier
 
     environ = {"WATCHDOG_USEC": "1000000"}
     notifier = SystemdNotifier(environ)
