@@ -1,4 +1,4 @@
-"""The intake fuzzer's long run (#18 item 6): the harness of tests/test_fuzz.py over many more
+"""The intake fuzzer's long run (#18 item 6): the harness of tests/design/test_fuzz.py over many more
 mutants, on a fresh embedded-default setup (SQLite, Maildir, file outbox) in a temporary folder.
 
 Usage: .venv/bin/python bench/fuzz.py [--count 5000] [--seed N] [--maildir 1000] [--save DIR]
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from mailbot.app import create_app  # noqa: E402
 from mailbot.config import load_config  # noqa: E402
 from tests.conftest import CORPUS, Clock, write_config  # noqa: E402
+from tests.design.test_fuzz import Fuzzer, Report  # noqa: E402
 from tests.desk import STAFF  # noqa: E402
-from tests.test_fuzz import Fuzzer, Report  # noqa: E402
 
 
 @contextlib.contextmanager
