@@ -1,4 +1,4 @@
-"""Review: a person's request from Outlook in Rich Text Format (a winmail.dat, application/ms-tnef)
+"""A person's request from Outlook in Rich Text Format (a winmail.dat, application/ms-tnef)
 is a request, not machine mail (core/classify.py)."""
 
 from __future__ import annotations
