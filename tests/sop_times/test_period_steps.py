@@ -24,7 +24,7 @@ from mailbot.records.reports import clock_histories, step_runs
 from mailbot.shell import models
 from tests.conftest import Clock, request_mail, write_config
 from tests.desk import APPLICANT, BUDI, HEAD, IRBAN2, SECRETARIAT, Desk
-from tests.test_sop_clocks import TU2, WALK_STAFF, WALKS, Walk, _request, _sweep_until
+from tests.sop_times.test_sop_clocks import TU2, WALK_STAFF, WALKS, Walk, _request, _sweep_until
 
 WIB = ZoneInfo("Asia/Jakarta")
 JATIM = "Kantor Wilayah Kementerian Hukum dan HAM Jawa Timur"  # SOP 001: Wilayah II, its TU
@@ -267,7 +267,7 @@ def test_pauses_and_extend_as_the_sweep_counts_them(tmp_path: Path, clock: Clock
 def test_the_report_is_late_exactly_where_the_sweep_escalated(
     walk: Walk, tmp_path: Path, clock: Clock
 ) -> None:
-    """Every walk of tests/test_sop_clocks.py (weekends, the midday break, a Friday afternoon in
+    """Every walk of tests/sop_times/test_sop_clocks.py (weekends, the midday break, a Friday afternoon in
     WIT, cuti bersama, "1 x 24 jam", the steps after the answer): the steps the report counts late
     or open and overdue are the steps the sweep escalated, one for one."""
 
