@@ -24,9 +24,10 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from mailbot.app import App, IntakeStats
+from mailbot.app import App
 from mailbot.config import Config
 from mailbot.core.workflow import OutboundStatus
+from mailbot.pipeline.fetch import IntakeStats
 from mailbot.shell import health, models
 from mailbot.shell.mailbox import MailboxError, MailboxSource
 from mailbot.shell.outbox import sleep_until

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from mailbot.app import App, IntakeStats
+from mailbot.app import App
 from mailbot.core.workflow import OutboundStatus
+from mailbot.pipeline.fetch import IntakeStats
 from mailbot.shell import models
 
 log = logging.getLogger(__name__)

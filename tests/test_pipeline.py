@@ -11,8 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select
 
-from mailbot.app import App, IntakeStats
+from mailbot.app import App
 from mailbot.core.compose import Envelope
+from mailbot.pipeline.fetch import IntakeStats
 from mailbot.shell import models, store
 from tests.conftest import request_mail
 
