@@ -28,7 +28,7 @@ from tests.desk import (
     VENDOR,
     Desk,
 )
-from tests.test_dispatch import _profile_desk
+from tests.staff.test_dispatch import _profile_desk
 
 STRANGER = "penyusup@contoh-luar.example.com"
 NOTE = "CATATAN rahasia: pemohon ini pernah bermasalah, hati-hati"

@@ -31,7 +31,7 @@ from tests.desk import (
     reply_bytes,
     text_of,
 )
-from tests.test_dispatch import _profile_desk
+from tests.staff.test_dispatch import _profile_desk
 
 STRANGER = "penyusup@contoh-luar.example.com"
 VICTIM = "korban@kemendesa.example.go.id"

@@ -21,7 +21,7 @@ from mailbot.core.workflow import State
 from mailbot.settings import Profile
 from tests.conftest import PROFILES, request_mail
 from tests.desk import HEAD, reply_bytes, text_of
-from tests.test_dispatch import _profile_desk
+from tests.staff.test_dispatch import _profile_desk
 
 OUR = "mx.bpsdm.example.go.id"
 DOMAIN = "bpsdm.example.go.id"
