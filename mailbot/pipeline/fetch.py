@@ -2,9 +2,9 @@
 and bytes; with a backlog the parse worker parses ahead; messages are marked only after their commit.
 
 The pass reads and marks through a `MailboxSource` and hands each group to its owner's group
-transaction (`App.process_batch`); the parse worker process is the owner's too (`App._parse_workers`).
-Imports of the stages stay inside the functions: `tickets list` and the sending child import the
-factory, and with it this module, without the parser.
+transaction (`App.process_batch`); the parse worker process is the owner's too (started at the
+first backlog, stopped when the App closes). The stages are imported inside the functions: the
+factory imports this module, and `tickets list` and the sending child need no parser.
 """
 
 from __future__ import annotations
