@@ -21,9 +21,9 @@ from mailbot.records.rendering import html_to_pdf, renderer_warnings
 from mailbot.records.wording import figure, long_date, terbilang
 from mailbot.shell import models
 from mailbot.shell.store import ticket_by_number
+from tests.applicant.test_answer_survey import reply_from_applicant
 from tests.conftest import CONSULTANT, HEAD, PROFILES, ROOT, Clock, request_mail, write_config
 from tests.desk import BUDI, IRBAN2, SECRETARIAT, Desk, reply_bytes, text_of
-from tests.test_answer_survey import reply_from_applicant
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 needs_poppler = pytest.mark.skipif(

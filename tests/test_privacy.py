@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from mailbot.core.masking import MaskingFilter, mask_number, mask_text
 from mailbot.shell import models
+from tests.applicant.test_answer_survey import reply_from_applicant
 from tests.conftest import CONSULTANT, HEAD, ROOT, request_mail
 from tests.desk import Desk
-from tests.test_answer_survey import reply_from_applicant
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 NIP = "198609262015052001"

@@ -23,9 +23,9 @@ from mailbot.cli import main
 from mailbot.core.workflow import State
 from mailbot.records.personal_data import PENDING_FILE, purge, remove_copies
 from mailbot.shell import models
+from tests.applicant.test_answer_survey import reply_from_applicant
 from tests.conftest import CONSULTANT, HEAD, request_mail, send_all
 from tests.desk import reply_bytes
-from tests.test_answer_survey import reply_from_applicant
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 NIK = "3273014101900001"

@@ -87,7 +87,7 @@ def test_out_of_office_and_bounce_of_our_acknowledgment(desk: Desk) -> None:
 
 
 def test_rate_limit_per_recipient(make_app, database_url, tmp_path) -> None:
-    # The daily cap of new tickets per sender (tests/test_replies.py) is off: this is the hourly
+    # The daily cap of new tickets per sender (tests/applicant/test_replies.py) is off: this is the hourly
     # limit of automatic mail to one recipient, met by one person's 25 distinct requests.
     desk = Desk(
         make_app(

@@ -1,4 +1,4 @@
-"""Review: threading headers built from ids taken from outside (compose.ticket_thread and the
+"""Threading headers built from ids taken from outside (compose.ticket_thread and the
 header writer), and strangers who thread their mail into someone's ticket."""
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from mailbot.core.workflow import State
 from mailbot.shell import models
+from tests.applicant.test_answer_survey import _outlook_reply
 from tests.conftest import CONSULTANT, HEAD, request_mail
 from tests.desk import Desk
-from tests.test_answer_survey import _outlook_reply
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 # The answer itself is a numbered list whose items start with the words of the scale.
