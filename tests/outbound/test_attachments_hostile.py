@@ -1,4 +1,4 @@
-"""Review: hostile attachments and what is passed on (core/attachments.py, core/withheld.py,
+"""Hostile attachments and what is passed on (core/attachments.py, core/withheld.py,
 core/compose.py file_part, pipeline/replies.py attachments_of), through the real pipeline."""
 
 from __future__ import annotations
