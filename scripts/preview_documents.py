@@ -27,7 +27,7 @@ from mailbot.records.skm_result import render_skm_html, skm_result  # noqa: E402
 from mailbot.shell import models  # noqa: E402
 from tests.conftest import Clock, request_mail, write_config  # noqa: E402
 from tests.desk import reply_bytes  # noqa: E402
-from tests.test_documents import DOCUMENTS, QUESTION, STAFF  # noqa: E402
+from tests.records.test_documents import DOCUMENTS, QUESTION, STAFF  # noqa: E402
 
 HEAD = "kabag.umum@bpsdm.example.go.id"
 IRBAN2 = "irban2@inspektorat.example.go.id"

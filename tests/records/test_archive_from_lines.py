@@ -1,4 +1,4 @@
-"""Review: the mboxrd export of a ticket whose mails have 'From ' lines in their bodies, among
+"""The mboxrd export of a ticket whose mails have 'From ' lines in their bodies, among
 them a mail to staff rebuilt without its largest file at send time (a server's smaller SIZE),
 which carries a forwarded mail (7bit) with 'From ' lines of its own."""
 
@@ -18,8 +18,8 @@ from mailbot.records.archive import mboxrd_unquote
 from mailbot.shell import models
 from tests.conftest import request_mail, send_all
 from tests.desk import BUDI, HEAD, STAFF, Desk, attachment_names
+from tests.records.test_archive import _export
 from tests.servers import SmtpServer, start_smtp
-from tests.test_archive import _export
 
 FORWARDED = (
     b"From: Kepala Desa <kades@desa.example.id>\r\nTo: rina@kemendesa.example.go.id\r\n"
