@@ -126,7 +126,7 @@ class App:
             return Intake(self.config, self._stage("replies"), self._stage("clocks"))
         from mailbot.pipeline.sweep import Deadlines
 
-        return Deadlines(self.config, self._stage("replies"), self._stage("clocks"), self.sessions)
+        return Deadlines(self.config, lambda: self._stage("replies"), self._stage("clocks"), self.sessions)
 
     @property
     def replies(self) -> Replies:

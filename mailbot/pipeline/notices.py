@@ -4,7 +4,7 @@ schedulers."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,3 +25,13 @@ def claim_notice(session: Session, key: str, kind: str, ticket_id: int | None, n
     session.add(models.Notice(key=key, kind=kind, ticket_id=ticket_id, created_at=now))
     session.flush()  # the unique key decides between two schedulers here
     return True
+
+
+def digest_key(address: str, day: date) -> str:
+    """The notice key of a head's daily digest (kind "digest")."""
+    return f"{address}:{day.isoformat()}"
+
+
+def monthly_report_key(start: date) -> str:
+    """The notice key of the monthly report of the month from `start` (kind "monthly_report")."""
+    return f"report:{start:%Y-%m}"

@@ -3,7 +3,7 @@ Laporan Hasil Layanan Konsultasi (PDF). Each goes out once (pipeline/notices.py)
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +12,7 @@ from mailbot.config import Config
 from mailbot.core.compose import OutgoingAttachment
 from mailbot.core.workflow import OPEN_STATES, State
 from mailbot.core.working_time import WorkCalendar
-from mailbot.pipeline.notices import claim_notice
+from mailbot.pipeline.notices import claim_notice, digest_key, monthly_report_key
 from mailbot.pipeline.replies import Replies
 from mailbot.records.documents import html_to_pdf, period_report, render_period_html
 from mailbot.settings import StaffMember
@@ -27,26 +27,11 @@ class PeriodicMail:
         self.replies = replies
         self.calendar = calendar
 
-    def monthly_report(self, session: Session, now: datetime) -> list[str]:
-        """The Laporan Hasil Layanan Konsultasi of the past month, once, from the first working
-        day of the month on (later if the daemon was down then)."""
+    def monthly_report(self, session: Session, start: date, end: date, now: datetime) -> list[str]:
+        """The Laporan Hasil Layanan Konsultasi of the month from `start` to `end`, once (the
+        sweep says when it is due)."""
         settings = self.config.settings
-        if not settings.reports.monthly:
-            return []
-        local = now.astimezone(self.calendar.tz)
-        first = local.date().replace(day=1)
-        first_working = next(
-            first + timedelta(days=d)
-            for d in range(31)
-            if self.calendar.is_working_day(first + timedelta(days=d))
-        )
-        if local.date() < first_working or (
-            local.date() == first_working and local.time() < settings.calendar.digest_time
-        ):
-            return []
-        end = first - timedelta(days=1)
-        start = end.replace(day=1)
-        if not claim_notice(session, f"report:{start:%Y-%m}", "monthly_report", None, now):
+        if not claim_notice(session, monthly_report_key(start), "monthly_report", None, now):
             return []
         report = period_report(session, self.config, start, end)
         if report.total.received == 0:
@@ -77,17 +62,12 @@ class PeriodicMail:
             )
         return ["monthly_report"]
 
-    def digest(self, session: Session, head: StaffMember, now: datetime) -> list[str]:
-        """Once a working day after `digest_time`, in office hours: new, due today (each
-        ticket's `due_at` is its step's own clock), overdue, by person."""
+    def digest(self, session: Session, head: StaffMember, day: date, now: datetime) -> list[str]:
+        """The head's digest of `day`, once (the sweep says when it is due: a working day, in
+        office hours, after `digest_time`): new, due today (each ticket's `due_at` is its step's
+        own clock), overdue, by person."""
         local = now.astimezone(self.calendar.tz)
-        if (
-            not self.config.settings.calendar.daily_digest
-            or not self.calendar.is_open(now)
-            or local.time() < self.config.settings.calendar.digest_time
-        ):
-            return []
-        if not claim_notice(session, f"{head.emails[0]}:{local.date().isoformat()}", "digest", None, now):
+        if not claim_notice(session, digest_key(head.emails[0], day), "digest", None, now):
             return []
         tickets = list(
             session.execute(

@@ -2,7 +2,10 @@
 without a survey; and, on the same sweep, the daily digest and the monthly report (periodic_mail).
 
 `sweep(now)` does everything that is due; the scheduler calls it every minute and
-`run --once` once. Each step runs on its own clock (office hours unless the SOP
+`run --once` once. It looks at the tickets whose `next_check_at` has come (pipeline/reminders.py
+does their notices) and at the calendar's mail (pipeline/periodic_mail.py); both are brought in
+only when something is due, so a sweep with nothing to do reads two indexes and composes
+nothing. Each step runs on its own clock (office hours unless the SOP
 says "1 x 24 jam"), and reminders and escalations are mailed in office hours only:
 an escalation that falls due at night is recorded then, mailed at the next opening.
 Every notice is written with a unique key in the same transaction as its mail, so
@@ -13,10 +16,14 @@ after it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -24,23 +31,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from mailbot.config import Config
-from mailbot.core.authz import level
-from mailbot.core.durations import parse_duration
-from mailbot.core.survey import ELEMENTS
-from mailbot.core.workflow import OPEN_STATES, Event, State
-from mailbot.core.working_time import (
-    StepClock,
-    reminder_time,
-)
-from mailbot.pipeline.after_answer import step_people
-from mailbot.pipeline.clocks import AFTER_ANSWER_STATES, Clocks
-from mailbot.pipeline.notices import claim_notice, notice_exists
-from mailbot.pipeline.periodic_mail import PeriodicMail
-from mailbot.pipeline.replies import Replies
-from mailbot.settings import Profile, StaffMember
-from mailbot.shell import models, store
+from mailbot.core.workflow import OPEN_STATES, State
+from mailbot.migrations import head_revision
+from mailbot.pipeline.clocks import Clocks
+from mailbot.pipeline.notices import claim_notice, digest_key, monthly_report_key, notice_exists
+from mailbot.shell import models
+
+if TYPE_CHECKING:
+    from mailbot.pipeline.periodic_mail import PeriodicMail
+    from mailbot.pipeline.reminders import TicketNotices
+    from mailbot.pipeline.replies import Replies
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# The notice that every open ticket was looked at under one configuration (its fingerprint).
+FULL_SWEEP = "full_sweep"
 
 
 @dataclass
@@ -72,26 +77,38 @@ class SweepStats:
 
 class Deadlines:
     def __init__(
-        self, config: Config, replies: Replies, clocks: Clocks, sessions: sessionmaker[Session]
+        self,
+        config: Config,
+        replies: Callable[[], Replies],
+        clocks: Clocks,
+        sessions: sessionmaker[Session],
     ) -> None:
         self.config = config
-        self.replies = replies
+        self._replies = replies  # built at the first notice: composing mail is not for an idle sweep
         self.clocks = clocks
         self.calendar = self.clocks.calendar
-        self.periodic = PeriodicMail(config, replies, self.calendar)
         self._sessions = sessions
         self._full_sweep_done = False
+        self._ticket_notices: TicketNotices | None = None
+        self._periodic: PeriodicMail | None = None
 
     # --- the sweep -------------------------------------------------------------------------
 
     def sweep(self, now: datetime) -> SweepStats:
         """Queue every notice that is due.
 
-        The first sweep of a process looks at every open ticket (a changed calendar or profile
-        moves deadlines; tickets from before `next_check_at` existed have none); later sweeps read
-        only the tickets whose `next_check_at` has come, through its index.
+        Tickets are read through the index of `next_check_at`, which every change of a ticket
+        sets. All open tickets are looked at instead when the configuration they were last looked
+        at under is not this one (a changed calendar, profile, staff directory or holiday data
+        moves deadlines), or never was (a database from before `next_check_at`): once per
+        configuration, recorded as a notice, so that `run --once` from cron every minute does not
+        recompute every open ticket each time.
         """
         stats = SweepStats()
+        fingerprint = "" if self._full_sweep_done else self.fingerprint()
+        if fingerprint:
+            with self._sessions() as session:
+                self._full_sweep_done = notice_exists(session, fingerprint, FULL_SWEEP)
         # Closed tickets only while a step after the answer (report, archive) is still to do.
         query = select(models.Ticket.id).where(
             or_(
@@ -104,16 +121,95 @@ class Deadlines:
         with self._sessions() as session:
             ids = list(session.execute(query.order_by(models.Ticket.id)).scalars())
         stats.checked = len(ids)
-        for ticket_id in ids:
-            for kind in self._guarded(lambda s, tid=ticket_id: self._ticket(s, tid, now)):
+        if ids:
+            notices = self._notices()
+            for ticket_id in ids:
+                for kind in self._guarded(lambda s, tid=ticket_id: notices.run(s, tid, now)):
+                    stats.add(kind)
+        day = self._digest_day(now)
+        if day is not None:
+            heads = [m for m in self.config.staff if m.active and m.role == "head"]
+            for head in self._not_yet(heads, lambda h: (digest_key(h.emails[0], day), "digest")):
+                for kind in self._guarded(lambda s, h=head: self._periodic_mail().digest(s, h, day, now)):
+                    stats.add(kind)
+        period = self._report_period(now)
+        if period is not None and self._not_yet(
+            [period], lambda p: (monthly_report_key(p[0]), "monthly_report")
+        ):
+            for kind in self._guarded(lambda s: self._periodic_mail().monthly_report(s, *period, now)):
                 stats.add(kind)
-        for head in self._heads():
-            for kind in self._guarded(lambda s, h=head: self.periodic.digest(s, h, now)):
-                stats.add(kind)
-        for kind in self._guarded(lambda s: self.periodic.monthly_report(s, now)):
-            stats.add(kind)
-        self._full_sweep_done = True
+        if not self._full_sweep_done:
+            self._guarded(lambda s: self._swept_fully(s, fingerprint, now))
+            self._full_sweep_done = True
         return stats
+
+    def fingerprint(self) -> str:
+        """What the tickets' deadlines are computed from: the settings (calendar, office hours),
+        the profiles, the staff directory (a role picks a step), the holiday data's release and
+        mailbot's own. Only its hash is kept."""
+        config = self.config
+        data = {
+            "settings": config.settings.model_dump(mode="json"),
+            "profiles": {pid: p.model_dump(mode="json") for pid, p in sorted(config.profiles.items())},
+            "staff": [m.model_dump(mode="json") for m in config.staff],
+            "holidays": metadata.version("holidays"),
+            "mailbot": [metadata.version("mailbot"), head_revision()],
+        }
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        return f"configuration:{digest}"
+
+    def _digest_day(self, now: datetime) -> date | None:
+        """Today, when the daily digest may go out now: a working day, in office hours, after
+        `digest_time` (each head's digest once a day: pipeline/periodic_mail.py)."""
+        calendar = self.config.settings.calendar
+        local = now.astimezone(self.calendar.tz)
+        if not calendar.daily_digest or not self.calendar.is_open(now) or local.time() < calendar.digest_time:
+            return None
+        return local.date()
+
+    def _report_period(self, now: datetime) -> tuple[date, date] | None:
+        """The past month, when its Laporan may go out: from the first working day of this month
+        at `digest_time` on (later if the daemon was down then); once (periodic_mail.py)."""
+        settings = self.config.settings
+        if not settings.reports.monthly:
+            return None
+        local = now.astimezone(self.calendar.tz)
+        first = local.date().replace(day=1)
+        first_working = next(
+            first + timedelta(days=d)
+            for d in range(31)
+            if self.calendar.is_working_day(first + timedelta(days=d))
+        )
+        if local.date() < first_working or (
+            local.date() == first_working and local.time() < settings.calendar.digest_time
+        ):
+            return None
+        end = first - timedelta(days=1)
+        return end.replace(day=1), end
+
+    def _not_yet(self, items: list[T], notice: Callable[[T], tuple[str, str]]) -> list[T]:
+        """The items whose notice (key, kind) is not written yet: what is already done is not
+        composed again (the claim in the mail's own transaction still decides between sweeps)."""
+        with self._sessions() as session:
+            return [item for item in items if not notice_exists(session, *notice(item))]
+
+    def _swept_fully(self, session: Session, fingerprint: str, now: datetime) -> list[str]:
+        claim_notice(session, fingerprint, FULL_SWEEP, None, now)
+        return []
+
+    def _notices(self) -> TicketNotices:
+        if self._ticket_notices is None:
+            from mailbot.pipeline.reminders import TicketNotices
+
+            self._ticket_notices = TicketNotices(self.config, self._replies(), self.clocks)
+        return self._ticket_notices
+
+    def _periodic_mail(self) -> PeriodicMail:
+        if self._periodic is None:
+            from mailbot.pipeline.periodic_mail import PeriodicMail
+
+            self._periodic = PeriodicMail(self.config, self._replies(), self.calendar)
+        return self._periodic
 
     def _guarded(self, work: Any) -> list[str]:
         """One ticket's notices, one transaction; losing the race for a key (or for the ticket's
@@ -125,227 +221,3 @@ class Deadlines:
                 return list(work(session))
         except (IntegrityError, StaleDataError):
             return []
-
-    def _ticket(self, session: Session, ticket_id: int, now: datetime) -> list[str]:
-        ticket = session.get(models.Ticket, ticket_id)
-        if ticket is None:
-            return []
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        if ticket.state in AFTER_ANSWER_STATES:
-            sent: list[str] = []
-            checks: list[datetime | None] = []
-            if ticket.state is State.ANSWERED:
-                sent, check = self._survey(session, ticket, profile, now)
-                checks.append(check)
-            # The steps after the answer run on, whatever the survey does (it may close the ticket).
-            after = self.clocks.after_answer(ticket)
-            if after is not None:
-                people = step_people(self.config, ticket, profile, after.step)
-                more, check = self._notices(session, ticket, profile, after, people, now)
-                sent += more
-                checks.append(check)
-            ticket.next_check_at = min((c for c in checks if c is not None), default=None)
-            return sent
-        clock = self.clocks.refresh(ticket)
-        if clock is None:
-            return []
-        sent, ticket.next_check_at = self._notices(
-            session, ticket, profile, clock, self._responsible(ticket, profile), now
-        )
-        return sent
-
-    def _notices(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        clock: StepClock,
-        responsible: list[StaffMember],
-        now: datetime,
-    ) -> tuple[list[str], datetime | None]:
-        """A step's reminder to the people responsible and its escalation, in office hours only;
-        the notices sent and when to look at the ticket next."""
-        sent: list[str] = []
-        remind = reminder_time(clock, profile.remind_at, self.calendar)
-        is_open = self.calendar.is_open(now)
-        # Next time: the reminder, else the escalation, else nothing until the ticket changes.
-        next_check = _first_after(now, remind, clock.due_at)
-        key = f"{ticket.id}:{clock.key}"
-        if remind <= now < clock.due_at and not is_open:
-            # No reminder outside office hours: at the opening, unless the step is overdue by then.
-            next_check = min(clock.due_at, self.calendar.next_open(now))
-        elif remind <= now < clock.due_at and claim_notice(session, key, "reminder", ticket.id, now):
-            for person in responsible:
-                self._mail(
-                    session, ticket, profile, "deadline_reminder", "reminder", person, clock, responsible, now
-                )
-            store.record_event(
-                session,
-                ticket,
-                "reminder",
-                actor="system",
-                now=now,
-                detail=f"{clock.step} due {clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
-            )
-            sent.append("reminder")
-        if now >= clock.due_at:
-            # The escalation notice records the step as late when it falls due (the period
-            # report counts it); its mail waits for office hours.
-            if claim_notice(session, key, "escalation", ticket.id, now):
-                store.record_event(
-                    session,
-                    ticket,
-                    "escalation",
-                    actor="system",
-                    now=now,
-                    detail=f"{clock.step} overdue since "
-                    f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
-                )
-                if is_open:
-                    self._escalate(session, ticket, profile, clock, responsible, now)
-                    sent.append("escalation")
-                else:
-                    claim_notice(session, key, "escalation_held", ticket.id, now)
-                    sent.append("escalation_held")
-                    next_check = self.calendar.next_open(now)
-            elif not is_open:
-                if notice_exists(session, key, "escalation_held"):
-                    next_check = self.calendar.next_open(now)
-            elif notice_exists(session, key, "escalation_held") and claim_notice(
-                session, key, "escalation_mailed", ticket.id, now
-            ):
-                self._escalate(session, ticket, profile, clock, responsible, now)
-                sent.append("escalation")
-        return sent, next_check
-
-    def _escalate(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        clock: StepClock,
-        responsible: list[StaffMember],
-        now: datetime,
-    ) -> None:
-        for head in self._heads(profile):
-            self._mail(session, ticket, profile, "escalation", "escalation", head, clock, responsible, now)
-
-    def _survey(
-        self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime
-    ) -> tuple[list[str], datetime | None]:
-        """The survey reminder and the closing without a survey; when to look again."""
-        answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
-        if not profile.survey or answered is None:
-            return [], None  # nothing for the sweep to do until the ticket changes
-        remind = self.calendar.deadline(answered.at, parse_duration(profile.survey_reminder_after))
-        close = self.calendar.deadline(answered.at, parse_duration(profile.survey_close_after))
-        ticket.step, ticket.due_at = "survey", close
-        next_check = _first_after(now, remind, close)
-        key = f"{ticket.id}:answer:{answered.id}"
-        if now >= close:
-            if not claim_notice(session, key, "auto_close", ticket.id, now):
-                return [], next_check
-            store.transition(
-                session,
-                ticket,
-                Event.CLOSE,
-                actor="system",
-                now=now,
-                detail=f"closed without a survey after {profile.survey_close_after}",
-            )
-            ticket.step, ticket.due_at = "", None
-            ctx = self.replies.context(ticket, profile)
-            self.replies.send_to_applicant(
-                session,
-                ticket,
-                profile,
-                "auto_closed",
-                "auto_closed",
-                ctx,
-                now,
-            )
-            return ["auto_close"], None
-        if now >= remind and claim_notice(session, key, "survey_reminder", ticket.id, now):
-            ctx = {
-                **self.replies.context(ticket, profile),
-                "survey_elements": ELEMENTS,
-                "close_at": close.astimezone(self.calendar.tz),
-            }
-            self.replies.send_to_applicant(
-                session,
-                ticket,
-                profile,
-                "survey_reminder",
-                "survey_reminder",
-                ctx,
-                now,
-            )
-            store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
-            return ["survey_reminder"], next_check
-        return [], next_check
-
-    # --- people and mail --------------------------------------------------------------------
-
-    def _heads(self, profile: Profile | None = None) -> list[StaffMember]:
-        """Who receives a profile's escalations (`escalate_to`, else the heads, else the leads);
-        without a profile, the heads (the daily digest)."""
-        if profile is not None:
-            escalate: list[str] = [str(r) for r in profile.escalate_to]
-            for roles in (escalate, ["head"], [str(r) for r in profile.notify_roles]):
-                people = self.config.staff_with_roles(roles, profile.id)
-                if people:
-                    return people
-            return []
-        return [m for m in self.config.staff if m.active and m.role == "head"]
-
-    def _responsible(self, ticket: models.Ticket, profile: Profile) -> list[StaffMember]:
-        if ticket.assignee_email:
-            person = self.config.staff_by_email(ticket.assignee_email)
-            if person is not None:
-                return [person]
-        return self.config.staff_with_roles(list(profile.notify_roles), profile.id)
-
-    def _mail(
-        self,
-        session: Session,
-        ticket: models.Ticket,
-        profile: Profile,
-        template: str,
-        kind: str,
-        person: StaffMember,
-        clock: StepClock,
-        responsible: list[StaffMember],
-        now: datetime,
-    ) -> None:
-        step = next((s for s in profile.steps if s.id == clock.step), None)
-        ctx = {
-            **self.replies.context(ticket, profile),
-            "recipient": person,
-            "step_title": step.title if step else clock.step,
-            "step_duration": clock.duration.describe(profile.language),
-            "due_at": clock.due_at.astimezone(self.calendar.tz),
-            "started_at": clock.started_at.astimezone(self.calendar.tz),
-            "responsible": ", ".join(m.name for m in responsible),
-            # The escalation suggests ASSIGN only to someone in the chain who can delegate.
-            "can_assign": _can_assign(profile, person),
-        }
-        self.replies.send_to_staff(
-            session,
-            ticket,
-            profile,
-            person,
-            template,
-            kind,
-            ctx,
-            now,
-        )
-
-
-def _can_assign(profile: Profile, person: StaffMember) -> bool:
-    mine = level(profile, person.role)
-    return mine is not None and mine < len(profile.delegation) - 1
-
-
-def _first_after(now: datetime, *times: datetime) -> datetime | None:
-    """The first of these times still to come (they are in order), or None."""
-    return next((t for t in times if now < t), None)

@@ -1,0 +1,105 @@
+"""The sweep looks at every open ticket once per configuration, then only at the tickets whose
+`next_check_at` has come: a `run --once` from cron every minute does not recompute them all each
+time, and a changed calendar or profile, or a database from before `next_check_at`, still gets
+every deadline recomputed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from mailbot.app import create_app
+from mailbot.config import load_config
+from mailbot.shell import models
+from tests.conftest import ROOT, request_mail, write_config
+from tests.desk import Desk
+
+
+def _desk(tmp_path, database_url: str, clock, **kwargs) -> Desk:
+    path = write_config(
+        tmp_path,
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        daily_digest=False,
+        **kwargs,
+    )
+    return Desk(create_app(load_config(path), clock=clock))
+
+
+def test_every_open_ticket_once_per_configuration(tmp_path, database_url, clock) -> None:
+    first = _desk(tmp_path, database_url, clock)
+    for n in range(3):
+        first.deliver(request_mail(sender=f"pemohon{n}@desa.example.id"))
+    assert first.app.sweep_deadlines().checked == 3  # a new database: every open ticket
+    assert first.app.sweep_deadlines().checked == 0  # then only what has come due
+    first.app.close()
+
+    again = _desk(tmp_path, database_url, clock)  # another process, the same configuration
+    assert again.app.sweep_deadlines().checked == 0
+    clock.advance(minutes=8)  # 8 of the 10 minutes to assign: the reminders' time has come
+    stats = again.app.sweep_deadlines()
+    assert (stats.checked, stats.reminder) == (3, 3)
+    again.app.close()
+
+    # Office hours changed: deadlines move, so the next process looks at every open ticket.
+    changed = _desk(
+        tmp_path, database_url, clock, extra='[office_hours]\nhours = ["08:00", "16:00"]\n'
+    )
+    assert changed.app.config.settings != again.app.config.settings
+    assert changed.app.sweep_deadlines().checked == 3
+    assert changed.app.sweep_deadlines().checked == 0
+    changed.app.close()
+
+
+def test_tickets_without_a_next_check_are_swept_on_the_first_run(tmp_path, database_url, clock) -> None:
+    """A database from before `next_check_at`: its tickets have none, and no full sweep is on
+    record; the first sweep finds them and sets it."""
+    desk = _desk(tmp_path, database_url, clock)
+    desk.deliver(request_mail())
+    with desk.app.sessions.begin() as session:
+        session.execute(update(models.Ticket).values(next_check_at=None))
+        session.execute(models.Notice.__table__.delete())
+    clock.advance(minutes=8)
+    stats = desk.app.sweep_deadlines()
+    assert (stats.checked, stats.reminder) == (1, 1)
+    assert desk.ticket().next_check_at == clock.now + timedelta(minutes=2)  # the escalation's time
+    desk.app.close()
+
+
+def test_an_idle_run_once_composes_nothing(tmp_path) -> None:
+    """`run --once` with nothing waiting and nothing due brings in neither the templates nor the
+    mail composition (what keeps it short: bench/footprint.py), checked by what it imported."""
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        daily_digest=False,
+    )
+    probe = (
+        "import sys\n"
+        "from mailbot.cli import main\n"
+        f"code = main(['--config', {str(path)!r}, 'run', '--once'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'jinja2' or m in "
+        "('mailbot.pipeline.replies', 'mailbot.pipeline.reminders', 'mailbot.core.compose'))\n"
+        "print('EXIT', code, 'HEAVY', heavy)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run_once() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    import mailbox
+
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    assert "EXIT 0 HEAVY ['jinja2" in run_once()  # a request: composed and answered
+    assert "EXIT 0 HEAVY []" in run_once()  # nothing new, the ticket not due yet
