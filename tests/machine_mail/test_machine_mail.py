@@ -1,6 +1,6 @@
 """Loop protection on the project's own samples (#17 item 6): machine mail is never answered.
 
-A clean clone runs these; `tests/test_corpus.py` runs the shared corpus where it sits beside the
+A clean clone runs these; `tests/intake/test_corpus.py` runs the shared corpus where it sits beside the
 clone. Each sample goes through the real intake on a fresh database. A new sample is one file:
 
 - `tests/data/machine/*.eml`: machine mail (DSNs, NDRs, auto-replies, lists, receipts, calendar

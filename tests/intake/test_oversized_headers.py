@@ -1,4 +1,5 @@
-"""Review: reading an oversized message's header from a Maildir stays bounded (shell/mailbox)."""
+"""Reading an oversized message's header stays bounded (Maildir and IMAP, shell/mailbox), and a purge
+finds copies whose Message-ID is outside ASCII."""
 
 from __future__ import annotations
 
