@@ -1,6 +1,6 @@
 """Real servers for tests: a throwaway Dovecot (IMAP; also with an oauth2 passdb) and an aiosmtpd
 SMTP peer that records and can be told to fail (the way aiosmtplib's own tests do it). The
-OAuth2 token server and the XOAUTH2 SMTP peer are in tests/oauth2_servers.py."""
+OAuth2 token server and the XOAUTH2 SMTP peer are in tests/operations/oauth2_servers.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review: the `command` token source (shell/oauth2.py) under hostile or broken commands, the
+"""The `command` token source (shell/oauth2.py) under hostile or broken commands, the
 token shared across threads, and no token in the logs of a real XOAUTH2 login."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mailbot.config import OAuth2Login
 from mailbot.settings import OAuth2Settings
 from mailbot.shell.oauth2 import TokenError, TokenSource, make_source
 from tests.conftest import request_mail, send_all
-from tests.oauth2_servers import Command
-from tests.test_oauth2 import _urls, account, oauth2_dovecot, token_server, xsmtp  # noqa: F401
+from tests.operations.oauth2_servers import Command
+from tests.operations.test_oauth2 import _urls, account, oauth2_dovecot, token_server, xsmtp  # noqa: F401
 
 USER = "konsultasi@bpsdm.example.go.id"
 

@@ -29,7 +29,7 @@ from mailbot.shell.mailbox import MailboxError
 from mailbot.shell.mailbox.imap import ImapSource
 from mailbot.shell.smtp import LoginRefused, SmtpSender
 from tests.conftest import ROOT, Clock, request_mail, send_all, write_config
-from tests.oauth2_servers import Command, TokenServer, start_smtp_xoauth2
+from tests.operations.oauth2_servers import Command, TokenServer, start_smtp_xoauth2
 from tests.servers import Dovecot, ImapAccount, SmtpServer, start_daemon, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"

@@ -1,6 +1,6 @@
 """OAuth2 settings and token sources without mail servers: the [*.oauth2] keys and their
 problems, the secrets from the environment, the cache's renewal before expiry, and the
-`command` source's failures (real subprocesses). The logins themselves: tests/test_oauth2.py."""
+`command` source's failures (real subprocesses). The logins themselves: tests/operations/test_oauth2.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mailbot.config import OAuth2Login, load_config
 from mailbot.settings import ConfigError, OAuth2Settings
 from mailbot.shell.oauth2 import TokenError, make_source
 from tests.conftest import ROOT, write_config
-from tests.oauth2_servers import Command
+from tests.operations.oauth2_servers import Command
 
 # --- the cache ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Review: `mailbot init DIR` (cli/init.py) with hostile folders: a planted symlink, names with
+"""`mailbot init DIR` (cli/init.py) with hostile folders: a planted symlink, names with
 URL and TOML metacharacters, line breaks and bytes outside UTF-8; the permissions it leaves."""
 
 from __future__ import annotations
