@@ -19,7 +19,7 @@ from mailbot.config import load_config
 from mailbot.core.workflow import InboundStatus
 from mailbot.shell import models
 from tests.conftest import ROOT, write_config
-from tests.records.test_archive_memory import MIB, _request_with_file
+from tests.records.test_export_memory import MIB, _request_with_file
 from tests.servers import Dovecot
 
 LIMIT = "max_message_bytes = 9437184"  # 9 MiB: each 6 MiB file (8 MiB as base64) fits, two do not
