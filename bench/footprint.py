@@ -6,8 +6,9 @@ monitors call often, on the embedded default (SQLite, a Maildir, a file outbox).
     sending child, added up (PSS counts shared pages once between them);
   - wall and CPU time of `tickets list`, `tickets show NUMBER` and `status` (read-only) on the three
     tickets of the sample requests, and of `run --once` on an empty mailbox (the sweep still
-    looks at those open tickets); beside them the floor, `python -c "import sqlalchemy.orm,
-    pydantic"`, which every command pays before mailbot's own code runs;
+    reads the index of those open tickets); beside them the floor of the commands that load the
+    validated configuration and SQLAlchemy, `python -c "import sqlalchemy.orm, pydantic"` (the
+    read-only commands load neither: mailbot/locate.py, mailbot/shell/readonly.py);
   - the same memory figures once a request has come in and its mails have gone out.
 
 Each command runs as `python -m mailbot` in a fresh process, with bytecode cached as an installed
