@@ -47,9 +47,7 @@ def test_every_open_ticket_once_per_configuration(tmp_path, database_url, clock)
     again.app.close()
 
     # Office hours changed: deadlines move, so the next process looks at every open ticket.
-    changed = _desk(
-        tmp_path, database_url, clock, extra='[office_hours]\nhours = ["08:00", "16:00"]\n'
-    )
+    changed = _desk(tmp_path, database_url, clock, extra='[office_hours]\nhours = ["08:00", "16:00"]\n')
     assert changed.app.config.settings != again.app.config.settings
     assert changed.app.sweep_deadlines().checked == 3
     assert changed.app.sweep_deadlines().checked == 0
