@@ -28,7 +28,7 @@ ALL_FIELDS = FIELDS + COMPLAINT_FIELDS
 # "label : value", "label = value", "label - value", "label<TAB>value", "| label | value |".
 # Linear (STYLE.md 10): the label never ends in a space, so only one label length reaches a run
 # of spaces, and every whitespace run is taken possessively. Same matches as the plain
-# `label\s*(?:[:=：]|\s[-–—]\s|\t|\|)\s*value` (tests/test_linear_time.py compares the two).
+# `label\s*(?:[:=：]|\s[-–—]\s|\t|\|)\s*value` (tests/design/test_linear_time.py compares the two).
 _LINE_RE = re.compile(
     r"^(?P<label>[A-Za-z](?:[A-Za-z0-9 ./()&-]{0,47}?[A-Za-z0-9./()&-])??)"
     r"(?:\s*+[:=：|]|\s++[-–—]\s|[^\S\t]*+\t)\s*+(?P<value>.*)$"
