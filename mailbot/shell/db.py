@@ -6,7 +6,6 @@ import fcntl
 import os
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import migrations
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 # Package data, found through importlib.resources (a wheel installed anywhere, or the checkout).
-MIGRATIONS = Path(str(resources.files("mailbot") / "migrations"))
 MIGRATION_LOCK = 0x6D61696C  # "mail": the advisory lock key that serializes schema migrations
 
 
@@ -160,15 +160,9 @@ def alembic_config(url: str) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations.FOLDER))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
-
-
-def head_revision() -> str:
-    """The newest migration's revision. Each file is named after its revision (0007_next_check.py
-    holds revision "0007"), which a test holds against Alembic's own reading of the scripts."""
-    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def schema_is_current(engine: Engine) -> bool:
@@ -178,7 +172,7 @@ def schema_is_current(engine: Engine) -> bool:
             versions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
     except DBAPIError:  # no such table (a new database), or no database: Alembic says which
         return False
-    return versions == [head_revision()]
+    return versions == [migrations.head_revision()]
 
 
 def migrate(engine: Engine) -> None:

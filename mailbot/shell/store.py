@@ -369,13 +369,6 @@ def ticket_by_number(session: orm.Session, number: str) -> models.Ticket | None:
     ).scalar_one_or_none()
 
 
-def list_tickets(session: orm.Session, state: State | None = None, limit: int = 1000) -> list[models.Ticket]:
-    stmt = select(models.Ticket).order_by(models.Ticket.id.desc()).limit(limit)
-    if state is not None:
-        stmt = stmt.where(models.Ticket.state == state)
-    return list(session.execute(stmt).scalars())
-
-
 def messages_of_ticket(
     session: orm.Session, ticket_id: int
 ) -> tuple[list[models.InboundMessage], list[models.OutboundMessage]]:

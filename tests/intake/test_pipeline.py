@@ -226,7 +226,7 @@ def _tricky_backlog(md_path: Path) -> None:
 
 def test_a_group_transaction_decides_as_one_transaction_per_message(make_app, tmp_path) -> None:
     """One transaction per message (transaction_size = 1) asks the database before every message;
-    a group reads its lookups once and keeps them current (store.Known). Same backlog, same result."""
+    a group reads its lookups once and keeps them current (persist.Known). Same backlog, same result."""
     apps = {}
     for name, size in (("alone", 1), ("group", 50)):
         app = make_app(

@@ -90,7 +90,8 @@ def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
 def test_the_head_revision_read_from_the_file_names_is_alembics() -> None:
     from alembic.script import ScriptDirectory
 
-    from mailbot.shell.db import alembic_config, head_revision
+    from mailbot.migrations import head_revision
+    from mailbot.shell.db import alembic_config
 
     assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
@@ -98,7 +99,8 @@ def test_the_head_revision_read_from_the_file_names_is_alembics() -> None:
 def test_a_current_schema_costs_one_statement_and_an_old_one_is_upgraded(database_url: str) -> None:
     from alembic import command
 
-    from mailbot.shell.db import alembic_config, head_revision, migrate
+    from mailbot.migrations import head_revision
+    from mailbot.shell.db import alembic_config, migrate
 
     engine = make_engine(database_url)
     try:
