@@ -14,7 +14,7 @@ import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from mailbot.cli.common import EXIT_TEMPFAIL, _office
@@ -26,9 +26,13 @@ from mailbot.core.workflow import State
 from mailbot.locate import Location, locate
 from mailbot.shell import readonly
 
+if TYPE_CHECKING:
+    from mailbot.app import App
+
 
 def _reader(location: Location) -> readonly.Reader:
-    """The database's reader; the full start first when the database is new or older."""
+    """The database's reader; the full start first when the database is new or older, and the
+    full start's own connection for a URL form the quick path does not read itself."""
     reader = readonly.open_reader(location.database_url)
     if reader is None:
         from sqlalchemy.exc import DBAPIError
@@ -37,16 +41,50 @@ def _reader(location: Location) -> readonly.Reader:
         from mailbot.config import load_config
 
         try:
-            create_app(load_config(location.source)).close()
+            app = create_app(load_config(location.source))
         except DBAPIError as exc:
             raise readonly.ReadError(str(exc.orig).strip()) from exc
-        reader = readonly.open_reader(location.database_url)
-        if reader is None:
-            raise readonly.ReadError(
-                "this database cannot be read by the read-only commands "
-                "(they read SQLite and PostgreSQL through psycopg)"
-            )
+        try:
+            reader = readonly.open_reader(location.database_url)
+        except BaseException:
+            app.close()
+            raise
+        if reader is not None:
+            app.close()
+            return reader
+        # An SQLite URI (uri=true), an in-memory database, several PostgreSQL hosts: read
+        # through SQLAlchemy's own connection, as these commands did before (it closes the app).
+        try:
+            return _through_app(app)
+        except DBAPIError as exc:
+            raise readonly.ReadError(str(exc.orig).strip()) from exc
     return reader
+
+
+def _through_app(app: App) -> readonly.Reader:
+    dialect = app.engine.dialect.name
+
+    class Connection:
+        def __init__(self) -> None:
+            self.raw = app.engine.raw_connection()
+
+        def cursor(self) -> Any:
+            return self.raw.cursor()
+
+        def close(self) -> None:
+            try:
+                self.raw.close()
+            finally:
+                app.close()
+
+    try:
+        if dialect not in ("sqlite", "postgresql"):
+            raise readonly.ReadError(f"the read-only commands read SQLite and PostgreSQL, not {dialect}")
+        connection = Connection()
+    except BaseException:
+        app.close()
+        raise
+    return readonly.Reader(connection, sqlite=dialect == "sqlite")
 
 
 def _location(args: argparse.Namespace) -> Location:

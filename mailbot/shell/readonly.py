@@ -11,14 +11,14 @@ way: `open_reader` answers None and the caller lets the full start create or mig
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from mailbot.core.workflow import OPEN_STATES, State
 from mailbot.migrations import head_revision
@@ -118,7 +118,9 @@ class Status:
 
 
 class _Connection(Protocol):
-    def execute(self, query: str, params: Sequence[Any] = ()) -> Any: ...
+    """A DB-API connection: sqlite3's, psycopg's, or the full start's own (any driver's)."""
+
+    def cursor(self) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -240,7 +242,8 @@ class Reader:
         if not self._sqlite:
             query = query.replace("?", "%s")
         try:
-            with closing(self._conn.execute(query, params)) as cursor:
+            with closing(self._conn.cursor()) as cursor:
+                cursor.execute(query, params)
                 return [tuple(row) for row in cursor.fetchall()]
         except Exception as exc:  # the driver's own error types (sqlite3, psycopg): mapped once, here
             if _is_driver_error(exc):
@@ -307,15 +310,18 @@ _POSTGRESQL_HAS_VERSIONS = "SELECT to_regclass('alembic_version') IS NOT NULL"
 
 def open_reader(url: str) -> Reader | None:
     """A reader of the database at `url` (SQLAlchemy's URL form), or None when the full start
-    must come first: no database file yet, a schema older than this mailbot's, or a driver this
-    path does not speak. ReadError when the database is there but cannot be read."""
-    scheme, _, _ = url.partition("://")
-    dialect, _, driver = scheme.partition("+")
+    must come first: no database file yet, a schema older than this mailbot's, or a URL form this
+    path does not read itself (the caller then reads through the full start). ReadError when the
+    database is there but cannot be read."""
+    parts = parse_url(url)
+    if parts is None:
+        return None
+    dialect, _, driver = parts.name.partition("+")
     if dialect == "sqlite" and driver in ("", "pysqlite"):
-        connection = _sqlite(url)
+        connection = _sqlite(parts)
         sqlite = True
     elif dialect == "postgresql" and driver in ("", "psycopg"):
-        connection = _postgresql(url)
+        connection = _postgresql(parts)
         sqlite = False
     else:
         return None
@@ -338,31 +344,123 @@ def open_reader(url: str) -> Reader | None:
     return reader
 
 
-def _sqlite(url: str) -> _Connection | None:
-    parts = urlsplit(url)
-    raw = unquote(parts.path)
-    # sqlite:///relative, sqlite:////absolute; the loader has made a relative one absolute.
-    path = raw[1:] if raw.startswith("/") else raw
-    if not path or path == ":memory:" or parts.query:
-        return None  # an in-memory database, or connection options only SQLAlchemy reads
+@dataclass(frozen=True)
+class UrlParts:
+    """A database URL's parts as SQLAlchemy reads them (`sqlalchemy.engine.make_url`)."""
+
+    name: str  # dialect+driver
+    username: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    database: str | None
+    query: dict[str, list[str]]
+
+
+# SQLAlchemy's own pattern (sqlalchemy/engine/url.py, _parse_url): the same URL must name the
+# same database here. Not urlsplit's reading: for it a "#" in a path starts a fragment, and a
+# "/" in a password ends the host (libpq's URI parser reads it so too).
+_URL = re.compile(
+    r"""
+        (?P<name>[\w+]+)://
+        (?:
+            (?P<username>[^:/]*)
+            (?::(?P<password>[^@]*))?
+        @)?
+        (?:
+            (?:
+                \[(?P<ipv6host>[^/?]+)\] |
+                (?P<ipv4host>[^/:?]+)
+            )?
+            (?::(?P<port>[^/?]*))?
+        )?
+        (?:/(?P<database>[^?]*))?
+        (?:\?(?P<query>.*))?
+    """,
+    re.X,
+)
+
+
+def parse_url(url: str) -> UrlParts | None:
+    """The URL's parts, unescaped as SQLAlchemy unescapes them; None when it does not parse
+    (the full start says why)."""
+    m = _URL.match(url)
+    if m is None:
+        return None
+    port = m["port"] or None
+    if port is not None and not port.isdigit():
+        return None
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(m["query"] or ""):
+        query.setdefault(key, []).append(value)
+    return UrlParts(
+        name=m["name"],
+        username=None if m["username"] is None else unquote(m["username"]),
+        password=None if m["password"] is None else unquote(m["password"]),
+        host=m["ipv4host"] or m["ipv6host"],
+        port=int(port) if port else None,
+        database=None if m["database"] is None else unquote(m["database"]),
+        query=query,
+    )
+
+
+# The query options SQLAlchemy's pysqlite dialect gives the driver (create_connect_args); any
+# other is ignored by it (with a warning) unless uri=true makes the path an SQLite URI.
+_PYSQLITE_OPTIONS = (
+    "uri",
+    "timeout",
+    "isolation_level",
+    "detect_types",
+    "check_same_thread",
+    "cached_statements",
+)
+
+
+def _sqlite(parts: UrlParts) -> _Connection | None:
+    if parts.username or parts.password or parts.host or parts.port:
+        return None  # not an SQLite URL SQLAlchemy takes: the full start says so
+    options = {k: v[-1] for k, v in parts.query.items() if k in _PYSQLITE_OPTIONS}
+    if options.get("uri", "").lower() in ("1", "true", "yes", "on"):
+        return None  # an SQLite URI with its own options: read through the full start
+    path = parts.database or ""
+    if not path or path == ":memory:":
+        return None  # an in-memory database: only the full start's own engine holds it
+    # sqlite:///relative, sqlite:////absolute; the loader has made a relative one absolute
+    # (to the project), and SQLAlchemy takes one still relative to the working folder.
     file = Path(path)
     if not file.is_file():
         return None
     try:
+        timeout = float(options.get("timeout", 10))
+    except ValueError:
+        return None  # the full start says what is wrong with it
+    try:
         # Read-only: a mistyped path or a database being replaced is never created or written.
-        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
     except sqlite3.Error as exc:
         raise ReadError(f"{file}: {exc}") from exc
 
 
-def _postgresql(url: str) -> _Connection | None:
+def _postgresql(parts: UrlParts) -> _Connection | None:
     try:
         import psycopg
     except ImportError:
         return None
-    rest = url.partition("://")[2]
+    if any(len(values) > 1 for values in parts.query.values()):
+        return None  # several hosts (host=a&host=b): SQLAlchemy's own reading, in the full start
+    # What SQLAlchemy's psycopg dialect passes to psycopg.connect (create_connect_args): the
+    # parts as keywords, never the URL as a libpq URI (it reads a password's "/" as the host's end).
+    named = {
+        "user": parts.username,
+        "password": parts.password,
+        "host": parts.host,
+        "port": parts.port,
+        "dbname": parts.database,
+    }
+    options: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
+    options.update({k: v[0] for k, v in parts.query.items()})
     try:
-        connection = psycopg.connect("postgresql://" + rest)
+        connection = psycopg.connect(**options)
     except psycopg.Error as exc:
         raise ReadError(str(exc).strip()) from exc
     connection.read_only = True  # its one transaction, rolled back at close

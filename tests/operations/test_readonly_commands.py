@@ -287,3 +287,66 @@ def test_the_read_only_commands_load_neither_sqlalchemy_nor_the_validation(tmp_p
         check=True,
     )
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def _one_ticket(make_app, database_url: str, tmp_path: Path, smtp) -> str:
+    """A database at `database_url` with one ticket, set up by the full start; its number."""
+    app = make_app(
+        database_url=database_url,
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=smtp.url,
+        staff=STAFF,
+    )
+    desk = Desk(app)
+    desk.deliver(request_mail())
+    return desk.ticket().number
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["hash-in-path", "driver-options", "relative-with-options", "sqlite-uri"],
+)
+def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_path, smtp, capsys) -> None:
+    """Every SQLite URL form SQLAlchemy reads names the same file here: an unescaped "#" is part
+    of the path (not a fragment), the driver's options (timeout, ...) are not a reason to give
+    up, and a form this path does not read itself (uri=true) is read through the full start."""
+    folder = tmp_path / "a#b"
+    folder.mkdir()
+    url = {
+        "hash-in-path": f"sqlite:///{folder / 'm.db'}",
+        "driver-options": f"sqlite:///{folder / 'm.db'}?timeout=5&check_same_thread=false",
+        "relative-with-options": "sqlite:///var/m.db?timeout=5",
+        "sqlite-uri": f"sqlite:///file:{tmp_path / 'm.db'}?uri=true&cache=private",
+    }[form]
+    (tmp_path / "var").mkdir(exist_ok=True)
+    number = _one_ticket(make_app, url, tmp_path, smtp)
+    config = str(tmp_path / "mailbot.toml")
+    capsys.readouterr()
+    assert main(["--config", config, "tickets", "list", "--json"]) == 0, capsys.readouterr().err
+    assert [t["number"] for t in json.loads(capsys.readouterr().out)] == [number]
+    assert main(["--config", config, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tickets"]["open"] == 1
+    if form != "sqlite-uri":  # read by the quick path itself
+        reader = readonly.open_reader(locate(Path(config)).database_url)
+        assert reader is not None
+        with reader:
+            assert [t.number for t in reader.tickets()] == [number]
+
+
+def test_postgresql_urls_are_read_as_sqlalchemy_reads_them(make_app, database_url, tmp_path, smtp, capsys):
+    """A password with "/", "#" or a space, unescaped, is one SQLAlchemy reads as the password;
+    libpq's URI parser would take "/" for the end of the host. Query options are passed on."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL URL forms")
+    scheme, _, rest = database_url.partition("://")
+    user, _, host_db = rest.partition("@")
+    # The test server trusts its local connections: a password is sent and not needed.
+    url = f"{scheme}://{user.split(':')[0]}:pa/ss w#rd@{host_db}?application_name=mailbot%20status"
+    number = _one_ticket(make_app, url, tmp_path, smtp)
+    reader = readonly.open_reader(url)
+    assert reader is not None
+    with reader:
+        assert [t.number for t in reader.tickets()] == [number]
+    capsys.readouterr()
+    assert main(["--config", str(tmp_path / "mailbot.toml"), "tickets", "list", "--json"]) == 0
+    assert [t["number"] for t in json.loads(capsys.readouterr().out)] == [number]
