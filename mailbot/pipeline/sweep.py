@@ -121,24 +121,32 @@ class Deadlines:
         with self._sessions() as session:
             ids = list(session.execute(query.order_by(models.Ticket.id)).scalars())
         stats.checked = len(ids)
+        lost = False  # a ticket whose transaction was rolled back: it was not looked at
         if ids:
             notices = self._notices()
             for ticket_id in ids:
-                for kind in self._guarded(lambda s, tid=ticket_id: notices.run(s, tid, now)):
+                done = self._guarded(lambda s, tid=ticket_id: notices.run(s, tid, now))
+                lost = lost or done is None
+                for kind in done or []:
                     stats.add(kind)
         day = self._digest_day(now)
         if day is not None:
             heads = [m for m in self.config.staff if m.active and m.role == "head"]
             for head in self._not_yet(heads, lambda h: (digest_key(h.emails[0], day), "digest")):
-                for kind in self._guarded(lambda s, h=head: self._periodic_mail().digest(s, h, day, now)):
+                for kind in (
+                    self._guarded(lambda s, h=head: self._periodic_mail().digest(s, h, day, now)) or []
+                ):
                     stats.add(kind)
         period = self._report_period(now)
         if period is not None and self._not_yet(
             [period], lambda p: (monthly_report_key(p[0]), "monthly_report")
         ):
-            for kind in self._guarded(lambda s: self._periodic_mail().monthly_report(s, *period, now)):
+            for kind in self._guarded(lambda s: self._periodic_mail().monthly_report(s, *period, now)) or []:
                 stats.add(kind)
-        if not self._full_sweep_done:
+        # On record once every open ticket was looked at under this configuration: one whose
+        # transaction lost a race keeps the deadline of the one before (or none), so the next
+        # sweep is a full one again.
+        if not self._full_sweep_done and not lost:
             self._guarded(lambda s: self._swept_fully(s, fingerprint, now))
             self._full_sweep_done = True
         return stats
@@ -211,7 +219,7 @@ class Deadlines:
             self._periodic = PeriodicMail(self.config, self._replies(), self.calendar)
         return self._periodic
 
-    def _guarded(self, work: Any) -> list[str]:
+    def _guarded(self, work: Any) -> list[str] | None:
         """One ticket's notices, one transaction; losing the race for a key (or for the ticket's
         row, changed meanwhile by another scheduler or by intake) means the other side did the
         work or the ticket moved on: this transaction (and its mail) is rolled back, and the next
@@ -220,4 +228,4 @@ class Deadlines:
             with self._sessions.begin() as session:
                 return list(work(session))
         except (IntegrityError, StaleDataError):
-            return []
+            return None  # rolled back

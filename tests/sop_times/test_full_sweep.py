@@ -101,3 +101,38 @@ def test_an_idle_run_once_composes_nothing(tmp_path) -> None:
     mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
     assert "EXIT 0 HEAVY ['jinja2" in run_once()  # a request: composed and answered
     assert "EXIT 0 HEAVY []" in run_once()  # nothing new, the ticket not due yet
+
+
+def test_a_ticket_lost_in_the_full_sweep_keeps_the_full_sweep_owed(
+    tmp_path, database_url, clock, monkeypatch
+):
+    """A ticket of the full sweep whose transaction is rolled back (its row changed meanwhile by
+    the sender's history line or by intake: StaleDataError) keeps the deadline it had under the
+    configuration before, or none at all: the full sweep is not on record until every open ticket
+    was looked at, so the next sweep looks at them all again."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from mailbot.pipeline.reminders import TicketNotices
+
+    desk = _desk(tmp_path, database_url, clock)
+    for n in range(2):
+        desk.deliver(request_mail(sender=f"pemohon{n}@desa.example.id"))
+    with desk.app.sessions.begin() as session:  # as a database from before next_check_at left them
+        session.execute(update(models.Ticket).values(next_check_at=None))
+        session.execute(models.Notice.__table__.delete())
+    run = TicketNotices.run
+    lost: list[int] = []
+
+    def racing(self, session, ticket_id, now):
+        if not lost:
+            lost.append(ticket_id)
+            raise StaleDataError("the ticket's row was changed by another transaction")
+        return run(self, session, ticket_id, now)
+
+    monkeypatch.setattr(TicketNotices, "run", racing)
+    assert desk.app.sweep_deadlines().checked == 2
+    assert desk.app.sweep_deadlines().checked == 2  # the lost ticket is looked at again, with all
+    with desk.app.sessions() as session:
+        assert session.get(models.Ticket, lost[0]).next_check_at is not None
+    assert desk.app.sweep_deadlines().checked == 0  # now on record
+    desk.app.close()
