@@ -136,3 +136,26 @@ def test_a_ticket_lost_in_the_full_sweep_keeps_the_full_sweep_owed(
         assert session.get(models.Ticket, lost[0]).next_check_at is not None
     assert desk.app.sweep_deadlines().checked == 0  # now on record
     desk.app.close()
+
+
+def test_the_fingerprint_follows_mailbot_s_code(tmp_path, database_url, clock, monkeypatch) -> None:
+    """The version stays 0.1.0 from one wheel or checkout to the next; a changed deadline rule
+    in the code is a new configuration all the same (it was, when every start swept fully)."""
+    import shutil
+
+    from mailbot.pipeline import sweep
+
+    desk = _desk(tmp_path, database_url, clock)
+    before = desk.app.deadlines.fingerprint()
+    assert _desk(tmp_path, database_url, clock).app.deadlines.fingerprint() == before  # stable
+    copy = tmp_path / "mailbot"
+    shutil.copytree(ROOT / "mailbot", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sweep, "PACKAGE", copy)
+    assert desk.app.deadlines.fingerprint() == before  # the same code, found elsewhere
+    changed = tmp_path / "changed" / "mailbot"  # read once a process: another folder, another read
+    shutil.copytree(copy, changed)
+    rule = changed / "core" / "working_time.py"
+    rule.write_text(rule.read_text(encoding="utf-8") + "\n# a changed rule\n", encoding="utf-8")
+    monkeypatch.setattr(sweep, "PACKAGE", changed)
+    assert desk.app.deadlines.fingerprint() != before
+    desk.app.close()
