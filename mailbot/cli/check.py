@@ -82,9 +82,16 @@ def staffing_warnings(config: Config) -> list[str]:
         if not config.staff_with_roles([role], profile.id)
     ]
     if not config.staff_with_roles(list(profile.escalate_to), profile.id):
+        # The sweep's chain (pipeline/reminders.py): escalate_to, else the heads, else the leads.
+        if config.staff_with_roles(["head"], profile.id):
+            instead = "are escalated to the heads instead"
+        elif config.staff_with_roles(list(profile.notify_roles), profile.id):
+            instead = f"are escalated to notify_roles ({', '.join(profile.notify_roles)}) instead"
+        else:
+            instead = "reach nobody: no head and no one of notify_roles either"
         warnings.append(
             f"profile {profile.id}: nobody holds a role of escalate_to ({', '.join(profile.escalate_to)}); "
-            "overdue steps are escalated to the heads instead"
+            f"overdue steps {instead}"
         )
     return warnings
 

@@ -75,3 +75,29 @@ def test_an_inactive_member_does_not_count(tmp_path) -> None:
     staff = HEAD_ONLY.replace('role = "head"', 'role = "head"\nactive = false')
     warnings = staffing_warnings(load_config(_config(tmp_path, "sop-002", staff)))
     assert any("'head'" in w and "notify_roles" in w for w in warnings)
+
+
+def test_the_escalation_warning_names_who_receives_them_instead(tmp_path) -> None:
+    """The sweep escalates to escalate_to, else the heads, else the profile's notify_roles
+    (pipeline/reminders.py); the warning says which of them, or that nobody would receive them."""
+    secretariat_only = """
+[[staff]]
+name = "Dewi Lestari"
+emails = ["sekretariat@bpsdm.example.go.id"]
+role = "secretariat"
+
+[[staff]]
+name = "Budi Santoso"
+emails = ["budi.santoso@bpsdm.example.go.id"]
+role = "consultant"
+"""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    warnings = staffing_warnings(load_config(_config(tmp_path / "a", "sop-000", secretariat_only)))
+    escalation = [w for w in warnings if "escalate_to" in w]
+    assert len(escalation) == 1 and "notify_roles (secretariat) instead" in escalation[0], warnings
+    assert "heads instead" not in escalation[0]
+    nobody = HEAD_ONLY.replace('role = "head"', 'role = "head"\nactive = false')
+    warnings = staffing_warnings(load_config(_config(tmp_path / "b", "sop-002", nobody)))
+    escalation = [w for w in warnings if "escalate_to" in w]
+    assert len(escalation) == 1 and "reach nobody" in escalation[0], warnings
