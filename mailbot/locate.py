@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_CONFIG = "MAILBOT_CONFIG"
@@ -78,9 +79,24 @@ def database_url(url: str | None, base: Path) -> str:
         rel = url[len(prefix) :]
         # The base is a path, the URL is a URL: a folder named "a#b?c" or "50%" is escaped, and
         # SQLAlchemy decodes it back (unescaped, "?" would start the URL's query).
-        escaped = str(base).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+        escaped = _escape(str(base))
+        if rel.startswith("file:") and _is_sqlite_uri(rel):
+            # sqlite:///file:PATH?...&uri=true: SQLite's own URI, whose PATH SQLite decodes once
+            # more; one already absolute stays as it is.
+            path = rel[len("file:") :]
+            return url if path.startswith("/") else f"{prefix}file:{_escape(escaped)}/{path}"
         return prefix + escaped + "/" + rel
     return url
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+
+
+def _is_sqlite_uri(rel: str) -> bool:
+    """uri=true in the URL's query: SQLAlchemy hands the path to SQLite as a URI."""
+    query = parse_qs(rel.partition("?")[2])
+    return query.get("uri", [""])[-1].lower() in ("1", "t", "true", "y", "yes", "on")
 
 
 @dataclass(frozen=True)

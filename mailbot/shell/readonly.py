@@ -420,7 +420,7 @@ def _sqlite(parts: UrlParts) -> _Connection | None:
     if parts.username or parts.password or parts.host or parts.port:
         return None  # not an SQLite URL SQLAlchemy takes: the full start says so
     options = {k: v[-1] for k, v in parts.query.items() if k in _PYSQLITE_OPTIONS}
-    if options.get("uri", "").lower() in ("1", "true", "yes", "on"):
+    if options.get("uri", "").lower() in ("1", "t", "true", "y", "yes", "on"):
         return None  # an SQLite URI with its own options: read through the full start
     path = parts.database or ""
     if not path or path == ":memory:":

@@ -304,7 +304,7 @@ def _one_ticket(make_app, database_url: str, tmp_path: Path, smtp) -> str:
 
 @pytest.mark.parametrize(
     "form",
-    ["hash-in-path", "driver-options", "relative-with-options", "sqlite-uri"],
+    ["hash-in-path", "driver-options", "relative-with-options", "sqlite-uri", "relative-sqlite-uri"],
 )
 def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_path, smtp, capsys) -> None:
     """Every SQLite URL form SQLAlchemy reads names the same file here: an unescaped "#" is part
@@ -317,6 +317,7 @@ def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_p
         "driver-options": f"sqlite:///{folder / 'm.db'}?timeout=5&check_same_thread=false",
         "relative-with-options": "sqlite:///var/m.db?timeout=5",
         "sqlite-uri": f"sqlite:///file:{tmp_path / 'm.db'}?uri=true&cache=private",
+        "relative-sqlite-uri": "sqlite:///file:var/m.db?uri=true&cache=private",
     }[form]
     (tmp_path / "var").mkdir(exist_ok=True)
     number = _one_ticket(make_app, url, tmp_path, smtp)
@@ -326,7 +327,9 @@ def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_p
     assert [t["number"] for t in json.loads(capsys.readouterr().out)] == [number]
     assert main(["--config", config, "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tickets"]["open"] == 1
-    if form != "sqlite-uri":  # read by the quick path itself
+    if form.endswith("sqlite-uri"):  # the file the URI names, relative to the project
+        assert (tmp_path / ("var/m.db" if form.startswith("relative") else "m.db")).is_file()
+    else:  # read by the quick path itself
         reader = readonly.open_reader(locate(Path(config)).database_url)
         assert reader is not None
         with reader:
