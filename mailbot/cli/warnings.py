@@ -36,10 +36,12 @@ def security_warnings(
     `require_authentication`: each known profile's setting."""
     ids = sorted({service_profile, *(p for p in in_use if p in require_authentication)})
     return [
-        f"profile {pid}: staff commands are accepted on the From address alone "
+        f"profile {pid}: its file could not be read; `mailbot check-config` says why"
+        if pid not in require_authentication
+        else f"profile {pid}: staff commands are accepted on the From address alone "
         "(set require_authentication and authserv in the profile)"
         for pid in ids
-        if pid in require_authentication and not require_authentication[pid]
+        if not require_authentication.get(pid, False)
     ]
 
 

@@ -24,7 +24,7 @@ from mailbot.core.workflow import OPEN_STATES, State
 from mailbot.locate import ConfigError, locate
 from mailbot.migrations import head_revision
 from mailbot.shell import health, models, readonly
-from tests.conftest import ROOT, request_mail, send_all, write_config
+from tests.conftest import PROFILES, ROOT, request_mail, send_all, write_config
 from tests.desk import HEAD, STAFF, Desk
 
 INCOMPLETE = "Yth. Bapak/Ibu,\n\nBagaimana cara mengurus kenaikan pangkat?\n\nTerima kasih.\n"
@@ -353,3 +353,25 @@ def test_postgresql_urls_are_read_as_sqlalchemy_reads_them(make_app, database_ur
     capsys.readouterr()
     assert main(["--config", str(tmp_path / "mailbot.toml"), "tickets", "list", "--json"]) == 0
     assert [t["number"] for t in json.loads(capsys.readouterr().out)] == [number]
+
+
+def test_status_says_when_the_service_profile_cannot_be_read(tmp_path, capsys) -> None:
+    """`status` does not validate the profiles; one it cannot read is named, not passed over."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    for source in PROFILES.glob("*.toml"):
+        (profiles / source.name).write_text(source.read_text())
+    (profiles / "sop-002.toml").write_text("id = 'sop-002'\nrequire_authentication = 'ya'\n")
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        profiles_dir=PROFILES,
+    )
+    assert main(["--config", str(config), "status"]) == 0  # sets the database up, shipped profiles
+    capsys.readouterr()
+    config.write_text(config.read_text().replace(str(PROFILES), str(profiles)))
+    assert main(["--config", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: profile sop-002: its file could not be read; `mailbot check-config` says why" in out
