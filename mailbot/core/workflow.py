@@ -87,6 +87,10 @@ OPEN_STATES = frozenset(
 )
 # States in which the clock runs for the staff; in the others it waits for the applicant or is done.
 WAITING_FOR_APPLICANT = frozenset({State.AWAITING_INFO, State.WAITING_APPLICANT})
+# A ticket whose steps after the answer (SOP 001's report and archiving) may still run.
+AFTER_ANSWER_STATES = frozenset({State.ANSWERED, State.CLOSED})
+# The history kinds that are transitions of the table (the clocks read a ticket's steps from them).
+TRANSITION_KINDS = frozenset(e.value for e in Event)
 
 
 def next_state(state: State | None, event: Event) -> State:

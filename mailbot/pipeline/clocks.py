@@ -6,36 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from mailbot.config import Config
-from mailbot.core.workflow import OPEN_STATES, Event, State
+from mailbot.core.workflow import AFTER_ANSWER_STATES, OPEN_STATES, TRANSITION_KINDS, State
 from mailbot.core.working_time import (
     Happening,
-    HoursPeriod,
     StepClock,
     WorkCalendar,
     after_answer_clock,
-    make_calendar,
     reminder_time,
     step_clock,
 )
 from mailbot.shell import models
-from mailbot.shell.holiday_cache import holiday_cache
-
-TRANSITION_KINDS = frozenset(e.value for e in Event)
-# A ticket whose steps after the answer (SOP 001's report and archiving) may still run.
-AFTER_ANSWER_STATES = frozenset({State.ANSWERED, State.CLOSED})
-
-
-def work_calendar(config: Config) -> WorkCalendar:
-    """The office's calendar: its time zone, [office_hours] with their dated periods, and
-    [calendar]'s closed and open days."""
-    cal = config.settings.calendar
-    hours = config.settings.office_hours
-    periods = [HoursPeriod(p.first_day, p.last_day, p.week(), p.name) for p in hours.periods]
-    # The national holidays as kept in the data folder: no process loads the library to know them.
-    national = holiday_cache(config.data_dir).holidays
-    return make_calendar(
-        config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods, national
-    )
+from mailbot.shell.holiday_cache import work_calendar
 
 
 class Clocks:

@@ -13,10 +13,10 @@ from mailbot.config import Config
 from mailbot.core.authz import level
 from mailbot.core.durations import parse_duration
 from mailbot.core.survey import ELEMENTS
-from mailbot.core.workflow import Event, State
+from mailbot.core.workflow import AFTER_ANSWER_STATES, Event, State
 from mailbot.core.working_time import StepClock, reminder_time
 from mailbot.pipeline.after_answer import step_people
-from mailbot.pipeline.clocks import AFTER_ANSWER_STATES, Clocks
+from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.notices import claim_notice, notice_exists
 from mailbot.pipeline.replies import Replies
 from mailbot.settings import Profile, StaffMember

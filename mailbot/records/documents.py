@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.ikm import Ikm, SurveyTally, grade, tally_surveys
 from mailbot.core.safe_output import csv_cell
-from mailbot.pipeline.clocks import work_calendar
 from mailbot.records.charts import ElementBar
 from mailbot.records.rendering import RenderError, document_environment, html_to_pdf, letterhead
 from mailbot.records.reports import (
@@ -36,6 +35,7 @@ from mailbot.records.reports import (
 from mailbot.records.wording import date_range, month_name
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models
+from mailbot.shell.holiday_cache import work_calendar
 
 __all__ = [
     "DOCUMENT_TEMPLATES",

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.core.ikm import Ikm, SurveyTally, tally_surveys
 from mailbot.core.survey import ELEMENTS
-from mailbot.core.workflow import OPEN_STATES
+from mailbot.core.workflow import AFTER_ANSWER_STATES, OPEN_STATES, TRANSITION_KINDS
 from mailbot.core.working_time import (
     STEP_DONE,
     WAITING_STATES,
@@ -36,7 +36,6 @@ from mailbot.core.working_time import (
     after_answer_clock,
     step_clock,
 )
-from mailbot.pipeline.clocks import AFTER_ANSWER_STATES, TRANSITION_KINDS
 from mailbot.settings import Profile
 from mailbot.shell import models
 

@@ -1,4 +1,5 @@
-"""Indonesia's public holidays and cuti bersama per year, kept in the data folder.
+"""Indonesia's public holidays and cuti bersama per year, kept in the data folder, and the
+office's calendar built on them (`work_calendar`).
 
 Asking the `holidays` library for one country imports every country it knows (about 300
 modules: 0.1 to 0.2 s and 15 MiB in each process that computes a deadline, at each start of
@@ -18,9 +19,13 @@ from datetime import date
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbot.core import working_time
+from mailbot.core.working_time import HoursPeriod, WorkCalendar, make_calendar
+
+if TYPE_CHECKING:  # `status` reads the cache without loading the validated configuration
+    from mailbot.config import Config
 
 CACHE_NAME = "holidays-ID.json"
 
@@ -86,3 +91,16 @@ class HolidayCache:
 def holiday_cache(data_dir: Path) -> HolidayCache:
     """One cache per data folder in a process (every calendar of the process shares it)."""
     return HolidayCache(data_dir)
+
+
+def work_calendar(config: Config) -> WorkCalendar:
+    """The office's calendar: its time zone, [office_hours] with their dated periods, and
+    [calendar]'s closed and open days."""
+    cal = config.settings.calendar
+    hours = config.settings.office_hours
+    periods = [HoursPeriod(p.first_day, p.last_day, p.week(), p.name) for p in hours.periods]
+    # The national holidays as kept in the data folder: no process loads the library to know them.
+    national = holiday_cache(config.data_dir).holidays
+    return make_calendar(
+        config.service.timezone, cal.closed_days, cal.open_days, hours.week(), periods, national
+    )

@@ -429,7 +429,7 @@ def test_office_hours_and_dated_periods(tmp_path: Path, monkeypatch: pytest.Monk
     from datetime import date, datetime, time
     from zoneinfo import ZoneInfo
 
-    from mailbot.pipeline.clocks import work_calendar
+    from mailbot.shell.holiday_cache import work_calendar
 
     monkeypatch.setenv("MAILBOT_SECRET", "x" * 32)
     path = write_config(

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from mailbot.app import App, create_app
 from mailbot.cli import main
 from mailbot.config import load_config
-from mailbot.pipeline.clocks import work_calendar
 from mailbot.records.documents import PeriodReport, period_csv, period_report, render_period_html
 from mailbot.records.reports import clock_histories, step_runs
 from mailbot.shell import models
+from mailbot.shell.holiday_cache import work_calendar
 from tests.conftest import Clock, request_mail, write_config
 from tests.desk import APPLICANT, BUDI, HEAD, IRBAN2, SECRETARIAT, Desk
 from tests.sop_times.test_sop_clocks import TU2, WALK_STAFF, WALKS, Walk, _request, _sweep_until
