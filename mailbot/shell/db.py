@@ -8,8 +8,9 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,18 +27,29 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with the settings each backend needs for a daemon's short transactions."""
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        turn = WriterTurn(Path(database)) if database and database != ":memory:" else None
-        _tune_sqlite(engine, turn)
+        file = sqlite_file(engine.url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        _tune_sqlite(engine, WriterTurn(file) if file is not None else None)
     return engine
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of an SQLite URL, as SQLite opens it: the path, or the path of a `file:` URI
+    (`?uri=true`); None for an in-memory database. The writers' lock files lie beside it."""
+    database = url.database or ""
+    if url.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        if url.query.get("mode") == "memory":
+            return None
+        database = unquote(urlsplit(database).path)
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 class WriterTurn:

@@ -306,12 +306,17 @@ def _one_ticket(make_app, database_url: str, tmp_path: Path, smtp) -> str:
     "form",
     ["hash-in-path", "driver-options", "relative-with-options", "sqlite-uri", "relative-sqlite-uri"],
 )
-def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_path, smtp, capsys) -> None:
+def test_sqlite_urls_the_full_start_accepts_are_read_alike(
+    form, make_app, tmp_path, smtp, capsys, monkeypatch
+) -> None:
     """Every SQLite URL form SQLAlchemy reads names the same file here: an unescaped "#" is part
     of the path (not a fragment), the driver's options (timeout, ...) are not a reason to give
     up, and a form this path does not read itself (uri=true) is read through the full start."""
     folder = tmp_path / "a#b"
     folder.mkdir()
+    cwd = tmp_path / "cwd"  # nothing of the database lands where the command was started
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     url = {
         "hash-in-path": f"sqlite:///{folder / 'm.db'}",
         "driver-options": f"sqlite:///{folder / 'm.db'}?timeout=5&check_same_thread=false",
@@ -327,8 +332,10 @@ def test_sqlite_urls_the_full_start_accepts_are_read_alike(form, make_app, tmp_p
     assert [t["number"] for t in json.loads(capsys.readouterr().out)] == [number]
     assert main(["--config", config, "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tickets"]["open"] == 1
+    assert list(cwd.iterdir()) == []
     if form.endswith("sqlite-uri"):  # the file the URI names, relative to the project
-        assert (tmp_path / ("var/m.db" if form.startswith("relative") else "m.db")).is_file()
+        db = tmp_path / ("var/m.db" if form.startswith("relative") else "m.db")
+        assert db.is_file() and db.with_name("m.db.writer").is_file()  # the writers' turn beside it
     else:  # read by the quick path itself
         reader = readonly.open_reader(locate(Path(config)).database_url)
         assert reader is not None
