@@ -7,6 +7,7 @@ import base64
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from email import encoders
@@ -106,7 +107,14 @@ def environment(office: Path | None = None) -> Environment:
     # Identity and phone numbers typed in free text (the question, a follow-up) reach staff masked,
     # as the field values do (UU 27/2022): mask_text masks every number of 9 or more digits.
     env.filters["masked"] = mask_text
+    env.filters["rows"] = _rows
     return env
+
+
+def _rows(pairs: Iterable[tuple[str, Any]], width: int = 15) -> str:
+    """`  Label          : value` lines, the labels padded to `width`; a pair whose value is empty
+    makes no line. The layout of the plain-text mails' tables (the templates name the labels)."""
+    return "\n".join(f"  {label:<{width}}: {value}" for label, value in pairs if value)
 
 
 _MONTHS = {
@@ -155,7 +163,11 @@ def render(name: str, language: str, context: dict[str, Any], office: Path | Non
     if language not in LANGUAGES:
         language = "id"
     env = environment(office)
-    ctx = {"language": language, **context}
+    # Every template gets its language's macros as `m` (templates/<language>/_macros.j2), a module
+    # Jinja makes once per process: an `{% import %}` in each block looked up the template and
+    # its module again for every block of every mail, a tenth of the rendering (bench/README.md).
+    macros = env.get_template(f"{language}/_macros.j2").module
+    ctx = {"language": language, "m": macros, **context}
     text_tpl = env.get_template(f"{language}/{name}.txt.j2")
     blocks = text_tpl.new_context(ctx)  # one for both: a block's own assignments stay in the block
     subject = "".join(text_tpl.blocks["subject"](blocks)).strip()
