@@ -5,11 +5,13 @@ machine's speed drifts (it moves by a third within minutes).
 Usage, from any checkout (each tree runs its own copy of the benchmark and its own mailbot):
 
     git worktree add --detach /tmp/ab-old <commit>
-    .venv/bin/python bench/ab.py /tmp/ab-old . [--what end-to-end|intake] [--rounds 5] [--size 2000]
+    .venv/bin/python bench/ab.py /tmp/ab-old . [--what end-to-end|intake|render] [--rounds 5] [--size 2000]
 
 `end-to-end`: `bench/bench.py --sizes SIZE` (Dovecot, `mailbot run`, aiosmtpd): requests per
 second and the CPU per request of each process. `intake`: `bench/profile_intake.py --n SIZE` (the
-intake thread alone on pre-parsed requests, SQLite): its CPU per request.
+intake thread alone on pre-parsed requests, SQLite): its CPU per request. `render`: this checkout's
+`bench/profile_render.py --n SIZE --tree TREE` (the replies' templates alone, rendered by each
+tree's code from the contexts its intake gave them): their CPU per request.
 """
 
 from __future__ import annotations
@@ -33,11 +35,27 @@ END_TO_END = (
 )
 INTAKE = ("intake_cpu_ms_per_request", "intake_per_s")
 _INTAKE_LINE = re.compile(r"([\d.]+) ms CPU per request, (\d+) requests/s")
+RENDER = ("render_cpu_ms_per_request",)
+_RENDER_LINE = re.compile(r"([\d.]+) ms CPU per request rendering")
+HERE = Path(__file__).resolve().parent
 
 
 def run_once(tree: Path, what: str, size: int) -> dict[str, float]:
     """One run of the benchmark in `tree`, with that tree's own mailbot first on the path."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if what == "render":
+        done = subprocess.run(
+            [sys.executable, str(HERE / "profile_render.py"), "--n", str(size), "--tree", str(tree)],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = _RENDER_LINE.search(done.stdout)
+        if found is None:
+            raise RuntimeError(f"no figure in the output of {tree}: {done.stdout}{done.stderr}")
+        return {"render_cpu_ms_per_request": float(found[1])}
     if what == "intake":
         done = subprocess.run(
             [sys.executable, "bench/profile_intake.py", "--n", str(size)],
@@ -70,13 +88,13 @@ def main() -> None:
     )
     parser.add_argument("a", type=Path, help="checkout A (the reference, e.g. the old code)")
     parser.add_argument("b", type=Path, help="checkout B (the candidate)")
-    parser.add_argument("--what", choices=("end-to-end", "intake"), default="end-to-end")
+    parser.add_argument("--what", choices=("end-to-end", "intake", "render"), default="end-to-end")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--json", help="write every round's figures to this file")
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    keys = INTAKE if args.what == "intake" else END_TO_END
+    keys = {"intake": INTAKE, "render": RENDER}.get(args.what, END_TO_END)
     runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     print(f"A = {trees['A']}\nB = {trees['B']}\n{args.what}, size {args.size}, {args.rounds} rounds")
     for i in range(args.rounds):
