@@ -40,40 +40,37 @@ _RENDER_LINE = re.compile(r"([\d.]+) ms CPU per request rendering")
 HERE = Path(__file__).resolve().parent
 
 
+def _figures(
+    tree: Path, command: list[str], line: re.Pattern[str], keys: tuple[str, ...]
+) -> dict[str, float]:
+    """Run `command` in `tree` with that tree's own mailbot first on the path; the numbers of the
+    first line of its output that `line` matches, named by `keys`."""
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = line.search(done.stdout)
+    if found is None:
+        raise RuntimeError(f"no figure in the output of {tree}: {done.stdout}{done.stderr}")
+    return {key: float(value) for key, value in zip(keys, found.groups(), strict=True)}
+
+
 def run_once(tree: Path, what: str, size: int) -> dict[str, float]:
     """One run of the benchmark in `tree`, with that tree's own mailbot first on the path."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
     if what == "render":
-        done = subprocess.run(
-            [sys.executable, str(HERE / "profile_render.py"), "--n", str(size), "--tree", str(tree)],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = _RENDER_LINE.search(done.stdout)
-        if found is None:
-            raise RuntimeError(f"no figure in the output of {tree}: {done.stdout}{done.stderr}")
-        return {"render_cpu_ms_per_request": float(found[1])}
+        command = [str(HERE / "profile_render.py"), "--n", str(size), "--tree", str(tree)]
+        return _figures(tree, command, _RENDER_LINE, RENDER)
     if what == "intake":
-        done = subprocess.run(
-            [sys.executable, "bench/profile_intake.py", "--n", str(size)],
-            cwd=tree,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = _INTAKE_LINE.search(done.stdout)
-        if found is None:
-            raise RuntimeError(f"no figure in the output of {tree}: {done.stdout}{done.stderr}")
-        return {"intake_cpu_ms_per_request": float(found[1]), "intake_per_s": float(found[2])}
+        return _figures(tree, ["bench/profile_intake.py", "--n", str(size)], _INTAKE_LINE, INTAKE)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run(
             [sys.executable, "bench/bench.py", "--sizes", str(size), "--json", out.name],
             cwd=tree,
-            env=env,
+            env={**os.environ, "PYTHONPATH": str(tree)},
             capture_output=True,
             text=True,
             check=True,
