@@ -69,29 +69,12 @@ TEMPLATES_DIR = Path(os.environ.get("MAILBOT_TEMPLATES", str(resources.files("ma
 LANGUAGES = ("id", "en")
 
 
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-class _Environment(Environment):
-    """Jinja's environment with one short cut: `d.key` on a plain dict, whose type has no attribute
-    of that name, is `d[key]` at once. Jinja gets there too, after trying the attribute and
-    catching the AttributeError; raising it was a third of a mail's rendering."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
-
-
 @lru_cache(maxsize=4)
 def environment(office: Path | None = None) -> Environment:
     """The templates' environment; with `office` (the configuration's templates_dir), a template of
     that folder is used instead of the shipped one of the same name, the others come from mailbot."""
     shipped = FileSystemLoader(str(TEMPLATES_DIR))
-    env = _Environment(
+    env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(office)), shipped]) if office else shipped,
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=StrictUndefined,
