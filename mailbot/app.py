@@ -7,7 +7,6 @@ empty mailbox no parser (start-up time and memory, bench/footprint.py).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -321,7 +320,21 @@ class App:
         """Reminders, escalations, survey reminders, auto-close, digests that are due now."""
         return self.deadlines.sweep(self.clock())
 
+    def outbox_has_work(self) -> bool:
+        """Whether `send_pending` has anything to do now (shell/store.outbox_has_work)."""
+        from mailbot.shell.store import outbox_has_work
+
+        with self.sessions.begin() as session:
+            return outbox_has_work(session, self.clock())
+
+    def outbox_idle(self) -> None:
+        """What `send_pending` records when it finds nothing to send, without starting the sending
+        side: the outbox is healthy."""
+        health.record(self.sessions, "outbox", self.clock())
+
     async def send_pending(self) -> DrainResult:
+        import asyncio
+
         result = await self.outbox.drain()
         # A server not reached means sending is failing; a refusal of one mail does not.
         down = result.unavailable

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime
 
@@ -13,7 +12,6 @@ from mailbot.app import App, create_app
 from mailbot.cli.check import _redact_db
 from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load
 from mailbot.config import Config
-from mailbot.shell import aio
 from mailbot.shell.mailbox import MailboxError
 
 
@@ -40,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.sender_only:
         from mailbot import daemon
+        from mailbot.shell import aio
 
         app = create_app(config)
         # The daemon's child (it has the pipe) leaves when idle; one started by hand stays.
@@ -62,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
             f"database {_redact_db(config.database_url)}. Ctrl-C stops."
         )
+        from mailbot.shell import aio
+
         aio.run(_run_daemon(app, show_first=seeded > 0))
         return 0
     finally:
@@ -69,6 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _run_daemon(app: App, *, show_first: bool) -> None:
+    import asyncio
+
     from mailbot import daemon  # the scheduler and the service's parts: not for `run --once`
 
     if show_first:
@@ -102,17 +105,25 @@ def _run_once(app: App) -> int:
     if stats.standby:
         print("another mailbot process reads the mailbox; only queued mail is sent", file=sys.stderr)
     notices = app.sweep_deadlines()
-    result = aio.run(app.send_pending())
+    # Nothing due: no event loop, no SMTP client (the common pass of a cron job or a monitor).
+    result = None
+    if app.outbox_has_work():
+        from mailbot.shell import aio
+
+        result = aio.run(app.send_pending())
+    if result is None:
+        app.outbox_idle()
+    sent, retried, dead = (result.sent, result.retried, result.dead) if result else (0, 0, 0)
     print(
         f"intake: {stats.fetched} fetched, {stats.processed} processed, {stats.duplicates} duplicates, "
         f"{stats.machine} machine mail, {stats.quarantined} quarantined, {stats.already_done} already done; "
         f"deadline notices: {notices.total}; "
-        f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead"
+        f"outbox: {sent} sent, {retried} deferred, {dead} dead"
     )
     if stats.tickets:
         print(f"tickets: {', '.join(stats.tickets)}")
     _where_to_look(app)
-    if result.retried:
+    if retried:
         print("some mail could not be sent now and stays queued; run again later", file=sys.stderr)
         return EXIT_TEMPFAIL
     return 0

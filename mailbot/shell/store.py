@@ -48,6 +48,20 @@ def next_ticket_number(session: orm.Session, profile: Profile, year: int) -> str
     return profile.number_format.format(year=year, seq=counter.value)
 
 
+def outbox_has_work(session: orm.Session, now: datetime) -> bool:
+    """Whether the outbox has anything to do now: a queued mail that is due, or a claim whose
+    lease ran out (a process died mid-send). Two lookups on the outbox's (status, next attempt)
+    index; `run --once` skips the sending side (its event loop and SMTP client) when neither."""
+    out = models.OutboundMessage
+    return any(
+        session.execute(select(out.id).where(out.status == status, when).limit(1)).first() is not None
+        for status, when in (
+            (OutboundStatus.PENDING, out.next_attempt_at <= now),
+            (OutboundStatus.SENDING, out.next_attempt_at < now),
+        )
+    )
+
+
 def transition(
     session: orm.Session,
     ticket: models.Ticket,

@@ -70,8 +70,9 @@ def test_tickets_without_a_next_check_are_swept_on_the_first_run(tmp_path, datab
 
 
 def test_an_idle_run_once_composes_nothing(tmp_path) -> None:
-    """`run --once` with nothing waiting and nothing due brings in neither the templates nor the
-    mail composition (what keeps it short: bench/footprint.py), checked by what it imported."""
+    """`run --once` with nothing waiting and nothing due brings in neither the templates, the
+    mail composition nor the sending side (what keeps it short: bench/footprint.py), checked by
+    what it imported."""
     path = write_config(
         tmp_path,
         database_url=f"sqlite:///{tmp_path / 'm.db'}",
@@ -83,8 +84,9 @@ def test_an_idle_run_once_composes_nothing(tmp_path) -> None:
         "import sys\n"
         "from mailbot.cli import main\n"
         f"code = main(['--config', {str(path)!r}, 'run', '--once'])\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'jinja2' or m in "
-        "('mailbot.pipeline.replies', 'mailbot.pipeline.reminders', 'mailbot.core.compose'))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'aiosmtplib') or m in "
+        "('mailbot.pipeline.replies', 'mailbot.pipeline.reminders', 'mailbot.core.compose', "
+        "'mailbot.shell.outbox'))\n"
         "print('EXIT', code, 'HEAVY', heavy)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -99,7 +101,9 @@ def test_an_idle_run_once_composes_nothing(tmp_path) -> None:
     import mailbox
 
     mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
-    assert "EXIT 0 HEAVY ['jinja2" in run_once()  # a request: composed and answered
+    first = run_once()
+    assert "EXIT 0 HEAVY ['aiosmtplib" in first and "'jinja2" in first  # composed and sent
+    assert "'mailbot.shell.outbox'" in first
     assert "EXIT 0 HEAVY []" in run_once()  # nothing new, the ticket not due yet
 
 
@@ -158,4 +162,39 @@ def test_the_fingerprint_follows_mailbot_s_code(tmp_path, database_url, clock, m
     rule.write_text(rule.read_text(encoding="utf-8") + "\n# a changed rule\n", encoding="utf-8")
     monkeypatch.setattr(sweep, "PACKAGE", changed)
     assert desk.app.deadlines.fingerprint() != before
+    desk.app.close()
+
+
+def test_the_outbox_has_work_when_mail_is_due_or_a_claim_ran_out(tmp_path, database_url, clock) -> None:
+    """What lets `run --once` skip the sending side: mail due now, or a claim whose lease ran out
+    (a process died mid-send: `run --once` must still recover and send it); not mail deferred to
+    later, nor mail sent."""
+    from mailbot.core.workflow import OutboundStatus
+
+    desk = _desk(tmp_path, database_url, clock)
+    assert not desk.app.outbox_has_work()
+    desk.deliver(request_mail())
+    assert desk.app.outbox_has_work()  # the acknowledgment and the disposition request
+
+    def set_all(status: OutboundStatus, minutes: int) -> None:
+        with desk.app.sessions.begin() as session:
+            session.execute(
+                update(models.OutboundMessage).values(
+                    status=status, next_attempt_at=clock.now + timedelta(minutes=minutes)
+                )
+            )
+
+    set_all(OutboundStatus.PENDING, 5)  # deferred (a server said 4xx): not yet
+    assert not desk.app.outbox_has_work()
+    set_all(OutboundStatus.SENDING, 5)  # another process holds them under a lease
+    assert not desk.app.outbox_has_work()
+    set_all(OutboundStatus.SENDING, -1)  # the lease ran out: recover and send
+    assert desk.app.outbox_has_work()
+    import asyncio
+
+    result = asyncio.run(desk.app.send_pending())
+    assert result.sent == 2
+    assert not desk.app.outbox_has_work()
+    clock.advance(minutes=30)
+    assert not desk.app.outbox_has_work()  # sent mail never becomes due again
     desk.app.close()
