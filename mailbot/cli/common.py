@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date, datetime
 from importlib import resources
@@ -28,14 +29,34 @@ def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [masked_stderr_handler(log_format)]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("apscheduler", "imapclient", "mailparser", "alembic", "aiosmtplib"):
+    for noisy in (
+        "apscheduler",
+        "imapclient",
+        "mailparser",
+        "alembic",
+        "aiosmtplib",
+        "weasyprint",
+        "fontTools",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _load(args: argparse.Namespace) -> Config:
     from mailbot.config import load_config  # pydantic and the settings' models: 0.2 s to import
 
+    private_files()
     return load_config(Path(args.config) if args.config else None)
+
+
+PRIVATE_UMASK = 0o027
+
+
+def private_files() -> None:
+    """What a command creates from here on (the database, the outbox's mail, archives, reports,
+    Surat Tugas) holds NIK, NIP and phone numbers (UU 27/2022): no other user of the machine may
+    read it, whatever the caller's umask (a checkout's `./run.sh` under a login's 022). The
+    group keeps read access, as under the systemd unit's UMask=0027; a stricter umask stays."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
 
 
 def _print_problems(problems: list[tuple[str, str]]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from mailbot.cli.common import EXIT_TEMPFAIL, _office
+from mailbot.cli.common import EXIT_TEMPFAIL, _office, private_files
 from mailbot.cli.warnings import authentication_of_profiles, calendar_warnings, security_warnings
 from mailbot.core.public_record import zone_name
 from mailbot.core.safe_output import json_text
@@ -40,6 +40,7 @@ def _reader(location: Location) -> readonly.Reader:
         from mailbot.app import create_app  # the full start: validation, SQLAlchemy, Alembic
         from mailbot.config import load_config
 
+        private_files()  # the full start may create the database
         try:
             app = create_app(load_config(location.source))
         except DBAPIError as exc:

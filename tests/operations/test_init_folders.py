@@ -117,3 +117,38 @@ def test_a_folder_that_is_a_file_or_a_config_that_is_a_folder_is_said_not_a_trac
     out = _init(tmp_path / "d", "--force")
     assert out.returncode == 1 and "Traceback" not in out.stderr and "is a folder" in out.stderr
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["mailbot.toml"]
+
+
+def test_what_a_run_creates_is_not_readable_by_other_users(tmp_path: Path) -> None:
+    """A checkout's `./run.sh` under a login's umask 022: the database, the outbox's mail, the
+    folders mailbot makes for them and the archive hold personal data; other users read none."""
+    import mailbox as stdlib_mailbox
+
+    from tests.conftest import request_mail, write_config
+
+    path = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'data' / 'mailbot.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'outbox'}",
+        daily_digest=False,
+    )
+    stdlib_mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    done = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(path), "run", "--once"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        umask=0o022,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    made = [
+        tmp_path / "data",
+        *(tmp_path / "data").iterdir(),
+        tmp_path / "outbox",
+        *(tmp_path / "outbox").iterdir(),
+    ]
+    assert len([p for p in made if p.suffix == ".eml"]) == 2  # the acknowledgment, the disposition
+    assert (tmp_path / "data" / "mailbot.db").exists()
+    assert {p.name: oct(p.stat().st_mode & 0o007) for p in made if p.stat().st_mode & 0o007} == {}
