@@ -39,7 +39,7 @@ from mailbot.core.public_record import ZONE_NAMES
 class _WirePolicy(Compat32):
     """compat32 with a short cut: a header that is printable ASCII and fits on one line is
     written as it is, and one word too long for a line goes on a continuation line of its own.
-    That is what the Header class makes of them too (tests/test_compose.py checks it), at a
+    That is what the Header class makes of them too (tests/outbound/test_compose.py checks it), at a
     tenth of the cost; everything else goes through the Header class."""
 
     def _one_line(self, name: str, value: Any) -> str | None:
