@@ -47,6 +47,18 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_as_the_suite_began() -> Iterator[None]:
+    """A command run in-process tightens the process's umask (cli/common.private_files): the next
+    test, and the servers its fixtures start, begin with the umask the suite began with."""
+    yield
+    os.umask(_UMASK)
+
+
 @pytest.fixture
 def clock() -> Clock:
     # Monday 16 November 2026, 09:00 WIB.

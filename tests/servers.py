@@ -234,6 +234,9 @@ class Dovecot:
             (f"u{i:04d}-{secrets.token_hex(3)}@example.go.id", secrets.token_hex(8)) for i in range(400)
         ]
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self._accounts))
+        # Read by Dovecot's auth process (user dovecot), whatever umask the tests run under (the
+        # CLI run in-process tightens it: cli/common.private_files).
+        os.chmod(self.users, 0o644)
         make_certificate(self.root)
         conf = DOVECOT_CONF.format(tmp=self.root, port=self.port, tls_port=self.tls_port)
         if self.introspection_url:
@@ -248,6 +251,7 @@ class Dovecot:
             )
             conf += "auth_failure_delay = 0\n" + OAUTH2_PASSDB.format(tmp=self.root)
             (self.root / "dovecot-oauth2.conf.ext").write_text(OAUTH2_EXT.format(url=self.introspection_url))
+            os.chmod(self.root / "dovecot-oauth2.conf.ext", 0o644)
         self.conf.write_text(conf + self.extra_conf)
         subprocess.run(
             [binary, "-c", str(self.conf)],
