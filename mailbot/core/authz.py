@@ -146,7 +146,7 @@ def _condition(
 def _step_condition(
     member: StaffMember, ticket: TicketFacts | None, profile: Profile, verb: Verb
 ) -> str | None:
-    step = next((s for s in profile.steps if ticket is not None and s.id == ticket.after_step), None)
+    step = profile.step(ticket.after_step) if ticket is not None else None
     if step is None:
         return "no_step_running"
     if member.role != step.actor:

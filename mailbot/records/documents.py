@@ -177,7 +177,7 @@ def render_document(
         ],
         "urgent": ticket.urgent,
         "medium": _medium(ticket, profile),
-        "review_step": next((s for s in profile.steps if s.id == "review"), None),
+        "review_step": profile.step("review"),
     }
     return _render(config, f"documents/{profile.language}/{DOCUMENT_TEMPLATES[kind]}.html.j2", ctx)
 

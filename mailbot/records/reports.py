@@ -361,7 +361,9 @@ class StepTally:
         for run in runs:
             row = self.rows.get((profile.id, run.step))
             if row is None:
-                step = next(s for s in profile.steps if s.id == run.step)
+                step = profile.step(run.step)
+                if step is None:
+                    continue  # a step the profile no longer has: not a row of this table
                 clock: Literal["working", "wall"] = "working" if step.deadline.working else "wall"
                 row = StepRow(
                     profile.id, profile.title, step.id, step.title, step.actor, step.duration, clock

@@ -197,6 +197,11 @@ class Profile(StrictModel):
         """What a routing rule looks at: its own `by`, else the profile's one way."""
         return route.by or self.route_by[0]
 
+    def step(self, step_id: str | None) -> Step | None:
+        """The step of this id (a ticket's `after_step`, a step run's), None for none or an id the
+        profile no longer has."""
+        return next((s for s in self.steps if s.id == step_id), None) if step_id else None
+
     def number_pattern(self) -> re.Pattern[str]:
         """A regex that finds this profile's ticket numbers in a subject line."""
         return _number_pattern(self.number_format)

@@ -306,3 +306,31 @@ def test_the_report_is_late_exactly_where_the_sweep_escalated(
         assert period_csv(report).count("\nstep,") == len(ran)
     finally:
         app.close()
+
+
+def test_a_step_the_profile_no_longer_has_is_left_out_of_the_table(tmp_path: Path) -> None:
+    """An office edits its profile (a step renamed or dropped) while tickets that ran the old
+    step are in the period: the Laporan is made without that row, not stopped by it."""
+    from mailbot.records.reports import StepRun, StepTally
+
+    config = load_config(
+        write_config(
+            tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'm.db'}",
+            mailbox_url=f"maildir://{tmp_path / 'md'}",
+            smtp_url=f"file://{tmp_path / 'out'}",
+        )
+    )
+    profile = config.profiles["sop-002"]
+    known = profile.steps[0].id
+    started = wib(2026, 11, 16, 9, 0)
+
+    def run(step: str) -> StepRun:
+        return StepRun(
+            f"{step}:1", step, False, started, wib(2026, 11, 16, 10, 0), wib(2026, 11, 16, 9, 30), True
+        )
+
+    tally = StepTally(wib(2026, 11, 30, 16, 0))
+    assert tally.add(profile, [run("a-step-since-removed"), run(known)]) is False
+    assert [row.step for row in tally.rows.values()] == [known]
+    assert tally.rows[("sop-002", known)].in_time == 1
