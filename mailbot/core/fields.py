@@ -131,6 +131,33 @@ def _split_label(line: str) -> tuple[str, str] | None:
     return name, value
 
 
+# Where another labelled field may begin on the same line: after two spaces, a tab, or a comma,
+# semicolon or bar ("NIP: 1986…  Unit Kerja: Dinas PMD, No. HP: 0812…"). Only a label that names
+# a field splits the line; "Biro Perencanaan, Kementerian Desa" stays one value.
+# The pattern begins at the label's first letter and looks back for the separator (fixed widths),
+# so a long run of spaces or commas is passed over once: linear time on any line.
+_INLINE_LABEL = re.compile(
+    r"(?:(?<=[ \t][ \t])|(?<=\t)|(?<=[,;|])|(?<=[,;|][ \t]))"
+    r"(?P<label>[A-Za-z][A-Za-z0-9 ./()&-]{0,39}?)[ \t]*+:"
+)
+
+
+def _inline_fields(name: str, value: str) -> list[tuple[str, str]]:
+    """A field's value, and the further labelled fields written after it on the same line."""
+    out: list[tuple[str, str]] = []
+    start = 0
+    for m in _INLINE_LABEL.finditer(value):
+        if m.start() < start:
+            continue
+        other = label_field(m.group("label"))
+        if other is None or other == "question":
+            continue
+        out.append((name, value[start : m.start()].strip().rstrip(",;|").strip()))
+        name, start = other, m.end()
+    out.append((name, value[start:].strip()))
+    return [(n, v) for n, v in out if v]
+
+
 def extract_fields(text: str) -> dict[str, str]:
     """Find labelled field values in a request's text.
 
@@ -176,7 +203,8 @@ def extract_fields(text: str) -> dict[str, str]:
             if name == "question":
                 current, collected = name, [value] if value else []
             elif value:
-                keep(name, value)
+                for each, its_value in _inline_fields(name, value):
+                    keep(each, its_value)
             else:
                 current, collected = name, []
             continue

@@ -64,6 +64,11 @@ BODY_LINES = {
     "digit-spaces": "1" + SP + "x",
     "phone-spaces": "No. HP: 0812" + SP + "x",
     "id-spaces": "NIP: 1986" + SP + "x",
+    # Several fields on one line (fields._INLINE_LABEL): long runs after a value.
+    "id-commas": "NIP: 1986" + ", " * (SIZE // 2) + "x",
+    "id-letters": "NIP: 1986  " + "a" * SIZE + "x",
+    "id-spaced-words": "NIP: 1986" + "  ab" * (SIZE // 4),
+    "id-label-runs": "NIP: 1986" + "  Unit Kerja" * (SIZE // 12),
     "blank-lines": "\n" * SIZE,
     "space-lines": " \n" * (SIZE // 2),
     "quoted-every-other-line": "> kutipan\njawaban\n" * (SIZE // 18),

@@ -115,6 +115,36 @@ EXTRACTION_CASES = [
         },
         id="english-labels",
     ),
+    # Several fields on one line, as people type them into a reply.
+    pytest.param(
+        "NIP/NIK: 198609262015052001  Unit Kerja/Instansi: Dinas PMD Kab. Jayapura"
+        "  Nomor Telepon: 081234567890",
+        {"id_number": "198609262015052001", "unit": "Dinas PMD Kab. Jayapura", "phone": "081234567890"},
+        id="fields-on-one-line-by-spaces",
+    ),
+    pytest.param(
+        "Nama: Budi Santoso, NIP: 198609262015052001, Unit Kerja: Biro Perencanaan, Kementerian Desa PDTT;"
+        " Jabatan: Analis  No. HP: 0812-3456-7890",
+        {
+            "name": "Budi Santoso",
+            "id_number": "198609262015052001",
+            "unit": "Biro Perencanaan, Kementerian Desa PDTT",
+            "position": "Analis",
+            "phone": "0812-3456-7890",
+        },
+        id="fields-on-one-line-by-commas",
+    ),
+    pytest.param(
+        # A comma in a value, or a colon after a word that names no field, splits nothing.
+        "Unit Kerja: Biro Perencanaan, Kementerian Desa PDTT\nJabatan: Kepala Seksi, Bidang: Umum\n"
+        "Pertanyaan: Bagaimana cara menyusun ABK, NIP: apakah wajib dicantumkan?",
+        {
+            "unit": "Biro Perencanaan, Kementerian Desa PDTT",
+            "position": "Kepala Seksi, Bidang: Umum",
+            "question": "Bagaimana cara menyusun ABK, NIP: apakah wajib dicantumkan?",
+        },
+        id="one-line-splits-only-at-field-labels-never-in-the-question",
+    ),
 ]
 
 
