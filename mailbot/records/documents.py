@@ -439,9 +439,13 @@ def period_csv(report: PeriodReport) -> str:
     '=HYPERLINK(...)' stays text)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["group_by", "name", "received", "completed", "in_time", "late", "respondents", "ikm",
-                     "grade", "title", "position", "profile", "actor", "time", "clock", "started",
-                     "open_overdue"])  # fmt: skip
+    header = ["group_by", "name", "received", "completed", "in_time", "late", "respondents", "ikm",
+              "grade", "title", "position", "profile", "actor", "time", "clock", "started",
+              "open_overdue"]  # fmt: skip
+    writer.writerow(header)
+    # A group's row leaves the step columns empty: every row as long as the header, or a
+    # spreadsheet reads the short ones as shifted.
+    no_step = [""] * (len(header) - 11)
     for by, rows in (
         ("total", [report.total]),
         ("unit", report.by_unit),
@@ -463,6 +467,7 @@ def period_csv(report: PeriodReport) -> str:
                     ikm.grade if ikm else "",
                     csv_cell(g.title),
                     csv_cell(g.detail),
+                    *no_step,
                 ]
             )
     for step in report.steps:
