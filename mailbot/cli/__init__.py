@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mailbot.cli.common import _date, _print_problems, _setup_logging
+from mailbot.cli.common import EXIT_TEMPFAIL, _date, _print_problems, _setup_logging
 from mailbot.core.workflow import State
 from mailbot.locate import ConfigError
 
@@ -191,11 +191,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        reason = _database_unavailable(exc)
+        if reason is None:
+            raise
+        # The database is away or refusing at start (a command's own work maps it where it can
+        # say more): try again later, as systemd's Restart=on-failure and cron do.
+        print(f"database unavailable: {reason}; nothing was done, try again later", file=sys.stderr)
+        return EXIT_TEMPFAIL
     except BrokenPipeError:
         # `mailbot tickets list | head`: the reader left. No traceback; the rest of the output
         # goes nowhere (Python's documented way, so that the exit flush cannot fail again).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _database_unavailable(exc: Exception) -> str | None:
+    """The reason, when `exc` is SQLAlchemy's error for a database that cannot be reached or used
+    now (OperationalError: connection refused, locked, disk I/O). Looked up among the modules
+    already loaded: the read-only commands never import SQLAlchemy."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.OperationalError):
+        return None
+    return str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:500]
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from mailbot import daemon
 from mailbot.shell import models
 from tests.conftest import HEAD, ROOT, request_mail, write_config
-from tests.servers import Dovecot, start_daemon, wait_until
+from tests.servers import Dovecot, free_port, start_daemon, wait_until
 
 APPLICANT = "rina.kartika@kemendesa.example.go.id"
 
@@ -381,3 +381,33 @@ def test_a_defect_met_by_one_message_quarantines_it_and_intake_goes_on(
     monkeypatch.setattr(mailbot.pipeline.intake, "classify", real)  # the defect is fixed
     outcome = app.process_raw(Source("replay", 0, f"inbound:{row.id}:0"), row.raw)
     assert outcome.status == "processed" and outcome.ticket_number is not None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--once"], ["run"], ["report", "ikm", "--from", "2026-11-01", "--to", "2026-11-30"]],
+    ids=["run-once", "daemon", "report"],
+)
+def test_a_database_away_at_start_is_a_clear_error_and_try_again(tmp_path, command: list[str]) -> None:
+    """PostgreSQL down (or not yet up) when a command starts: one line saying so and exit 75
+    (EX_TEMPFAIL: systemd's Restart=on-failure and cron try again), no traceback, nothing read
+    from the mailbox."""
+    config = write_config(
+        tmp_path,
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        daily_digest=False,
+    )
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 75, out.stderr
+    assert "database unavailable:" in out.stderr and "Connection refused" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(list((tmp_path / "md" / "new").iterdir())) == 1  # the request waits, unread
