@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailbot.settings import ConfigError, Settings
+# Standard library only at import: the read-only commands use `permission_denied` too.
+from mailbot.locate import ConfigError
+
+if TYPE_CHECKING:
+    from mailbot.settings import Settings
 
 MIN_SECRET_BYTES = 32  # the tokens' HMAC key: a shorter one is guessable, an empty one signs nothing
+
+
+def permission_denied(path: Path) -> str:
+    """Why the user running mailbot cannot read `path`, and what to do: the first folder on the
+    way it may not enter (or the file itself), with its owner. A service started as another user
+    than the one who ran `mailbot init` (root, say) meets this first."""
+    blocked = path
+    for parent in reversed(path.parents):
+        if not os.access(parent, os.X_OK):
+            blocked = parent
+            break
+    try:
+        uid = blocked.stat().st_uid
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = str(uid)
+    except OSError:
+        owner = "unknown"
+    where = "" if blocked == path else f"{blocked} may not be entered, "
+    return (
+        f"cannot read {path}: permission denied ({where}owner {owner}); "
+        "chown the data folder to the user mailbot runs as"
+    )
+
+
+def secret_path(settings: Settings, base: Path) -> Path:
+    """The secret file, a relative one relative to the configuration's base."""
+    path = settings.security.secret_file
+    return path if path.is_absolute() else base / path
 
 
 def load_secret(settings: Settings, base: Path, create: bool) -> bytes:
@@ -19,11 +54,12 @@ def load_secret(settings: Settings, base: Path, create: bool) -> bytes:
             short = f"is shorter than {MIN_SECRET_BYTES} bytes: use a random value"
             raise ConfigError([(settings.security.secret_env, short)])
         return env_value.encode()
-    path = settings.security.secret_file
-    if not path.is_absolute():
-        path = base / path
-    if path.exists():
-        secret = path.read_bytes().strip()
+    path = secret_path(settings, base)
+    try:
+        secret = path.read_bytes().strip() if path.exists() else None
+    except PermissionError:
+        raise ConfigError([("security.secret_file", permission_denied(path))]) from None
+    if secret is not None:
         if len(secret) < MIN_SECRET_BYTES:
             # An empty or truncated file (a crash while it was written, a hand edit) would make
             # every staff command fail its signature without a word: refuse it, say what to do.

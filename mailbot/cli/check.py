@@ -36,6 +36,7 @@ from mailbot.config import (
     load_staff_csv,
 )
 from mailbot.locate import BUILTIN_PROFILES, ENV_CONFIG, ConfigError, config_base, default_config_path
+from mailbot.secret import permission_denied, secret_path
 from mailbot.settings import MailboxSettings, Settings, SmtpSettings
 
 # A server that does not answer within this is reported as such (the service itself waits the
@@ -217,6 +218,16 @@ def _creatable(path: Path) -> Path | None:
     return path.parents[-1]
 
 
+def _exists(key: str, path: Path, report: Report) -> bool | None:
+    """Whether `path` exists; None, reported as a problem, when a folder on the way may not be
+    entered by the user running the check (the service's user, if it is the one who checks)."""
+    try:
+        return path.exists()
+    except PermissionError:
+        report.problem(key, permission_denied(path))
+        return None
+
+
 def _first_run_creates(key: str, path: Path, what: str, report: Report) -> None:
     blocked = _creatable(path)
     if blocked is None:
@@ -227,8 +238,8 @@ def _first_run_creates(key: str, path: Path, what: str, report: Report) -> None:
 
 def _check_secret(settings: Settings, base: Path, report: Report) -> None:
     security = settings.security
-    path = security.secret_file if security.secret_file.is_absolute() else base / security.secret_file
-    if os.environ.get(security.secret_env) or path.exists():
+    path = secret_path(settings, base)
+    if os.environ.get(security.secret_env) or _exists("security.secret_file", path, report) is not False:
         return
     _first_run_creates(
         "security.secret_file", path, f"no secret in ${security.secret_env}, and the secret file", report
@@ -236,7 +247,10 @@ def _check_secret(settings: Settings, base: Path, report: Report) -> None:
 
 
 def _check_folder(key: str, path: Path, what: str, report: Report) -> None:
-    if not path.exists():
+    exists = _exists(key, path, report)
+    if exists is None:
+        return
+    if not exists:
         _first_run_creates(key, path, what, report)
     elif not path.is_dir():
         report.problem(key, f"{path} is not a folder")
@@ -316,13 +330,18 @@ def _check_database(url: str, report: Report, *, offline: bool) -> None:
         if not database or database == ":memory:":
             return
         path = Path(database)
-        if not path.exists():
-            _first_run_creates("database.url", path, "the SQLite database", report)
+        exists = _exists("database.url", path, report)
+        if not exists:
+            if exists is False:
+                _first_run_creates("database.url", path, "the SQLite database", report)
             return
         # Not opened: even a read-only connection leaves -wal and -shm files beside a WAL database.
         try:
             with path.open("rb") as fh:
                 header = fh.read(16)
+        except PermissionError:
+            report.problem("database.url", permission_denied(path))
+            return
         except OSError as exc:
             report.problem("database.url", f"cannot read {path}: {exc.strerror}")
             return

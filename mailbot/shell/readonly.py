@@ -11,6 +11,7 @@ way: `open_reader` answers None and the caller lets the full start create or mig
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from contextlib import closing
@@ -21,7 +22,9 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from mailbot.core.workflow import OPEN_STATES, State
+from mailbot.locate import ConfigError
 from mailbot.migrations import head_revision
+from mailbot.secret import permission_denied
 
 COMPONENTS = ("intake", "outbox")  # the daemon's parts whose health is recorded
 
@@ -428,8 +431,13 @@ def _sqlite(parts: UrlParts) -> _Connection | None:
     # sqlite:///relative, sqlite:////absolute; the loader has made a relative one absolute
     # (to the project), and SQLAlchemy takes one still relative to the working folder.
     file = Path(path)
-    if not file.is_file():
-        return None
+    try:
+        if not file.is_file():
+            return None
+    except PermissionError:  # a folder on the way the user may not enter: no retry helps
+        raise ConfigError([("database.url", permission_denied(file))]) from None
+    if not os.access(file, os.R_OK):
+        raise ConfigError([("database.url", permission_denied(file))])
     try:
         timeout = float(options.get("timeout", 10))
     except ValueError:
