@@ -191,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mailbot tickets list | head`: the reader left. No traceback; the rest of the output
+        # goes nowhere (Python's documented way, so that the exit flush cannot fail again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         reason = _database_unavailable(exc)
         if reason is None:
@@ -199,11 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # say more): try again later, as systemd's Restart=on-failure and cron do.
         print(f"database unavailable: {reason}; nothing was done, try again later", file=sys.stderr)
         return EXIT_TEMPFAIL
-    except BrokenPipeError:
-        # `mailbot tickets list | head`: the reader left. No traceback; the rest of the output
-        # goes nowhere (Python's documented way, so that the exit flush cannot fail again).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 def _database_unavailable(exc: Exception) -> str | None:

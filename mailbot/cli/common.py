@@ -9,7 +9,7 @@ import sys
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from mailbot.core.masking import masked_stderr_handler
@@ -57,6 +57,38 @@ def private_files() -> None:
     read it, whatever the caller's umask (a checkout's `./run.sh` under a login's 022). The
     group keeps read access, as under the systemd unit's UMask=0027; a stricter umask stays."""
     os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
+def how_called(args: argparse.Namespace) -> str:
+    """`mailbot` as the user can type it again, for the hints a command prints: the program as it
+    was called when `mailbot` on the PATH is not this one (a checkout's `.venv/bin/mailbot`,
+    `python -m mailbot`), with the `--config` it was given."""
+    import shlex
+    import shutil
+
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "mailbot"
+    if program.endswith("__main__.py"):
+        program = f"{shlex.quote(sys.executable)} -m mailbot"
+    else:
+        on_path = shutil.which("mailbot")
+        program = (
+            "mailbot"
+            if on_path and Path(on_path).resolve() == Path(program).resolve()
+            else shlex.quote(program)
+        )
+    config = getattr(args, "config", None)
+    return f"{program} --config {shlex.quote(config)}" if config else program
+
+
+def open_maildir(path: Path) -> Any:
+    """A Maildir to write mail into (the samples, a playground reply), its tmp/, new/ and cur/
+    made when missing: the standard library makes them only for a folder it creates itself, and
+    an officer may have made the folder, or dropped mail into new/, by hand."""
+    import mailbox
+
+    for sub in ("tmp", "new", "cur"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(path, factory=None, create=False)
 
 
 def _print_problems(problems: list[tuple[str, str]]) -> None:

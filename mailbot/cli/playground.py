@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mailbot.app import create_app
-from mailbot.cli.common import _load
+from mailbot.cli.common import _load, how_called, open_maildir
 from mailbot.shell import models
 
 
@@ -37,8 +38,6 @@ def reply_as(original: bytes, sender: str, text: str, *, to: str, name: str = ""
 
 def cmd_reply(args: argparse.Namespace) -> int:
     """The playground: answer a mail in the outbox as someone, into the Maildir mailbox."""
-    import mailbox as std_mailbox
-
     config = _load(args)
     if config.mailbox.scheme != "maildir":
         print("mailbot reply writes into a Maildir mailbox (the embedded default) only", file=sys.stderr)
@@ -53,8 +52,8 @@ def cmd_reply(args: argparse.Namespace) -> int:
             raw = row.raw
         text = args.text.replace("\\n", "\n")
         mail = reply_as(raw, args.sender.lower(), text, to=config.service.address, name=args.name or "")
-        key = std_mailbox.Maildir(config.mailbox.path, create=True).add(mail)
-        print(f"written to {config.mailbox.path}/new/{key}; run: mailbot run --once")
+        key = open_maildir(Path(config.mailbox.path)).add(mail)
+        print(f"written to {config.mailbox.path}/new/{key}; run: {how_called(args)} run --once")
         return 0
     finally:
         app.close()

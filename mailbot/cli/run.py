@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
 from mailbot.app import App, create_app
 from mailbot.cli.check import _redact_db
-from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load
+from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load, how_called, open_maildir
 from mailbot.config import Config
 from mailbot.shell.mailbox import MailboxError
 
@@ -22,9 +23,7 @@ def _seed_samples(config: Config) -> int:
     marker = config.data_dir / ".samples-seeded"
     if marker.exists():
         return 0
-    import mailbox as stdlib_mailbox
-
-    maildir = stdlib_mailbox.Maildir(config.mailbox.path, factory=None, create=True)
+    maildir = open_maildir(Path(config.mailbox.path))
     count = 0
     for path in sorted((p for p in SAMPLES.iterdir() if p.name.endswith(".eml")), key=lambda p: p.name):
         maildir.add(path.read_bytes())
@@ -54,46 +53,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         if seeded:
             print(f"Dropped {seeded} sample requests (one incomplete) into {config.mailbox.path}/new")
         if args.once:
-            return _run_once(app)
-        if seeded:
-            _where_to_look(app)
+            return _run_once(app, how_called(args) if seeded else None)
         print(
             f"mailbot running: mailbox {config.mailbox.redacted()}, outgoing {config.smtp.redacted()}, "
             f"database {_redact_db(config.database_url)}. Ctrl-C stops."
         )
         from mailbot.shell import aio
 
-        aio.run(_run_daemon(app, show_first=seeded > 0))
+        aio.run(_run_daemon(app, how_called(args) if seeded else None))
         return 0
     finally:
         app.close()
 
 
-async def _run_daemon(app: App, *, show_first: bool) -> None:
+async def _run_daemon(app: App, first_run: str | None) -> None:
+    """The service; on a first run that seeded the samples (`first_run`: the command as the user
+    calls it), they are processed before it goes quiet, and where to look is said once."""
     import asyncio
 
     from mailbot import daemon  # the scheduler and the service's parts: not for `run --once`
 
-    if show_first:
+    if first_run is not None:
         # Process the samples before going quiet, so a newcomer sees tickets right away.
         stats = await asyncio.to_thread(app.run_intake_once)
         await app.send_pending()
         print(f"Processed {stats.fetched} messages: tickets {', '.join(stats.tickets) or '-'}")
-        _where_to_look(app)
+        _where_to_look(app, first_run)
     await daemon.serve(app)
 
 
-def _where_to_look(app: App) -> None:
+def _where_to_look(app: App, command: str) -> None:
+    """Said after the first run only (the samples): a cron job's `run --once` mails its output."""
     config = app.config
     print("Where to look:")
-    print("  tickets:          mailbot tickets list   (and: mailbot tickets show NUMBER)")
+    print(f"  tickets:          {command} tickets list   (and: {command} tickets show NUMBER)")
     if config.smtp.scheme == "file":
         print(f"  replies sent:     {config.smtp.path}/*.eml")
     if config.mailbox.scheme == "maildir":
         print(f"  new mail goes to: {config.mailbox.path}/new/ (processed mail moves to .Processed)")
 
 
-def _run_once(app: App) -> int:
+def _run_once(app: App, first_run: str | None) -> int:
     try:
         stats = app.run_intake_once()
     except MailboxError as exc:
@@ -122,7 +122,8 @@ def _run_once(app: App) -> int:
     )
     if stats.tickets:
         print(f"tickets: {', '.join(stats.tickets)}")
-    _where_to_look(app)
+    if first_run is not None:
+        _where_to_look(app, first_run)
     if retried:
         print("some mail could not be sent now and stays queued; run again later", file=sys.stderr)
         return EXIT_TEMPFAIL

@@ -141,10 +141,12 @@ def test_the_playground_plays_the_head_and_the_consultant(tmp_path, capsys) -> N
             app.close()
 
     assert main([*cli, "run", "--once"]) == 0
+    capsys.readouterr()
     assert (
         main([*cli, "reply", str(last_to(HEAD, "notify")), "--as", HEAD, "--text", "tugaskan Budi Santoso"])
         == 0
     )
+    assert f"--config {config} run --once" in capsys.readouterr().out  # a command to type again
     assert main([*cli, "run", "--once"]) == 0
     assert state() == "assigned"
     answer = "ABK disusun per jabatan.\\nSalam, Budi"

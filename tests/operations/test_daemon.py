@@ -48,16 +48,21 @@ def test_daemon_picks_up_new_mail_with_idle_and_stops_cleanly(imap, smtp, sqlite
     assert imap.count("INBOX") == 0 and imap.count("Processed") == 2
 
 
-def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_path: Path):
+def _embedded_default(tmp_path: Path) -> Path:
+    """The shipped embedded-default file in tmp_path/config, with its profiles found from there.
+    No daily digest: on the wall clock, after 07:30 WIB on a working day, it would be a mail more."""
     config = tmp_path / "config" / "mailbot.toml"
     config.parent.mkdir()
-    # The shipped embedded-default file, with its profiles found from this temporary folder.
-    # No daily digest: on the wall clock, after 07:30 WIB on a working day, it would be a sixth mail.
     config.write_text(
         f'profiles_dir = "{PROFILES}"\n'
         + (ROOT / "config" / "mailbot.toml").read_text()
         + "\n[calendar]\ndaily_digest = false\n"
     )
+    return config
+
+
+def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_path: Path):
+    config = _embedded_default(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     out = subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
@@ -72,6 +77,8 @@ def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_pat
     year = datetime.now(ZoneInfo("Asia/Jakarta")).year  # the run numbers tickets on the wall clock
     assert f"tickets: KONS-{year}-000001, KONS-{year}-000002, KONS-{year}-000003" in out.stdout
     assert str(tmp_path / "var" / "outbox") in out.stdout
+    # The hint is a command the officer can type again: this interpreter and this configuration.
+    assert f"-m mailbot --config {config} tickets list" in out.stdout
     assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == 5  # 2 acks, 2 head mails, 1 ask
     listing = subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), "tickets", "list", "--json"],
@@ -117,6 +124,31 @@ def test_embedded_default_first_run_seeds_samples_and_says_where_to_look(tmp_pat
         env=env,
     )
     assert "Dropped" not in again.stdout and "0 fetched" in again.stdout
+    assert "Where to look" not in again.stdout  # said once: a cron job mails every run's output
+
+
+def test_samples_go_into_a_maildir_an_officer_made_by_hand(tmp_path: Path) -> None:
+    """Only new/ exists (made by hand, or by a delivery agent that makes only new/) and holds a
+    mail: the first run adds the samples beside it (the standard library would not make tmp/)."""
+    import mailbox
+
+    config = _embedded_default(tmp_path)
+    new = tmp_path / "var" / "mailbox" / "new"
+    new.mkdir(parents=True)
+    (new / "1700000000.hand.eml").write_bytes(request_mail())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "run", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "Dropped 3 sample requests" in out.stdout and "4 fetched" in out.stdout
+    assert len(mailbox.Maildir(tmp_path / "var" / "mailbox", create=False)) == 0  # all moved on
 
 
 def _pid_alive(pid: int) -> bool:
