@@ -22,12 +22,30 @@ def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+class _Version(argparse.Action):
+    """`--version`, its package metadata read only when asked (not on every command's start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("mailbot")
+        except PackageNotFoundError:  # a checkout on the path without an install
+            found = "(not installed)"
+        print(f"mailbot {found}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description="Email-driven consultation helpdesk.")
     parser.add_argument(
         "--config", help="configuration file (default: $MAILBOT_CONFIG; in a checkout config/mailbot.toml)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     parser.add_argument(
         "--log-format",
         choices=["text", "json"],

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from mailbot.cli import main
 from mailbot.cli.warnings import calendar_warnings
 from mailbot.config import load_config
-from tests.conftest import write_config
+from tests.conftest import ROOT, write_config
 
 
 def test_report_skm_as_json_and_html(tmp_path, capsys) -> None:
@@ -238,3 +238,15 @@ def test_json_logs_stay_masked(tmp_path) -> None:
     assert entry["level"] == "WARNING" and entry["logger"] == "mailbot.test"
     assert entry["message"] == "NIK 3273********0001 masuk"
     assert "3273014101900001" not in out.stderr
+
+
+def test_version_is_printed_without_a_command() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"mailbot {version('mailbot')}"
