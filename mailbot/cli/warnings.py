@@ -39,7 +39,9 @@ def security_warnings(
         f"profile {pid}: its file could not be read; `mailbot check-config` says why"
         if pid not in require_authentication
         else f"profile {pid}: staff commands are accepted on the From address alone "
-        "(set require_authentication and authserv in the profile)"
+        "(set require_authentication and authserv in the profile: for a shipped profile, copy "
+        "mailbot's profiles into a folder of your own, name it profiles_dir in the configuration "
+        "and edit the copy; README: Security)"
         for pid in ids
         if not require_authentication.get(pid, False)
     ]
