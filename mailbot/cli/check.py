@@ -361,7 +361,9 @@ def _check_database(url: str, report: Report, *, offline: bool) -> None:
             url, poolclass=NullPool, connect_args=_connect_timeout(parsed.get_backend_name())
         )
     except ImportError as exc:  # the driver is not installed
-        report.problem("database.url", f"no driver for {parsed.drivername}: {exc}")
+        from mailbot.shell.db import no_driver
+
+        report.problem("database.url", no_driver(parsed, exc))
         return
     try:
         with engine.connect() as conn:

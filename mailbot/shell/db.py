@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import migrations
+from mailbot.locate import ConfigError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -30,13 +31,27 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ImportError as exc:  # the URL's driver is not installed: say which and how to get it
+        raise ConfigError([("database.url", no_driver(url, exc))]) from exc
     if engine.dialect.name == "sqlite":
         file = sqlite_file(engine.url)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         _tune_sqlite(engine, WriterTurn(file) if file is not None else None)
     return engine
+
+
+def no_driver(url: str | URL, exc: ImportError) -> str:
+    """What to say when the database URL's driver cannot be imported (check-config and every
+    command that opens the database say the same)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    extra = " (pip install 'mailbot[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+    missing = f"the module {exc.name} is not installed" if exc.name else str(exc)
+    return f"no driver for {parsed.drivername}: {missing}{extra}"
 
 
 def sqlite_file(url: URL) -> Path | None:
