@@ -17,7 +17,7 @@ from mailbot.core.safe_output import terminal_text as _t
 from mailbot.core.workflow import (
     State,
 )
-from mailbot.records.archive import Selection, export_mbox
+from mailbot.records.archive import Selection, export_mbox, index_rows
 from mailbot.records.documents import (
     DocumentError,
     html_to_pdf,
@@ -43,10 +43,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         end=args.end,
         states=tuple(State(s) for s in args.state or ()),
     )
+    tz = ZoneInfo(config.service.timezone)
     app = create_app(config)
     try:
         with app.sessions() as session:
-            result = export_mbox(session, out, selection, ZoneInfo(config.service.timezone))
+            # A mistyped number is refused, not exported as nothing; and an archive already there
+            # is never replaced by an empty one (export_mbox writes beside it, then renames).
+            missing = [n for n in selection.tickets if store.ticket_by_number(session, n) is None]
+            for number in missing:
+                print(f"no ticket {number}", file=sys.stderr)
+            if missing:
+                return 1
+            if out.exists() and next(index_rows(session, selection, tz), None) is None:
+                print(f"no ticket matches the selection; {out} is left as it was", file=sys.stderr)
+                return 1
+            result = export_mbox(session, out, selection, tz)
         print(f"{result.messages} messages of {result.tickets} tickets written to {result.path}")
         print(f"index: {result.index_csv} and {result.index_html}")
         return 0
