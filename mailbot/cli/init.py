@@ -70,7 +70,17 @@ def config_text(directory: Path, data_dir: Path) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    directory = Path(args.dir).expanduser().resolve()
+    given = Path(args.dir).expanduser()
+    if given.suffix.lower() == ".toml" or (given.exists() and not given.is_dir()):
+        # `mailbot init /etc/mailbot/mailbot.toml` made a folder of that name: the file's name
+        # is always mailbot.toml, DIR is where it goes.
+        print(
+            f"{args.dir}: DIR is the folder to create the configuration in (DIR/{CONFIG_NAME}); "
+            f"did you mean `mailbot init {given.parent}`?",
+            file=sys.stderr,
+        )
+        return 1
+    directory = given.resolve()
     data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else directory / "var"
     path = directory / CONFIG_NAME
     if path.is_dir():
