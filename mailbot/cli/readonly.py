@@ -255,11 +255,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json_text({**st.as_json(), "warnings": warnings}))
     else:
         print("mailbot: " + ("OK" if st.healthy else "FAILING: " + ", ".join(st.failing)))
+        tz = location.timezone
         for name, c in st.components.items():
+            # Office time as every other command shows it (issue #21); --json keeps ISO 8601.
+            last_ok = _office(datetime.fromisoformat(c["last_ok_at"]), tz) if c["last_ok_at"] else "never"
             failing = (
-                f", failing since {c['failing_since']}: {_t(c['last_error'])}" if c["failing_since"] else ""
+                f", failing since {_office(datetime.fromisoformat(c['failing_since']), tz)}: "
+                f"{_t(c['last_error'])}"
+                if c["failing_since"]
+                else ""
             )
-            print(f"  {name:<7} last ok {c['last_ok_at'] or 'never'}{failing}")
+            print(f"  {name:<7} last ok {last_ok}{failing}")
         print(
             f"  outbox  {st.outbox_pending} pending, {st.outbox_sending} sending, "
             f"{st.dead_letters} dead letters"
