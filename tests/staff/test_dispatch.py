@@ -91,7 +91,7 @@ def test_full_disposition_loop(desk: Desk) -> None:
     text = text_of(transcript)
     assert "> ASSIGN budi santoso" in text and "DILAKSANAKAN: ditugaskan kepada Budi Santoso" in text
     assert "> NOTE mohon dijawab hari ini" in text and "catatan disimpan" in text
-    assert "Tiket KONS-2026-000001 sedang ditangani (ditangani oleh Budi Santoso)." in text
+    assert "Tiket KONS-2026-000001 sedang ditangani, penanggung jawab: Budi Santoso." in text
     assert "@bpsdm" not in text.split("Riwayat")[0]  # a name where a name serves
 
     assignment = desk.last(BUDI, "assign")
