@@ -16,14 +16,15 @@ if TYPE_CHECKING:
 MIN_SECRET_BYTES = 32  # the tokens' HMAC key: a shorter one is guessable, an empty one signs nothing
 
 
-def permission_denied(path: Path) -> str:
-    """Why the user running mailbot cannot read `path`, and what to do: the first folder on the
-    way it may not enter (or the file itself), with its owner. A service started as another user
-    than the one who ran `mailbot init` (root, say) meets this first."""
-    blocked = path
+def permission_denied(path: Path, *, create: bool = False) -> str:
+    """Why the user running mailbot cannot read (or `create`) `path`, and what to do: the first
+    folder on the way it may not enter (or the file, or the folder it cannot write in), with its
+    owner. A service started as another user than the one who ran `mailbot init` (root, say)
+    meets this first."""
+    blocked, why = (path.parent, "is not writable") if create else (path, "")
     for parent in reversed(path.parents):
         if not os.access(parent, os.X_OK):
-            blocked = parent
+            blocked, why = parent, "may not be entered"
             break
     try:
         uid = blocked.stat().st_uid
@@ -32,9 +33,9 @@ def permission_denied(path: Path) -> str:
         owner = str(uid)
     except OSError:
         owner = "unknown"
-    where = "" if blocked == path else f"{blocked} may not be entered, "
+    where = f"{blocked} {why}, " if why else ""
     return (
-        f"cannot read {path}: permission denied ({where}owner {owner}); "
+        f"cannot {'create' if create else 'read'} {path}: permission denied ({where}owner {owner}); "
         "chown the data folder to the user mailbot runs as"
     )
 
@@ -76,6 +77,13 @@ def load_secret(settings: Settings, base: Path, create: bool) -> bytes:
         return secret
     if not create:
         return b""
+    try:
+        return _create(path)
+    except PermissionError:
+        raise ConfigError([("security.secret_file", permission_denied(path, create=True))]) from None
+
+
+def _create(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = os.urandom(32).hex().encode()
     # Written whole under another name, then renamed: a crash leaves no empty secret behind.

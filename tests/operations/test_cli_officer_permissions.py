@@ -75,3 +75,15 @@ def test_a_secret_file_only_root_may_read(office: Path) -> None:
     assert check.returncode == 1 and "Traceback" not in check.stderr, check.stderr
     secret = office / "var" / "secret.key"
     assert f"security.secret_file: cannot read {secret}: permission denied (owner root)" in check.stderr
+
+
+def test_a_secret_the_user_may_not_create(office: Path) -> None:
+    assert _mailbot("init", str(office)).returncode == 0
+    (office / "mailbot.toml").chmod(0o644)
+    (office / "var").chmod(0o755)  # readable, but root's: the first run cannot write the secret
+    secret = office / "var" / "secret.key"
+    secret.unlink()
+    done = _mailbot("--config", str(office / "mailbot.toml"), "run", "--once", as_nobody=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    said = f"cannot create {secret}: permission denied ({office / 'var'} is not writable, owner root)"
+    assert said in done.stderr
