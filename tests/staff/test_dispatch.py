@@ -3,6 +3,7 @@ RFC 5322 text, every reply answers a mail mailbot actually queued (read back fro
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -585,3 +586,28 @@ def test_staff_from_csv(tmp_path: Path) -> None:
         ("Auditor Lama", ["lama@x.go.id"], False),
     ]
     assert {k for k, _ in problems} == {"staff_csv:4.emails.0", "staff_csv:4.role"}
+
+
+def test_the_surat_tugas_history_speaks_indonesian_without_codes(desk: Desk) -> None:
+    """The internal riwayat in the assignee's mail: each line a label staff read, the fields an
+    incomplete request lacked by their names, no stored code ("unit: missing", "complete") and no
+    kind left untranslated."""
+    incomplete = request_mail(
+        body="Nama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\n\n"
+        "Pertanyaan: Bagaimana tata cara penyusunan Analisis Beban Kerja untuk jabatan baru?\n",
+        headers="Reply-To: lain@example.com\r\n",
+    )
+    desk.deliver(incomplete)
+    desk.reply(desk.last(APPLICANT, "missing_fields"), APPLICANT, "Unit Kerja: Biro Perencanaan")
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"),
+        APPLICANT,
+        "Jabatan: Analis Kebijakan\nNo. HP: 0812-3456-7890",
+    )
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    history = text_of(desk.last(BUDI, "assign")).split("Riwayat konsultasi:")[1]
+    assert "Pengajuan diterima, data belum lengkap (" in history
+    assert "Data belum lengkap: Unit Kerja/Instansi, Jabatan, Nomor Telepon" in history
+    assert "Alamat Reply-To berbeda dari pengirim (tidak dipakai)" in history
+    assert not re.search(r"\b(?:missing|complete|invalid)\b", history), history
+    assert not re.search(r"\b[a-z]+(?:_[a-z]+)+\b", history), history  # no kind left as its code
