@@ -61,6 +61,11 @@ def config_path(given: Path | None) -> Path:
     path = path.resolve()
     if not path.exists():
         raise ConfigError([("config", f"{path} does not exist; `mailbot init DIR` writes DIR/mailbot.toml")])
+    if path.is_dir():
+        said = f"{path} is a folder, not the configuration file"
+        if (path / "mailbot.toml").is_file():
+            said += f"; did you mean {path / 'mailbot.toml'}?"
+        raise ConfigError([("config", said)])
     return path
 
 

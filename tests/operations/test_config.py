@@ -543,3 +543,17 @@ def test_a_relative_sqlite_path_under_a_folder_named_with_url_characters(tmp_pat
         )
         config = load_config(path, create_secret=False)
         assert make_url(config.database_url).database == str(folder / "var" / "mailbot.db")
+
+
+@pytest.mark.parametrize("command", [["tickets", "list"], ["run", "--once"], ["check-config", "--offline"]])
+def test_a_folder_given_as_the_configuration_says_so(tmp_path: Path, command: list[str], capsys) -> None:
+    """`--config DIR` instead of `--config DIR/mailbot.toml`: the problem and the file meant, not
+    '[Errno 21] Is a directory'."""
+    from mailbot.cli import main
+
+    (tmp_path / "mailbot.toml").write_text("")
+    assert main(["--config", str(tmp_path), *command]) == 1
+    err = capsys.readouterr().err
+    meant = tmp_path / "mailbot.toml"
+    assert f"{tmp_path} is a folder, not the configuration file; did you mean {meant}?" in err
+    assert "Errno" not in err
