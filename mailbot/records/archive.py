@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import re
 import sys
+import tempfile
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -200,16 +202,33 @@ def export_mbox(
     )
     bar = (progress or Progress)(total)
     written = 0
-    tmp = out.with_name(out.name + ".part")
-    with tmp.open("wb") as fh:
-        for row, raw in _with_raw(session, _messages(session, ticket_ids, batch)):
-            fh.write(mbox_entry(row.sender, row.at, raw))
-            written += 1
-            bar.step()
-    tmp.replace(out)
+    # Written beside the archive under a name of its own, renamed over it only when complete: an
+    # export that fails (disk full, Ctrl-C) leaves the archive as it was and no part file behind;
+    # two exports to one name at once each write their own.
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for row, raw in _with_raw(session, _messages(session, ticket_ids, batch)):
+                fh.write(mbox_entry(row.sender, row.at, raw))
+                written += 1
+                bar.step()
+        os.chmod(tmp, 0o666 & ~_umask())
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     bar.close()
     index_csv, index_html, count = write_index(session, out, selection, tz)
     return ExportResult(count, written, out, index_csv, index_html)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it back): the mode an archive would have had if
+    written directly, which mkstemp's 0600 would otherwise narrow."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 # --- the index ---------------------------------------------------------------------------------

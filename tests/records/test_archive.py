@@ -246,3 +246,32 @@ def test_export_memory_is_flat_for_a_large_archive(make_app, sqlite_url, tmp_pat
     assert (small_n, large_n) == (5000, 20000)
     # Four times the messages; the peak may not grow with them (allow 25% for allocator noise).
     assert large_kib < small_kib * 1.25, (small_kib, large_kib)
+
+
+def test_an_export_that_fails_leaves_the_archive_as_it_was(desk: Desk, tmp_path: Path, monkeypatch) -> None:
+    """The disk fills (or the officer presses Ctrl-C) half-way: the archive written before is
+    untouched and no part file is left beside it. The fault is injected: a real disk is not
+    filled in a test."""
+    from zoneinfo import ZoneInfo
+
+    from mailbot.records import archive
+
+    desk.deliver(request_mail())
+    desk.deliver(request_mail(sender="agus@example.go.id", name="Agus Salim", subject="Soal lain"))
+    out = tmp_path / "arsip" / "arsip.mbox"
+    out.parent.mkdir()
+    out.write_bytes(b"From the archive of last month\n")
+    written = 0
+
+    def entry(*args: object) -> bytes:
+        nonlocal written
+        written += 1
+        if written == 3:
+            raise OSError(28, "No space left on device")
+        return b"From x\n\n"
+
+    monkeypatch.setattr(archive, "mbox_entry", entry)
+    with desk.app.sessions() as session, pytest.raises(OSError, match="No space left"):
+        archive.export_mbox(session, out, archive.Selection(), ZoneInfo("Asia/Jakarta"))
+    assert out.read_bytes() == b"From the archive of last month\n"
+    assert [p.name for p in out.parent.iterdir()] == ["arsip.mbox"]
