@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from mailbot.app import App
 
 
+FIELD_LINES = 20
+
+
 def _reader(location: Location) -> readonly.Reader:
     """The database's reader; the full start first when the database is new or older, and the
     full start's own connection for a URL form the quick path does not read itself."""
@@ -214,13 +217,21 @@ def _show_ticket(reader: readonly.Reader, ticket: readonly.Ticket, *, as_json: b
         print(f"  assignee:  {_t(ticket.assignee_email)}{'  [URGENT]' if ticket.urgent else ''}")
     print("  fields:")
     for name, value in ticket.fields.items():
-        first_line = str(value).splitlines()[0] if value else ""
-        print(f"    {_t(name):<10} {_t(first_line)[:90]}")
+        # Every line of a value (the question runs over several), each cut at 90 characters with
+        # "…" where cut; at most FIELD_LINES lines, the rest counted (--json has everything).
+        lines = [_t(line) for line in str(value or "").splitlines()] or [""]
+        for i, line in enumerate(lines[:FIELD_LINES]):
+            shown = line if len(line) <= 90 else line[:89] + "…"
+            print(f"    {_t(name) if i == 0 else '':<10} {shown}")
+        if len(lines) > FIELD_LINES:
+            print(f"    {'':<10} … {len(lines) - FIELD_LINES} more lines (--json shows them)")
     if ticket.issues:
         print("  open issues: " + _t(", ".join(f"{i['field']} ({i['code']})" for i in ticket.issues)))
     print("  history:")
     for h in history:
-        detail = _t(h["detail"].splitlines()[0])[:80] if h["detail"] else ""
+        detail = _t(h["detail"].splitlines()[0]) if h["detail"] else ""
+        if len(detail) > 80 or "\n" in h["detail"]:
+            detail = detail[:79] + "…"
         print(
             f"    {h['at'][:16].replace('T', ' ')}  {h['kind']:<20} {h['state']:<15} "
             f"{_t(h['actor'])[:30]:<30} {detail}"

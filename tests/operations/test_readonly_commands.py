@@ -382,3 +382,27 @@ def test_status_says_when_the_service_profile_cannot_be_read(tmp_path, capsys) -
     assert main(["--config", str(config), "status"]) == 0
     out = capsys.readouterr().out
     assert "WARNING: profile sop-002: its file could not be read; `mailbot check-config` says why" in out
+
+
+def test_tickets_show_prints_every_line_of_the_question(tmp_path, capsys) -> None:
+    """The question runs over several lines: the text form shows them all, not the first."""
+    import mailbox
+
+    from tests.conftest import request_mail, write_config
+
+    config = write_config(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        mailbox_url=f"maildir://{tmp_path / 'md'}",
+        smtp_url=f"file://{tmp_path / 'out'}",
+        daily_digest=False,
+    )
+    mailbox.Maildir(tmp_path / "md", create=True).add(request_mail())
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "tickets", "list", "--json"]) == 0
+    number = json.loads(capsys.readouterr().out)[0]["number"]  # numbered on the wall clock's year
+    assert main(["--config", str(config), "tickets", "show", number]) == 0
+    text = capsys.readouterr().out
+    assert "Bagaimana tata cara penyusunan Analisis Beban Kerja untuk jabatan" in text
+    assert "fungsional yang baru dibentuk?" in text
