@@ -190,8 +190,10 @@ class App:
     ) -> list[Outcome]:
         """Several messages in one transaction: the common case, and much cheaper than one
         transaction each. If anything goes wrong, the whole group is rolled back and its messages
-        are processed one by one, each in its own transaction with its own retries.
-        `parsed`: the messages already parsed by the parse worker, in the same order."""
+        are processed one by one, each in its own transaction with its own retries. Each message's
+        effects are applied when it is decided (`Intake.process_message`): the next one's queries
+        see them, as they would in a transaction of its own. `parsed`: the messages already parsed
+        by the parse worker, in the same order."""
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
                 if parsed is None:

@@ -18,7 +18,7 @@ from mailbot.core.workflow import (
     next_inbound,
     next_outbound,
 )
-from mailbot.shell import aio, models, store
+from mailbot.shell import aio, models, persist, store
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     app = create_app(config)
     try:
         if args.outbox_command == "retry":
-            with app.sessions.begin() as session:
+            with persist.unit(app.sessions) as session:
                 stmt = select(models.OutboundMessage).where(models.OutboundMessage.status == "dead")
                 if not args.all:
                     stmt = stmt.where(models.OutboundMessage.id.in_(args.ids))

@@ -33,7 +33,7 @@ from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.requests import Requests
 from mailbot.pipeline.staff_commands import StaffCommands
-from mailbot.shell import group_lookups, models, store
+from mailbot.shell import group_lookups, models, persist, store
 from mailbot.shell.mailbox import Oversized
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,10 @@ class Intake:
         """`parsed`: the message already parsed (by the parse worker), or its failure.
         `release`: staff release a held message (`mailbot replay --release`): no hold again.
 
-        The message's rows are written by one flush at its end (`_outcome`): the lookups while it
-        is decided do not flush what it has changed so far."""
-        with session.no_autoflush:
+        The message's decisions are one recording scope: the history lines and mail they record
+        are written by the persist step when it is decided (`persist.apply`), with its rows; the
+        lookups while it is decided do not flush what it has changed so far."""
+        with session.no_autoflush, persist.recording(session):
             return self._process(session, source, raw, now, parsed, release)
 
     def _process(
@@ -290,8 +291,8 @@ class Intake:
         if row.ticket_id is not None or row.ticket is not None:
             ticket = row.ticket  # held by the row: no second read of a ticket this message changed
             if ticket is not None:
-                # Written with the next flush: a later message's or the commit (which is where a
-                # lost race for the ticket's row shows, and the caller retries).
+                # Written with the message's persist step, or the commit (which is where a lost
+                # race for the ticket's row shows, and the caller retries).
                 self.clocks.refresh(ticket)
                 number = ticket.number
             group_lookups.remember_content(session, row)

@@ -37,7 +37,7 @@ from mailbot.core.workflow import OPEN_STATES, State
 from mailbot.migrations import head_revision
 from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.notices import claim_notice, digest_key, monthly_report_key, notice_exists
-from mailbot.shell import models
+from mailbot.shell import models, persist
 
 if TYPE_CHECKING:
     from mailbot.pipeline.periodic_mail import PeriodicMail
@@ -240,7 +240,7 @@ class Deadlines:
         work or the ticket moved on: this transaction (and its mail) is rolled back, and the next
         sweep looks again if anything is left."""
         try:
-            with self._sessions.begin() as session:
+            with persist.unit(self._sessions) as session:
                 return list(work(session))
         except (IntegrityError, StaleDataError):
             return None  # rolled back

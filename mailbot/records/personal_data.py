@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.message import parse_headers
 from mailbot.core.workflow import State
-from mailbot.shell import models, store
+from mailbot.shell import models, persist, store
 from mailbot.shell.mailbox import MailboxError, StoredCopy, open_source
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,14 @@ def purge(session: Session, *, older_than: timedelta, now: datetime) -> PurgeRes
     Kept: number, profile, state, dates, work unit, assignee, the history's kinds and times, the
     survey's scores (the anonymous figures the reports need). Gone: name, NIK/NIP, phone, position,
     the question, the address, subjects, the history's texts, the survey comment and every raw
-    message. The ticket's history records the purge.
+    message. The ticket's history records the purge (written before this returns: the caller
+    owns the transaction and commits).
     """
+    with persist.recording(session):
+        return _purge(session, older_than=older_than, now=now)
+
+
+def _purge(session: Session, *, older_than: timedelta, now: datetime) -> PurgeResult:
     cutoff = now - older_than
     stmt = select(models.Ticket).where(
         models.Ticket.state.in_([State.CLOSED, State.REJECTED]),

@@ -412,18 +412,31 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 
 def _history(session: Session, lines: list[tuple[int | None, int, str, str]], now: datetime) -> None:
     """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, through the one
-    writer of history lines; each carries its ticket's current state. Mail of no ticket has none."""
+    writer of history lines, and written by the persist step at once; each carries its ticket's
+    current state. Mail of no ticket has none."""
+    # Imported here: this helper is the outbox's only writer of history lines.
+    from sqlalchemy.orm import selectinload
+
+    from mailbot.shell import persist
+
     wanted = {t for t, _, _, _ in lines if t is not None}
     if not wanted:
         return
+    # Their histories with them (the writer adds to a loaded history): one query for all.
     tickets = {
-        t.id: t for t in session.execute(select(models.Ticket).where(models.Ticket.id.in_(wanted))).scalars()
+        t.id: t
+        for t in session.execute(
+            select(models.Ticket)
+            .where(models.Ticket.id.in_(wanted))
+            .options(selectinload(models.Ticket.events))
+        ).scalars()
     }
-    for ticket_id, out_id, kind, detail in lines:
-        ticket = tickets.get(ticket_id) if ticket_id is not None else None
-        if ticket is not None:
-            line = store.record_event(session, ticket, kind, actor="system", now=now, detail=detail)
-            line.outbound_id = out_id  # a mail stored earlier: named by its id
+    with persist.recording(session):
+        for ticket_id, out_id, kind, detail in lines:
+            ticket = tickets.get(ticket_id) if ticket_id is not None else None
+            if ticket is not None:
+                line = store.record_event(session, ticket, kind, actor="system", now=now, detail=detail)
+                line.outbound_id = out_id  # a mail stored earlier: named by its id
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

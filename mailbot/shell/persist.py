@@ -1,8 +1,10 @@
-"""The persist step: mailbot's Session, whose flush writes the history lines and queued mail the
-transaction holds, one INSERT per table. Stages record them through shell/store.py."""
+"""The persist step: what a transaction's decisions recorded (history lines, queued mail), held as
+an `Effects` value while they are made and written by `apply`, one INSERT per table."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -12,18 +14,23 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from mailbot.shell import models
 
-# A group of messages is one transaction and one flush, at its commit (the lookups read for the
-# group, `Known`, are what spares a flush before each message's queries). At that flush the unit
-# of work writes the new tickets and received mail, then the session writes the history lines and
-# queued mail it holds, each table with one Core statement for all its rows. These two insert-only
-# tables are most of what a request writes (three lines and two mails for a new request); through
-# the unit of work, its bookkeeping per object, the intake took a quarter more CPU per request
-# (bench/README.md). Ids come from the database (RETURNING).
+# Ticket state changes are attribute changes of the ORM's objects (store.transition through the
+# workflow table), written by the unit of work. History lines and queued mail, the two insert-only
+# tables that are most of what a request writes (three lines and two mails for a new request), are
+# held as an `Effects` value and written by `apply`, each table with one Core statement for all its
+# rows: through the unit of work, its bookkeeping per object, the intake took a quarter more CPU
+# per request (bench/README.md). Ids come from the database (RETURNING).
+#
+# Effects are recorded only inside a `recording` scope (or `unit`, a transaction with one), which
+# applies them at its end: a stage that records outside one raises (`store`), so none is dropped
+# unnoticed. The scope is carried by the session (`Session.effects`) rather than passed as an
+# argument through every stage: each stage already takes the session its caller owns, and the
+# history writer (`store.record_event`) is called from some sixty places.
 
 
 @dataclass
 class QueuedMail:
-    """A mail written into the outbox by this transaction; `id` once the session has flushed."""
+    """A mail written into the outbox by this transaction; `id` once applied."""
 
     row: dict[str, Any]
     ticket: models.Ticket | None = None
@@ -39,9 +46,22 @@ class PendingLine:
 
 
 @dataclass
-class Pending:
+class Effects:
+    """What decisions recorded and `apply` has not written yet: queued mail and history lines."""
+
     mails: list[QueuedMail] = field(default_factory=list)
     lines: list[PendingLine] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.mails or self.lines)
+
+    def clear(self) -> None:
+        self.mails.clear()
+        self.lines.clear()
+
+
+class EffectsOutsideUnit(RuntimeError):
+    """History lines or mail recorded where nothing would write them: outside `persist.recording`."""
 
 
 _MAILS = cast(Table, models.OutboundMessage.__table__)
@@ -56,71 +76,111 @@ _INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=Tr
 
 
 class Session(orm.Session):
-    """mailbot's session: its flush also writes the history lines and queued mail it holds.
+    """mailbot's session: plain SQLAlchemy, plus what a transaction carries for the persist step.
 
-    Every flush runs it: the session's own autoflush before a query, an explicit flush, and the
-    one before the commit, so nothing held is lost or unseen by a query. A rollback drops them,
-    and the lookups read for a group of messages (`Known`) with them."""
+    `effects`: the recording scope's effects, None outside one. `known`: a group transaction's
+    lookups (`group_lookups.prefetch`). A rollback drops both: what they held was never written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pending = Pending()
-        self.known: Known | None = None  # a group transaction's lookups (`group_lookups.prefetch`)
-        self._writing = False
-
-    def flush(self, objects: Any = None) -> None:
-        super().flush(objects)
-        if self.pending.mails or self.pending.lines:
-            self._write_pending()
+        self.effects: Effects | None = None
+        self.known: Known | None = None
 
     def rollback(self) -> None:
-        self.pending, self.known = Pending(), None
+        self._drop()
         super().rollback()
 
     def close(self) -> None:
-        self.pending, self.known = Pending(), None
+        self._drop()
         super().close()
 
-    def _write_pending(self) -> None:
-        if self._writing:
-            return
-        self._writing = True
-        try:
-            pending, self.pending = self.pending, Pending()
-            connection = self.connection()
-            if pending.mails:
-                for mail in pending.mails:
-                    mail.row["ticket_id"] = mail.ticket.id if mail.ticket is not None else None
-                ids = connection.execute(_INSERT_MAILS, [m.row for m in pending.mails]).scalars().all()
-                for mail, new_id in zip(pending.mails, ids, strict=True):
-                    mail.id = new_id
-            if pending.lines:
-                rows = []
-                for line in pending.lines:
-                    line.entry.ticket_id = line.ticket.id
-                    if line.inbound is not None:
-                        line.entry.inbound_id = line.inbound.id
-                    if line.outbound is not None:
-                        line.entry.outbound_id = line.outbound.id
-                    rows.append({key: getattr(line.entry, key) for key in _LINE_KEYS})
-                ids = connection.execute(_INSERT_LINES, rows).scalars().all()
-                for line, new_id in zip(pending.lines, ids, strict=True):
-                    line.entry.id = new_id
-                    # Written: a persistent object of the session from now on, as if loaded (a
-                    # later change to it, the privacy purge's, is an UPDATE like any other).
-                    make_transient_to_detached(line.entry)
-                    self.add(line.entry)
-        except BaseException:
-            self.pending = Pending()
-            raise
-        finally:
-            self._writing = False
+    def _drop(self) -> None:
+        if self.effects is not None:
+            self.effects.clear()
+        self.known = None
 
 
-def pending_of(session: orm.Session) -> Pending:
+def _own(session: orm.Session) -> Session:
     if not isinstance(session, Session):
-        raise TypeError("mailbot's store needs its own Session class (persist.Session)")
-    return session.pending
+        raise TypeError("mailbot's persist step needs its own Session class (persist.Session)")
+    return session
+
+
+def effects_of(session: orm.Session) -> Effects:
+    """The effects of the recording scope the session is in; raises outside one."""
+    effects = _own(session).effects
+    if effects is None:
+        raise EffectsOutsideUnit(
+            "history lines and queued mail are recorded inside persist.recording (or persist.unit), "
+            "which writes them"
+        )
+    return effects
+
+
+def recorded(session: orm.Session) -> Effects:
+    """What the session's scope holds and has not applied yet (nothing outside a scope): what a
+    count of stored mail in the same transaction adds in memory."""
+    effects = session.effects if isinstance(session, Session) else None
+    return effects if effects is not None else Effects()
+
+
+@contextmanager
+def recording(session: orm.Session) -> Iterator[Effects]:
+    """A scope of decisions on a session in a transaction: what they record is written by `apply`
+    when the scope ends without an error (and may be applied earlier, e.g. after each message of a
+    group). An error drops what is left unapplied; the caller's rollback drops the rest."""
+    own = _own(session)
+    if own.effects is not None:
+        raise RuntimeError("a recording scope is already open on this session")
+    own.effects = effects = Effects()
+    try:
+        yield effects
+        apply(own)
+    finally:
+        effects.clear()
+        own.effects = None
+
+
+@contextmanager
+def unit(sessions: orm.sessionmaker[Any]) -> Iterator[orm.Session]:
+    """One transaction whose decisions are applied before its commit."""
+    with sessions.begin() as session, recording(session):
+        yield session
+
+
+def apply(session: orm.Session) -> None:
+    """The persist step: write what the session's scope recorded, queued mail first (history lines
+    name it), each table in one INSERT … RETURNING; the ids are set back on the mail and lines."""
+    own = _own(session)
+    effects = own.effects
+    if not effects:
+        return
+    mails, lines = list(effects.mails), list(effects.lines)
+    effects.clear()
+    own.flush()  # new tickets and received mail first: the rows below name them by id
+    connection = own.connection()
+    if mails:
+        for mail in mails:
+            mail.row["ticket_id"] = mail.ticket.id if mail.ticket is not None else None
+        ids = connection.execute(_INSERT_MAILS, [m.row for m in mails]).scalars().all()
+        for mail, new_id in zip(mails, ids, strict=True):
+            mail.id = new_id
+    if lines:
+        rows = []
+        for line in lines:
+            line.entry.ticket_id = line.ticket.id
+            if line.inbound is not None:
+                line.entry.inbound_id = line.inbound.id
+            if line.outbound is not None:
+                line.entry.outbound_id = line.outbound.id
+            rows.append({key: getattr(line.entry, key) for key in _LINE_KEYS})
+        ids = connection.execute(_INSERT_LINES, rows).scalars().all()
+        for line, new_id in zip(lines, ids, strict=True):
+            line.entry.id = new_id
+            # Written: a persistent object of the session from now on, as if loaded (a later
+            # change to it, the privacy purge's, is an UPDATE like any other).
+            make_transient_to_detached(line.entry)
+            own.add(line.entry)
 
 
 # What a group of messages needs to know about stored mail: filled and kept current by

@@ -1,6 +1,6 @@
 """Queries, and the effects a stage records for the persist step (shell/persist.py): state
 changes, history lines, queued mail. Every function takes the caller's Session; the caller owns
-the transaction."""
+the transaction, and records inside a `persist.recording` scope, which applies what it holds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
 from mailbot.settings import Profile
 from mailbot.shell import models
-from mailbot.shell.persist import PendingLine, QueuedMail, known_of, pending_of
+from mailbot.shell.persist import PendingLine, QueuedMail, effects_of, known_of, recorded
 
 if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need no templates
     from mailbot.core.compose import Envelope
@@ -104,7 +104,8 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
     """The one writer of the ticket's history (the riwayat konsultasi): a line in `ticket.events`
-    at once, written by the session's next flush (`Session`) with the ticket and the mail it names."""
+    at once, written by the persist step (`persist.apply`) with the ticket and the mail it names."""
+    effects = effects_of(session)  # raises outside a recording scope: nothing would write it
     entry = models.TicketEvent(
         at=now,
         actor=actor,
@@ -115,14 +116,14 @@ def record_event(
     )
     if inbound is not None and inbound not in session:
         raise ValueError("a history line names received mail that is stored (session.add) first")
-    pending_of(session).lines.append(PendingLine(entry, ticket, inbound, outbound))
-    # In the ticket's history at once, as if loaded: the session's flush writes it. A history not
-    # loaded yet is not loaded for this: its first read flushes the session first (autoflush).
-    if "events" not in inspect(ticket).unloaded:
+    # In the ticket's history at once, as if loaded: the persist step writes it. A stored history
+    # not loaded yet is loaded first (it holds what was applied; a later read would miss the line).
+    state = inspect(ticket)
+    if "events" in state.unloaded and state.has_identity:
+        ticket.events  # noqa: B018 - the lazy load
+    if "events" not in state.unloaded:
         set_committed_value(ticket, "events", [*ticket.events, entry])
-    # The ticket counts as changed, so that the commit flushes (a session with nothing changed
-    # commits without a flush); an unchanged value is no UPDATE.
-    ticket.updated_at = ticket.updated_at
+    effects.lines.append(PendingLine(entry, ticket, inbound, outbound))
     return entry
 
 
@@ -193,10 +194,11 @@ def outbound_created_at(session: orm.Session, message_id: str) -> datetime | Non
 def enqueue(
     session: orm.Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
 ) -> QueuedMail:
-    """Write an outgoing mail into the outbox, in the caller's transaction (at its next flush)."""
+    """Write an outgoing mail into the outbox, in the caller's transaction (by the persist step)."""
+    effects = effects_of(session)
     mail = QueuedMail(
         {
-            "ticket_id": None,  # the ticket's id, once it has one (the flush)
+            "ticket_id": None,  # the ticket's id, once it has one (the persist step)
             "kind": kind,
             "message_id": envelope.message_id,
             "mail_from": envelope.mail_from,
@@ -213,13 +215,11 @@ def enqueue(
         },
         ticket,
     )
-    pending_of(session).mails.append(mail)
+    effects.mails.append(mail)
     known = known_of(session)
     if known is not None and mail.row["recipient"] in known.mail_counts:
         known.mail_counts[mail.row["recipient"]] += 1
-    if ticket is None:
-        session.flush()  # a mail of no ticket (HELP, a refusal): nothing else makes the commit flush
-    else:
+    if ticket is not None:
         record_event(
             session,
             ticket,
@@ -246,12 +246,16 @@ _AUTO_MAIL_COUNT = (
 
 
 def auto_mail_count(session: orm.Session, recipient: str, since: datetime) -> int:
-    """How many automatic mails went (or wait to go) to one recipient since a time; in a group
-    transaction the count read for the group plus what the group queued since."""
+    """How many automatic mails went (or wait to go) to one recipient since a time: the stored ones
+    and those this transaction queued and has not applied yet; in a group transaction the count
+    read for the group plus what the group queued since."""
     known = known_of(session)
     if known is not None and recipient in known.mail_counts:
         return known.mail_counts[recipient]
     count: int = session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
+    count += sum(
+        1 for m in recorded(session).mails if m.row["recipient"] == recipient and m.row["created_at"] >= since
+    )
     if known is not None:
         known.mail_counts[recipient] = count
     return count
@@ -260,8 +264,9 @@ def auto_mail_count(session: orm.Session, recipient: str, since: datetime) -> in
 def thread_mail_times(
     session: orm.Session, ticket_id: int, recipient: str, kind: str, since: datetime
 ) -> list[datetime]:
-    """When mail of one kind went to one recipient of one ticket, since a time."""
-    return list(
+    """When mail of one kind went to one recipient of one ticket, since a time: stored, or queued by
+    this transaction and not applied yet."""
+    stored = list(
         session.execute(
             select(models.OutboundMessage.created_at).where(
                 models.OutboundMessage.ticket_id == ticket_id,
@@ -271,6 +276,14 @@ def thread_mail_times(
             )
         ).scalars()
     )
+    return stored + [
+        m.row["created_at"]
+        for m in recorded(session).mails
+        if m.ticket is not None
+        and m.ticket.id == ticket_id
+        and (m.row["recipient"], m.row["kind"]) == (recipient, kind)
+        and m.row["created_at"] >= since
+    ]
 
 
 _BY_SOURCE = select(models.InboundMessage).where(

@@ -14,7 +14,7 @@ from sqlalchemy import func, inspect, select
 from mailbot.app import App
 from mailbot.core.compose import Envelope
 from mailbot.pipeline.fetch import IntakeStats
-from mailbot.shell import models, store
+from mailbot.shell import models, persist, store
 from tests.conftest import request_mail
 
 
@@ -312,7 +312,7 @@ def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
     else is still written, in order, and in the ticket's `events` at once; a rolled-back line is not."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
-    with app.sessions.begin() as s:
+    with persist.unit(app.sessions) as s:
         ticket = s.scalars(select(models.Ticket)).one()
         before = [e.id for e in ticket.events]
         store.record_event(s, ticket, "note", actor="x", now=now, detail="one")
@@ -323,7 +323,7 @@ def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
     assert [line[0] for line in lines[: len(before)]] == before
     added = [(kind, detail) for _id, kind, detail in lines[len(before) :]]
     assert added == [("note", "one"), ("note", "two")]
-    with app.sessions() as s, s.begin():
+    with app.sessions() as s, s.begin(), persist.recording(s):
         ticket = s.get(models.Ticket, ticket_id)
         assert ticket is not None
         store.record_event(s, ticket, "note", actor="x", now=now, detail="rolled back")
@@ -338,10 +338,11 @@ def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
     session must be a persistent object, not a copy whose changes go nowhere."""
     app = _one_ticket(make_app, database_url, tmp_path)
     with app.sessions() as s:
-        with s.begin():
+        with s.begin(), persist.recording(s):
             ticket = s.scalars(select(models.Ticket)).one()
             entry = store.record_event(s, ticket, "note", actor="x", now=app.clock(), detail="private")
-            # A query in the same transaction sees it (as autoflush shows every other change).
+            persist.apply(s)
+            # Applied: a query in the same transaction sees it.
             seen = s.scalar(select(func.count()).where(models.TicketEvent.detail == "private"))
             assert seen == 1
             assert inspect(entry).persistent
@@ -355,19 +356,19 @@ def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
 def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_commit(
     make_app, database_url, tmp_path
 ) -> None:
-    """Queued mail (store.enqueue): the loop guard's query later in the same transaction counts it;
-    the commit stores it with its history line."""
+    """Queued mail (store.enqueue): the loop guard's query later in the same transaction counts it
+    (in memory, not applied yet); the unit stores it with its history line."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
-    with app.sessions.begin() as s:
+    with persist.unit(app.sessions) as s:
         ticket = s.scalars(select(models.Ticket)).one()
         before = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
         envelope = Envelope("<again@x.id>", "konsultasi@x.id", (ticket.applicant_email,), "Lagi", b"raw")
         mail = store.enqueue(s, envelope, kind="ack", ticket=ticket, now=now)
         after = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
         assert len(after) == len(before) + 1
-        outbound_id = mail.id
         ticket_id = ticket.id
+    outbound_id = mail.id
     with app.sessions() as s:
         row = s.get(models.OutboundMessage, outbound_id)
         assert row is not None
