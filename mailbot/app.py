@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mailbot.config import Config
 from mailbot.core.workflow import InboundStatus, next_inbound
 from mailbot.pipeline.fetch import IntakeStats, MailboxPass, Parsed, note_uidvalidity
-from mailbot.shell import health, models
+from mailbot.shell import health, models, persist
 from mailbot.shell.db import make_engine, migrate, session_factory
 from mailbot.shell.fetch_lock import FetchLock
 from mailbot.shell.mailbox import MailboxError, MailboxSource, open_source
@@ -190,10 +190,10 @@ class App:
     ) -> list[Outcome]:
         """Several messages in one transaction: the common case, and much cheaper than one
         transaction each. If anything goes wrong, the whole group is rolled back and its messages
-        are processed one by one, each in its own transaction with its own retries. Each message's
-        effects are applied when it is decided (`Intake.process_message`): the next one's queries
-        see them, as they would in a transaction of its own. `parsed`: the messages already parsed
-        by the parse worker, in the same order."""
+        are processed one by one, each in its own transaction with its own retries. The group is
+        one recording scope, applied once before the commit (and where a message reads rows the
+        group wrote: `Intake`); its messages' lookups count what it holds (`Known`, in memory).
+        `parsed`: the messages already parsed by the parse worker, in the same order."""
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
                 if parsed is None:
@@ -206,7 +206,7 @@ class App:
                         limits.max_mime_depth,
                         limits.max_attachments,
                     )
-                with self.sessions.begin() as session:
+                with self.sessions.begin() as session, persist.recording(session):
                     self.intake.prefetch(session, items, parsed, self.clock())
                     return [
                         self.intake.process_message(session, source, raw, self.clock(), parsed[i])

@@ -98,9 +98,9 @@ class Intake:
         """`parsed`: the message already parsed (by the parse worker), or its failure.
         `release`: staff release a held message (`mailbot replay --release`): no hold again.
 
-        The message's decisions are one recording scope: the history lines and mail they record
-        are written by the persist step when it is decided (`persist.apply`), with its rows; the
-        lookups while it is decided do not flush what it has changed so far."""
+        The message's decisions are one recording scope (or join the group's, `App.process_batch`):
+        the history lines and mail they record are written by the persist step at its end
+        (`persist.apply`); the lookups while it is decided do not flush what it has changed so far."""
         with session.no_autoflush, persist.recording(session):
             return self._process(session, source, raw, now, parsed, release)
 
@@ -156,7 +156,7 @@ class Intake:
             _status(row, InboundStatus.QUARANTINED)
             row.kind, row.reason = "unreadable", exc.reason
             session.add(row)
-            session.flush()  # its id, for the log and the refusal's history
+            persist.apply(session)  # its id, for the log and the refusal's history
             group_lookups.remember(session, row, "")
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
@@ -177,8 +177,8 @@ class Intake:
             return self._duplicate(session, row, duplicate, now, "same message already received")
 
         if msg.referenced_ids or "[" in msg.subject:
-            # A reply: what it refers to may be a row this group wrote a moment ago.
-            session.flush()
+            # A reply: what it refers to may be a row (or mail) this group wrote a moment ago.
+            persist.apply(session)
         thread = self._thread(session, msg)
         staff = self.config.staff_by_email(msg.from_addr)
         result = classify(
@@ -329,7 +329,7 @@ class Intake:
         why: str,
     ) -> Outcome:
         if inspect(original).pending:
-            session.flush()  # a copy of a mail of this very group: name the original by its id
+            persist.apply(session)  # a copy of a mail of this very group: name the original by its id
         _status(row, InboundStatus.DUPLICATE)
         row.kind = original.kind or "duplicate"
         row.reason = f"{why} (inbound #{original.id})"

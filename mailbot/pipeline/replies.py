@@ -22,7 +22,7 @@ from mailbot.core.public_record import Person, PublicEntry, public_history, zone
 from mailbot.core.tokens import make_message_id, make_plain_message_id
 from mailbot.core.withheld import fit, withheld_text
 from mailbot.settings import Profile, StaffMember
-from mailbot.shell import models, store
+from mailbot.shell import models, persist, store
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ class Replies:
     ) -> None:
         """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
         if inspect(ticket).pending:
-            session.flush()  # a ticket opened by this message (auto-assigned): its mail, stored
+            persist.apply(session)  # a ticket opened by this message (auto-assigned): its mail, stored
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
         names = Names()  # one name per file across the applicant's mails

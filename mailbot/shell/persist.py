@@ -127,11 +127,14 @@ def recorded(session: orm.Session) -> Effects:
 @contextmanager
 def recording(session: orm.Session) -> Iterator[Effects]:
     """A scope of decisions on a session in a transaction: what they record is written by `apply`
-    when the scope ends without an error (and may be applied earlier, e.g. after each message of a
-    group). An error drops what is left unapplied; the caller's rollback drops the rest."""
+    when the scope ends without an error (and may be applied earlier, where a decision reads rows
+    the scope wrote). An error drops what is left unapplied; the caller's rollback drops the rest.
+    A scope opened inside another joins it: the outer one applies (a group of messages is written
+    once, before its commit)."""
     own = _own(session)
     if own.effects is not None:
-        raise RuntimeError("a recording scope is already open on this session")
+        yield own.effects
+        return
     own.effects = effects = Effects()
     try:
         yield effects
@@ -150,14 +153,16 @@ def unit(sessions: orm.sessionmaker[Any]) -> Iterator[orm.Session]:
 
 def apply(session: orm.Session) -> None:
     """The persist step: write what the session's scope recorded, queued mail first (history lines
-    name it), each table in one INSERT … RETURNING; the ids are set back on the mail and lines."""
+    name it), each table in one INSERT … RETURNING; the ids are set back on the mail and lines.
+    The session's own changes are flushed first (new tickets and received mail get their ids),
+    also when nothing was recorded."""
     own = _own(session)
+    own.flush()
     effects = own.effects
     if not effects:
         return
     mails, lines = list(effects.mails), list(effects.lines)
     effects.clear()
-    own.flush()  # new tickets and received mail first: the rows below name them by id
     connection = own.connection()
     if mails:
         for mail in mails:

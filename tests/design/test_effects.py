@@ -41,14 +41,12 @@ def test_recording_outside_a_scope_raises_instead_of_dropping(make_app, database
     with pytest.raises(persist.EffectsOutsideUnit), app.sessions.begin() as s:
         ticket = s.scalars(select(models.Ticket)).one()
         store.enqueue(s, _envelope(ticket, "<lost@x.id>"), kind="ack", ticket=None, now=now)
-    with (
-        app.sessions() as s,
-        s.begin(),
-        persist.recording(s),
-        pytest.raises(RuntimeError, match="already open"),
-        persist.recording(s),
-    ):
-        pass
+    with app.sessions() as s, s.begin(), persist.recording(s) as outer:
+        ticket = s.scalars(select(models.Ticket)).one()
+        with persist.recording(s) as inner:  # joins: the outer scope applies
+            store.record_event(s, ticket, "note", actor="x", now=now, detail="joined")
+        assert inner is outer and len(outer.lines) == 1
+    before = (before[0] + 1, before[1])
     assert _counts(app) == before
 
 
