@@ -45,8 +45,12 @@ class Replies:
             "fields": fields,
             "masked_id": mask_number(fields["id_number"]) if fields["id_number"] else "",
             "masked_phone": mask_number(fields["phone"]) if fields["phone"] else "",
+            # The steps still ahead, as the acknowledgment lists them: the applicant's own
+            # (sending the request) is done by the time anything is mailed.
             "steps": [
-                {"title": s.title, "duration": s.deadline.describe(profile.language)} for s in profile.steps
+                {"title": s.title, "duration": s.deadline.describe(profile.language)}
+                for s in profile.steps
+                if s.actor != "applicant"
             ],
             "tz": self.tz,
             "zone": zone_name(self.tz),

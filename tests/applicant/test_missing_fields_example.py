@@ -67,3 +67,15 @@ def test_the_example_is_one_field_a_line_and_filling_it_in_completes_the_request
     assert ticket.fields["unit"] == VALUES["Unit Kerja"]
     assert ticket.fields["position"] == VALUES["Jabatan"]
     assert desk.last(HEAD, "notify")  # complete: the head is asked for a disposition
+
+
+def test_the_acknowledgment_lists_the_steps_still_ahead(desk: Desk) -> None:
+    """'Tahapan selanjutnya': the applicant's own step (sending the request) is done; the list
+    begins with the first step mailbot or staff still take."""
+    desk.deliver(request_mail())
+    text = text_of(desk.last(APPLICANT, "ack"))
+    ahead = text.split("Tahapan selanjutnya")[1].split("Jawaban akan kami sampaikan")[0]
+    assert "Pengajuan konsultasi oleh pengguna layanan" not in ahead
+    assert "1. Pencatatan dalam riwayat konsultasi" in ahead
+    html = _html_of(desk.last(APPLICANT, "ack").raw)
+    assert "Pengajuan konsultasi oleh pengguna layanan" not in html.split("Tahapan selanjutnya")[1]
