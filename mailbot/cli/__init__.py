@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     pexp.add_argument("-o", "--out", help="the bundle (default: data-pribadi-<who>.zip)")
     ppur = psub.add_parser("purge", help="remove personal data of closed tickets past the retention period")
     ppur.add_argument("--older-than", type=int, metavar="DAYS", help="default: privacy.retention_days")
+    ppur.add_argument("--dry-run", action="store_true", help="say what would be purged; change nothing")
     privacy.set_defaults(func=_command("records", "cmd_privacy"))
 
     document = sub.add_parser("document", help="an official document of a ticket, as HTML or PDF")

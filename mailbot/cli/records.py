@@ -113,6 +113,18 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             print(f"{tickets} tickets and {messages} messages about {_t(args.who)} written to {out}")
             return 0
         days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
+        if args.dry_run:
+            # The purge itself, rolled back: the same selection as a real run, nothing changed,
+            # no copy outside the database touched.
+            with app.sessions() as session:
+                result = purge(session, older_than=timedelta(days=days), now=app.clock())
+                session.rollback()
+            print(
+                f"dry run: would purge personal data of {result.tickets} closed or rejected tickets and "
+                f"{result.messages} messages older than {days} days, with their copies in the mailbox "
+                "and the outbox folder; nothing was changed"
+            )
+            return 0
         with app.sessions.begin() as session:
             result = purge(session, older_than=timedelta(days=days), now=app.clock())
         # Committed: now the copies outside the database (mailbox folders, outbox files).

@@ -108,6 +108,15 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     _served(desk)
     desk.deliver(request_mail(sender="baru@example.go.id", name="Baru", subject="masih terbuka"))
     before = _cli(tmp_path, "report", "ikm", "--from", "2026-11-01", "--to", "2026-11-30", "--json").stdout
+    # A dry run says what a purge would take and changes nothing.
+    dry = _cli(tmp_path, "privacy", "purge", "--older-than", "0", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: would purge personal data of 1 closed or rejected tickets" in dry.stdout
+    with desk.app.sessions() as s:
+        assert (
+            s.execute(select(models.Ticket).order_by(models.Ticket.id)).scalars().first().fields["id_number"]
+            == NIP
+        )
     clock.advance(days=400)
     with desk.app.sessions.begin() as s:
         from mailbot.records.personal_data import purge
