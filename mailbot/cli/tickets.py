@@ -81,6 +81,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 if not args.all:
                     stmt = stmt.where(models.OutboundMessage.id.in_(args.ids))
                 rows = list(session.execute(stmt).scalars())
+                if not args.all:
+                    # An id that is not a dead letter is said, with what it is: nothing to retry.
+                    found = {r.id for r in rows}
+                    for missing in [i for i in args.ids if i not in found]:
+                        other = session.get(models.OutboundMessage, missing)
+                        what = f"is {other.status.value}" if other is not None else "does not exist"
+                        print(
+                            f"outgoing mail #{missing} {what}, not a dead letter: nothing to retry",
+                            file=sys.stderr,
+                        )
                 for row in rows:
                     row.status = next_outbound(row.status, OutboundStatus.PENDING)
                     row.attempts, row.next_attempt_at = 0, app.clock()

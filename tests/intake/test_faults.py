@@ -155,6 +155,21 @@ def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_pa
     )
     assert "1 dead letters queued again" in retry.stdout and "1 sent" in retry.stdout
     assert len(smtp.handler.to(APPLICANT)) == 1
+    # Asked again by its id: it was sent now, so there is nothing to retry, and it says so.
+    with app.sessions() as s:
+        sent_id = s.scalars(
+            select(models.OutboundMessage.id).where(models.OutboundMessage.recipient == APPLICANT)
+        ).first()
+    again = subprocess.run(
+        [*cli, "outbox", "retry", str(sent_id), "999999"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"outgoing mail #{sent_id} is sent, not a dead letter: nothing to retry" in again.stderr
+    assert "outgoing mail #999999 does not exist" in again.stderr
+    assert len(smtp.handler.to(APPLICANT)) == 1
 
 
 @pytest.mark.imap
