@@ -34,6 +34,7 @@ from jinja2 import (
 
 from mailbot.core.masking import mask_text
 from mailbot.core.public_record import ZONE_NAMES
+from mailbot.core.wording import wording_of
 
 
 class _WirePolicy(Compat32):
@@ -91,6 +92,7 @@ def environment(office: Path | None = None) -> Environment:
     # as the field values do (UU 27/2022): mask_text masks every number of 9 or more digits.
     env.filters["masked"] = mask_text
     env.filters["rows"] = _rows
+    env.globals["wording"] = wording_of
     return env
 
 
@@ -151,6 +153,10 @@ def render(name: str, language: str, context: dict[str, Any], office: Path | Non
     # its module again for every block of every mail, a tenth of the rendering (bench/README.md).
     macros = env.get_template(f"{language}/_macros.j2").module
     ctx = {"language": language, "m": macros, **context}
+    if "profile" in context and "words" not in context:
+        # How the mail names the service ("pengajuan konsultasi", "keluhan"), worked out once per
+        # mail rather than by a macro at each of its mentions (bench/README.md).
+        ctx["words"] = wording_of(context["profile"], language)
     text_tpl = env.get_template(f"{language}/{name}.txt.j2")
     blocks = text_tpl.new_context(ctx)  # one for both: a block's own assignments stay in the block
     subject = "".join(text_tpl.blocks["subject"](blocks)).strip()
