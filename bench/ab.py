@@ -5,11 +5,14 @@ machine's speed drifts (it moves by a third within minutes).
 Usage, from any checkout (each tree runs its own copy of the benchmark and its own mailbot):
 
     git worktree add --detach /tmp/ab-old <commit>
-    .venv/bin/python bench/ab.py /tmp/ab-old . [--what end-to-end|intake|render] [--rounds 5] [--size 2000]
+    .venv/bin/python bench/ab.py /tmp/ab-old . [--what end-to-end|intake|sending|render]
+        [--rounds 5] [--size 2000]
 
 `end-to-end`: `bench/bench.py --sizes SIZE` (Dovecot, `mailbot run`, aiosmtpd): requests per
 second and the CPU per request of each process. `intake`: `bench/profile_intake.py --n SIZE` (the
-intake thread alone on pre-parsed requests, SQLite): its CPU per request. `render`: this checkout's
+intake thread alone on pre-parsed requests, SQLite): its CPU per request. `sending`:
+`bench/profile_sending.py --n SIZE` (the outbox draining SIZE requests' mail to aiosmtpd in another
+process): the CPU per mail of the sending side and of the SMTP server. `render`: this checkout's
 `bench/profile_render.py --n SIZE --tree TREE` (the replies' templates alone, rendered by each
 tree's code from the contexts its intake gave them): their CPU per request.
 """
@@ -35,6 +38,8 @@ END_TO_END = (
 )
 INTAKE = ("intake_cpu_ms_per_request", "intake_per_s")
 _INTAKE_LINE = re.compile(r"([\d.]+) ms CPU per request, (\d+) requests/s")
+SENDING = ("sending_cpu_ms_per_mail", "smtp_server_cpu_ms_per_mail")
+_SENDING_LINE = re.compile(r"([\d.]+) ms CPU per mail sending, ([\d.]+) ms in the SMTP server")
 RENDER = ("render_cpu_ms_per_request",)
 _RENDER_LINE = re.compile(r"([\d.]+) ms CPU per request rendering")
 HERE = Path(__file__).resolve().parent
@@ -66,6 +71,8 @@ def run_once(tree: Path, what: str, size: int) -> dict[str, float]:
         return _figures(tree, command, _RENDER_LINE, RENDER)
     if what == "intake":
         return _figures(tree, ["bench/profile_intake.py", "--n", str(size)], _INTAKE_LINE, INTAKE)
+    if what == "sending":
+        return _figures(tree, ["bench/profile_sending.py", "--n", str(size)], _SENDING_LINE, SENDING)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run(
             [sys.executable, "bench/bench.py", "--sizes", str(size), "--json", out.name],
@@ -85,13 +92,13 @@ def main() -> None:
     )
     parser.add_argument("a", type=Path, help="checkout A (the reference, e.g. the old code)")
     parser.add_argument("b", type=Path, help="checkout B (the candidate)")
-    parser.add_argument("--what", choices=("end-to-end", "intake", "render"), default="end-to-end")
+    parser.add_argument("--what", choices=("end-to-end", "intake", "sending", "render"), default="end-to-end")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--json", help="write every round's figures to this file")
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    keys = {"intake": INTAKE, "render": RENDER}.get(args.what, END_TO_END)
+    keys = {"intake": INTAKE, "sending": SENDING, "render": RENDER}.get(args.what, END_TO_END)
     runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     print(f"A = {trees['A']}\nB = {trees['B']}\n{args.what}, size {args.size}, {args.rounds} rounds")
     for i in range(args.rounds):

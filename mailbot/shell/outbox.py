@@ -415,21 +415,17 @@ def _history(session: Session, lines: list[tuple[int | None, int, str, str]], no
     writer of history lines, and written by the persist step at once; each carries its ticket's
     current state. Mail of no ticket has none."""
     # Imported here: this helper is the outbox's only writer of history lines.
-    from sqlalchemy.orm import selectinload
-
     from mailbot.shell import persist
 
     wanted = {t for t, _, _, _ in lines if t is not None}
     if not wanted:
         return
-    # Their histories with them (the writer adds to a loaded history): one query for all.
+    # The tickets by id and state, not loaded: nothing here reads or changes their histories.
     tickets = {
-        t.id: t
-        for t in session.execute(
-            select(models.Ticket)
-            .where(models.Ticket.id.in_(wanted))
-            .options(selectinload(models.Ticket.events))
-        ).scalars()
+        ticket_id: persist.TicketRef(ticket_id, state)
+        for ticket_id, state in session.execute(
+            select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(wanted))
+        )
     }
     with persist.recording(session):
         for ticket_id, out_id, kind, detail in lines:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, orm
 from sqlalchemy.orm import make_transient_to_detached
 
+from mailbot.core.workflow import State
 from mailbot.shell import models
 
 # Ticket state changes are attribute changes of the ORM's objects (store.transition through the
@@ -37,10 +38,20 @@ class QueuedMail:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class TicketRef:
+    """A ticket named by its id and current state without being loaded: how a writer that holds no
+    ticket (the sending side, after a batch) names the ticket of a history line. There is no
+    history in memory to add the line to; the persist step writes it like any other."""
+
+    id: int
+    state: State
+
+
 @dataclass
 class PendingLine:
     entry: models.TicketEvent
-    ticket: models.Ticket
+    ticket: models.Ticket | TicketRef
     inbound: models.InboundMessage | None
     outbound: QueuedMail | None
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
 from mailbot.settings import Profile
 from mailbot.shell import models
-from mailbot.shell.persist import PendingLine, QueuedMail, effects_of, known_of, recorded
+from mailbot.shell.persist import PendingLine, QueuedMail, TicketRef, effects_of, known_of, recorded
 
 if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need no templates
     from mailbot.core.compose import Envelope
@@ -93,7 +93,7 @@ def transition(
 
 def record_event(
     session: orm.Session,
-    ticket: models.Ticket,
+    ticket: models.Ticket | TicketRef,
     kind: str,
     *,
     actor: str,
@@ -104,7 +104,9 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> models.TicketEvent:
     """The one writer of the ticket's history (the riwayat konsultasi): a line in `ticket.events`
-    at once, written by the persist step (`persist.apply`) with the ticket and the mail it names."""
+    at once, written by the persist step (`persist.apply`) with the ticket and the mail it names.
+    A `TicketRef` (a ticket not loaded, by id and state) gets the line written, with no history in
+    memory to add it to."""
     effects = effects_of(session)  # raises outside a recording scope: nothing would write it
     entry = models.TicketEvent(
         at=now,
@@ -116,6 +118,9 @@ def record_event(
     )
     if inbound is not None and inbound not in session:
         raise ValueError("a history line names received mail that is stored (session.add) first")
+    if isinstance(ticket, TicketRef):
+        effects.lines.append(PendingLine(entry, ticket, inbound, outbound))
+        return entry
     # In the ticket's history at once, as if loaded: the persist step writes it. A stored history
     # not loaded yet is loaded first (it holds what was applied; a later read would miss the line).
     state = inspect(ticket)

@@ -114,3 +114,24 @@ def test_counts_before_apply_match_the_database_after(make_app, database_url, tm
         )
     assert pending == applied == stored
     assert stored[1] >= 3
+
+
+def test_a_line_for_a_ticket_named_by_reference_is_written_without_loading_it(
+    make_app, database_url, tmp_path
+) -> None:
+    """The sending side names a ticket by id and state (persist.TicketRef): the line is written by
+    the persist step with that state, and the ticket's history is neither loaded nor changed."""
+    app = _one_ticket(make_app, database_url, tmp_path)
+    with app.sessions() as s:
+        ticket_id, state = s.execute(select(models.Ticket.id, models.Ticket.state)).one()
+        before = s.scalar(select(func.count()).select_from(models.TicketEvent))
+    with persist.unit(app.sessions) as s:
+        ref = persist.TicketRef(ticket_id, state)
+        store.record_event(s, ref, "mail_sent", actor="system", now=app.clock(), detail="ack → a@b.id")
+        assert not [o for o in s.identity_map.values() if isinstance(o, models.Ticket)]
+    with app.sessions() as s:
+        ticket = s.get(models.Ticket, ticket_id)
+        assert ticket is not None
+        last = ticket.events[-1]
+        assert (last.kind, last.state, last.detail) == ("mail_sent", state.value, "ack → a@b.id")
+        assert len(ticket.events) == before + 1
