@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--data-dir", metavar="PATH", help="database, mailbox, outbox and secret here (default: DIR/var)"
     )
-    init.add_argument("--force", action="store_true", help="write mailbot.toml even if it exists")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="write mailbot.toml even if it exists (the old one is kept as mailbot.toml.<time>.bak)",
+    )
     init.set_defaults(func=_command("init", "cmd_init"))
 
     check = sub.add_parser("check-config", help="report every problem in the configuration")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -69,6 +71,27 @@ def config_text(directory: Path, data_dir: Path) -> str:
     )
 
 
+def _keep_previous(path: Path) -> Path | None:
+    """`init --force` over a configuration an office has edited: the old file is kept beside the
+    new one, as mailbot.toml.<time>.bak (a name of its own: an earlier backup is never
+    overwritten). None when there was no file."""
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        backup = path.with_name(f"{path.name}.{stamp}{f'-{n}' if n else ''}.bak")
+        try:
+            os.link(path, backup)  # fails if the name exists; writes through no planted symlink
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: a copy, to a name that is new
+            with path.open("rb") as src, backup.open("xb") as dst:
+                shutil.copyfileobj(src, dst)
+            shutil.copymode(path, backup)
+        return backup
+    raise FileExistsError(f"{path}: too many backups named {path.name}.{stamp}*.bak")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     given = Path(args.dir).expanduser()
     if given.suffix.lower() == ".toml" or (given.exists() and not given.is_dir()):
@@ -88,7 +111,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 1
     if path.exists() and not args.force:
         print(
-            f"{path} exists already; --force writes it anew (the data and the secret stay)", file=sys.stderr
+            f"{path} exists already; --force writes it anew (the old file is kept beside it as a "
+            ".bak; the data and the secret stay)",
+            file=sys.stderr,
         )
         return 1
     try:
@@ -118,12 +143,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
         # to mails already sent would no longer match their tokens.
         config = load_config(draft)
+        kept = _keep_previous(path)
         draft.replace(path)
     except OSError as exc:  # the data folder is a file, the secret cannot be written, ...
         print(f"cannot write {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         draft.unlink(missing_ok=True)
+    if kept is not None:
+        print(f"The previous {CONFIG_NAME} is kept as {kept}.")
     print(f"Wrote {path}: the embedded default with the five SOP profiles (active: {config.profile.id}),")
     print(f"  the database {config.database_url.removeprefix('sqlite:///')},")
     print(f"  the mailbox {config.mailbox.path} (a Maildir; three sample requests arrive on the first run),")

@@ -152,3 +152,22 @@ def test_what_a_run_creates_is_not_readable_by_other_users(tmp_path: Path) -> No
     assert len([p for p in made if p.suffix == ".eml"]) == 2  # the acknowledgment, the disposition
     assert (tmp_path / "data" / "mailbot.db").exists()
     assert {p.name: oct(p.stat().st_mode & 0o007) for p in made if p.stat().st_mode & 0o007} == {}
+
+
+def test_init_force_keeps_the_edited_configuration_as_a_backup(tmp_path: Path) -> None:
+    """An office's edited mailbot.toml is not lost to `init --force`: it stays beside the new one,
+    each backup under a name of its own."""
+    assert _init(tmp_path / "d").returncode == 0
+    config = tmp_path / "d" / "mailbot.toml"
+    config.write_text(config.read_text() + "\n# edited by the office\n")
+    edited = config.read_text()
+    out = _init(tmp_path / "d")
+    assert out.returncode == 1 and "--force" in out.stderr and config.read_text() == edited
+    first = _init(tmp_path / "d", "--force")
+    second = _init(tmp_path / "d", "--force")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    backups = sorted((tmp_path / "d").glob("mailbot.toml.*.bak"))
+    assert len(backups) == 2
+    assert backups[0].read_text() == edited or backups[1].read_text() == edited
+    assert "# edited by the office" not in config.read_text()
+    assert any(str(b) in first.stdout for b in backups)
