@@ -25,6 +25,11 @@ EXIT_TEMPFAIL = 75  # sysexits.h: try again later
 SAMPLES = resources.files("mailbot") / "samples"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 ticket', '3 tickets', '0 tickets': a count and its noun, as a sentence says them."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _setup_logging(verbose: bool, log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [masked_stderr_handler(log_format)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from mailbot.cli.common import EXIT_TEMPFAIL, _office, private_files
+from mailbot.cli.common import EXIT_TEMPFAIL, _office, counted, private_files
 from mailbot.cli.warnings import authentication_of_profiles, calendar_warnings, security_warnings
 from mailbot.core.public_record import zone_name
 from mailbot.core.safe_output import json_text
@@ -279,7 +279,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {name:<7} last ok {last_ok}{failing}")
         print(
             f"  outbox  {st.outbox_pending} pending, {st.outbox_sending} sending, "
-            f"{st.dead_letters} dead letters"
+            f"{counted(st.dead_letters, 'dead letter')}"
         )
         print(f"  inbox   {st.quarantined} quarantined")
         print(f"  tickets {st.open_tickets} open, {st.overdue_tickets} overdue")

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mailbot.app import App, create_app
-from mailbot.cli.common import _load, log
+from mailbot.cli.common import _load, counted, log
 from mailbot.config import Config
 from mailbot.core.safe_output import json_text
 from mailbot.core.safe_output import terminal_text as _t
@@ -58,7 +58,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 print(f"no ticket matches the selection; {out} is left as it was", file=sys.stderr)
                 return 1
             result = export_mbox(session, out, selection, tz)
-        print(f"{result.messages} messages of {result.tickets} tickets written to {result.path}")
+        what = f"{counted(result.messages, 'message')} of {counted(result.tickets, 'ticket')}"
+        print(f"{what} written to {result.path}")
         print(f"index: {result.index_csv} and {result.index_html}")
         return 0
     finally:
@@ -110,7 +111,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     print(str(exc), file=sys.stderr)
                     return 2
-            print(f"{tickets} tickets and {messages} messages about {_t(args.who)} written to {out}")
+            what = f"{counted(tickets, 'ticket')} and {counted(messages, 'message')}"
+            print(f"{what} about {_t(args.who)} written to {out}")
             return 0
         days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
         if args.dry_run:
@@ -119,10 +121,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             with app.sessions() as session:
                 result = purge(session, older_than=timedelta(days=days), now=app.clock())
                 session.rollback()
+            tickets_text = counted(result.tickets, "closed or rejected ticket")
+            what = f"{tickets_text} and {counted(result.messages, 'message')}"
             print(
-                f"dry run: would purge personal data of {result.tickets} closed or rejected tickets and "
-                f"{result.messages} messages older than {days} days, with their copies in the mailbox "
-                "and the outbox folder; nothing was changed"
+                f"dry run: would purge personal data of {what} older than {days} days, with their "
+                "copies in the mailbox and the outbox folder; nothing was changed"
             )
             return 0
         with app.sessions.begin() as session:
@@ -140,13 +143,15 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             copies.pending,
         )
         print(
-            f"purged personal data of {result.tickets} closed tickets and {result.messages} messages "
-            f"older than {days} days; removed {copies.mailbox} copies from the mailbox and "
-            f"{copies.outbox} files from the outbox folder"
+            f"purged personal data of {counted(result.tickets, 'closed or rejected ticket')} and "
+            f"{counted(result.messages, 'message')} "
+            f"older than {days} days; removed {counted(copies.mailbox, 'copy', 'copies')} from the "
+            f"mailbox and {counted(copies.outbox, 'file')} from the outbox folder"
         )
         if copies.unreachable:
             print(
-                f"{copies.unreachable} messages came from another mailbox than {config.mailbox.redacted()}: "
+                f"{counted(copies.unreachable, 'message')} came from another mailbox than "
+                f"{config.mailbox.redacted()}: "
                 "remove their copies there by hand",
                 file=sys.stderr,
             )

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailbot.app import App, create_app
 from mailbot.cli.check import _redact_db
-from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load, how_called, open_maildir
+from mailbot.cli.common import EXIT_TEMPFAIL, SAMPLES, _load, counted, how_called, open_maildir
 from mailbot.config import Config
 from mailbot.shell.mailbox import MailboxError
 
@@ -77,7 +77,7 @@ async def _run_daemon(app: App, first_run: str | None) -> None:
         # Process the samples before going quiet, so a newcomer sees tickets right away.
         stats = await asyncio.to_thread(app.run_intake_once)
         await app.send_pending()
-        print(f"Processed {stats.fetched} messages: tickets {', '.join(stats.tickets) or '-'}")
+        print(f"Processed {counted(stats.fetched, 'message')}: tickets {', '.join(stats.tickets) or '-'}")
         _where_to_look(app, first_run)
     await daemon.serve(app)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailbot.app import create_app
-from mailbot.cli.common import _load
+from mailbot.cli.common import _load, counted
 from mailbot.core.safe_output import terminal_text as _t
 from mailbot.core.workflow import (
     InboundStatus,
@@ -105,7 +105,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                                 now=app.clock(),
                                 detail=f"{row.kind} → {row.recipient}: {row.last_error[:200]}",
                             )
-            print(f"{len(rows)} dead letters queued again")
+            print(f"{counted(len(rows), 'dead letter')} queued again")
             result = aio.run(app.send_pending())
             print(f"outbox: {result.sent} sent, {result.retried} deferred, {result.dead} dead")
             return 0

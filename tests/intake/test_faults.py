@@ -153,7 +153,7 @@ def test_dead_letters_listed_and_retried_by_command(make_app, sqlite_url, tmp_pa
     retry = subprocess.run(
         [*cli, "outbox", "retry", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    assert "1 dead letters queued again" in retry.stdout and "1 sent" in retry.stdout
+    assert "1 dead letter queued again" in retry.stdout and "1 sent" in retry.stdout
     assert len(smtp.handler.to(APPLICANT)) == 1
     # Asked again by its id: it was sent now, so there is nothing to retry, and it says so.
     with app.sessions() as s:

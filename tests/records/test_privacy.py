@@ -111,7 +111,7 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     # A dry run says what a purge would take and changes nothing.
     dry = _cli(tmp_path, "privacy", "purge", "--older-than", "0", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "dry run: would purge personal data of 1 closed or rejected tickets" in dry.stdout
+    assert "dry run: would purge personal data of 1 closed or rejected ticket and" in dry.stdout
     with desk.app.sessions() as s:
         assert (
             s.execute(select(models.Ticket).order_by(models.Ticket.id)).scalars().first().fields["id_number"]
@@ -139,7 +139,7 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     after = _cli(tmp_path, "report", "ikm", "--from", "2026-11-01", "--to", "2026-11-30", "--json").stdout
     assert json.loads(after) == json.loads(before)  # the anonymous figures survive
     again = _cli(tmp_path, "privacy", "purge", "--older-than", "365")
-    assert "purged personal data of 0 closed tickets" in again.stdout
+    assert "purged personal data of 0 closed or rejected tickets" in again.stdout
 
 
 def test_a_spawned_worker_logs_masked() -> None:
