@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -72,22 +71,25 @@ def config_text(directory: Path, data_dir: Path) -> str:
 
 
 def _keep_previous(path: Path) -> Path | None:
-    """`init --force` over a configuration an office has edited: the old file is kept beside the
-    new one, as mailbot.toml.<time>.bak (a name of its own: an earlier backup is never
-    overwritten). None when there was no file."""
+    """`init --force` over a configuration an office has edited: the old file's content is kept
+    beside the new one, as mailbot.toml.<time>.bak (a name of its own: an earlier backup is never
+    overwritten), readable by no one the old file was not (it may hold passwords). A symlinked
+    mailbot.toml is copied, not linked. None when there was no file."""
     if not path.exists():
         return None
+    content = path.read_bytes()
+    mode = path.stat().st_mode & 0o777
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(100):
         backup = path.with_name(f"{path.name}.{stamp}{f'-{n}' if n else ''}.bak")
         try:
-            os.link(path, backup)  # fails if the name exists; writes through no planted symlink
+            # A new file (O_EXCL, never through a planted symlink), private until its content is in.
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             continue
-        except OSError:  # a file system without hard links: a copy, to a name that is new
-            with path.open("rb") as src, backup.open("xb") as dst:
-                shutil.copyfileobj(src, dst)
-            shutil.copymode(path, backup)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            os.fchmod(fh.fileno(), mode)  # as the old file: no one else reads its copy
         return backup
     raise FileExistsError(f"{path}: too many backups named {path.name}.{stamp}*.bak")
 

@@ -34,7 +34,7 @@ from jinja2 import (
 
 from mailbot.core.masking import mask_text
 from mailbot.core.public_record import ZONE_NAMES
-from mailbot.core.wording import wording_of
+from mailbot.core.wording import Wording, wording_of
 
 
 class _WirePolicy(Compat32):
@@ -135,6 +135,12 @@ def _format_datetime(value: datetime, language: str = "id", tz: Any = None) -> s
     return f"{day} pukul {value:%H.%M} {_zone_of(value)}".strip()
 
 
+@lru_cache(maxsize=16)
+def _has_own_macros(office: Path, language: str) -> bool:
+    """Whether the office's template folder has its own `<language>/_macros.j2` (read once)."""
+    return (office / language / "_macros.j2").is_file()
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -155,8 +161,14 @@ def render(name: str, language: str, context: dict[str, Any], office: Path | Non
     ctx = {"language": language, "m": macros, **context}
     if "profile" in context and "words" not in context:
         # How the mail names the service ("pengajuan konsultasi", "keluhan"), worked out once per
-        # mail rather than by a macro at each of its mentions (bench/README.md).
-        ctx["words"] = wording_of(context["profile"], language)
+        # mail rather than by a macro at each of its mentions (bench/README.md); an office whose
+        # own _macros.j2 words it differently is followed.
+        profile = context["profile"]
+        ctx["words"] = wording_of(profile, language)
+        if office is not None and _has_own_macros(office, language):
+            said: list[Any] = [getattr(macros, name, None) for name in ("noun", "request", "handling")]
+            if all(callable(macro) for macro in said):
+                ctx["words"] = Wording(*(str(macro(profile)) for macro in said))
     text_tpl = env.get_template(f"{language}/{name}.txt.j2")
     blocks = text_tpl.new_context(ctx)  # one for both: a block's own assignments stay in the block
     subject = "".join(text_tpl.blocks["subject"](blocks)).strip()

@@ -4,6 +4,7 @@ complaints. Every mail names the service this way; the profile's `service_noun` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,6 +37,18 @@ def wording(service_noun: str, language: str) -> Wording:
     return Wording(own, own, f"penanganan {own}")
 
 
+def _attribute(profile: Any, name: str) -> str:
+    """A profile's attribute, or its key where an office's template passes a dict, as Jinja reads it."""
+    value = profile.get(name) if isinstance(profile, Mapping) else getattr(profile, name, None)
+    return str(value or "")
+
+
 def wording_of(profile: Any, language: str) -> Wording:
-    """The wording of a profile (anything with a `service_noun`; none: a consultation service)."""
-    return wording(getattr(profile, "service_noun", "") or "", language)
+    """The wording of a profile: its `service_noun`; without one, a complaint service where the
+    profile is SOP 003 or its title says so ("keluhan", "complaint"), else a consultation service."""
+    own = _attribute(profile, "service_noun").strip()
+    if not own:
+        title = _attribute(profile, "title").lower()
+        complaint = _attribute(profile, "id") == "sop-003" or "keluhan" in title or "complaint" in title
+        own = "keluhan" if complaint else "konsultasi"
+    return wording(own, language)

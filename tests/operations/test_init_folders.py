@@ -171,3 +171,21 @@ def test_init_force_keeps_the_edited_configuration_as_a_backup(tmp_path: Path) -
     assert backups[0].read_text() == edited or backups[1].read_text() == edited
     assert "# edited by the office" not in config.read_text()
     assert any(str(b) in first.stdout for b in backups)
+
+
+def test_the_backup_is_a_private_copy_even_of_a_symlinked_configuration(tmp_path: Path) -> None:
+    """The backup keeps the old file's permissions (it may hold passwords) and its content, also
+    where mailbot.toml is a symlink to a file kept elsewhere (the backup is not a second link)."""
+    assert _init(tmp_path / "d").returncode == 0
+    config = tmp_path / "d" / "mailbot.toml"
+    managed = tmp_path / "managed.toml"
+    managed.write_text(config.read_text() + "\n# password = 'rahasia'\n")
+    managed.chmod(0o600)
+    config.unlink()
+    config.symlink_to(managed)
+    old = managed.read_text()
+    out = _init(tmp_path / "d", "--force")
+    assert out.returncode == 0, out.stderr
+    (backup,) = (tmp_path / "d").glob("mailbot.toml.*.bak")
+    assert not backup.is_symlink() and backup.read_text() == old
+    assert backup.stat().st_mode & 0o777 == 0o600
