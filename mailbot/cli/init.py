@@ -145,7 +145,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
         # to mails already sent would no longer match their tokens.
         config = load_config(draft)
-        kept = _keep_previous(path)
+        # Nothing to keep when the file holds what init writes now (a second --force in a row).
+        kept = None if path.is_file() and path.read_bytes() == text else _keep_previous(path)
         draft.replace(path)
     except OSError as exc:  # the data folder is a file, the secret cannot be written, ...
         print(f"cannot write {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)

@@ -164,13 +164,20 @@ def test_init_force_keeps_the_edited_configuration_as_a_backup(tmp_path: Path) -
     out = _init(tmp_path / "d")
     assert out.returncode == 1 and "--force" in out.stderr and config.read_text() == edited
     first = _init(tmp_path / "d", "--force")
-    second = _init(tmp_path / "d", "--force")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    backups = sorted((tmp_path / "d").glob("mailbot.toml.*.bak"))
-    assert len(backups) == 2
-    assert backups[0].read_text() == edited or backups[1].read_text() == edited
+    assert first.returncode == 0, first.stderr
+    (backup,) = (tmp_path / "d").glob("mailbot.toml.*.bak")
+    assert backup.read_text() == edited and str(backup) in first.stdout
     assert "# edited by the office" not in config.read_text()
-    assert any(str(b) in first.stdout for b in backups)
+    # Edited again: a second backup beside the first, which stays as it was.
+    config.write_text(config.read_text() + "\n# edited again\n")
+    second = _init(tmp_path / "d", "--force")
+    assert second.returncode == 0, second.stderr
+    backups = sorted((tmp_path / "d").glob("mailbot.toml.*.bak"))
+    assert len(backups) == 2 and edited in [b.read_text() for b in backups]
+    # Nothing changed since: nothing to keep, no third copy.
+    third = _init(tmp_path / "d", "--force")
+    assert third.returncode == 0 and "kept as" not in third.stdout
+    assert len(list((tmp_path / "d").glob("mailbot.toml.*.bak"))) == 2
 
 
 def test_the_backup_is_a_private_copy_even_of_a_symlinked_configuration(tmp_path: Path) -> None:
