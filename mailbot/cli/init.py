@@ -70,14 +70,17 @@ def config_text(directory: Path, data_dir: Path) -> str:
     )
 
 
-def _keep_previous(path: Path) -> Path | None:
+def _keep_previous(path: Path, new: bytes) -> Path | None:
     """`init --force` over a configuration an office has edited: the old file's content is kept
     beside the new one, as mailbot.toml.<time>.bak (a name of its own: an earlier backup is never
     overwritten), readable by no one the old file was not (it may hold passwords). A symlinked
-    mailbot.toml is copied, not linked. None when there was no file."""
-    if not path.exists():
+    mailbot.toml is copied, not linked. None when there was no file, or it held `new` already (a
+    second --force in a row keeps nothing)."""
+    if not path.is_file():
         return None
     content = path.read_bytes()
+    if content == new:
+        return None
     mode = path.stat().st_mode & 0o777
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(100):
@@ -145,8 +148,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         # creates the thread tokens' secret. An existing secret is kept: with a new one, the replies
         # to mails already sent would no longer match their tokens.
         config = load_config(draft)
-        # Nothing to keep when the file holds what init writes now (a second --force in a row).
-        kept = None if path.is_file() and path.read_bytes() == text else _keep_previous(path)
+        kept = _keep_previous(path, text)
         draft.replace(path)
     except OSError as exc:  # the data folder is a file, the secret cannot be written, ...
         print(f"cannot write {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mailbot.config import SMTP_SCHEMES, ConnectionUrl, parse_connection_url
 from mailbot.pipeline.intake import Source
@@ -165,10 +165,18 @@ def test_batches_over_several_connections_keep_each_tickets_mail_in_order(
         order.setdefault(row.ticket_id, []).append(row.id)
     assert len(order) == 12 and all(ids == sorted(ids) and len(ids) == 2 for ids in order.values())
     with app.sessions() as s:
-        sent_lines = s.scalar(
-            select(func.count()).select_from(models.TicketEvent).where(models.TicketEvent.kind == "mail_sent")
-        )
-    assert sent_lines == 24
+        sent = s.execute(
+            select(models.TicketEvent, models.Ticket.state)
+            .join(models.Ticket, models.TicketEvent.ticket_id == models.Ticket.id)
+            .where(models.TicketEvent.kind == "mail_sent")
+        ).all()
+    assert len(sent) == 24
+    # Each line names its ticket, the mail it is about (one of that ticket's) and the ticket's state,
+    # though the sending side loads neither the tickets nor their histories.
+    mails = {o.id: o for o in outbound}
+    assert {line.outbound_id for line, _ in sent} == set(mails)
+    assert all(mails[line.outbound_id].ticket_id == line.ticket_id for line, _ in sent)
+    assert all(line.state == state.value for line, state in sent)
 
 
 def test_mail_of_a_ticket_in_another_processs_hands_is_not_overtaken(
