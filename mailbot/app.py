@@ -168,8 +168,10 @@ class App:
         delay = 0.2
         for attempt in range(1, 8):
             try:
-                with self.sessions.begin() as session:
-                    return self.intake.process_message(session, source, raw, self.clock(), release=release)
+                with persist.unit(self.sessions) as (session, effects):
+                    return self.intake.process_message(
+                        session, effects, source, raw, self.clock(), release=release
+                    )
             except (IntegrityError, StaleDataError):
                 # Another process stored the same source key, took the same counter, or changed
                 # the same ticket first: run the message again against what it committed.
@@ -190,9 +192,9 @@ class App:
     ) -> list[Outcome]:
         """Several messages in one transaction: the common case, and much cheaper than one
         transaction each. If anything goes wrong, the whole group is rolled back and its messages
-        are processed one by one, each in its own transaction with its own retries. The group is
-        one recording scope, applied once before the commit (and where a message reads rows the
-        group wrote: `Intake`); its messages' lookups count what it holds (`Known`, in memory).
+        are processed one by one, each in its own transaction with its own retries. The group has
+        one `Effects`, applied once before the commit (and where a message reads rows the group
+        wrote: `Intake`); its messages' lookups count what it holds (`Known`, in memory).
         `parsed`: the messages already parsed by the parse worker, in the same order."""
         if len(items) > 1 and not self.stop_flag.is_set():
             try:
@@ -206,10 +208,10 @@ class App:
                         limits.max_mime_depth,
                         limits.max_attachments,
                     )
-                with self.sessions.begin() as session, persist.recording(session):
+                with persist.unit(self.sessions) as (session, effects):
                     self.intake.prefetch(session, items, parsed, self.clock())
                     return [
-                        self.intake.process_message(session, source, raw, self.clock(), parsed[i])
+                        self.intake.process_message(session, effects, source, raw, self.clock(), parsed[i])
                         for i, (source, raw) in enumerate(items)
                     ]
             except Exception as exc:  # the one-by-one path below reports it, or raises it

@@ -18,7 +18,7 @@ from mailbot.core.workflow import (
     next_inbound,
     next_outbound,
 )
-from mailbot.shell import aio, models, persist, store
+from mailbot.shell import aio, models, persist
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     app = create_app(config)
     try:
         if args.outbox_command == "retry":
-            with persist.unit(app.sessions) as session:
+            with persist.unit(app.sessions) as (session, effects):
                 stmt = select(models.OutboundMessage).where(models.OutboundMessage.status == "dead")
                 if not args.all:
                     stmt = stmt.where(models.OutboundMessage.id.in_(args.ids))
@@ -97,8 +97,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                     if row.ticket_id is not None:
                         ticket = session.get(models.Ticket, row.ticket_id)
                         if ticket is not None:
-                            store.record_event(
-                                session,
+                            effects.record(
                                 ticket,
                                 "mail_retry",
                                 actor="admin",

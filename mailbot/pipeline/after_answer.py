@@ -16,7 +16,8 @@ from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.staff_checks import Line
 from mailbot.settings import Profile, StaffMember, Step
-from mailbot.shell import models, store
+from mailbot.shell import models
+from mailbot.shell.persist import Effects
 
 
 class AfterAnswerSteps:
@@ -30,6 +31,7 @@ class AfterAnswerSteps:
     def step_done(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         member: StaffMember,
         ticket: models.Ticket,
@@ -43,8 +45,7 @@ class AfterAnswerSteps:
         step = step_of(profile, clock.step) if clock else None
         assert step is not None  # authz.may checked that a step of the sender's runs
         report = command.arg if command.verb is Verb.REPORT else ""
-        store.record_event(
-            session,
+        effects.record(
             ticket,
             STEP_DONE,
             actor=member.emails[0],
@@ -53,7 +54,7 @@ class AfterAnswerSteps:
             detail=f"{step.title}" + (f": {report[:4000]}" if report else ""),
             data={"step": step.id, "report": report} if report else {"step": step.id},
         )
-        sent = self.mails(session, ticket, profile, now, done=step, by=member, report=report)
+        sent = self.mails(session, effects, ticket, profile, now, done=step, by=member, report=report)
         if report:
             return Line(command.line, True, "reported", {"step": step.title, "names": sent})
         return Line(command.line, True, "step_done", {"step": step.title})
@@ -61,6 +62,7 @@ class AfterAnswerSteps:
     def mails(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         now: datetime,
@@ -82,8 +84,7 @@ class AfterAnswerSteps:
         for person in [*readers, *doers]:
             recipients.setdefault(person.emails[0], person)
         if task is not None and not doers:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "no_recipient",
                 actor="system",
@@ -109,7 +110,7 @@ class AfterAnswerSteps:
                 "history": self.replies.history(ticket),
             }
             self.replies.send_to_staff(
-                session, ticket, profile, person, "record_step", "record_step", ctx, now
+                session, effects, ticket, profile, person, "record_step", "record_step", ctx, now
             )
         return [p.name for p in readers]
 

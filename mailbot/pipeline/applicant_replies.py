@@ -16,7 +16,8 @@ from mailbot.core.workflow import OPEN_STATES, Event, State
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.requests import Requests
 from mailbot.settings import Profile
-from mailbot.shell import models, store
+from mailbot.shell import models
+from mailbot.shell.persist import Effects
 
 
 class ApplicantReplies:
@@ -30,6 +31,7 @@ class ApplicantReplies:
     def applicant_follow_up(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         ticket: models.Ticket,
@@ -45,20 +47,17 @@ class ApplicantReplies:
         text = msg.new_text.strip()
         if text and out_of_office(text):
             # The applicant's own vacation reply to our mail: recorded, reopens and relays nothing.
-            store.record_event(
-                session, ticket, "applicant_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
-            )
+            effects.record(ticket, "applicant_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000])
             return
         if ticket.state in (State.ANSWERED, State.CLOSED, State.REJECTED):
             if ticket.state is State.ANSWERED and profile.survey:
                 reply = parse_survey(msg.text, msg.html_text)
                 if reply.found:
-                    self.survey_reply(session, row, ticket, profile, reply, now)
+                    self.survey_reply(session, effects, row, ticket, profile, reply, now)
                     return
             if courtesy_only(text):
                 # "Terima kasih, sudah jelas": recorded; only a reply that asks something reopens.
-                store.record_event(
-                    session,
+                effects.record(
                     ticket,
                     "applicant_thanks",
                     actor=msg.from_addr,
@@ -69,12 +68,11 @@ class ApplicantReplies:
                 if ticket.state is State.ANSWERED and profile.survey:
                     ctx = {**self.replies.context(ticket, profile), "survey_elements": ELEMENTS}
                     self.replies.send_to_applicant(
-                        session, ticket, profile, "survey_again", "survey_again", ctx, now
+                        session, effects, ticket, profile, "survey_again", "survey_again", ctx, now
                     )
                 return
             if not text:
-                store.record_event(
-                    session,
+                effects.record(
                     ticket,
                     "applicant_follow_up",
                     actor=msg.from_addr,
@@ -86,10 +84,9 @@ class ApplicantReplies:
             answered_at = next((e.at for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
             window = timedelta(days=profile.reopen_window_days)
             if ticket.state is State.REJECTED or answered_at is None or now - answered_at > window:
-                self.requests.open_linked(session, row, msg, ticket, now)
+                self.requests.open_linked(session, effects, row, msg, ticket, now)
                 return
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.REOPEN,
                 actor=msg.from_addr,
@@ -98,8 +95,7 @@ class ApplicantReplies:
                 detail=text[:4000],
             )
         elif ticket.state is State.WAITING_APPLICANT:
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.INFO_RECEIVED,
                 actor=msg.from_addr,
@@ -108,8 +104,7 @@ class ApplicantReplies:
                 detail=text[:4000],
             )
         else:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "applicant_follow_up",
                 actor=msg.from_addr,
@@ -123,12 +118,13 @@ class ApplicantReplies:
         recipients = [handler] if handler else self.replies.leads(profile)
         for person in recipients:
             self.replies.relay(
-                session, ticket, profile, person, text, "follow_up", ticket.applicant_name, row, now
+                session, effects, ticket, profile, person, text, "follow_up", ticket.applicant_name, row, now
             )
 
     def survey_reply(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         ticket: models.Ticket,
         profile: Profile,
@@ -150,8 +146,7 @@ class ApplicantReplies:
         survey.received_at = now
         have = {int(k): int(v) for k, v in scores.items()}
         missing = reply.missing(have)
-        store.record_event(
-            session,
+        effects.record(
             ticket,
             "survey_answer",
             actor=ticket.applicant_email,
@@ -169,6 +164,7 @@ class ApplicantReplies:
             ctx |= {"errors": reply.errors, "missing": missing}
             self.replies.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "survey_incomplete",
@@ -181,8 +177,7 @@ class ApplicantReplies:
         survey.profile = ticket.profile
         survey.unit = str(ticket.fields.get("unit", ""))[:200]
         survey.consultant = ticket.assignee_email or ""
-        store.transition(
-            session,
+        effects.transition(
             ticket,
             Event.SURVEY_RECEIVED,
             actor=ticket.applicant_email,
@@ -192,6 +187,7 @@ class ApplicantReplies:
         )
         self.replies.send_to_applicant(
             session,
+            effects,
             ticket,
             profile,
             "survey_thanks",

@@ -35,6 +35,7 @@ from mailbot.pipeline.requests import Requests
 from mailbot.pipeline.staff_commands import StaffCommands
 from mailbot.shell import group_lookups, models, persist, store
 from mailbot.shell.mailbox import Oversized
+from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 # Our Message-IDs (tokens.py) as a bounce quotes them.
@@ -88,6 +89,7 @@ class Intake:
     def process_message(
         self,
         session: Session,
+        effects: Effects,
         source: Source,
         raw: bytes,
         now: datetime,
@@ -98,15 +100,17 @@ class Intake:
         """`parsed`: the message already parsed (by the parse worker), or its failure.
         `release`: staff release a held message (`mailbot replay --release`): no hold again.
 
-        The message's decisions are one recording scope (or join the group's, `App.process_batch`):
-        the history lines and mail they record are written by the persist step at its end
-        (`persist.apply`); the lookups while it is decided do not flush what it has changed so far."""
-        with session.no_autoflush, persist.recording(session):
-            return self._process(session, source, raw, now, parsed, release)
+        `effects`: the transaction's (one message's, or its group's, `App.process_batch`): the
+        decisions put their history lines and mail there, and the caller writes them
+        (`persist.apply`) before it commits; this applies them earlier only where a decision reads
+        rows the group wrote. The lookups while it is decided do not flush what it has changed so far."""
+        with session.no_autoflush:
+            return self._process(session, effects, source, raw, now, parsed, release)
 
     def _process(
         self,
         session: Session,
+        effects: Effects,
         source: Source,
         raw: bytes,
         now: datetime,
@@ -156,11 +160,11 @@ class Intake:
             _status(row, InboundStatus.QUARANTINED)
             row.kind, row.reason = "unreadable", exc.reason
             session.add(row)
-            persist.apply(session)  # its id, for the log and the refusal's history
+            persist.apply(session, effects)  # its id, for the log and the refusal's history
             group_lookups.remember(session, row, "")
             log.warning("inbound #%s quarantined: %s", row.id, exc.reason)
             if exc.limit:
-                self._refuse(session, row, raw, exc, now)
+                self._refuse(session, effects, row, raw, exc, now)
             return Outcome(row, row.status, row.kind, row.reason, None)
 
         row.message_id = msg.message_id[:998]
@@ -174,11 +178,11 @@ class Intake:
         session.add(row)
         group_lookups.remember(session, row, msg.message_id)
         if duplicate is not None:
-            return self._duplicate(session, row, duplicate, now, "same message already received")
+            return self._duplicate(session, effects, row, duplicate, now, "same message already received")
 
         if msg.referenced_ids or "[" in msg.subject:
             # A reply: what it refers to may be a row (or mail) this group wrote a moment ago.
-            persist.apply(session)
+            persist.apply(session, effects)
         thread = self._thread(session, msg)
         staff = self.config.staff_by_email(msg.from_addr)
         result = classify(
@@ -204,8 +208,7 @@ class Intake:
                 ticket = store.get_ticket(session, thread.ticket_id)
                 if ticket is not None:
                     row.ticket = ticket
-                    store.record_event(
-                        session,
+                    effects.record(
                         ticket,
                         "machine_mail",
                         actor=msg.from_addr or "(unknown)",
@@ -225,7 +228,7 @@ class Intake:
                 if opened >= cap:
                     why = f"{opened} new tickets from {msg.from_addr} in 24 hours (cap {cap})"
             if why is not None:
-                return self._hold(session, row, thread, msg, now, why)
+                return self._hold(session, effects, row, thread, msg, now, why)
 
         if result.kind is Kind.NEW_REQUEST:
             window = limits.duplicate_window_hours
@@ -235,14 +238,14 @@ class Intake:
                 else None
             )
             if same is not None and same is not row:
-                return self._duplicate(session, row, same, now, "same request sent again")
-            self.requests.new_request(session, row, msg, now)
+                return self._duplicate(session, effects, row, same, now, "same request sent again")
+            self.requests.new_request(session, effects, row, msg, now)
         elif result.kind is Kind.FOLLOW_UP:
             assert thread is not None
-            self._follow_up(session, row, msg, thread, now)
+            self._follow_up(session, effects, row, msg, thread, now)
         elif result.kind in (Kind.STAFF_REPLY, Kind.STAFF_MAIL):
             assert staff is not None
-            self.staff_commands.staff_mail(session, row, msg, staff, thread, result.kind, now)
+            self.staff_commands.staff_mail(session, effects, row, msg, staff, thread, result.kind, now)
             if row.status is InboundStatus.IGNORED:
                 return self._outcome(session, row)
         elif result.kind is Kind.THIRD_PARTY:
@@ -250,8 +253,7 @@ class Intake:
             ticket = store.get_ticket(session, thread.ticket_id)
             assert ticket is not None
             row.ticket = ticket
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 result.kind.value,
                 actor=msg.from_addr,
@@ -301,6 +303,7 @@ class Intake:
     def _hold(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         thread: ThreadMatch | None,
         msg: InboundMessage,
@@ -313,9 +316,7 @@ class Intake:
         ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
             row.ticket = ticket
-            store.record_event(
-                session, ticket, "mail_held", actor=msg.from_addr or "(unknown)", now=now, detail=why
-            )
+            effects.record(ticket, "mail_held", actor=msg.from_addr or "(unknown)", now=now, detail=why)
         outcome = self._outcome(session, row)
         log.warning("inbound %s held for staff: %s", _label(row), why)
         return outcome
@@ -323,13 +324,16 @@ class Intake:
     def _duplicate(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         original: models.InboundMessage,
         now: datetime,
         why: str,
     ) -> Outcome:
         if inspect(original).pending:
-            persist.apply(session)  # a copy of a mail of this very group: name the original by its id
+            persist.apply(
+                session, effects
+            )  # a copy of a mail of this very group: name the original by its id
         _status(row, InboundStatus.DUPLICATE)
         row.kind = original.kind or "duplicate"
         row.reason = f"{why} (inbound #{original.id})"
@@ -337,8 +341,7 @@ class Intake:
             ticket = original.ticket
             row.ticket = ticket
             if ticket is not None:
-                store.record_event(
-                    session,
+                effects.record(
                     ticket,
                     "duplicate_received",
                     actor=row.from_addr or "(unknown)",
@@ -351,7 +354,13 @@ class Intake:
         return outcome
 
     def _refuse(
-        self, session: Session, row: models.InboundMessage, raw: bytes, exc: UnreadableMessage, now: datetime
+        self,
+        session: Session,
+        effects: Effects,
+        row: models.InboundMessage,
+        raw: bytes,
+        exc: UnreadableMessage,
+        now: datetime,
     ) -> None:
         """Tell a person whose mail broke a configured limit what happened (never a machine)."""
         try:
@@ -367,7 +376,7 @@ class Intake:
         if (
             not head.from_addr
             or machine_reason(head, self.config.instance_id)
-            or self._refused_lately(session, head, now)
+            or self._refused_lately(session, effects, head, now)
         ):
             return
         profile = self.config.profile
@@ -381,6 +390,7 @@ class Intake:
         }
         self.replies.send_plain(
             session,
+            effects,
             template="refused",
             kind="refused",
             to_addr=head.from_addr,
@@ -392,9 +402,11 @@ class Intake:
         )
         row.kind = "refused"
 
-    def _refused_lately(self, session: Session, head: InboundMessage, now: datetime) -> bool:
+    def _refused_lately(
+        self, session: Session, effects: Effects, head: InboundMessage, now: datetime
+    ) -> bool:
         """One automatic mail per sender per hour is enough after a refusal."""
-        return store.auto_mail_count(session, head.from_addr.lower(), store.since(now, 1)) >= 1
+        return store.auto_mail_count(session, effects, head.from_addr.lower(), store.since(now, 1)) >= 1
 
     def _thread(self, session: Session, msg: InboundMessage) -> ThreadMatch | None:
         """In-Reply-To, then References (signed tokens first), then the ticket number in the subject."""
@@ -420,6 +432,7 @@ class Intake:
     def _follow_up(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         thread: ThreadMatch,
@@ -432,9 +445,9 @@ class Intake:
         # An out-of-office reply is never the data awaited: applicant_follow_up records it and
         # answers nothing, whatever the ticket's state.
         if ticket.state is not State.AWAITING_INFO or out_of_office(msg.new_text.strip()):
-            self.applicant_replies.applicant_follow_up(session, row, msg, ticket, now)
+            self.applicant_replies.applicant_follow_up(session, effects, row, msg, ticket, now)
             return
-        self.requests.info_received(session, row, msg, ticket, now)
+        self.requests.info_received(session, effects, row, msg, ticket, now)
 
 
 def _label(row: models.InboundMessage) -> str:

@@ -17,6 +17,7 @@ from mailbot.pipeline.replies import Replies
 from mailbot.records.documents import html_to_pdf, period_report, render_period_html
 from mailbot.settings import StaffMember
 from mailbot.shell import models, store
+from mailbot.shell.persist import Effects
 
 
 class PeriodicMail:
@@ -27,7 +28,9 @@ class PeriodicMail:
         self.replies = replies
         self.calendar = calendar
 
-    def monthly_report(self, session: Session, start: date, end: date, now: datetime) -> list[str]:
+    def monthly_report(
+        self, session: Session, effects: Effects, start: date, end: date, now: datetime
+    ) -> list[str]:
         """The Laporan Hasil Layanan Konsultasi of the month from `start` to `end`, once (the
         sweep says when it is due)."""
         settings = self.config.settings
@@ -50,6 +53,7 @@ class PeriodicMail:
             }
             self.replies.send_plain(
                 session,
+                effects,
                 template="monthly_report",
                 kind="monthly_report",
                 to_addr=member.emails[0],
@@ -62,7 +66,9 @@ class PeriodicMail:
             )
         return ["monthly_report"]
 
-    def digest(self, session: Session, head: StaffMember, day: date, now: datetime) -> list[str]:
+    def digest(
+        self, session: Session, effects: Effects, head: StaffMember, day: date, now: datetime
+    ) -> list[str]:
         """The head's digest of `day`, once (the sweep says when it is due: a working day, in
         office hours, after `digest_time`): new, due today (each ticket's `due_at` is its step's
         own clock), overdue, by person."""
@@ -102,6 +108,7 @@ class PeriodicMail:
         }
         self.replies.send_plain(
             session,
+            effects,
             template="digest",
             kind="digest",
             to_addr=head.emails[0],

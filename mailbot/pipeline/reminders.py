@@ -20,7 +20,8 @@ from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.notices import claim_notice, notice_exists
 from mailbot.pipeline.replies import Replies
 from mailbot.settings import Profile, StaffMember
-from mailbot.shell import models, store
+from mailbot.shell import models
+from mailbot.shell.persist import Effects
 
 
 class TicketNotices:
@@ -32,7 +33,7 @@ class TicketNotices:
         self.clocks = clocks
         self.calendar = clocks.calendar
 
-    def run(self, session: Session, ticket_id: int, now: datetime) -> list[str]:
+    def run(self, session: Session, effects: Effects, ticket_id: int, now: datetime) -> list[str]:
         """The notices of one ticket that are due now; sets when to look at it next."""
         ticket = session.get(models.Ticket, ticket_id)
         if ticket is None:
@@ -42,13 +43,13 @@ class TicketNotices:
             sent: list[str] = []
             checks: list[datetime | None] = []
             if ticket.state is State.ANSWERED:
-                sent, check = self._survey(session, ticket, profile, now)
+                sent, check = self._survey(session, effects, ticket, profile, now)
                 checks.append(check)
             # The steps after the answer run on, whatever the survey does (it may close the ticket).
             after = self.clocks.after_answer(ticket)
             if after is not None:
                 people = step_people(self.config, ticket, profile, after.step)
-                more, check = self._notices(session, ticket, profile, after, people, now)
+                more, check = self._notices(session, effects, ticket, profile, after, people, now)
                 sent += more
                 checks.append(check)
             ticket.next_check_at = min((c for c in checks if c is not None), default=None)
@@ -57,13 +58,14 @@ class TicketNotices:
         if clock is None:
             return []
         sent, ticket.next_check_at = self._notices(
-            session, ticket, profile, clock, self._responsible(ticket, profile), now
+            session, effects, ticket, profile, clock, self._responsible(ticket, profile), now
         )
         return sent
 
     def _notices(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         clock: StepClock,
@@ -84,10 +86,18 @@ class TicketNotices:
         elif remind <= now < clock.due_at and claim_notice(session, key, "reminder", ticket.id, now):
             for person in responsible:
                 self._mail(
-                    session, ticket, profile, "deadline_reminder", "reminder", person, clock, responsible, now
+                    session,
+                    effects,
+                    ticket,
+                    profile,
+                    "deadline_reminder",
+                    "reminder",
+                    person,
+                    clock,
+                    responsible,
+                    now,
                 )
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "reminder",
                 actor="system",
@@ -99,8 +109,7 @@ class TicketNotices:
             # The escalation notice records the step as late when it falls due (the period
             # report counts it); its mail waits for office hours.
             if claim_notice(session, key, "escalation", ticket.id, now):
-                store.record_event(
-                    session,
+                effects.record(
                     ticket,
                     "escalation",
                     actor="system",
@@ -109,7 +118,7 @@ class TicketNotices:
                     f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
                 )
                 if is_open:
-                    self._escalate(session, ticket, profile, clock, responsible, now)
+                    self._escalate(session, effects, ticket, profile, clock, responsible, now)
                     sent.append("escalation")
                 else:
                     claim_notice(session, key, "escalation_held", ticket.id, now)
@@ -121,13 +130,14 @@ class TicketNotices:
             elif notice_exists(session, key, "escalation_held") and claim_notice(
                 session, key, "escalation_mailed", ticket.id, now
             ):
-                self._escalate(session, ticket, profile, clock, responsible, now)
+                self._escalate(session, effects, ticket, profile, clock, responsible, now)
                 sent.append("escalation")
         return sent, next_check
 
     def _escalate(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         clock: StepClock,
@@ -135,10 +145,12 @@ class TicketNotices:
         now: datetime,
     ) -> None:
         for head in self._heads(profile):
-            self._mail(session, ticket, profile, "escalation", "escalation", head, clock, responsible, now)
+            self._mail(
+                session, effects, ticket, profile, "escalation", "escalation", head, clock, responsible, now
+            )
 
     def _survey(
-        self, session: Session, ticket: models.Ticket, profile: Profile, now: datetime
+        self, session: Session, effects: Effects, ticket: models.Ticket, profile: Profile, now: datetime
     ) -> tuple[list[str], datetime | None]:
         """The survey reminder and the closing without a survey; when to look again."""
         answered = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
@@ -152,8 +164,7 @@ class TicketNotices:
         if now >= close:
             if not claim_notice(session, key, "auto_close", ticket.id, now):
                 return [], next_check
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.CLOSE,
                 actor="system",
@@ -164,6 +175,7 @@ class TicketNotices:
             ctx = self.replies.context(ticket, profile)
             self.replies.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "auto_closed",
@@ -180,6 +192,7 @@ class TicketNotices:
             }
             self.replies.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "survey_reminder",
@@ -187,7 +200,7 @@ class TicketNotices:
                 ctx,
                 now,
             )
-            store.record_event(session, ticket, "survey_reminder", actor="system", now=now)
+            effects.record(ticket, "survey_reminder", actor="system", now=now)
             return ["survey_reminder"], next_check
         return [], next_check
 
@@ -212,6 +225,7 @@ class TicketNotices:
     def _mail(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         template: str,
@@ -235,6 +249,7 @@ class TicketNotices:
         }
         self.replies.send_to_staff(
             session,
+            effects,
             ticket,
             profile,
             person,

@@ -23,6 +23,7 @@ from mailbot.core.tokens import make_message_id, make_plain_message_id
 from mailbot.core.withheld import fit, withheld_text
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, persist, store
+from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +105,23 @@ class Replies:
 
     @staticmethod
     def _held(
-        session: Session, ticket: models.Ticket, now: datetime, event: str, why: str, kind: str, to_addr: str
+        session: Session,
+        effects: Effects,
+        ticket: models.Ticket,
+        now: datetime,
+        event: str,
+        why: str,
+        kind: str,
+        to_addr: str,
     ) -> None:
         """A mail the loop guard or the rate limit keeps back: recorded on the ticket and logged."""
-        store.record_event(
-            session, ticket, event, actor="system", now=now, detail=f"{kind} to {to_addr} {why}"
-        )
+        effects.record(ticket, event, actor="system", now=now, detail=f"{kind} to {to_addr} {why}")
         log.warning("%s: %s to %s %s (ticket %s)", event, kind, to_addr, why, ticket.number)
 
     def send(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         *,
         template: str,
@@ -131,8 +138,7 @@ class Replies:
     ) -> str | None:
         """Queue one automatic mail, unless a rule says not to; the history says which."""
         if quiet:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "reply_suppressed",
                 actor="system",
@@ -141,8 +147,7 @@ class Replies:
             )
             return None
         if not to_addr:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "mail_not_sent",
                 actor="system",
@@ -155,10 +160,13 @@ class Replies:
         fresh = ticket.created_at == now  # a ticket opened by this very mail has sent nothing yet
         outsider = self.config.staff_by_email(to_addr) is None
         if reply_to_applicant and not fresh and outsider:
-            sent = store.thread_mail_times(session, ticket.id, to_addr.lower(), kind, now - timedelta(days=1))
+            sent = store.thread_mail_times(
+                session, effects, ticket.id, to_addr.lower(), kind, now - timedelta(days=1)
+            )
             if len(sent) >= limits.same_reply_per_day:
                 return self._held(
                     session,
+                    effects,
                     ticket,
                     now,
                     "reply_suppressed",
@@ -167,11 +175,12 @@ class Replies:
                     to_addr,
                 )
         if outsider and (
-            store.auto_mail_count(session, to_addr.lower(), store.since(now, 1))
+            store.auto_mail_count(session, effects, to_addr.lower(), store.since(now, 1))
             >= limits.auto_replies_per_recipient_per_hour
         ):
             return self._held(
                 session,
+                effects,
                 ticket,
                 now,
                 "mail_suppressed",
@@ -195,11 +204,17 @@ class Replies:
             language=language,
             attachments=attachments,
         )
-        envelope = self._queue(session, spec, kind, ticket, now)
+        envelope = self._queue(session, effects, spec, kind, ticket, now)
         return envelope.message_id
 
     def _queue(
-        self, session: Session, spec: MailSpec, kind: str, ticket: models.Ticket | None, now: datetime
+        self,
+        session: Session,
+        effects: Effects,
+        spec: MailSpec,
+        kind: str,
+        ticket: models.Ticket | None,
+        now: datetime,
     ) -> Envelope:
         """Compose a mail from our address and write it into the outbox. With files that would make
         it larger than limits.max_outgoing_bytes, the largest are left out and a note says where
@@ -214,7 +229,7 @@ class Replies:
             now=now.astimezone(self.tz),  # the Date header in the office's zone (+0700, +0800, +0900)
             office=self.config.templates_dir,
         )
-        store.enqueue(session, envelope, kind=kind, ticket=ticket, now=now)
+        store.enqueue(session, effects, envelope, kind=kind, ticket=ticket, now=now)
         if envelope.withheld:
             files = withheld_text(envelope.withheld)
             detail = f"{kind} → {spec.to_addr}: {files} left out, over {limit} bytes"
@@ -228,8 +243,7 @@ class Replies:
                 number,
             )
             if ticket is not None:
-                store.record_event(
-                    session,
+                effects.record(
                     ticket,
                     "files_withheld",
                     actor="system",
@@ -242,6 +256,7 @@ class Replies:
     def send_to_applicant(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         template: str,
@@ -253,6 +268,7 @@ class Replies:
         """An automatic answer to the ticket's applicant, in the profile's language, in their thread."""
         return self.send(
             session,
+            effects,
             ticket,
             template=template,
             kind=kind,
@@ -268,6 +284,7 @@ class Replies:
     def send_to_staff(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         person: StaffMember,
@@ -282,6 +299,7 @@ class Replies:
         """An automatic mail to a staff member about a ticket, in the profile's language unless given."""
         return self.send(
             session,
+            effects,
             ticket,
             template=template,
             kind=kind,
@@ -297,6 +315,7 @@ class Replies:
     def send_plain(
         self,
         session: Session,
+        effects: Effects,
         *,
         template: str,
         kind: str,
@@ -321,13 +340,14 @@ class Replies:
             language=language,
             attachments=attachments,
         )
-        self._queue(session, spec, kind, None, now)
+        self._queue(session, effects, spec, kind, None, now)
 
     # --- mail to staff ---------------------------------------------------------------------
 
     def relay(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         person: StaffMember,
@@ -347,6 +367,7 @@ class Replies:
         }
         self.send_to_staff(
             session,
+            effects,
             ticket,
             profile,
             person,
@@ -360,6 +381,7 @@ class Replies:
     def assigned(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         by: StaffMember | None,
@@ -367,11 +389,12 @@ class Replies:
         now: datetime,
     ) -> None:
         """After an assignment: the Surat Tugas mail, and the applicant told who handles it."""
-        self.assignment_mail(session, ticket, profile, by, target, now, kind="assign")
+        self.assignment_mail(session, effects, ticket, profile, by, target, now, kind="assign")
         if profile.notify_applicant_on_assign:
             ctx = {**self.context(ticket, profile), "assignee": target}
             self.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "assigned_applicant",
@@ -383,6 +406,7 @@ class Replies:
     def assignment_mail(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         by: StaffMember | None,
@@ -393,7 +417,9 @@ class Replies:
     ) -> None:
         """The assignee's Surat Tugas in substance: the ticket, its full history, the applicant's files."""
         if inspect(ticket).pending:
-            persist.apply(session)  # a ticket opened by this message (auto-assigned): its mail, stored
+            persist.apply(
+                session, effects
+            )  # a ticket opened by this message (auto-assigned): its mail, stored
         inbound, _ = store.messages_of_ticket(session, ticket.id)
         files: list[OutgoingAttachment] = []
         names = Names()  # one name per file across the applicant's mails
@@ -412,6 +438,7 @@ class Replies:
         }
         self.send_to_staff(
             session,
+            effects,
             ticket,
             profile,
             target,

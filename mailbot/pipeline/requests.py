@@ -20,6 +20,7 @@ from mailbot.pipeline.after_answer import step_of
 from mailbot.pipeline.replies import Replies
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
+from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Requests:
     def open_linked(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         parent: models.Ticket,
@@ -42,8 +44,7 @@ class Requests:
     ) -> None:
         """A follow-up after the reopen window: a new ticket, linked to the old one, with the
         applicant's data carried over and the new text as the question."""
-        store.record_event(
-            session,
+        effects.record(
             parent,
             "follow_up_new_ticket",
             actor=msg.from_addr,
@@ -51,11 +52,12 @@ class Requests:
             inbound=row,
             detail=msg.new_text[:2000],
         )
-        self.new_request(session, row, msg, now, parent=parent)
+        self.new_request(session, effects, row, msg, now, parent=parent)
 
     def new_request(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         now: datetime,
@@ -97,8 +99,8 @@ class Requests:
             updated_at=now,
         )
         event = Event.REQUEST_COMPLETE if validation.complete else Event.REQUEST_INCOMPLETE
-        store.open_ticket(
-            session,
+        store.add_ticket(session, ticket)
+        effects.transition(
             ticket,
             event,
             actor=msg.from_addr,
@@ -109,8 +111,7 @@ class Requests:
         )
         row.ticket = ticket
         if other_reply_to(msg):
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "reply_to_differs",
                 actor=msg.from_addr,
@@ -120,13 +121,14 @@ class Requests:
                 data={"reply_to": msg.reply_to},
             )
         if validation.complete:
-            self._registered(session, ticket, profile, msg, now)
+            self._registered(session, effects, ticket, profile, msg, now)
         else:
-            self._ask_missing(session, ticket, profile, msg, now, still=False)
+            self._ask_missing(session, effects, ticket, profile, msg, now, still=False)
 
     def info_received(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         ticket: models.Ticket,
@@ -153,8 +155,7 @@ class Requests:
             ticket.applicant_name = validation.values["name"][:200]
         got = sorted((set(new) | ({"evidence"} if msg.attachments else set())) & pending)
         if validation.complete:
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.REQUEST_COMPLETE,
                 actor=msg.from_addr,
@@ -162,11 +163,10 @@ class Requests:
                 inbound=row,
                 detail=f"data completed: {', '.join(got) or '-'}",
             )
-            self._registered(session, ticket, profile, msg, now)
+            self._registered(session, effects, ticket, profile, msg, now)
         else:
             repeated = self.repeats_earlier_text(session, ticket, row, msg)
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.INFO_STILL_MISSING,
                 actor=msg.from_addr,
@@ -174,7 +174,7 @@ class Requests:
                 inbound=row,
                 detail=_summary(validation.issues),
             )
-            self._ask_missing(session, ticket, profile, msg, now, still=True, repeated=repeated)
+            self._ask_missing(session, effects, ticket, profile, msg, now, still=True, repeated=repeated)
 
     def route(self, ticket: models.Ticket, profile: Profile) -> Routing:
         """The field and / or region a new ticket belongs to, and the people one level below the
@@ -191,6 +191,7 @@ class Requests:
     def _registered(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         msg: InboundMessage,
@@ -203,8 +204,7 @@ class Requests:
         ctx = self.replies.context(ticket, profile)
         roster = self.config.rosters.get(profile.id)
         if roster is not None and ticket.fields.get("id_number", "") not in roster:
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.REJECT,
                 actor="system",
@@ -213,6 +213,7 @@ class Requests:
             )
             self.replies.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "not_eligible",
@@ -224,6 +225,7 @@ class Requests:
             return
         self.replies.send_to_applicant(
             session,
+            effects,
             ticket,
             profile,
             "ack",
@@ -234,8 +236,7 @@ class Requests:
         )
         recipients = self.config.staff_with_roles(list(profile.notify_roles), profile.id)
         if not recipients:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "no_recipient",
                 actor="system",
@@ -245,8 +246,7 @@ class Requests:
             log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
         routed = self.route(ticket, profile)
         if routed.keys:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "routed",
                 actor="system",
@@ -257,8 +257,7 @@ class Requests:
         if profile.auto_assign_routed and len(routed.best) == 1:
             target = routed.best[0]
             ticket.assignee_email = target.emails[0]
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 Event.ASSIGN,
                 actor="system",
@@ -266,7 +265,7 @@ class Requests:
                 detail=f"→ {target.name} <{target.emails[0]}> ({routed.label})",
                 data={"assignee": target.emails[0], "by": "routing"},
             )
-            self.replies.assigned(session, ticket, profile, None, target, now)
+            self.replies.assigned(session, effects, ticket, profile, None, target, now)
             return
         delegates = self.config.staff_with_roles(list(profile.delegation[1:2]), profile.id)
         suggested = routed.people or delegates
@@ -294,6 +293,7 @@ class Requests:
             }
             self.replies.send_to_staff(
                 session,
+                effects,
                 ticket,
                 profile,
                 member,
@@ -307,6 +307,7 @@ class Requests:
     def _ask_missing(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         msg: InboundMessage,
@@ -318,6 +319,7 @@ class Requests:
         ctx = {**self.replies.context(ticket, profile), "issues": ticket.issues, "still": still}
         self.replies.send_to_applicant(
             session,
+            effects,
             ticket,
             profile,
             "missing_fields",

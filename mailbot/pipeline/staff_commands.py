@@ -35,6 +35,7 @@ from mailbot.pipeline.replies import Replies, attachments_of
 from mailbot.pipeline.staff_checks import EVENT_FOR, STATE_CHANGING, CommandChecks, Line, Plan
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
+from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class StaffCommands:
     def staff_mail(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         member: StaffMember,
@@ -66,7 +68,7 @@ class StaffCommands:
             row.ticket = ticket
         parsed = parse_commands(msg.new_text)
         if parsed.empty:
-            self._plain_reply(session, row, msg, member, ticket, thread, now)
+            self._plain_reply(session, effects, row, msg, member, ticket, thread, now)
             return
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
@@ -90,15 +92,14 @@ class StaffCommands:
                     p.files_to_applicant = False
             done: dict[int, Line] = {}
             for i in order:
-                done[i] = self._execute(session, row, msg, member, ticket, profile, plans[i], now)
+                done[i] = self._execute(session, effects, row, msg, member, ticket, profile, plans[i], now)
             lines = [done[i] for i in range(len(plans))]
         elif plans:
             for line in lines:
                 if line.ok:
                     line.ok, line.code = False, "not_executed"
         if ticket is not None:
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "commands" if executed else "commands_refused",
                 actor=member.emails[0],
@@ -107,13 +108,14 @@ class StaffCommands:
                 detail="; ".join(f"{x.line} → {x.code}" for x in lines)[:4000],
                 data={"answered": answered, "commands": signature} if executed else None,
             )
-        self._transcript(session, msg, member, ticket, profile, lines, executed, now)
+        self._transcript(session, effects, msg, member, ticket, profile, lines, executed, now)
 
     # --- execution ---------------------------------------------------------------------
 
     def _execute(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         member: StaffMember,
@@ -133,16 +135,15 @@ class StaffCommands:
         if verb is Verb.STATUS:
             return Line(command.line, True, "status", {"ticket": ticket})
         if verb is Verb.NOTE:
-            store.record_event(session, ticket, "note", actor=actor, now=now, detail=command.arg, inbound=row)
+            effects.record(ticket, "note", actor=actor, now=now, detail=command.arg, inbound=row)
             return Line(command.line, True, "noted")
         if verb is Verb.URGENT:
             ticket.urgent = True
-            store.record_event(session, ticket, "urgent", actor=actor, now=now, inbound=row)
+            effects.record(ticket, "urgent", actor=actor, now=now, inbound=row)
             return Line(command.line, True, "urgent")
         if verb is Verb.EXTEND:
             ticket.extension_days += command.days
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "extended",
                 actor=actor,
@@ -155,8 +156,7 @@ class StaffCommands:
         if verb is Verb.MEDIUM:
             # The Berita Acara's medium for this ticket (records.documents reads the field).
             ticket.fields = {**ticket.fields, "consultation_medium": command.arg}
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "medium",
                 actor=actor,
@@ -167,14 +167,13 @@ class StaffCommands:
             )
             return Line(command.line, True, "medium", {"medium": command.arg})
         if verb in (Verb.REPORT, Verb.ARCHIVE):
-            return self.after_answer.step_done(session, row, member, ticket, profile, command, now)
+            return self.after_answer.step_done(session, effects, row, member, ticket, profile, command, now)
         event = EVENT_FOR[verb]
         if verb in (Verb.ASSIGN, Verb.FORWARD):
             assert plan.target is not None
             target = plan.target
             ticket.assignee_email = target.emails[0]
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 event,
                 actor=actor,
@@ -184,16 +183,17 @@ class StaffCommands:
                 data={"assignee": target.emails[0], "by": member.name},
             )
             if verb is Verb.ASSIGN:
-                self.replies.assigned(session, ticket, profile, member, target, now)
+                self.replies.assigned(session, effects, ticket, profile, member, target, now)
                 return Line(command.line, True, "assigned", {"name": target.name})
-            self.replies.assignment_mail(session, ticket, profile, member, target, now, kind="forward")
+            self.replies.assignment_mail(
+                session, effects, ticket, profile, member, target, now, kind="forward"
+            )
             return Line(command.line, True, "forwarded", {"name": target.name})
         if verb is Verb.NORMATIVE:
             # SOP 000 step 5: a normative question is answered by the secretariat itself. The one
             # who says so takes the ticket: the answer step's clock (step 6) runs for them from now.
             ticket.assignee_email = actor
-            store.transition(
-                session,
+            effects.transition(
                 ticket,
                 event,
                 actor=actor,
@@ -207,16 +207,26 @@ class StaffCommands:
             return Line(command.line, True, "normative", {"duration": duration})
         if verb is Verb.ANSWER:
             kept = self.answer(
-                session, ticket, profile, member, command.arg, row, msg, now, files=plan.files_to_applicant
+                session,
+                effects,
+                ticket,
+                profile,
+                member,
+                command.arg,
+                row,
+                msg,
+                now,
+                files=plan.files_to_applicant,
             )
             if kept:
                 return Line(command.line, True, "answered_files_kept", {"files": kept})
             return Line(command.line, True, "answered")
         if verb is Verb.REQUEST_INFO:
-            store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
+            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
             ctx = {**self.replies.context(ticket, profile), "question_for_applicant": command.arg}
             self.replies.send_to_applicant(
                 session,
+                effects,
                 ticket,
                 profile,
                 "request_info",
@@ -226,11 +236,12 @@ class StaffCommands:
             )
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
-            store.transition(session, ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
+            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
             ctx = {**self.replies.context(ticket, profile), "reason": command.arg}
             template = "closed" if verb is Verb.CLOSE else "rejected"
             self.replies.send(
                 session,
+                effects,
                 ticket,
                 template=template,
                 kind=template,
@@ -243,13 +254,14 @@ class StaffCommands:
             )
             return Line(command.line, True, template)
         if verb is Verb.REOPEN:
-            store.transition(session, ticket, event, actor=actor, now=now, inbound=row)
+            effects.transition(ticket, event, actor=actor, now=now, inbound=row)
             return Line(command.line, True, "reopened")
         raise AssertionError(f"unhandled verb {verb}")
 
     def answer(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         member: StaffMember,
@@ -263,8 +275,7 @@ class StaffCommands:
         """The answer reaches the applicant with a copy of the consultation history, and the
         mail's files unless `files` is False (the mail also carries an internal note): then the
         names of the files kept back are returned, for the transcript, and recorded."""
-        store.transition(
-            session,
+        effects.transition(
             ticket,
             Event.ANSWER,
             actor=member.emails[0],
@@ -285,8 +296,7 @@ class StaffCommands:
         if attachments and not files:
             kept = [a.filename for a in attachments]
             attachments = ()
-            store.record_event(
-                session,
+            effects.record(
                 ticket,
                 "answer_files_kept",
                 actor=member.emails[0],
@@ -296,6 +306,7 @@ class StaffCommands:
             )
         self.replies.send_to_applicant(
             session,
+            effects,
             ticket,
             profile,
             "answer",
@@ -306,12 +317,13 @@ class StaffCommands:
         )
         if profile.after_answer:
             # SOP 001 step 4: the customer service writes the report on the answer given.
-            self.after_answer.mails(session, ticket, profile, now)
+            self.after_answer.mails(session, effects, ticket, profile, now)
         return kept
 
     def _transcript(
         self,
         session: Session,
+        effects: Effects,
         msg: InboundMessage,
         member: StaffMember,
         ticket: models.Ticket | None,
@@ -324,6 +336,7 @@ class StaffCommands:
             # A transcript outside any ticket (HELP, LIST): threaded to the staff member's mail only.
             self.replies.send_plain(
                 session,
+                effects,
                 template="transcript",
                 kind="transcript",
                 to_addr=member.emails[0],
@@ -352,6 +365,7 @@ class StaffCommands:
         refs = (*msg.references, msg.message_id) if msg.message_id else msg.references
         self.replies.send_to_staff(
             session,
+            effects,
             ticket,
             profile,
             member,
@@ -365,6 +379,7 @@ class StaffCommands:
     def _plain_reply(
         self,
         session: Session,
+        effects: Effects,
         row: models.InboundMessage,
         msg: InboundMessage,
         member: StaffMember,
@@ -386,19 +401,16 @@ class StaffCommands:
             # assignee (and the leads) told how to send it as the answer if it is one — once per
             # ticket and person: their responder answering our notice is not told again (a loop).
             told = any(e.kind == "staff_auto_reply" and e.actor == msg.from_addr for e in ticket.events)
-            store.record_event(
-                session, ticket, "staff_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000]
-            )
+            effects.record(ticket, "staff_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000])
             if signed and mine and not told and member.role != "vendor" and ticket.state is State.ASSIGNED:
-                self._answer_held(session, ticket, profile, member, row, now)
+                self._answer_held(session, effects, ticket, profile, member, row, now)
             return
         if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
             overtaken = self.checks.overtaken(session, ticket, thread, member) if thread else None
             if overtaken is None:
-                self.answer(session, ticket, profile, member, text, row, msg, now)
+                self.answer(session, effects, ticket, profile, member, text, row, msg, now)
                 return
-        store.record_event(
-            session,
+        effects.record(
             ticket,
             "staff_reply",
             actor=msg.from_addr,
@@ -410,12 +422,13 @@ class StaffCommands:
             # SOP 003: the vendor's report goes to the team, who answer the applicant.
             for lead in self.replies.leads(profile):
                 self.replies.relay(
-                    session, ticket, profile, lead, text, "vendor_report", member.name, row, now
+                    session, effects, ticket, profile, lead, text, "vendor_report", member.name, row, now
                 )
 
     def _answer_held(
         self,
         session: Session,
+        effects: Effects,
         ticket: models.Ticket,
         profile: Profile,
         member: StaffMember,
@@ -428,6 +441,7 @@ class StaffCommands:
             ctx = {**self.replies.context(ticket, profile), "recipient": person, "assignee": member}
             self.replies.send_to_staff(
                 session,
+                effects,
                 ticket,
                 profile,
                 person,

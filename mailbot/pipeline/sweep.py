@@ -139,7 +139,7 @@ class Deadlines:
         if ids:
             notices = self._notices()
             for ticket_id in ids:
-                done = self._guarded(lambda s, tid=ticket_id: notices.run(s, tid, now))
+                done = self._guarded(lambda s, e, tid=ticket_id: notices.run(s, e, tid, now))
                 lost = lost or done is None
                 for kind in done or []:
                     stats.add(kind)
@@ -148,20 +148,22 @@ class Deadlines:
             heads = [m for m in self.config.staff if m.active and m.role == "head"]
             for head in self._not_yet(heads, lambda h: (digest_key(h.emails[0], day), "digest")):
                 for kind in (
-                    self._guarded(lambda s, h=head: self._periodic_mail().digest(s, h, day, now)) or []
+                    self._guarded(lambda s, e, h=head: self._periodic_mail().digest(s, e, h, day, now)) or []
                 ):
                     stats.add(kind)
         period = self._report_period(now)
         if period is not None and self._not_yet(
             [period], lambda p: (monthly_report_key(p[0]), "monthly_report")
         ):
-            for kind in self._guarded(lambda s: self._periodic_mail().monthly_report(s, *period, now)) or []:
+            for kind in (
+                self._guarded(lambda s, e: self._periodic_mail().monthly_report(s, e, *period, now)) or []
+            ):
                 stats.add(kind)
         # On record once every open ticket was looked at under this configuration: one whose
         # transaction lost a race keeps the deadline of the one before (or none), so the next
         # sweep is a full one again.
         if not self._full_sweep_done and not lost:
-            self._guarded(lambda s: self._swept_fully(s, fingerprint, now))
+            self._guarded(lambda s, _e: self._swept_fully(s, fingerprint, now))
             self._full_sweep_done = True
         return stats
 
@@ -240,7 +242,7 @@ class Deadlines:
         work or the ticket moved on: this transaction (and its mail) is rolled back, and the next
         sweep looks again if anything is left."""
         try:
-            with persist.unit(self._sessions) as session:
-                return list(work(session))
+            with persist.unit(self._sessions) as (session, effects):
+                return list(work(session, effects))
         except (IntegrityError, StaleDataError):
             return None  # rolled back

@@ -30,6 +30,7 @@ from mailbot.core.message import parse_headers
 from mailbot.core.workflow import State
 from mailbot.shell import models, persist, store
 from mailbot.shell.mailbox import MailboxError, StoredCopy, open_source
+from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,13 @@ def purge(session: Session, *, older_than: timedelta, now: datetime) -> PurgeRes
     message. The ticket's history records the purge (written before this returns: the caller
     owns the transaction and commits).
     """
-    with persist.recording(session):
-        return _purge(session, older_than=older_than, now=now)
+    effects = Effects()
+    result = _purge(session, effects, older_than=older_than, now=now)
+    persist.apply(session, effects)
+    return result
 
 
-def _purge(session: Session, *, older_than: timedelta, now: datetime) -> PurgeResult:
+def _purge(session: Session, effects: Effects, *, older_than: timedelta, now: datetime) -> PurgeResult:
     cutoff = now - older_than
     stmt = select(models.Ticket).where(
         models.Ticket.state.in_([State.CLOSED, State.REJECTED]),
@@ -210,8 +213,7 @@ def _purge(session: Session, *, older_than: timedelta, now: datetime) -> PurgeRe
         ).scalar_one_or_none()
         if survey is not None:
             survey.comment = ""
-        store.record_event(
-            session,
+        effects.record(
             ticket,
             "purged",
             actor="system",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.core.workflow import OutboundStatus, next_outbound
 from mailbot.settings import SmtpSettings
-from mailbot.shell import models, store
+from mailbot.shell import models
 from mailbot.shell.smtp import Sender, SendError, ServerUnavailable, TooLarge
 
 if TYPE_CHECKING:  # composing (Jinja2, the parser) is loaded only for a mail too large to send
@@ -427,12 +427,13 @@ def _history(session: Session, lines: list[tuple[int | None, int, str, str]], no
             select(models.Ticket.id, models.Ticket.state).where(models.Ticket.id.in_(wanted))
         )
     }
-    with persist.recording(session):
-        for ticket_id, out_id, kind, detail in lines:
-            ticket = tickets.get(ticket_id) if ticket_id is not None else None
-            if ticket is not None:
-                line = store.record_event(session, ticket, kind, actor="system", now=now, detail=detail)
-                line.outbound_id = out_id  # a mail stored earlier: named by its id
+    effects = persist.Effects()
+    for ticket_id, out_id, kind, detail in lines:
+        ticket = tickets.get(ticket_id) if ticket_id is not None else None
+        if ticket is not None:
+            line = effects.record(ticket, kind, actor="system", now=now, detail=detail)
+            line.outbound_id = out_id  # a mail stored earlier: named by its id
+    persist.apply(session, effects)
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

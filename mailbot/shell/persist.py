@@ -1,5 +1,5 @@
-"""The persist step: what a transaction's decisions recorded (history lines, queued mail), held as
-an `Effects` value while they are made and written by `apply`, one INSERT per table."""
+"""The persist step: what a transaction's decisions decided to write (history lines, queued mail),
+an `Effects` value its owner hands to `apply`, which writes each table in one INSERT."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, orm
+from sqlalchemy import Table, insert, inspect, orm
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
-from mailbot.core.workflow import State
+from mailbot.core.workflow import Event, State, next_state
 from mailbot.shell import models
 
-# Ticket state changes are attribute changes of the ORM's objects (store.transition through the
-# workflow table), written by the unit of work. History lines and queued mail, the two insert-only
-# tables that are most of what a request writes (three lines and two mails for a new request), are
-# held as an `Effects` value and written by `apply`, each table with one Core statement for all its
+# The stages' decisions are made with a session (they read), but what they decide to *write* is a
+# value: an `Effects`, given by the caller that owns the transaction to every stage it runs, and
+# handed by that caller to `apply`, the persist step, before it commits. History lines and queued
+# mail, the two insert-only tables that are most of what a request writes (three lines and two
+# mails for a new request), are written by `apply`, each table with one Core statement for all its
 # rows: through the unit of work, its bookkeeping per object, the intake took a quarter more CPU
-# per request (bench/README.md). Ids come from the database (RETURNING).
+# per request (bench/README.md). A transition changes the ticket object at once (the decisions
+# after it, in the same transaction, see the new state) and records its history line here; the
+# ticket's row is written by the unit of work at `apply`'s flush. Ids come from the database
+# (RETURNING).
 #
-# Effects are recorded only inside a `recording` scope (or `unit`, a transaction with one), which
-# applies them at its end: a stage that records outside one raises (`store`), so none is dropped
-# unnoticed. The scope is carried by the session (`Session.effects`) rather than passed as an
-# argument through every stage: each stage already takes the session its caller owns, and the
-# history writer (`store.record_event`) is called from some sixty places.
+# A group of messages is one transaction with one `Effects`, applied once before its commit:
+# applied after each message instead, the intake took 1.67 times the CPU (bench/README.md).
 
 
 @dataclass
@@ -58,7 +60,8 @@ class PendingLine:
 
 @dataclass
 class Effects:
-    """What decisions recorded and `apply` has not written yet: queued mail and history lines."""
+    """What a transaction's decisions decided to write and `apply` has not written yet: history
+    lines (`record`, `transition`) and queued mail (`store.enqueue`, through `Replies`)."""
 
     mails: list[QueuedMail] = field(default_factory=list)
     lines: list[PendingLine] = field(default_factory=list)
@@ -70,9 +73,61 @@ class Effects:
         self.mails.clear()
         self.lines.clear()
 
+    def transition(
+        self,
+        ticket: models.Ticket,
+        event: Event,
+        *,
+        actor: str,
+        now: datetime,
+        detail: str = "",
+        inbound: models.InboundMessage | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> State:
+        """The one way a ticket changes state: checked against the table (core/workflow.py), with
+        its history line."""
+        new = next_state(ticket.state, event)
+        ticket.state = new
+        ticket.updated_at = now
+        self.record(ticket, event.value, actor=actor, now=now, detail=detail, inbound=inbound, data=data)
+        return new
 
-class EffectsOutsideUnit(RuntimeError):
-    """History lines or mail recorded where nothing would write them: outside `persist.recording`."""
+    def record(
+        self,
+        ticket: models.Ticket | TicketRef,
+        kind: str,
+        *,
+        actor: str,
+        now: datetime,
+        detail: str = "",
+        inbound: models.InboundMessage | None = None,
+        outbound: QueuedMail | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> models.TicketEvent:
+        """The one writer of a ticket's history (the riwayat konsultasi): a line in `ticket.events`
+        at once, written by `apply` with the ticket and the mail it names. A `TicketRef` (a ticket
+        not loaded, by id and state) gets the line written, with no history in memory to add it to."""
+        entry = models.TicketEvent(
+            at=now,
+            actor=actor,
+            kind=kind,
+            state=ticket.state.value,
+            detail=detail,
+            data=data or {},
+        )
+        if inbound is not None and orm.object_session(inbound) is None:
+            raise ValueError("a history line names received mail that is stored (session.add) first")
+        if not isinstance(ticket, TicketRef):
+            # In the ticket's history at once, as if loaded: `apply` writes it. A stored history
+            # not loaded yet is loaded first (it holds what was applied; a later read would miss
+            # the line).
+            state = inspect(ticket)
+            if "events" in state.unloaded and state.has_identity:
+                ticket.events  # noqa: B018 - the lazy load
+            if "events" not in state.unloaded:
+                set_committed_value(ticket, "events", [*ticket.events, entry])
+        self.lines.append(PendingLine(entry, ticket, inbound, outbound))
+        return entry
 
 
 _MAILS = cast(Table, models.OutboundMessage.__table__)
@@ -87,94 +142,43 @@ _INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=Tr
 
 
 class Session(orm.Session):
-    """mailbot's session: plain SQLAlchemy, plus what a transaction carries for the persist step.
-
-    `effects`: the recording scope's effects, None outside one. `known`: a group transaction's
-    lookups (`group_lookups.prefetch`). A rollback drops both: what they held was never written."""
+    """mailbot's session: plain SQLAlchemy, plus a group transaction's lookups (`known`,
+    `group_lookups.prefetch`). A rollback drops them: what they held was never written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.effects: Effects | None = None
         self.known: Known | None = None
 
     def rollback(self) -> None:
-        self._drop()
+        self.known = None
         super().rollback()
 
     def close(self) -> None:
-        self._drop()
+        self.known = None
         super().close()
 
-    def _drop(self) -> None:
-        if self.effects is not None:
-            self.effects.clear()
-        self.known = None
-
-
-def _own(session: orm.Session) -> Session:
-    if not isinstance(session, Session):
-        raise TypeError("mailbot's persist step needs its own Session class (persist.Session)")
-    return session
-
-
-def effects_of(session: orm.Session) -> Effects:
-    """The effects of the recording scope the session is in; raises outside one."""
-    effects = _own(session).effects
-    if effects is None:
-        raise EffectsOutsideUnit(
-            "history lines and queued mail are recorded inside persist.recording (or persist.unit), "
-            "which writes them"
-        )
-    return effects
-
-
-def recorded(session: orm.Session) -> Effects:
-    """What the session's scope holds and has not applied yet (nothing outside a scope): what a
-    count of stored mail in the same transaction adds in memory."""
-    effects = session.effects if isinstance(session, Session) else None
-    return effects if effects is not None else Effects()
-
 
 @contextmanager
-def recording(session: orm.Session) -> Iterator[Effects]:
-    """A scope of decisions on a session in a transaction: what they record is written by `apply`
-    when the scope ends without an error (and may be applied earlier, where a decision reads rows
-    the scope wrote). An error drops what is left unapplied; the caller's rollback drops the rest.
-    A scope opened inside another joins it: the outer one applies (a group of messages is written
-    once, before its commit)."""
-    own = _own(session)
-    if own.effects is not None:
-        yield own.effects
-        return
-    own.effects = effects = Effects()
-    try:
-        yield effects
-        apply(own)
-    finally:
-        effects.clear()
-        own.effects = None
+def unit(sessions: orm.sessionmaker[Any]) -> Iterator[tuple[orm.Session, Effects]]:
+    """One transaction and the effects its decisions record, applied before its commit (an error
+    rolls back both)."""
+    with sessions.begin() as session:
+        effects = Effects()
+        yield session, effects
+        apply(session, effects)
 
 
-@contextmanager
-def unit(sessions: orm.sessionmaker[Any]) -> Iterator[orm.Session]:
-    """One transaction whose decisions are applied before its commit."""
-    with sessions.begin() as session, recording(session):
-        yield session
-
-
-def apply(session: orm.Session) -> None:
-    """The persist step: write what the session's scope recorded, queued mail first (history lines
-    name it), each table in one INSERT … RETURNING; the ids are set back on the mail and lines.
-    The session's own changes are flushed first (new tickets and received mail get their ids),
-    also when nothing was recorded."""
-    own = _own(session)
-    own.flush()
-    effects = own.effects
+def apply(session: orm.Session, effects: Effects) -> None:
+    """The persist step: write what the decisions recorded, queued mail first (history lines name
+    it), each table in one INSERT … RETURNING; the ids are set back on the mail and lines, and
+    `effects` is left empty. The session's own changes are flushed first (new tickets, received
+    mail and state changes get written, and their ids), also when nothing was recorded."""
+    session.flush()
     if not effects:
         return
     mails, lines = list(effects.mails), list(effects.lines)
     effects.clear()
-    connection = own.connection()
+    connection = session.connection()
     if mails:
         for mail in mails:
             mail.row["ticket_id"] = mail.ticket.id if mail.ticket is not None else None
@@ -196,7 +200,7 @@ def apply(session: orm.Session) -> None:
             # Written: a persistent object of the session from now on, as if loaded (a later
             # change to it, the privacy purge's, is an UPDATE like any other).
             make_transient_to_detached(line.entry)
-            own.add(line.entry)
+            session.add(line.entry)
 
 
 # What a group of messages needs to know about stored mail: filled and kept current by

@@ -1,19 +1,19 @@
-"""Queries, and the effects a stage records for the persist step (shell/persist.py): state
-changes, history lines, queued mail. Every function takes the caller's Session; the caller owns
-the transaction, and records inside a `persist.recording` scope, which applies what it holds."""
+"""Queries, and the two writes that need them: a new ticket and queued mail, recorded into the
+transaction's `persist.Effects`. Every function takes the caller's Session; the caller owns the
+transaction and hands its effects to the persist step (`persist.apply`) before committing."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, func, inspect, orm, select
+from sqlalchemy import bindparam, func, orm, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mailbot.core.workflow import Event, InboundStatus, OutboundStatus, State, next_outbound, next_state
+from mailbot.core.workflow import InboundStatus, OutboundStatus, next_outbound
 from mailbot.settings import Profile
 from mailbot.shell import models
-from mailbot.shell.persist import PendingLine, QueuedMail, TicketRef, effects_of, known_of, recorded
+from mailbot.shell.persist import Effects, QueuedMail, known_of
 
 if TYPE_CHECKING:  # not at run time: the sending child and `tickets list` need no templates
     from mailbot.core.compose import Envelope
@@ -62,99 +62,15 @@ def outbox_has_work(session: orm.Session, now: datetime) -> bool:
     )
 
 
-def transition(
-    session: orm.Session,
-    ticket: models.Ticket,
-    event: Event,
-    *,
-    actor: str,
-    now: datetime,
-    detail: str = "",
-    inbound: models.InboundMessage | None = None,
-    data: dict[str, Any] | None = None,
-) -> State:
-    """The one way a ticket changes state: checked against the table, recorded in the history."""
-    current = ticket.state
-    new = next_state(current, event)
-    ticket.state = new
-    ticket.updated_at = now
-    record_event(
-        session,
-        ticket,
-        event.value,
-        actor=actor,
-        now=now,
-        detail=detail,
-        inbound=inbound,
-        data=data,
-    )
-    return new
-
-
-def record_event(
-    session: orm.Session,
-    ticket: models.Ticket | TicketRef,
-    kind: str,
-    *,
-    actor: str,
-    now: datetime,
-    detail: str = "",
-    inbound: models.InboundMessage | None = None,
-    outbound: QueuedMail | None = None,
-    data: dict[str, Any] | None = None,
-) -> models.TicketEvent:
-    """The one writer of the ticket's history (the riwayat konsultasi): a line in `ticket.events`
-    at once, written by the persist step (`persist.apply`) with the ticket and the mail it names.
-    A `TicketRef` (a ticket not loaded, by id and state) gets the line written, with no history in
-    memory to add it to."""
-    effects = effects_of(session)  # raises outside a recording scope: nothing would write it
-    entry = models.TicketEvent(
-        at=now,
-        actor=actor,
-        kind=kind,
-        state=ticket.state.value,
-        detail=detail,
-        data=data or {},
-    )
-    if inbound is not None and inbound not in session:
-        raise ValueError("a history line names received mail that is stored (session.add) first")
-    if isinstance(ticket, TicketRef):
-        effects.lines.append(PendingLine(entry, ticket, inbound, outbound))
-        return entry
-    # In the ticket's history at once, as if loaded: the persist step writes it. A stored history
-    # not loaded yet is loaded first (it holds what was applied; a later read would miss the line).
-    state = inspect(ticket)
-    if "events" in state.unloaded and state.has_identity:
-        ticket.events  # noqa: B018 - the lazy load
-    if "events" not in state.unloaded:
-        set_committed_value(ticket, "events", [*ticket.events, entry])
-    effects.lines.append(PendingLine(entry, ticket, inbound, outbound))
-    return entry
-
-
-def open_ticket(
-    session: orm.Session,
-    ticket: models.Ticket,
-    event: Event,
-    *,
-    actor: str,
-    now: datetime,
-    detail: str = "",
-    inbound: models.InboundMessage | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """A new ticket: its first state from the table and its first history line. Its id comes from
-    the database with the session's next flush (its mail's thread tokens carry its number)."""
-    ticket.state = next_state(None, event)
-    ticket.updated_at = now
+def add_ticket(session: orm.Session, ticket: models.Ticket) -> None:
+    """A new ticket, before its first transition (`Effects.transition` from no state): stored with
+    an empty history and counted for its sender's flood cap. Its id comes from the database with
+    the session's next flush (its mail's thread tokens carry its number)."""
     set_committed_value(ticket, "events", [])  # a new ticket has no history to load
     session.add(ticket)
     known = known_of(session)
     if known is not None and ticket.applicant_email in known.opened:
         known.opened[ticket.applicant_email] += 1
-    record_event(
-        session, ticket, event.value, actor=actor, now=now, detail=detail, inbound=inbound, data=data
-    )
 
 
 def get_ticket(session: orm.Session, ticket_id: int) -> models.Ticket | None:
@@ -197,10 +113,16 @@ def outbound_created_at(session: orm.Session, message_id: str) -> datetime | Non
 
 
 def enqueue(
-    session: orm.Session, envelope: Envelope, *, kind: str, ticket: models.Ticket | None, now: datetime
+    session: orm.Session,
+    effects: Effects,
+    envelope: Envelope,
+    *,
+    kind: str,
+    ticket: models.Ticket | None,
+    now: datetime,
 ) -> QueuedMail:
-    """Write an outgoing mail into the outbox, in the caller's transaction (by the persist step)."""
-    effects = effects_of(session)
+    """Write an outgoing mail into the outbox, in the caller's transaction (by the persist step),
+    with its line in the ticket's history."""
     mail = QueuedMail(
         {
             "ticket_id": None,  # the ticket's id, once it has one (the persist step)
@@ -225,8 +147,7 @@ def enqueue(
     if known is not None and mail.row["recipient"] in known.mail_counts:
         known.mail_counts[mail.row["recipient"]] += 1
     if ticket is not None:
-        record_event(
-            session,
+        effects.record(
             ticket,
             "mail_queued",
             actor="system",
@@ -250,7 +171,7 @@ _AUTO_MAIL_COUNT = (
 )
 
 
-def auto_mail_count(session: orm.Session, recipient: str, since: datetime) -> int:
+def auto_mail_count(session: orm.Session, effects: Effects, recipient: str, since: datetime) -> int:
     """How many automatic mails went (or wait to go) to one recipient since a time: the stored ones
     and those this transaction queued and has not applied yet; in a group transaction the count
     read for the group plus what the group queued since."""
@@ -258,16 +179,14 @@ def auto_mail_count(session: orm.Session, recipient: str, since: datetime) -> in
     if known is not None and recipient in known.mail_counts:
         return known.mail_counts[recipient]
     count: int = session.execute(_AUTO_MAIL_COUNT, {"recipient": recipient, "since": since}).scalar_one()
-    count += sum(
-        1 for m in recorded(session).mails if m.row["recipient"] == recipient and m.row["created_at"] >= since
-    )
+    count += sum(1 for m in effects.mails if m.row["recipient"] == recipient and m.row["created_at"] >= since)
     if known is not None:
         known.mail_counts[recipient] = count
     return count
 
 
 def thread_mail_times(
-    session: orm.Session, ticket_id: int, recipient: str, kind: str, since: datetime
+    session: orm.Session, effects: Effects, ticket_id: int, recipient: str, kind: str, since: datetime
 ) -> list[datetime]:
     """When mail of one kind went to one recipient of one ticket, since a time: stored, or queued by
     this transaction and not applied yet."""
@@ -283,7 +202,7 @@ def thread_mail_times(
     )
     return stored + [
         m.row["created_at"]
-        for m in recorded(session).mails
+        for m in effects.mails
         if m.ticket is not None
         and m.ticket.id == ticket_id
         and (m.row["recipient"], m.row["kind"]) == (recipient, kind)

@@ -1,15 +1,20 @@
-"""Decisions record effects; one explicit persist step writes them (#17 item 2, STYLE.md habit 9):
-nothing recorded is dropped unnoticed, `persist.apply` writes lines and mail with their ids and
-links, and the counts a transaction makes before applying match what the database holds after."""
+"""Decisions return effects; one explicit persist step writes them (#17 item 2, STYLE.md habit 9):
+a decision's lines and mail are a value its caller hands to `persist.apply`, which writes them with
+their ids and links; the counts a transaction makes before applying match the database's after."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, orm, select
 
 from mailbot.app import App
 from mailbot.core.compose import Envelope
+from mailbot.pipeline.intake import Source
 from mailbot.shell import models, persist, store
+from tests.conftest import request_mail
 from tests.intake.test_pipeline import _one_ticket
 
 
@@ -19,9 +24,13 @@ def _envelope(ticket: models.Ticket, message_id: str) -> Envelope:
 
 def _counts(app: App) -> tuple[int, int]:
     with app.sessions() as s:
-        lines = s.scalar(select(func.count()).select_from(models.TicketEvent))
-        mails = s.scalar(select(func.count()).select_from(models.OutboundMessage))
-        return int(lines or 0), int(mails or 0)
+        return _counts_in(s)
+
+
+def _counts_in(s: orm.Session) -> tuple[int, int]:
+    lines = s.scalar(select(func.count()).select_from(models.TicketEvent))
+    mails = s.scalar(select(func.count()).select_from(models.OutboundMessage))
+    return int(lines or 0), int(mails or 0)
 
 
 def test_the_session_writes_nothing_on_its_own() -> None:
@@ -31,31 +40,67 @@ def test_the_session_writes_nothing_on_its_own() -> None:
     assert persist.Session.flush is orm.Session.flush
 
 
-def test_recording_outside_a_scope_raises_instead_of_dropping(make_app, database_url, tmp_path) -> None:
+def test_a_decision_returns_its_effects_and_only_apply_writes_them(make_app, database_url, tmp_path) -> None:
+    """Intake's decision on a new request (open the ticket, acknowledge, notify the heads) is a
+    value: its history lines and its mail are in the `Effects` the caller gave it and in no table
+    until the caller hands them to `persist.apply`; effects never applied are never written."""
     app = _one_ticket(make_app, database_url, tmp_path)
     before = _counts(app)
-    now = app.clock()
-    with pytest.raises(persist.EffectsOutsideUnit), app.sessions.begin() as s:
+    raw = request_mail(sender="lain@example.go.id", name="Pemohon Lain", subject="Soal lain")
+    with app.sessions.begin() as s:
+        effects = persist.Effects()
+        outcome = app.intake.process_message(s, effects, Source("fx", 1, "1"), raw, app.clock())
+        s.flush()
+        assert outcome.ticket_number is not None
+        kinds = [line.entry.kind for line in effects.lines]
+        assert kinds[0] == "request_complete" and "mail_queued" in kinds
+        assert {m.row["kind"] for m in effects.mails} >= {"ack"}
+        assert all(m.id is None for m in effects.mails)
+        assert _counts_in(s) == before  # decided, not written
+        lines, mails = len(effects.lines), len(effects.mails)
+        persist.apply(s, effects)
+        assert not effects and _counts_in(s) == (before[0] + lines, before[1] + mails)
+    assert _counts(app) == (before[0] + lines, before[1] + mails)
+    # The same decision, its effects dropped: nothing of it is written.
+    other = request_mail(sender="ketiga@example.go.id", name="Pemohon Ketiga", subject="Soal ketiga")
+    with app.sessions.begin() as s:
+        dropped = persist.Effects()
+        app.intake.process_message(s, dropped, Source("fx", 1, "2"), other, app.clock())
+        assert dropped.lines and dropped.mails
+        s.rollback()
+    assert _counts(app) == (before[0] + lines, before[1] + mails)
+
+
+def test_a_line_naming_received_mail_not_stored_is_refused(make_app, database_url, tmp_path) -> None:
+    app = _one_ticket(make_app, database_url, tmp_path)
+    with app.sessions() as s:
         ticket = s.scalars(select(models.Ticket)).one()
-        store.record_event(s, ticket, "note", actor="x", now=now, detail="lost?")
-    with pytest.raises(persist.EffectsOutsideUnit), app.sessions.begin() as s:
-        ticket = s.scalars(select(models.Ticket)).one()
-        store.enqueue(s, _envelope(ticket, "<lost@x.id>"), kind="ack", ticket=None, now=now)
-    with app.sessions() as s, s.begin(), persist.recording(s) as outer:
-        ticket = s.scalars(select(models.Ticket)).one()
-        with persist.recording(s) as inner:  # joins: the outer scope applies
-            store.record_event(s, ticket, "note", actor="x", now=now, detail="joined")
-        assert inner is outer and len(outer.lines) == 1
-    before = (before[0] + 1, before[1])
-    assert _counts(app) == before
+        loose = models.InboundMessage(mailbox="x", uidvalidity=1, uid="1", raw_sha256="0", raw=b"")
+        with pytest.raises(ValueError, match="stored"):
+            persist.Effects().record(ticket, "note", actor="x", now=app.clock(), inbound=loose)
+
+
+def test_history_and_outbox_rows_are_built_only_by_the_persist_step() -> None:
+    """No stage writes a history line or an outbox row of its own: every one is an effect
+    (persist.Effects.record, store.enqueue) written by persist.apply."""
+    root = Path(__file__).resolve().parents[2] / "mailbot"
+    builders = re.compile(r"models\.(TicketEvent|OutboundMessage)\(|insert\(")
+    found = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if builders.search(path.read_text(encoding="utf-8"))
+    )
+    assert found == ["shell/persist.py"], found
 
 
 def test_a_scope_that_fails_writes_nothing(make_app, database_url, tmp_path) -> None:
     app = _one_ticket(make_app, database_url, tmp_path)
     before = _counts(app)
-    with pytest.raises(LookupError), persist.unit(app.sessions) as s:
+    with pytest.raises(LookupError), persist.unit(app.sessions) as (s, effects):
         ticket = s.scalars(select(models.Ticket)).one()
-        store.enqueue(s, _envelope(ticket, "<failed@x.id>"), kind="ack", ticket=ticket, now=app.clock())
+        store.enqueue(
+            s, effects, _envelope(ticket, "<failed@x.id>"), kind="ack", ticket=ticket, now=app.clock()
+        )
         raise LookupError("a decision failed")
     assert _counts(app) == before
 
@@ -63,14 +108,17 @@ def test_a_scope_that_fails_writes_nothing(make_app, database_url, tmp_path) -> 
 def test_apply_writes_mail_and_lines_with_ids_and_links(make_app, database_url, tmp_path) -> None:
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
-    with app.sessions.begin() as s, persist.recording(s) as effects:
+    with app.sessions.begin() as s:
+        effects = persist.Effects()
         ticket = s.scalars(select(models.Ticket)).one()
-        mail = store.enqueue(s, _envelope(ticket, "<linked@x.id>"), kind="ack", ticket=ticket, now=now)
-        note = store.record_event(s, ticket, "note", actor="x", now=now, detail="after the mail")
+        mail = store.enqueue(
+            s, effects, _envelope(ticket, "<linked@x.id>"), kind="ack", ticket=ticket, now=now
+        )
+        note = effects.record(ticket, "note", actor="x", now=now, detail="after the mail")
         queued = next(line.entry for line in effects.lines if line.outbound is mail)
         assert (mail.id, queued.id, note.id) == (None, None, None)
         assert len(effects.mails) == 1 and len(effects.lines) == 2
-        persist.apply(s)
+        persist.apply(s, effects)
         assert not effects
         assert mail.id is not None and queued.id is not None and note.id is not None
         assert queued.outbound_id == mail.id and queued.ticket_id == note.ticket_id == ticket.id
@@ -92,25 +140,27 @@ def test_counts_before_apply_match_the_database_after(make_app, database_url, tm
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
     since = store.since(now, 1)
-    with persist.unit(app.sessions) as s:
+    with persist.unit(app.sessions) as (s, effects):
         ticket = s.scalars(select(models.Ticket)).one()
         who = ticket.applicant_email.lower()
         for i in range(3):
-            store.enqueue(s, _envelope(ticket, f"<count{i}@x.id>"), kind="ack", ticket=ticket, now=now)
+            store.enqueue(
+                s, effects, _envelope(ticket, f"<count{i}@x.id>"), kind="ack", ticket=ticket, now=now
+            )
         pending = (
-            store.auto_mail_count(s, who, since),
-            len(store.thread_mail_times(s, ticket.id, who, "ack", since)),
+            store.auto_mail_count(s, effects, who, since),
+            len(store.thread_mail_times(s, effects, ticket.id, who, "ack", since)),
         )
-        persist.apply(s)
+        persist.apply(s, effects)
         applied = (
-            store.auto_mail_count(s, who, since),
-            len(store.thread_mail_times(s, ticket.id, who, "ack", since)),
+            store.auto_mail_count(s, effects, who, since),
+            len(store.thread_mail_times(s, effects, ticket.id, who, "ack", since)),
         )
         ticket_id = ticket.id
     with app.sessions() as s:
         stored = (
-            store.auto_mail_count(s, who, since),
-            len(store.thread_mail_times(s, ticket_id, who, "ack", since)),
+            store.auto_mail_count(s, persist.Effects(), who, since),
+            len(store.thread_mail_times(s, persist.Effects(), ticket_id, who, "ack", since)),
         )
     assert pending == applied == stored
     assert stored[1] >= 3
@@ -125,9 +175,9 @@ def test_a_line_for_a_ticket_named_by_reference_is_written_without_loading_it(
     with app.sessions() as s:
         ticket_id, state = s.execute(select(models.Ticket.id, models.Ticket.state)).one()
         before = s.scalar(select(func.count()).select_from(models.TicketEvent))
-    with persist.unit(app.sessions) as s:
+    with persist.unit(app.sessions) as (s, effects):
         ref = persist.TicketRef(ticket_id, state)
-        store.record_event(s, ref, "mail_sent", actor="system", now=app.clock(), detail="ack → a@b.id")
+        effects.record(ref, "mail_sent", actor="system", now=app.clock(), detail="ack → a@b.id")
         assert not [o for o in s.identity_map.values() if isinstance(o, models.Ticket)]
     with app.sessions() as s:
         ticket = s.get(models.Ticket, ticket_id)

@@ -315,11 +315,11 @@ def test_a_failure_inside_a_group_rolls_it_back_and_each_message_goes_alone(
     real = app.intake.process_message
     failed: list[str] = []
 
-    def flaky(session, source, raw, now, parsed=None, **kw):
+    def flaky(session, effects, source, raw, now, parsed=None, **kw):
         if b"p6@example.go.id" in raw and not failed:
             failed.append(source.uid)
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-        return real(session, source, raw, now, parsed)
+        return real(session, effects, source, raw, now, parsed)
 
     app.intake.process_message = flaky  # type: ignore[method-assign]
     caplog.set_level("INFO", logger="mailbot.app")

@@ -308,25 +308,27 @@ def _stored_lines(app: App, ticket_id: int) -> list[tuple[int, str, str]]:
 def test_history_lines_reach_the_database_at_commit_when_nothing_else_changed(
     make_app, database_url, tmp_path
 ) -> None:
-    """History lines (store.record_event): a line recorded in a transaction that changes nothing
+    """History lines (persist.Effects.record): a line recorded in a transaction that changes nothing
     else is still written, in order, and in the ticket's `events` at once; a rolled-back line is not."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
-    with persist.unit(app.sessions) as s:
+    with persist.unit(app.sessions) as (s, effects):
         ticket = s.scalars(select(models.Ticket)).one()
         before = [e.id for e in ticket.events]
-        store.record_event(s, ticket, "note", actor="x", now=now, detail="one")
-        store.record_event(s, ticket, "note", actor="x", now=now, detail="two")
+        effects.record(ticket, "note", actor="x", now=now, detail="one")
+        effects.record(ticket, "note", actor="x", now=now, detail="two")
         assert [e.detail for e in ticket.events][-2:] == ["one", "two"]
         ticket_id = ticket.id
     lines = _stored_lines(app, ticket_id)
     assert [line[0] for line in lines[: len(before)]] == before
     added = [(kind, detail) for _id, kind, detail in lines[len(before) :]]
     assert added == [("note", "one"), ("note", "two")]
-    with app.sessions() as s, s.begin(), persist.recording(s):
+    with app.sessions() as s, s.begin():
         ticket = s.get(models.Ticket, ticket_id)
         assert ticket is not None
-        store.record_event(s, ticket, "note", actor="x", now=now, detail="rolled back")
+        effects = persist.Effects()
+        effects.record(ticket, "note", actor="x", now=now, detail="rolled back")
+        persist.apply(s, effects)
         s.rollback()
     assert [line[2] for line in _stored_lines(app, ticket_id)][-1] == "two"
 
@@ -338,10 +340,11 @@ def test_a_written_history_line_is_a_persistent_object_a_later_change_updates(
     session must be a persistent object, not a copy whose changes go nowhere."""
     app = _one_ticket(make_app, database_url, tmp_path)
     with app.sessions() as s:
-        with s.begin(), persist.recording(s):
+        with s.begin():
             ticket = s.scalars(select(models.Ticket)).one()
-            entry = store.record_event(s, ticket, "note", actor="x", now=app.clock(), detail="private")
-            persist.apply(s)
+            effects = persist.Effects()
+            entry = effects.record(ticket, "note", actor="x", now=app.clock(), detail="private")
+            persist.apply(s, effects)
             # Applied: a query in the same transaction sees it.
             seen = s.scalar(select(func.count()).where(models.TicketEvent.detail == "private"))
             assert seen == 1
@@ -360,12 +363,16 @@ def test_queued_mail_is_seen_by_a_query_in_the_same_transaction_and_stored_at_co
     (in memory, not applied yet); the unit stores it with its history line."""
     app = _one_ticket(make_app, database_url, tmp_path)
     now = app.clock()
-    with persist.unit(app.sessions) as s:
+    with persist.unit(app.sessions) as (s, effects):
         ticket = s.scalars(select(models.Ticket)).one()
-        before = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
+        before = store.thread_mail_times(
+            s, effects, ticket.id, ticket.applicant_email, "ack", store.since(now, 1)
+        )
         envelope = Envelope("<again@x.id>", "konsultasi@x.id", (ticket.applicant_email,), "Lagi", b"raw")
-        mail = store.enqueue(s, envelope, kind="ack", ticket=ticket, now=now)
-        after = store.thread_mail_times(s, ticket.id, ticket.applicant_email, "ack", store.since(now, 1))
+        mail = store.enqueue(s, effects, envelope, kind="ack", ticket=ticket, now=now)
+        after = store.thread_mail_times(
+            s, effects, ticket.id, ticket.applicant_email, "ack", store.since(now, 1)
+        )
         assert len(after) == len(before) + 1
         ticket_id = ticket.id
     outbound_id = mail.id

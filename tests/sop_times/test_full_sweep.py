@@ -127,11 +127,11 @@ def test_a_ticket_lost_in_the_full_sweep_keeps_the_full_sweep_owed(
     run = TicketNotices.run
     lost: list[int] = []
 
-    def racing(self, session, ticket_id, now):
+    def racing(self, session, effects, ticket_id, now):
         if not lost:
             lost.append(ticket_id)
             raise StaleDataError("the ticket's row was changed by another transaction")
-        return run(self, session, ticket_id, now)
+        return run(self, session, effects, ticket_id, now)
 
     monkeypatch.setattr(TicketNotices, "run", racing)
     assert desk.app.sweep_deadlines().checked == 2

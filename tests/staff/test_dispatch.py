@@ -11,7 +11,7 @@ from pathlib import Path
 from mailbot.app import App
 from mailbot.core.workflow import State
 from mailbot.pipeline.intake import Source
-from mailbot.shell import models
+from mailbot.shell import models, persist
 from tests.conftest import PROFILES, request_mail
 from tests.desk import (
     APPLICANT,
@@ -194,8 +194,9 @@ def test_concurrent_commands_no_lost_update(desk: Desk) -> None:
     app = desk.app
     session = app.sessions()
     session.begin()
-    app.intake.process_message(session, Source("race", 1, "a"), first, app.clock())
-    session.flush()  # written (the ticket's row locked on PostgreSQL), not committed
+    effects = persist.Effects()
+    app.intake.process_message(session, effects, Source("race", 1, "a"), first, app.clock())
+    persist.apply(session, effects)  # written (the ticket's row locked on PostgreSQL), not committed
     other = threading.Thread(target=lambda: app.process_raw(Source("race", 1, "b"), second))
     other.start()
     if app.engine.dialect.name == "postgresql":
