@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mailbot.cli.common import EXIT_TEMPFAIL, _date, _print_problems, _setup_logging
+from mailbot.cli.common import EXIT_TEMPFAIL, _date, _days, _print_problems, _setup_logging
 from mailbot.core.workflow import State
 from mailbot.locate import ConfigError
 
@@ -179,8 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     pexp.add_argument("who", metavar="EMAIL|NIK")
     pexp.add_argument("-o", "--out", help="the bundle (default: data-pribadi-<who>.zip)")
     ppur = psub.add_parser("purge", help="remove personal data of closed tickets past the retention period")
-    ppur.add_argument("--older-than", type=int, metavar="DAYS", help="default: privacy.retention_days")
+    ppur.add_argument("--older-than", type=_days, metavar="DAYS", help="default: privacy.retention_days")
     ppur.add_argument("--dry-run", action="store_true", help="say what would be purged; change nothing")
+    ppur.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a purge with --older-than shorter than privacy.retention_days",
+    )
     privacy.set_defaults(func=_command("records", "cmd_privacy"))
 
     document = sub.add_parser("document", help="an official document of a ticket, as HTML or PDF")

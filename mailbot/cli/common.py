@@ -106,6 +106,17 @@ def _office(when: datetime, tz: ZoneInfo) -> str:
     return f"{when.astimezone(tz):%Y-%m-%d %H:%M} {zone_name(tz)}"
 
 
+def _days(text: str) -> int:
+    """A number of days, 0 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"a number of days is 0 or more, not {days}")
+    return days
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)

@@ -114,7 +114,18 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             what = f"{counted(tickets, 'ticket')} and {counted(messages, 'message')}"
             print(f"{what} about {_t(args.who)} written to {out}")
             return 0
-        days = args.older_than if args.older_than is not None else config.settings.privacy.retention_days
+        retention = config.settings.privacy.retention_days
+        days = args.older_than if args.older_than is not None else retention
+        if days < retention and not args.dry_run and not args.yes:
+            # Cannot be undone: data the office promised to keep for the retention period.
+            print(
+                f"--older-than {days} is shorter than the retention period "
+                f"(privacy.retention_days = {retention}): personal data of tickets closed since "
+                "then would be removed for good. See what it would remove with --dry-run, then "
+                "run it again with --yes.",
+                file=sys.stderr,
+            )
+            return 2
         if args.dry_run:
             # The purge itself, rolled back: the same selection as a real run, nothing changed,
             # no copy outside the database touched.

@@ -112,6 +112,14 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
     dry = _cli(tmp_path, "privacy", "purge", "--older-than", "0", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "dry run: would purge personal data of 1 closed or rejected ticket and" in dry.stdout
+    # Shorter than the retention period (1825 days here) without --yes: refused, nothing changed
+    # (checked below with the dry run's); a negative age is refused outright.
+    unconfirmed = _cli(tmp_path, "privacy", "purge", "--older-than", "0")
+    assert unconfirmed.returncode == 2
+    assert "shorter than the retention period (privacy.retention_days = 1825)" in unconfirmed.stderr
+    assert "--dry-run" in unconfirmed.stderr and "--yes" in unconfirmed.stderr
+    negative = _cli(tmp_path, "privacy", "purge", "--older-than", "-1", "--yes")
+    assert negative.returncode == 2 and "0 or more" in negative.stderr
     with desk.app.sessions() as s:
         assert (
             s.execute(select(models.Ticket).order_by(models.Ticket.id)).scalars().first().fields["id_number"]
@@ -138,7 +146,8 @@ def test_purge_keeps_the_figures_and_removes_the_person(desk: Desk, tmp_path: Pa
         assert still_open.fields["id_number"] == NIP  # an open ticket keeps its data
     after = _cli(tmp_path, "report", "ikm", "--from", "2026-11-01", "--to", "2026-11-30", "--json").stdout
     assert json.loads(after) == json.loads(before)  # the anonymous figures survive
-    again = _cli(tmp_path, "privacy", "purge", "--older-than", "365")
+    again = _cli(tmp_path, "privacy", "purge", "--older-than", "365", "--yes")
+    assert again.returncode == 0, again.stderr
     assert "purged personal data of 0 closed or rejected tickets" in again.stdout
 
 
