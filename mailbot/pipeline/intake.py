@@ -1,7 +1,8 @@
 """One inbound message, exactly once: store it, classify it, apply the workflow, queue the replies.
 
-`process_message` runs inside one transaction that the caller commits before the
-message is flagged or moved in its mailbox (DOMAIN.md s. 5). Run again on the same
+`process_message` runs inside one transaction whose effects (history lines, queued mail) the caller
+writes (`persist.apply`) and commits before the message is flagged or moved in its mailbox
+(DOMAIN.md s. 5). Run again on the same
 (mailbox, UIDVALIDITY, UID) it changes nothing and says so.
 """
 

@@ -105,7 +105,6 @@ class Replies:
 
     @staticmethod
     def _held(
-        session: Session,
         effects: Effects,
         ticket: models.Ticket,
         now: datetime,
@@ -165,7 +164,6 @@ class Replies:
             )
             if len(sent) >= limits.same_reply_per_day:
                 return self._held(
-                    session,
                     effects,
                     ticket,
                     now,
@@ -179,7 +177,6 @@ class Replies:
             >= limits.auto_replies_per_recipient_per_hour
         ):
             return self._held(
-                session,
                 effects,
                 ticket,
                 now,

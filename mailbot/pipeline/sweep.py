@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,7 @@ from mailbot.migrations import head_revision
 from mailbot.pipeline.clocks import Clocks
 from mailbot.pipeline.notices import claim_notice, digest_key, monthly_report_key, notice_exists
 from mailbot.shell import models, persist
+from mailbot.shell.persist import Effects
 
 if TYPE_CHECKING:
     from mailbot.pipeline.periodic_mail import PeriodicMail
@@ -139,7 +140,7 @@ class Deadlines:
         if ids:
             notices = self._notices()
             for ticket_id in ids:
-                done = self._guarded(lambda s, e, tid=ticket_id: notices.run(s, e, tid, now))
+                done = self._guarded(partial(notices.run, ticket_id=ticket_id, now=now))
                 lost = lost or done is None
                 for kind in done or []:
                     stats.add(kind)
@@ -148,7 +149,7 @@ class Deadlines:
             heads = [m for m in self.config.staff if m.active and m.role == "head"]
             for head in self._not_yet(heads, lambda h: (digest_key(h.emails[0], day), "digest")):
                 for kind in (
-                    self._guarded(lambda s, e, h=head: self._periodic_mail().digest(s, e, h, day, now)) or []
+                    self._guarded(partial(self._periodic_mail().digest, head=head, day=day, now=now)) or []
                 ):
                     stats.add(kind)
         period = self._report_period(now)
@@ -236,7 +237,7 @@ class Deadlines:
             self._periodic = PeriodicMail(self.config, self._replies(), self.calendar)
         return self._periodic
 
-    def _guarded(self, work: Any) -> list[str] | None:
+    def _guarded(self, work: Callable[[Session, Effects], Iterable[str]]) -> list[str] | None:
         """One ticket's notices, one transaction; losing the race for a key (or for the ticket's
         row, changed meanwhile by another scheduler or by intake) means the other side did the
         work or the ticket moved on: this transaction (and its mail) is rolled back, and the next

@@ -431,8 +431,7 @@ def _history(session: Session, lines: list[tuple[int | None, int, str, str]], no
     for ticket_id, out_id, kind, detail in lines:
         ticket = tickets.get(ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            line = effects.record(ticket, kind, actor="system", now=now, detail=detail)
-            line.outbound_id = out_id  # a mail stored earlier: named by its id
+            effects.record(ticket, kind, actor="system", now=now, detail=detail, outbound_id=out_id)
     persist.apply(session, effects)
 
 

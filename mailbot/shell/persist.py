@@ -22,10 +22,14 @@ from mailbot.shell import models
 # mail, the two insert-only tables that are most of what a request writes (three lines and two
 # mails for a new request), are written by `apply`, each table with one Core statement for all its
 # rows: through the unit of work, its bookkeeping per object, the intake took a quarter more CPU
-# per request (bench/README.md). A transition changes the ticket object at once (the decisions
-# after it, in the same transaction, see the new state) and records its history line here; the
-# ticket's row is written by the unit of work at `apply`'s flush. Ids come from the database
-# (RETURNING).
+# per request (bench/README.md). Ids come from the database (RETURNING).
+#
+# Two things a decision does write at once, both plain ORM changes that `apply`'s flush writes:
+# a transition sets the ticket's state on the object (the decisions after it, in the same
+# transaction, must see the new state; its history line is an effect like any other), and a new
+# ticket or received mail is added to the session. A decision that reads rows its own group
+# recorded (a reply to a mail the group queued a moment ago) applies the effects so far first
+# (`apply` may run more than once in a transaction; each run writes what is new).
 #
 # A group of messages is one transaction with one `Effects`, applied once before its commit:
 # applied after each message instead, the intake took 1.67 times the CPU (bench/README.md).
@@ -102,11 +106,14 @@ class Effects:
         detail: str = "",
         inbound: models.InboundMessage | None = None,
         outbound: QueuedMail | None = None,
+        outbound_id: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> models.TicketEvent:
         """The one writer of a ticket's history (the riwayat konsultasi): a line in `ticket.events`
         at once, written by `apply` with the ticket and the mail it names. A `TicketRef` (a ticket
-        not loaded, by id and state) gets the line written, with no history in memory to add it to."""
+        not loaded, by id and state) gets the line written, with no history in memory to add it to.
+        `outbound`: the mail this transaction queued that the line is about; `outbound_id`: a
+        mail stored earlier (the sending side's lines)."""
         entry = models.TicketEvent(
             at=now,
             actor=actor,
@@ -114,18 +121,21 @@ class Effects:
             state=ticket.state.value,
             detail=detail,
             data=data or {},
+            outbound_id=outbound_id,
         )
         if inbound is not None and orm.object_session(inbound) is None:
             raise ValueError("a history line names received mail that is stored (session.add) first")
         if not isinstance(ticket, TicketRef):
             # In the ticket's history at once, as if loaded: `apply` writes it. A stored history
             # not loaded yet is loaded first (it holds what was applied; a later read would miss
-            # the line).
+            # the line); a new ticket has none to load.
             state = inspect(ticket)
-            if "events" in state.unloaded and state.has_identity:
-                ticket.events  # noqa: B018 - the lazy load
-            if "events" not in state.unloaded:
-                set_committed_value(ticket, "events", [*ticket.events, entry])
+            if "events" in state.unloaded:
+                if state.has_identity:
+                    ticket.events  # noqa: B018 - the lazy load
+                else:
+                    set_committed_value(ticket, "events", [])
+            set_committed_value(ticket, "events", [*ticket.events, entry])
         self.lines.append(PendingLine(entry, ticket, inbound, outbound))
         return entry
 

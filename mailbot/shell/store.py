@@ -1,6 +1,7 @@
-"""Queries, and the two writes that need them: a new ticket and queued mail, recorded into the
-transaction's `persist.Effects`. Every function takes the caller's Session; the caller owns the
-transaction and hands its effects to the persist step (`persist.apply`) before committing."""
+"""Queries, and the two writes that need them: a new ticket (added to the session) and queued mail
+(recorded into the transaction's `persist.Effects`). Every function takes the caller's Session; the
+caller owns the transaction and hands its effects to the persist step (`persist.apply`) before
+committing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, orm, select
-from sqlalchemy.orm.attributes import set_committed_value
 
 from mailbot.core.workflow import InboundStatus, OutboundStatus, next_outbound
 from mailbot.settings import Profile
@@ -63,10 +63,10 @@ def outbox_has_work(session: orm.Session, now: datetime) -> bool:
 
 
 def add_ticket(session: orm.Session, ticket: models.Ticket) -> None:
-    """A new ticket, before its first transition (`Effects.transition` from no state): stored with
-    an empty history and counted for its sender's flood cap. Its id comes from the database with
-    the session's next flush (its mail's thread tokens carry its number)."""
-    set_committed_value(ticket, "events", [])  # a new ticket has no history to load
+    """A new ticket, added to the session and counted for its sender's flood cap; its first state
+    and history line come from its first transition (`Effects.transition` from no state). Its id
+    comes from the database with the session's next flush (its mail's thread tokens carry its
+    number)."""
     session.add(ticket)
     known = known_of(session)
     if known is not None and ticket.applicant_email in known.opened:
@@ -121,8 +121,8 @@ def enqueue(
     ticket: models.Ticket | None,
     now: datetime,
 ) -> QueuedMail:
-    """Write an outgoing mail into the outbox, in the caller's transaction (by the persist step),
-    with its line in the ticket's history."""
+    """Queue an outgoing mail into `effects`, with its line in the ticket's history: the persist
+    step writes it into the outbox, in the caller's transaction."""
     mail = QueuedMail(
         {
             "ticket_id": None,  # the ticket's id, once it has one (the persist step)

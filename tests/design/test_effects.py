@@ -185,3 +185,19 @@ def test_a_line_for_a_ticket_named_by_reference_is_written_without_loading_it(
         last = ticket.events[-1]
         assert (last.kind, last.state, last.detail) == ("mail_sent", state.value, "ack → a@b.id")
         assert len(ticket.events) == before + 1
+
+
+def test_every_effects_value_is_made_where_it_is_applied() -> None:
+    """An `Effects` nobody applies would drop its lines and mail unsaid, so a value is made only by
+    a transaction's owner that applies it: `persist.unit` (intake, the sweep, the CLI) and the two
+    writers that are units of their own inside their caller's transaction (the privacy purge, the
+    outbox's history lines). A stage gets its caller's."""
+    root = Path(__file__).resolve().parents[2] / "mailbot"
+    makers = {
+        str(path.relative_to(root)): path.read_text(encoding="utf-8")
+        for path in root.rglob("*.py")
+        if re.search(r"\bEffects\(\)", path.read_text(encoding="utf-8"))
+    }
+    assert sorted(makers) == ["records/personal_data.py", "shell/outbox.py", "shell/persist.py"]
+    for name, text in makers.items():
+        assert text.count("Effects()") == len(re.findall(r"\bapply\(session, effects\)", text)), name
