@@ -90,6 +90,7 @@ class AfterAnswerSteps:
                 actor="system",
                 now=now,
                 detail=f"no active staff with role {task.actor} for the step {task.id}",
+                data={"roles": [task.actor], "step": task.title},
             )
         answer = next((e for e in reversed(ticket.events) if e.kind == Event.ANSWER.value), None)
         for address, person in recipients.items():

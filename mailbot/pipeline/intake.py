@@ -349,6 +349,7 @@ class Intake:
                     now=now,
                     detail=row.reason,
                     inbound=row,
+                    data={"original": original.id, "again": why == "same request sent again"},
                 )
         outcome = self._outcome(session, row)
         log.info("inbound %s is a duplicate: %s", _label(row), row.reason)

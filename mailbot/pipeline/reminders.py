@@ -103,6 +103,7 @@ class TicketNotices:
                 actor="system",
                 now=now,
                 detail=f"{clock.step} due {clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
+                data=_step_data(profile, clock.step, clock.due_at.astimezone(self.calendar.tz)),
             )
             sent.append("reminder")
         if now >= clock.due_at:
@@ -116,6 +117,7 @@ class TicketNotices:
                     now=now,
                     detail=f"{clock.step} overdue since "
                     f"{clock.due_at.astimezone(self.calendar.tz):%d-%m-%Y %H.%M}",
+                    data=_step_data(profile, clock.step, clock.due_at.astimezone(self.calendar.tz)),
                 )
                 if is_open:
                     self._escalate(session, effects, ticket, profile, clock, responsible, now)
@@ -170,6 +172,7 @@ class TicketNotices:
                 actor="system",
                 now=now,
                 detail=f"closed without a survey after {profile.survey_close_after}",
+                data={"reason": "no_survey", "after": profile.survey_close_after},
             )
             ticket.step, ticket.due_at = "", None
             ctx = self.replies.context(ticket, profile)
@@ -268,3 +271,9 @@ def _can_assign(profile: Profile, person: StaffMember) -> bool:
 def _first_after(now: datetime, *times: datetime) -> datetime | None:
     """The first of these times still to come (they are in order), or None."""
     return next((t for t in times if now < t), None)
+
+
+def _step_data(profile: Profile, step: str, due: datetime) -> dict[str, str]:
+    """A deadline line's data for staff mail: the step by its title, the due time as written."""
+    title = next((s.title for s in profile.steps if s.id == step), step)
+    return {"step": title, "due": f"{due:%d-%m-%Y %H.%M}"}

@@ -86,6 +86,7 @@ class Replies:
                 "kind": e.kind,
                 "state": e.state,
                 "detail": e.detail,
+                "data": e.data or {},
             }
             for e in ticket.events
             if e.kind not in hidden
@@ -112,9 +113,17 @@ class Replies:
         why: str,
         kind: str,
         to_addr: str,
+        data: dict[str, Any],
     ) -> None:
         """A mail the loop guard or the rate limit keeps back: recorded on the ticket and logged."""
-        effects.record(ticket, event, actor="system", now=now, detail=f"{kind} to {to_addr} {why}")
+        effects.record(
+            ticket,
+            event,
+            actor="system",
+            now=now,
+            detail=f"{kind} to {to_addr} {why}",
+            data={"mail": kind, "to": to_addr, **data},
+        )
         log.warning("%s: %s to %s %s (ticket %s)", event, kind, to_addr, why, ticket.number)
 
     def send(
@@ -143,6 +152,7 @@ class Replies:
                 actor="system",
                 now=now,
                 detail=f"{kind} to {to_addr} not sent: {quiet}",
+                data={"mail": kind, "to": to_addr, "reason": quiet},
             )
             return None
         if not to_addr:
@@ -152,6 +162,7 @@ class Replies:
                 actor="system",
                 now=now,
                 detail=f"{kind}: the request has no sender address to answer",
+                data={"mail": kind},
             )
             log.warning("ticket %s: no address to send %s to", ticket.number, kind)
             return None
@@ -171,6 +182,7 @@ class Replies:
                     f"not sent: loop guard ({len(sent)} today)",
                     kind,
                     to_addr,
+                    {"guard": "loop", "count": len(sent)},
                 )
         if outsider and (
             store.auto_mail_count(session, effects, to_addr.lower(), store.since(now, 1))
@@ -184,6 +196,7 @@ class Replies:
                 "held back: rate limit per recipient reached",
                 kind,
                 to_addr,
+                {"guard": "rate"},
             )
         domain = self.config.service.address.split("@", 1)[1]
         rendered = render(template, language, context, self.config.templates_dir)
@@ -246,7 +259,12 @@ class Replies:
                     actor="system",
                     now=now,
                     detail=detail,
-                    data={"files": [w.filename for w in envelope.withheld], "limit": limit},
+                    data={
+                        "mail": kind,
+                        "to": spec.to_addr,
+                        "files": [w.filename for w in envelope.withheld],
+                        "limit": limit,
+                    },
                 )
         return envelope
 

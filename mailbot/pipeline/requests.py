@@ -210,6 +210,7 @@ class Requests:
                 actor="system",
                 now=now,
                 detail="not eligible: NIP not in the employee roster",
+                data={"reason": "not_in_roster"},
             )
             self.replies.send_to_applicant(
                 session,
@@ -242,6 +243,7 @@ class Requests:
                 actor="system",
                 now=now,
                 detail=f"no active staff with role {', '.join(profile.notify_roles)}",
+                data={"roles": list(profile.notify_roles)},
             )
             log.error("ticket %s: no staff with role %s to notify", ticket.number, profile.notify_roles)
         routed = self.route(ticket, profile)

@@ -303,6 +303,7 @@ class StaffCommands:
                 now=now,
                 inbound=row,
                 detail="kept from the applicant (the mail also carries an internal note): " + ", ".join(kept),
+                data={"files": kept},
             )
         self.replies.send_to_applicant(
             session,

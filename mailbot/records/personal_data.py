@@ -219,6 +219,7 @@ def _purge(session: Session, effects: Effects, *, older_than: timedelta, now: da
             actor="system",
             now=now,
             detail=f"personal data removed after {older_than.days} days",
+            data={"days": older_than.days},
         )
         tickets += 1
     # Mail from nobody's ticket (duplicates, machine mail) past the retention period goes too.
