@@ -325,6 +325,37 @@ def fold(text: str) -> str:
     return re.sub(r"[^a-z0-9@.]+", " ", stripped.casefold()).strip()
 
 
+# A last line that only signs or thanks: "Siti", "Terima kasih", "Tks, Budi". Bounded before
+# matching (MAX_LINE) and linear (no nested quantifiers).
+_SIGN_OFF = re.compile(
+    r"(?:terima kasih|terimakasih|makasih|trims|tks|thanks|thank you|salam|wassalam|hormat saya|"
+    r"best|regards|ttd)\b[\w .,!-]{0,40}+",
+)
+MAX_SIGN_OFF_WORDS = 4
+
+
+def text_after_commands(body: str, signer_names: Sequence[str]) -> str:
+    """What a staff member wrote below their commands, without a closing line that only signs or
+    thanks (their name, "Terima kasih", "Tks, Budi"): text a command mail would otherwise drop
+    unsaid. Empty when nothing else is there."""
+    names = {word for name in signer_names for word in fold(name).replace(".", " ").split()}
+    lines = body.replace("\r\n", "\n").split("\n")
+    while lines:
+        last = lines[-1][:MAX_LINE]
+        words = fold(last).replace(".", " ").split()
+        if not words or (
+            len(words) <= MAX_SIGN_OFF_WORDS
+            and (
+                all(w in names or len(w) == 1 for w in words)  # a name, with initials
+                or _SIGN_OFF.fullmatch(fold(last)) is not None
+            )
+        ):
+            lines.pop()
+        else:
+            break
+    return "\n".join(lines).strip()
+
+
 P = TypeVar("P", bound=Person)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.authz import GLOBAL_VERBS, is_lead
 from mailbot.core.classify import Kind, ThreadMatch, out_of_office
-from mailbot.core.commands import Verb, parse_commands
+from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands, text_after_commands
 from mailbot.core.message import InboundMessage
 from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import (
@@ -82,6 +82,28 @@ class StaffCommands:
             lines = [Line(x.line, False, "repeat") for x in lines]
             plans = []
         executed = bool(plans) and all(line.ok for line in lines)
+        # Text below the commands is never dropped unsaid: under a disposition (ASSIGN) it is the
+        # disposition's note, for the assignee, as on a paper lembar disposisi; anywhere else the
+        # transcript says it was not processed (a consultant who wrote NOTE and then the answer
+        # learns that no answer went out).
+        rest = (
+            ""
+            if any(c.verb in TAKES_THE_REST for c in parsed.commands)
+            else text_after_commands(parsed.body, [member.name])
+        )
+        verbs = {p.command.verb for p in plans}
+        disposition_note = bool(rest) and executed and Verb.ASSIGN in verbs and Verb.NOTE not in verbs
+        if disposition_note:
+            assert ticket is not None
+            effects.record(
+                ticket,
+                "note",
+                actor=member.emails[0],
+                now=now,
+                detail=rest[:4000],
+                inbound=row,
+                data={"disposition": True},
+            )
         if executed:
             assert ticket is not None or all(p.command.verb in GLOBAL_VERBS for p in plans)
             # Notes, flags and extensions first, whatever the order written: the mails that a
@@ -98,6 +120,11 @@ class StaffCommands:
             for line in lines:
                 if line.ok:
                     line.ok, line.code = False, "not_executed"
+        if rest:
+            quoted = rest.split("\n", 1)[0][:200] + (" …" if "\n" in rest or len(rest) > 200 else "")
+            lines.append(
+                Line(quoted, disposition_note, "disposition_note" if disposition_note else "text_ignored")
+            )
         if ticket is not None:
             effects.record(
                 ticket,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailbot.core.authz import authenticated
-from mailbot.core.commands import Verb, fold, match_person, parse_commands
+from mailbot.core.commands import Verb, fold, match_person, parse_commands, text_after_commands
 from mailbot.settings import StaffMember
 
 
@@ -136,3 +136,21 @@ OUR = "mx.kemendesa.go.id"
 )
 def test_authentication_results(headers: list[str], ok: bool) -> None:
     assert authenticated(tuple(headers), OUR, "kabag@kemendesa.go.id") is ok
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Mohon dijawab segera.\n\nSiti", "Mohon dijawab segera."),
+        ("Siti", ""),
+        ("Terima kasih,\nSiti R.", ""),
+        ("ABK disusun per jabatan.\nTks, Budi", "ABK disusun per jabatan."),
+        ("Segera", "Segera"),
+        ("Rahmawati sudah saya hubungi", "Rahmawati sudah saya hubungi"),
+        ("Terima kasih banyak atas bantuan Bapak kemarin", "Terima kasih banyak atas bantuan Bapak kemarin"),
+        ("", ""),
+        ("x" * 5000 + "\nSiti", "x" * 5000),
+    ],
+)
+def test_text_after_commands_leaves_out_only_a_closing_line(body: str, expected: str) -> None:
+    assert text_after_commands(body, ["Siti Rahmawati", "Budi Santoso"]) == expected

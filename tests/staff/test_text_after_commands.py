@@ -1,0 +1,63 @@
+"""Text a staff member writes below their commands is never dropped unsaid: under a disposition it
+is the disposition's note for the assignee (never shown to the applicant); anywhere else the
+transcript says it went to nobody, so a consultant who wrote NOTE and then the answer knows that
+no answer went out."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailbot.core.workflow import State
+from mailbot.shell import models
+from tests.conftest import request_mail
+from tests.desk import APPLICANT, BUDI, HEAD, Desk, text_of
+
+
+def _kinds(desk: Desk) -> list[tuple[str, str]]:
+    with desk.app.sessions() as s:
+        ticket = s.scalars(select(models.Ticket)).one()
+        return [(e.kind, e.detail) for e in ticket.events]
+
+
+def test_text_below_a_disposition_is_its_note_for_the_assignee_only(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(
+        desk.last(HEAD, "notify"),
+        HEAD,
+        "ASSIGN budi santoso\nMohon dijawab segera karena terkait tenggat SKP.\n\nSiti",
+    )
+    assert ("note", "Mohon dijawab segera karena terkait tenggat SKP.") in _kinds(desk)
+    transcript = text_of(desk.last(HEAD, "transcript"))
+    assert "> Mohon dijawab segera karena terkait tenggat SKP." in transcript
+    assert "disimpan sebagai catatan disposisi" in transcript
+    assignment = desk.last(BUDI, "assign")
+    assert "Mohon dijawab segera karena terkait tenggat SKP." in text_of(assignment)
+    assert "tenggat SKP" not in text_of(desk.last(APPLICANT, "assigned"))
+    desk.reply(assignment, BUDI, "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.")
+    answer = text_of(desk.last(APPLICANT, "answer"))
+    assert "1.250 jam efektif" in answer and "tenggat SKP" not in answer
+
+
+def test_a_sign_off_below_the_commands_is_not_a_note(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN budi santoso\n\nTerima kasih,\nSiti R.")
+    assert "note" not in [kind for kind, _ in _kinds(desk)]
+    transcript = text_of(desk.last(HEAD, "transcript"))
+    assert "catatan disposisi" not in transcript and "TIDAK DIPROSES" not in transcript
+
+
+def test_an_answer_written_below_a_note_is_not_sent_and_the_transcript_says_so(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN budi santoso")
+    desk.reply(
+        desk.last(BUDI, "assign"),
+        BUDI,
+        "NOTE sudah saya telepon pemohon\n\nABK disusun per jabatan dengan 1.250 jam efektif per tahun.",
+    )
+    assert desk.ticket().state is State.ASSIGNED
+    assert not desk.outbox(APPLICANT, "answer")
+    transcript = text_of(desk.last(BUDI, "transcript"))
+    assert "> ABK disusun per jabatan dengan 1.250 jam efektif per tahun." in transcript
+    assert "TIDAK DIPROSES: teks di bawah perintah tidak dikirim kepada siapa pun" in transcript
+    assert "JAWAB di baris pertama" in transcript
+    assert "catatan disimpan dalam riwayat" in transcript  # the NOTE itself was kept
