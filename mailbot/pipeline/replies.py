@@ -446,7 +446,10 @@ class Replies:
             **self.context(ticket, profile),
             "assignee": target,
             "assigned_by": by,
-            "history": self.history(ticket),
+            # A vendor is outside the office: the public view of the history (as the applicant
+            # reads it), never the internal log with its notes and staff addresses.
+            "history": [] if kind == "forward" else self.history(ticket),
+            "public_history": self.public_history(ticket) if kind == "forward" else [],
             "attachments": files,
             "vendor": kind == "forward",
             "can_delegate": (level(profile, target.role) or 0) < len(profile.delegation) - 1,

@@ -345,10 +345,18 @@ def test_normative_is_refused_where_the_profile_has_no_normative_answers(desk: D
 def test_sop_003_forward_to_vendor_and_report_back(make_app, sqlite_url, tmp_path) -> None:
     desk = _profile_desk(make_app, sqlite_url, tmp_path, "sop-003")
     desk.deliver(request_mail(subject="Aplikasi SIMPEG tidak bisa login", body=COMPLAINT))
-    desk.reply(desk.last(SECRETARIAT, "notify"), SECRETARIAT, "TERUSKAN vendor jaringan")
+    desk.reply(
+        desk.last(SECRETARIAT, "notify"),
+        SECRETARIAT,
+        "NOTE penyedia ini sering terlambat, pantau\nTERUSKAN vendor jaringan",
+    )
     assert desk.ticket().state is State.FORWARDED
     forwarded = desk.last(VENDOR, "forward")
     assert "Penerusan keluhan" in text_of(forwarded) or "keluhan" in forwarded.subject.lower()
+    # The vendor is outside the office: the public view of the history, not the internal log.
+    history = text_of(forwarded).split("Riwayat penanganan keluhan:")[1]
+    assert "sering terlambat" not in history and SECRETARIAT not in history
+    assert "Keluhan diterima (pemohon)" in history and "Diteruskan kepada penyedia jasa" in history
     desk.reply(forwarded, VENDOR, "Akun sudah direset, silakan login ulang.")
     report = desk.last(SECRETARIAT, "vendor_report")
     assert "Akun sudah direset" in text_of(report)
