@@ -223,13 +223,15 @@ class Intake:
 
         if not release and result.kind in (Kind.NEW_REQUEST, Kind.FOLLOW_UP, Kind.THIRD_PARTY):
             why = spam_flag(msg)
+            facts: dict[str, object] = {"spam": why}
             cap = limits.new_tickets_per_sender_per_day
             if why is None and result.kind is Kind.NEW_REQUEST and cap:
                 opened = store.tickets_opened_since(session, msg.from_addr, now - timedelta(days=1))
                 if opened >= cap:
                     why = f"{opened} new tickets from {msg.from_addr} in 24 hours (cap {cap})"
+                    facts = {"opened": opened, "cap": cap, "sender": msg.from_addr}
             if why is not None:
-                return self._hold(session, effects, row, thread, msg, now, why)
+                return self._hold(session, effects, row, thread, msg, now, why, facts)
 
         if result.kind is Kind.NEW_REQUEST:
             window = limits.duplicate_window_hours
@@ -310,6 +312,7 @@ class Intake:
         msg: InboundMessage,
         now: datetime,
         why: str,
+        facts: dict[str, object],
     ) -> Outcome:
         """Keep a mail for staff without acting on it or answering it; the digest lists it."""
         _status(row, InboundStatus.HELD)
@@ -317,7 +320,14 @@ class Intake:
         ticket = store.get_ticket(session, thread.ticket_id) if thread else None
         if ticket is not None:
             row.ticket = ticket
-            effects.record(ticket, "mail_held", actor=msg.from_addr or "(unknown)", now=now, detail=why)
+            effects.record(
+                ticket,
+                "mail_held",
+                actor=msg.from_addr or "(unknown)",
+                now=now,
+                detail=why,
+                data={k: v for k, v in facts.items() if v is not None},
+            )
         outcome = self._outcome(session, row)
         log.warning("inbound %s held for staff: %s", _label(row), why)
         return outcome

@@ -133,7 +133,10 @@ class StaffCommands:
                 now=now,
                 inbound=row,
                 detail="; ".join(f"{x.line} → {x.code}" for x in lines)[:4000],
-                data={"answered": answered, "commands": signature} if executed else None,
+                data={
+                    **({"answered": answered, "commands": signature} if executed else {}),
+                    "lines": [[x.line[:200], x.ok] for x in lines][:20],
+                },
             )
         self._transcript(session, effects, msg, member, ticket, profile, lines, executed, now)
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,7 +165,7 @@ class Outbox:
                     row.status = next_outbound(row.status, OutboundStatus.SENT)
                     row.sent_at, row.attempts = now, row.attempts + 1
                     detail = f"{row.kind} → {', '.join(row.rcpt_to)} (send journal)"
-                    lines.append((row.ticket_id, row.id, "mail_sent", detail))
+                    lines.append((row.ticket_id, row.id, "mail_sent", detail, None))
                 else:
                     row.status = next_outbound(row.status, OutboundStatus.PENDING)
             _history(s, lines, now)
@@ -344,7 +344,7 @@ class Outbox:
         """Record a batch's results and their history lines, in the caller's transaction."""
         now = self.clock()
         changes: list[dict[str, Any]] = []
-        history: list[tuple[Claimed, str, str]] = []
+        history: list[tuple[Claimed, str, str, dict[str, Any] | None]] = []
         for mail in claimed:
             outcome = attempts.get(mail.id, RELEASED)
             to = f"{mail.kind} → {', '.join(mail.rcpt_to)}"
@@ -368,8 +368,10 @@ class Outbox:
                     from mailbot.core.withheld import withheld_text
 
                     files = withheld_text(mail.withheld)
-                    history.append((mail, "files_withheld", f"{to}: {files} left out: {mail.over}"))
-                history.append((mail, "mail_sent", to))
+                    names = [w.filename for w in mail.withheld]
+                    facts: dict[str, Any] = {"mail": mail.kind, "to": to, "files": names, "over": mail.over}
+                    history.append((mail, "files_withheld", f"{to}: {files} left out: {mail.over}", facts))
+                history.append((mail, "mail_sent", to, None))
                 result.sent += 1
                 continue
             assert isinstance(outcome, SendError)
@@ -377,7 +379,14 @@ class Outbox:
             if outcome.permanent or tries >= self.settings.max_attempts:
                 why = "permanent failure" if outcome.permanent else f"gave up after {tries} attempts"
                 change["status"] = OutboundStatus.DEAD
-                history.append((mail, "mail_dead", f"{to}: {why}: {outcome}"))
+                facts = {
+                    "mail": mail.kind,
+                    "to": to,
+                    "error": str(outcome)[:300],
+                    "permanent": outcome.permanent,
+                    "tries": tries,
+                }
+                history.append((mail, "mail_dead", f"{to}: {why}: {outcome}", facts))
                 result.dead += 1
                 log.error("outbound #%s dead-lettered: %s", mail.id, outcome)
             else:
@@ -399,7 +408,7 @@ class Outbox:
                 .values({k: bindparam(k) for k in keys if k != "id"})
             )
             s.execute(stmt, [{"out_id": row.pop("id"), **row} for row in group])
-        _history(s, [(m.ticket_id, m.id, kind, detail) for m, kind, detail in history], now)
+        _history(s, [(m.ticket_id, m.id, kind, detail, data) for m, kind, detail, data in history], now)
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
@@ -410,14 +419,16 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
     return groups
 
 
-def _history(session: Session, lines: list[tuple[int | None, int, str, str]], now: datetime) -> None:
-    """History lines of outgoing mail, (ticket id, outbound id, kind, detail) each, through the one
+def _history(
+    session: Session, lines: Sequence[tuple[int | None, int, str, str, dict[str, Any] | None]], now: datetime
+) -> None:
+    """History lines of outgoing mail, (ticket id, outbound id, kind, detail, data) each, through the one
     writer of history lines, and written by the persist step at once; each carries its ticket's
     current state. Mail of no ticket has none."""
     # Imported here: this helper is the outbox's only writer of history lines.
     from mailbot.shell import persist
 
-    wanted = {t for t, _, _, _ in lines if t is not None}
+    wanted = {line[0] for line in lines if line[0] is not None}
     if not wanted:
         return
     # The tickets by id and state, not loaded: nothing here reads or changes their histories.
@@ -428,10 +439,12 @@ def _history(session: Session, lines: list[tuple[int | None, int, str, str]], no
         )
     }
     effects = persist.Effects()
-    for ticket_id, out_id, kind, detail in lines:
+    for ticket_id, out_id, kind, detail, data in lines:
         ticket = tickets.get(ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            effects.record(ticket, kind, actor="system", now=now, detail=detail, outbound_id=out_id)
+            effects.record(
+                ticket, kind, actor="system", now=now, detail=detail, outbound_id=out_id, data=data
+            )
     persist.apply(session, effects)
 
 

@@ -30,6 +30,11 @@ def test_an_assignee_reads_why_the_acknowledgment_was_not_sent_in_indonesian(des
     assert "tanda terima kepada rina.kartika@kemendesa.example.go.id tidak dikirim" in history
     assert "email pemohon tidak boleh dibalas otomatis (Precedence: bulk" in history
     assert "not sent" not in history
+    # The head's own command line, later, in the history a STATUS shows: without the internal codes.
+    desk.reply(desk.last(HEAD, "transcript"), HEAD, "STATUS")
+    status = text_of(desk.last(HEAD, "transcript")).split("Riwayat konsultasi:")[1]
+    assert "Perintah petugas (kabag.umum@bpsdm.example.go.id): ASSIGN Budi Santoso" in status
+    assert "→ assigned" not in status
 
 
 def test_each_automatic_line_is_worded_from_its_facts() -> None:
@@ -76,6 +81,40 @@ def test_each_automatic_line_is_worded_from_its_facts() -> None:
             "data": {"original": 7, "again": True},
         },
         {"kind": "purged", "detail": "personal data removed after 1825 days", "data": {"days": 1825}},
+        {
+            "kind": "mail_dead",
+            "detail": "a@b.id: permanent failure: 550 5.1.1 no such user",
+            "data": {"mail": "answer", "to": "a@b.id", "error": "550 5.1.1 no such user", "permanent": True},
+        },
+        {
+            "kind": "mail_dead",
+            "detail": "a@b.id: gave up after 8 attempts: 451 try later",
+            "data": {"mail": "ack", "to": "a@b.id", "error": "451 try later", "permanent": False, "tries": 8},
+        },
+        {
+            "kind": "mail_held",
+            "actor": "a@b.id",
+            "detail": "4 new tickets from a@b.id in 24 hours (cap 3)",
+            "data": {"opened": 4, "cap": 3, "sender": "a@b.id"},
+        },
+        {
+            "kind": "mail_held",
+            "actor": "a@b.id",
+            "detail": "X-Spam-Flag: YES",
+            "data": {"spam": "X-Spam-Flag: YES"},
+        },
+        {
+            "kind": "commands_refused",
+            "actor": "kabag@x.id",
+            "detail": "CLOSE selesai → role_lead_only; NOTE cek → not_executed",
+            "data": {"lines": [["CLOSE selesai", False], ["NOTE cek", False]]},
+        },
+        {
+            "kind": "commands",
+            "actor": "kabag@x.id",
+            "detail": "ASSIGN Budi → assigned",
+            "data": {"lines": [["ASSIGN Budi", True]]},
+        },
     )
     for wording in (
         "jawaban kepada a@b.id tidak dikirim: pengaman pengulangan (3 kali dalam 24 jam)",
@@ -88,9 +127,26 @@ def test_each_automatic_line_is_worded_from_its_facts() -> None:
         "ditutup tanpa survei setelah 5 hari kerja",
         "pengajuan yang sama dikirim lagi (email masuk #7)",
         "data pribadi dihapus setelah 1825 hari",
+        "jawaban kepada a@b.id gagal terkirim (ditolak server penerima): 550 5.1.1 no such user",
+        "tanda terima kepada a@b.id gagal terkirim setelah 8 kali percobaan: 451 try later",
+        "4 tiket baru dari a@b.id dalam 24 jam (batas 3)",
+        "ditandai sebagai spam oleh server email (X-Spam-Flag: YES)",
+        "CLOSE selesai (tidak dijalankan); NOTE cek (tidak dijalankan)",
+        "Perintah petugas (kabag@x.id): ASSIGN Budi\n",
     ):
         assert wording in text, wording
-    for english in ("not sent", "held back", "left out", "no active staff", "overdue", "without a survey"):
+    for english in (
+        "not sent",
+        "held back",
+        "left out",
+        "no active staff",
+        "overdue",
+        "without a survey",
+        "gave up",
+        "permanent failure",
+        "new tickets",
+        "→",
+    ):
         assert english not in text, english
 
 
