@@ -251,11 +251,53 @@ def _one_edit(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
+# A greeting people write above their commands ("Baik,", "Yth. Tim,", "Selamat pagi Bu,",
+# "Ralat,"): up to MAX_GREETING_LINES such short lines are passed over when a command follows them.
+_GREETING = re.compile(
+    r"(?:yth|kepada yth|dear|hi|halo|hallo|selamat (?:pagi|siang|sore|malam)|assalamu\w*|baik|siap|"
+    r"ok|oke|ralat|mohon maaf|maaf|terima kasih|terimakasih|noted|pak|bu|bapak|ibu)\b"
+)
+MAX_GREETING_LINES = 2
+MAX_GREETING_WORDS = 6
+
+
+def _greeting(line: str) -> bool:
+    """A short line that greets: it starts like a greeting and ends with a comma or an
+    exclamation mark, or is three words at most ("Baik", "Selamat pagi Bu") and no sentence."""
+    text = line[:MAX_LINE].strip()
+    folded = fold(text)
+    words = len(folded.split())
+    if words > MAX_GREETING_WORDS or _GREETING.match(folded) is None:
+        return False
+    return text.endswith((",", "!")) or (words <= 3 and not text.endswith((".", "?")))
+
+
+def _after_greeting(lines: list[str]) -> int:
+    """Where the commands start: after a greeting of at most two short lines (blank lines between)
+    when the next line is a command; else at the first line."""
+    index, greetings = 0, 0
+    while index < len(lines) and greetings < MAX_GREETING_LINES:
+        line = lines[index]
+        if not line.strip():
+            index += 1
+            continue
+        if _command_line(line) is not None or not _greeting(line):
+            break
+        greetings, index = greetings + 1, index + 1
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    if greetings and index < len(lines):
+        hit = _command_line(lines[index])
+        if hit is not None and (hit.capitals or _shaped(hit)):
+            return index
+    return 0
+
+
 def parse_commands(text: str) -> ParsedCommands:
     commands: list[Command] = []
     errors: list[CommandError] = []
     lines = text.replace("\r\n", "\n").split("\n")
-    index = 0
+    index = _after_greeting(lines)
     first = True
     while index < len(lines):
         line = lines[index]
@@ -354,6 +396,37 @@ def text_after_commands(body: str, signer_names: Sequence[str]) -> str:
         else:
             break
     return "\n".join(lines).strip()
+
+
+# An assignee's short reply to the office that is no answer for the applicant: "Siap Bu, segera
+# saya tindaklanjuti", "Mohon izin, ini bukan bidang saya, mohon dialihkan".
+MAX_ACKNOWLEDGMENT_WORDS = 30
+_ACK_START = re.compile(r"(?:siap|noted|ok|oke|okay|sip|diterima|laksanakan)\b")
+_ACK_PHRASE = re.compile(
+    r"\b(?:segera saya (?:tindak|pelajari|cek|jawab|kerjakan)\w*|"
+    r"akan (?:segera )?saya (?:tindak ?lanjut|pelajari|cek|jawab|kerjakan)\w*|"
+    r"saya tindak ?lanjut\w*|mohon (?:izin|ijin)|bukan (?:bidang|kewenangan|tugas) saya|"
+    r"(?:mohon|agar|untuk) dialihkan)"
+)
+
+
+def not_an_answer(text: str) -> str | None:
+    """Why an assignee's plain reply, which would go to the applicant as the office's answer,
+    must not (the assignee is asked to send it with ANSWER if it is one): "commands_below", a
+    command in capitals on a later line (internal text meant as commands, under a first line
+    that is not one); "acknowledgment", a short reply to the office ("Siap, segera saya
+    tindaklanjuti"). None for an answer."""
+    lines = [line[:MAX_LINE] for line in text.split("\n") if line.strip()]
+    for line in lines[1:]:
+        hit = _command_line(line)
+        if hit is not None and hit.capitals:
+            return "commands_below"
+    folded = fold(" ".join(lines)[: MAX_LINE * 2])
+    if len(folded.split()) <= MAX_ACKNOWLEDGMENT_WORDS and (
+        _ACK_START.match(folded) is not None or _ACK_PHRASE.search(folded) is not None
+    ):
+        return "acknowledgment"
+    return None
 
 
 P = TypeVar("P", bound=Person)

@@ -18,20 +18,16 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.core.authz import GLOBAL_VERBS, is_lead
-from mailbot.core.classify import Kind, ThreadMatch, out_of_office
+from mailbot.core.classify import Kind, ThreadMatch
 from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands, text_after_commands
 from mailbot.core.message import InboundMessage
-from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import (
     OPEN_STATES,
-    Event,
-    InboundStatus,
-    State,
-    next_inbound,
 )
 from mailbot.pipeline.after_answer import AfterAnswerSteps, step_of
 from mailbot.pipeline.clocks import Clocks
-from mailbot.pipeline.replies import Replies, attachments_of
+from mailbot.pipeline.replies import Replies
+from mailbot.pipeline.staff_answers import StaffAnswers
 from mailbot.pipeline.staff_checks import EVENT_FOR, STATE_CHANGING, CommandChecks, Line, Plan
 from mailbot.settings import Profile, StaffMember
 from mailbot.shell import models, store
@@ -49,6 +45,7 @@ class StaffCommands:
         self.clocks = Clocks(config)
         self.checks = CommandChecks(config, replies, self.clocks)
         self.after_answer = AfterAnswerSteps(config, replies, self.clocks)
+        self.answers = StaffAnswers(config, replies, self.checks, self.after_answer)
 
     # --- staff mail ----------------------------------------------------------------------
 
@@ -68,7 +65,7 @@ class StaffCommands:
             row.ticket = ticket
         parsed = parse_commands(msg.new_text)
         if parsed.empty:
-            self._plain_reply(session, effects, row, msg, member, ticket, thread, now)
+            self.answers.plain_reply(session, effects, row, msg, member, ticket, thread, now)
             return
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile
@@ -236,7 +233,7 @@ class StaffCommands:
             duration = step.deadline.describe(profile.language) if step else ""
             return Line(command.line, True, "normative", {"duration": duration})
         if verb is Verb.ANSWER:
-            kept = self.answer(
+            kept = self.answers.answer(
                 session,
                 effects,
                 ticket,
@@ -287,69 +284,6 @@ class StaffCommands:
             effects.transition(ticket, event, actor=actor, now=now, inbound=row)
             return Line(command.line, True, "reopened")
         raise AssertionError(f"unhandled verb {verb}")
-
-    def answer(
-        self,
-        session: Session,
-        effects: Effects,
-        ticket: models.Ticket,
-        profile: Profile,
-        member: StaffMember,
-        text: str,
-        row: models.InboundMessage,
-        msg: InboundMessage,
-        now: datetime,
-        *,
-        files: bool = True,
-    ) -> list[str]:
-        """The answer reaches the applicant with a copy of the consultation history, and the
-        mail's files unless `files` is False (the mail also carries an internal note): then the
-        names of the files kept back are returned, for the transcript, and recorded."""
-        effects.transition(
-            ticket,
-            Event.ANSWER,
-            actor=member.emails[0],
-            now=now,
-            inbound=row,
-            detail=text[:8000],
-            data={"answer": text},
-        )
-        ctx = {
-            **self.replies.context(ticket, profile),
-            "survey_elements": ELEMENTS if profile.survey else (),
-            "answer": text,
-            "answered_by": member,
-            "public_history": self.replies.public_history(ticket),
-        }
-        attachments = attachments_of(row.raw)
-        kept: list[str] = []
-        if attachments and not files:
-            kept = [a.filename for a in attachments]
-            attachments = ()
-            effects.record(
-                ticket,
-                "answer_files_kept",
-                actor=member.emails[0],
-                now=now,
-                inbound=row,
-                detail="kept from the applicant (the mail also carries an internal note): " + ", ".join(kept),
-                data={"files": kept},
-            )
-        self.replies.send_to_applicant(
-            session,
-            effects,
-            ticket,
-            profile,
-            "answer",
-            "answer",
-            ctx,
-            now,
-            attachments=attachments,
-        )
-        if profile.after_answer:
-            # SOP 001 step 4: the customer service writes the report on the answer given.
-            self.after_answer.mails(session, effects, ticket, profile, now)
-        return kept
 
     def _transcript(
         self,
@@ -406,81 +340,6 @@ class StaffCommands:
             now,
             thread=(msg.message_id, tuple(refs)),
         )
-
-    def _plain_reply(
-        self,
-        session: Session,
-        effects: Effects,
-        row: models.InboundMessage,
-        msg: InboundMessage,
-        member: StaffMember,
-        ticket: models.Ticket | None,
-        thread: ThreadMatch | None,
-        now: datetime,
-    ) -> None:
-        """A staff reply without commands: the assignee's answer, a vendor's report, or a note."""
-        if ticket is None:
-            row.status = next_inbound(row.status, InboundStatus.IGNORED)
-            return
-        profile = self.config.profiles.get(ticket.profile, self.config.profile)
-        text = msg.new_text.strip()
-        signed = thread is not None and thread.via == "token"
-        mine = ticket.assignee_email is not None and ticket.assignee_email in member.emails
-        if out_of_office(text):
-            # An out-of-office reply (no header said so) is never an answer nor a report: the
-            # applicant would get "Saya sedang cuti …" as the office's answer. Held, and the
-            # assignee (and the leads) told how to send it as the answer if it is one — once per
-            # ticket and person: their responder answering our notice is not told again (a loop).
-            told = any(e.kind == "staff_auto_reply" and e.actor == msg.from_addr for e in ticket.events)
-            effects.record(ticket, "staff_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000])
-            if signed and mine and not told and member.role != "vendor" and ticket.state is State.ASSIGNED:
-                self._answer_held(session, effects, ticket, profile, member, row, now)
-            return
-        if signed and mine and text and member.role != "vendor" and ticket.state is State.ASSIGNED:
-            overtaken = self.checks.overtaken(session, ticket, thread, member) if thread else None
-            if overtaken is None:
-                self.answer(session, effects, ticket, profile, member, text, row, msg, now)
-                return
-        effects.record(
-            ticket,
-            "staff_reply",
-            actor=msg.from_addr,
-            now=now,
-            detail=text[:4000],
-            inbound=row,
-        )
-        if signed and member.role == "vendor" and text:
-            # SOP 003: the vendor's report goes to the team, who answer the applicant.
-            for lead in self.replies.leads(profile):
-                self.replies.relay(
-                    session, effects, ticket, profile, lead, text, "vendor_report", member.name, row, now
-                )
-
-    def _answer_held(
-        self,
-        session: Session,
-        effects: Effects,
-        ticket: models.Ticket,
-        profile: Profile,
-        member: StaffMember,
-        row: models.InboundMessage,
-        now: datetime,
-    ) -> None:
-        """Tell the assignee (and the leads) that a reply that reads as out-of-office was not sent."""
-        people = [member, *(p for p in self.replies.leads(profile) if p.emails[0] != member.emails[0])]
-        for person in people:
-            ctx = {**self.replies.context(ticket, profile), "recipient": person, "assignee": member}
-            self.replies.send_to_staff(
-                session,
-                effects,
-                ticket,
-                profile,
-                person,
-                "answer_held",
-                "answer_held",
-                ctx,
-                now,
-            )
 
     def _my_tickets(self, session: Session, member: StaffMember, profile: Profile) -> list[models.Ticket]:
         stmt = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailbot.core.authz import authenticated
-from mailbot.core.commands import Verb, fold, match_person, parse_commands, text_after_commands
+from mailbot.core.commands import Verb, fold, match_person, not_an_answer, parse_commands, text_after_commands
 from mailbot.settings import StaffMember
 
 
@@ -154,3 +154,41 @@ def test_authentication_results(headers: list[str], ok: bool) -> None:
 )
 def test_text_after_commands_leaves_out_only_a_closing_line(body: str, expected: str) -> None:
     assert text_after_commands(body, ["Siti Rahmawati", "Budi Santoso"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "verbs", "body"),
+    [
+        ("Baik,\nCATATAN pemohon sudah saya telepon", [Verb.NOTE], ""),
+        ("Yth. Tim,\n\nMINTA-INFO Mohon kirim SK", [Verb.REQUEST_INFO], ""),
+        ("Baik Bu Kabag,\nJAWAB\nABK disusun", [Verb.ANSWER], "ABK disusun"),
+        ("Selamat pagi\nDAFTAR", [Verb.LIST], ""),
+        ("Pak Budi,\nASSIGN Budi Santoso", [Verb.ASSIGN], ""),
+        # A greeting above prose, and prose that starts like a greeting: no commands.
+        ("Baik,\nABK disusun per jabatan.", [], "Baik,\nABK disusun per jabatan."),
+        ("Bapak cukup mengisi formulir.\nNOTE x", [], "Bapak cukup mengisi formulir.\nNOTE x"),
+    ],
+)
+def test_a_greeting_above_the_commands(text: str, verbs: list[Verb], body: str) -> None:
+    parsed = parse_commands(text)
+    assert [c.verb for c in parsed.commands] == verbs
+    assert parsed.body == body
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("Siap Bu, segera saya tindaklanjuti.\n\nBudi", "acknowledgment"),
+        (
+            "Mohon izin Bu, pertanyaan ini bukan bidang saya. Mohon dialihkan ke Pak Budi Hartono.",
+            "acknowledgment",
+        ),
+        ("Baik Bu, akan saya pelajari dulu.", "acknowledgment"),
+        ("Bapak cukup mengisi formulir.\nNOTE pemohon sudah ditelepon", "commands_below"),
+        ("ABK disusun per jabatan dengan 1.250 jam efektif per tahun.", None),
+        ("Dokumen akan kami proses setelah Ibu mengirim SK.", None),
+        ("Baik, silakan Ibu mengisi formulir di SIASN, menu Usul Mutasi.", None),
+    ],
+)
+def test_not_an_answer(text: str, why: str | None) -> None:
+    assert not_an_answer(text) == why

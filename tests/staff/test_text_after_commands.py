@@ -61,3 +61,58 @@ def test_an_answer_written_below_a_note_is_not_sent_and_the_transcript_says_so(d
     assert "TIDAK DIPROSES: teks di bawah perintah tidak dikirim kepada siapa pun" in transcript
     assert "JAWAB di baris pertama" in transcript
     assert "catatan disimpan dalam riwayat" in transcript  # the NOTE itself was kept
+
+
+def test_a_greeting_above_the_commands_is_passed_over(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "Baik,\nTUGASKAN Budi Santoso")
+    assert desk.ticket().state is State.ASSIGNED
+    desk.reply(
+        desk.last(BUDI, "assign"), BUDI, "Yth. Ibu Kabag,\n\nCATATAN pemohon sudah saya telepon, menunggu SK"
+    )
+    assert desk.ticket().state is State.ASSIGNED
+    assert not desk.outbox(APPLICANT, "answer")
+    assert ("note", "pemohon sudah saya telepon, menunggu SK") in _kinds(desk)
+
+
+def test_a_reply_with_commands_below_its_first_line_is_held_not_sent(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN budi santoso")
+    desk.reply(
+        desk.last(BUDI, "assign"),
+        BUDI,
+        "Sudah saya cek dokumennya.\nNOTE pemohon belum melampirkan SK, saya telepon besok",
+    )
+    assert desk.ticket().state is State.ASSIGNED
+    assert not desk.outbox(APPLICANT, "answer")
+    held = " ".join(text_of(desk.last(BUDI, "answer_held")).split())
+    assert "memuat perintah" in held and "JAWAB pada baris pertama" in held
+    assert not desk.outbox(HEAD, "answer_held")  # the assignee's own matter, not the head's
+
+
+def test_an_acknowledgment_to_the_office_is_not_the_answer(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN budi santoso")
+    desk.reply(desk.last(BUDI, "assign"), BUDI, "Siap Bu, segera saya tindaklanjuti.\n\nBudi")
+    assert desk.ticket().state is State.ASSIGNED
+    assert not desk.outbox(APPLICANT, "answer")
+    assert "tanggapan kepada kantor" in " ".join(text_of(desk.last(BUDI, "answer_held")).split())
+    # Sent with JAWAB, the same words are the answer.
+    desk.reply(desk.last(BUDI, "assign"), BUDI, "JAWAB\nSiap, dokumen Ibu sudah lengkap.")
+    assert desk.ticket().state is State.ANSWERED
+
+
+def test_the_assignees_signature_block_does_not_reach_the_applicant(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN budi santoso")
+    desk.reply(
+        desk.last(BUDI, "assign"),
+        BUDI,
+        "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.\n"
+        "Informasi lebih lanjut: hubungi BKN di 021-8093008 pada jam kerja.\n\n"
+        "Terima kasih,\nBudi Santoso, S.E.\nAnalis SDM Aparatur\nNIP. 198001012005011001\n"
+        "Telp. 0812-9999-8888 (WA)",
+    )
+    answer = text_of(desk.last(APPLICANT, "answer"))
+    assert "1.250 jam efektif" in answer and "021-8093008" in answer  # the office's number stays
+    assert "0812-9999-8888" not in answer and "198001012005011001" not in answer
