@@ -143,8 +143,14 @@ class Replies:
         quiet: str | None = None,
         thread: tuple[str, tuple[str, ...]] | None = None,
         attachments: tuple[OutgoingAttachment, ...] = (),
+        by_staff: bool = False,
     ) -> str | None:
-        """Queue one automatic mail, unless a rule says not to; the history says which."""
+        """Queue one automatic mail, unless a rule says not to; the history says which.
+
+        `by_staff`: a mail a staff member's command sends (the answer, a request for
+        information, a closing, a disposition's notice). The loop guard and the rate limit keep
+        mailbot from answering a machine that answers it; they never hold back what a person
+        decided to send (a busy applicant asking three things a day still gets the answers)."""
         if quiet:
             effects.record(
                 ticket,
@@ -169,7 +175,7 @@ class Replies:
         limits = self.config.settings.limits
         fresh = ticket.created_at == now  # a ticket opened by this very mail has sent nothing yet
         outsider = self.config.staff_by_email(to_addr) is None
-        if reply_to_applicant and not fresh and outsider:
+        if reply_to_applicant and not fresh and outsider and not by_staff:
             sent = store.thread_mail_times(
                 session, effects, ticket.id, to_addr.lower(), kind, now - timedelta(days=1)
             )
@@ -184,9 +190,13 @@ class Replies:
                     to_addr,
                     {"guard": "loop", "count": len(sent)},
                 )
-        if outsider and (
-            store.auto_mail_count(session, effects, to_addr.lower(), store.since(now, 1))
-            >= limits.auto_replies_per_recipient_per_hour
+        if (
+            outsider
+            and not by_staff
+            and (
+                store.auto_mail_count(session, effects, to_addr.lower(), store.since(now, 1))
+                >= limits.auto_replies_per_recipient_per_hour
+            )
         ):
             return self._held(
                 effects,
@@ -416,6 +426,7 @@ class Replies:
                 "assigned",
                 ctx,
                 now,
+                by_staff=by is not None,
             )
 
     def assignment_mail(

@@ -99,6 +99,7 @@ class StaffAnswers:
             ctx,
             now,
             attachments=attachments,
+            by_staff=True,
         )
         if profile.after_answer:
             # SOP 001 step 4: the customer service writes the report on the answer given.

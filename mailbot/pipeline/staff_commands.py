@@ -260,6 +260,7 @@ class StaffCommands:
                 "request_info",
                 ctx,
                 now,
+                by_staff=True,
             )
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
@@ -278,6 +279,7 @@ class StaffCommands:
                 now=now,
                 reply_to_applicant=True,
                 language=profile.language,
+                by_staff=True,
             )
             return Line(command.line, True, template)
         if verb is Verb.REOPEN:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mailbot.core.workflow import State
 from mailbot.shell import models
 from tests.conftest import HEAD, SERVICE_ADDRESS, request_mail
-from tests.desk import Desk
+from tests.desk import APPLICANT, BUDI, STAFF, Desk, text_of
 
 OTHER = "helpdesk@instansi-lain.example.go.id"
 
@@ -107,3 +107,42 @@ def test_rate_limit_per_recipient(make_app, database_url, tmp_path) -> None:
             select(models.TicketEvent).where(models.TicketEvent.kind == "mail_suppressed")
         ).scalars()
         assert len(list(held)) == 5
+
+
+def test_what_staff_send_is_never_held_by_the_loop_guard_or_the_rate_limit(
+    make_app, database_url, tmp_path
+) -> None:
+    """The guards keep mailbot from answering a machine; they never hold back what a person decided
+    to send. A shared mailbox that sent many requests within the hour still gets the disposition's
+    notice and the answer; the same applicant asking again and again the same day still gets
+    every answer."""
+    desk = Desk(
+        make_app(
+            database_url=database_url,
+            mailbox_url=f"maildir://{tmp_path / 'md'}",
+            smtp_url=f"file://{tmp_path / 'out'}",
+            staff=STAFF,
+            extra="[limits]\nnew_tickets_per_sender_per_day = 0\nauto_replies_per_recipient_per_hour = 3\n"
+            "same_reply_per_day = 1\n",
+        )
+    )
+    for i in range(5):
+        desk.deliver(request_mail(subject=f"Konsultasi ABK bagian {i}"))
+    with desk.app.sessions() as s:
+        first = s.scalars(select(models.Ticket).order_by(models.Ticket.id)).first()
+        assert first is not None
+        number = first.number
+    notify = next(m for m in desk.outbox(HEAD, "notify") if number in m.subject)
+    desk.reply(notify, HEAD, "ASSIGN budi santoso")
+    assigned = [m for m in desk.outbox(APPLICANT, "assigned") if number in m.subject]
+    assert len(assigned) == 1  # over the hourly limit of automatic mail, sent all the same
+    assignment = desk.last(BUDI, "assign")
+    desk.reply(assignment, BUDI, "Jawaban pertama.")
+    answers = [m for m in desk.outbox(APPLICANT, "answer") if number in m.subject]
+    assert len(answers) == 1
+    # The applicant asks again; the second answer the same day goes out too (same_reply_per_day 1).
+    desk.reply(answers[0], APPLICANT, "Pak, bagaimana kalau jabatannya fungsional tertentu?")
+    relay = desk.last(BUDI, "follow_up")
+    desk.reply(relay, BUDI, "Jawaban kedua.")
+    answers = [m for m in desk.outbox(APPLICANT, "answer") if number in m.subject]
+    assert len(answers) == 2 and "Jawaban kedua." in text_of(answers[-1])
