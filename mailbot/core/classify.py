@@ -252,7 +252,7 @@ _OOO_HEAD = 600
 _OUT_OF_OFFICE = re.compile(
     r"\b(?:"
     r"(?:saya|kami)\s(?:sedang|masih)\s(?:cuti|dinas(?:\sluar)?|berada\sdi\sluar|tidak\sberada|di\sluar)"
-    r"|sedang\scuti\s(?:sampai|hingga|s\.?d\.?|s/d|dari|mulai|tanggal)"
+    r"|(?:^|saya\s|kami\s)sedang\scuti\s(?:sampai|hingga|s\.?d\.?|s/d|dari|mulai|tanggal)"
     r"|tidak\sberada\sdi\s(?:kantor|tempat)"
     r"|(?:sedang\s)?(?:berada\s)?di\sluar\skantor\s(?:sampai|hingga|s\.?d\.?|s/d|mulai|dari|tanggal|pada)"
     r"|balasan\sotomatis|pesan\sotomatis|jawaban\sotomatis|email\sotomatis\s(?:ini|dari)"
@@ -261,7 +261,15 @@ _OUT_OF_OFFICE = re.compile(
     r"|(?:i\sam|i'm)\s(?:currently\s)?(?:away|out\sof|on\s(?:annual\s)?leave)"
     r"|on\s(?:annual\s)?leave\s(?:until|till|from)|will\sbe\sback\s(?:on|in)"
     r")",
-    re.IGNORECASE,
+    re.IGNORECASE | re.MULTILINE,
+)
+# What a person adds to a reply that an out-of-office notice never carries: the data a request
+# awaits, as labelled fields or a NIP / NIK.
+_FIELD_DATA = re.compile(
+    r"^[ \t]*+(?:nama|nip|nik|nip/nik|unit\skerja|instansi|jabatan|no\.?\s?(?:hp|telp)|nomor\s(?:hp|telepon)"
+    r"|telepon|substansi|permasalahan|pertanyaan)\b[^:\n]{0,30}+:"
+    r"|\b\d{8}[ .]?+\d{6}[ .]?+\d[ .]?+\d{3}\b|\b\d{16}\b",
+    re.IGNORECASE | re.MULTILINE,
 )
 # A reply of courtesy only ("Terima kasih banyak Pak.", "Baik, terima kasih, sudah jelas"): the
 # words of thanks and acknowledgment, forms of address and a name. Anything more is a message.
@@ -346,6 +354,13 @@ _COURTESY_WORDS = frozenset(
     ]
 )
 _CLOSING = re.compile(r"\b(?:salam|hormat\s(?:saya|kami)|regards|wassalam\w*)\b", re.IGNORECASE)
+# Thanks that are not satisfied: "Terima kasih pak, tapi masih kurang jelas", "…, jawaban belum
+# sesuai", "…, lampiran tidak ada": a message for the consultant, not courtesy.
+_NOT_SATISFIED = re.compile(
+    r"\b(?:belum|kurang|tapi|tetapi|namun|mohon|bingung|salah|keliru"
+    r"|tidak\s(?:puas|sesuai|jelas|menjawab|bisa|lengkap|terlampir|ada\slampiran)|lampiran\s(?:tidak|belum))\b",
+    re.IGNORECASE,
+)
 _MAX_COURTESY_CHARS = 300
 
 
@@ -354,10 +369,22 @@ def out_of_office(text: str) -> bool:
     return _OUT_OF_OFFICE.search(text[:_OOO_HEAD]) is not None
 
 
+def out_of_office_reply(msg: InboundMessage) -> bool:
+    """A reply that reads as an out-of-office notice and carries nothing a person adds to one: no
+    question, no file, no field data. "Maaf baru membalas, saya sedang dinas luar kemarin.
+    NIP: …", or a file sent "sedang di luar kota, SK terlampir", is a person's reply."""
+    text = msg.new_text.strip()
+    if not text or msg.attachments or "?" in text or _FIELD_DATA.search(text[: _OOO_HEAD * 4]):
+        return False
+    return out_of_office(text)
+
+
 def courtesy_only(text: str) -> bool:
     """Is this reply thanks and acknowledgment only, asking nothing new?"""
     text = text.strip()
     if not text or len(text) > _MAX_COURTESY_CHARS or "?" in text:
+        return False
+    if _NOT_SATISFIED.search(text):
         return False
     head = _CLOSING.split(text, maxsplit=1)[0]  # the name and unit under "Salam," are a signature
     words = re.findall(r"[^\W\d_]++", head.casefold())

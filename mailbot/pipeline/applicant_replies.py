@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.core.classify import courtesy_only, out_of_office
+from mailbot.core.classify import courtesy_only, out_of_office_reply
 from mailbot.core.message import InboundMessage
 from mailbot.core.survey import ELEMENTS, SurveyReply, parse_survey
 from mailbot.core.workflow import OPEN_STATES, Event, State
@@ -45,7 +45,7 @@ class ApplicantReplies:
         """
         profile = self.config.profiles.get(ticket.profile, self.config.profile)
         text = msg.new_text.strip()
-        if text and out_of_office(text):
+        if out_of_office_reply(msg):
             # The applicant's own vacation reply to our mail: recorded, reopens and relays nothing.
             effects.record(ticket, "applicant_auto_reply", actor=msg.from_addr, now=now, detail=text[:2000])
             return

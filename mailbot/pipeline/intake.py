@@ -23,7 +23,7 @@ from mailbot.core.classify import (
     ThreadMatch,
     classify,
     machine_reason,
-    out_of_office,
+    out_of_office_reply,
     spam_flag,
 )
 from mailbot.core.message import InboundMessage, UnreadableMessage, parse_headers, parse_message
@@ -456,7 +456,7 @@ class Intake:
         row.ticket = ticket
         # An out-of-office reply is never the data awaited: applicant_follow_up records it and
         # answers nothing, whatever the ticket's state.
-        if ticket.state is not State.AWAITING_INFO or out_of_office(msg.new_text.strip()):
+        if ticket.state is not State.AWAITING_INFO or out_of_office_reply(msg):
             self.applicant_replies.applicant_follow_up(session, effects, row, msg, ticket, now)
             return
         self.requests.info_received(session, effects, row, msg, ticket, now)

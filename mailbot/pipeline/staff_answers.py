@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.core.classify import ThreadMatch, out_of_office
+from mailbot.core.classify import ThreadMatch, out_of_office_reply
 from mailbot.core.commands import not_an_answer
 from mailbot.core.message import InboundMessage
 from mailbot.core.staff_signature import strip_staff_signature
@@ -125,7 +125,7 @@ class StaffAnswers:
         text = msg.new_text.strip()
         signed = thread is not None and thread.via == "token"
         mine = ticket.assignee_email is not None and ticket.assignee_email in member.emails
-        if out_of_office(text):
+        if out_of_office_reply(msg):
             # An out-of-office reply (no header said so) is never an answer nor a report: the
             # applicant would get "Saya sedang cuti …" as the office's answer. Held, and the
             # assignee (and the leads) told how to send it as the answer if it is one — once per

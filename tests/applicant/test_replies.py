@@ -60,6 +60,10 @@ def test_a_thank_you_reopens_nothing_and_offers_the_survey_again(desk: Desk, clo
         "Terima kasih, tapi saya masih bingung soal perhitungan jam efektif untuk jabatan baru.",
         "Terima kasih. Apakah ini berlaku juga untuk PPPK?",
         "Mohon dijelaskan lagi bagian jam kerja efektif",
+        "Terima kasih pak, tapi masih kurang jelas",
+        "Terima kasih, jawaban belum sesuai",
+        "Terima kasih. Lampiran tidak ada",
+        "Terima kasih, saya tidak puas",
     ],
 )
 def test_a_reply_that_asks_something_reopens(desk: Desk, text: str) -> None:
@@ -102,6 +106,34 @@ def test_the_applicants_out_of_office_after_the_answer_reopens_nothing(desk: Des
     assert "applicant_auto_reply" in [e.kind for e in _events(desk)]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pak, bagaimana dengan pegawai yang sedang cuti sampai akhir tahun, apakah tetap dihitung?",
+        "Mohon maaf baru membalas, saya sedang dinas luar kemarin. Apakah jawabannya berlaku untuk PPPK?",
+    ],
+)
+def test_a_question_that_mentions_leave_is_a_question_not_an_out_of_office(desk: Desk, text: str) -> None:
+    _answered(desk)
+    desk.reply(desk.last(APPLICANT, "answer"), APPLICANT, text)
+    assert desk.ticket().state is State.ASSIGNED
+    assert "applicant_auto_reply" not in [e.kind for e in _events(desk)]
+
+
+def test_data_sent_while_away_completes_the_request(desk: Desk) -> None:
+    desk.deliver(request_mail(body="Nama: Rina Kartika\nSaya mau bertanya tentang penyusunan ABK unit kami."))
+    assert desk.ticket().state is State.AWAITING_INFO
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"),
+        APPLICANT,
+        "Mohon maaf baru membalas, saya sedang dinas luar kemarin.\n"
+        "NIP: 19860926 201505 2 001\nUnit Kerja: Biro Perencanaan\nJabatan: Analis Kebijakan\n"
+        "Nomor Telepon: 0812-3456-7890",
+    )
+    assert desk.ticket().state is State.NEW
+    assert "applicant_auto_reply" not in [e.kind for e in _events(desk)]
+
+
 def test_two_out_of_office_replies_cannot_ping_pong(desk: Desk) -> None:
     desk.deliver(request_mail())
     desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
@@ -115,6 +147,8 @@ def test_two_out_of_office_replies_cannot_ping_pong(desk: Desk) -> None:
 def test_pure_rules_do_not_take_prose_for_courtesy_or_vacation() -> None:
     assert not out_of_office("Pegawai yang sedang cuti tidak dihitung dalam ABK unit kerja.")
     assert not out_of_office("Untuk pegawai yang bertugas di luar kantor, gunakan surat tugas.")
+    assert not out_of_office("Pegawai yang sedang cuti sampai akhir tahun tetap dihitung dalam ABK.")
+    assert not courtesy_only("Terima kasih pak, tapi masih kurang jelas")
     assert not courtesy_only("Saya sudah mencoba tetapi masih gagal login.")
     assert not courtesy_only("Terima kasih. " + "Bagaimana dengan jabatan pelaksana " * 5)
 
