@@ -314,6 +314,16 @@ _COURTESY_WORDS = frozenset(
         "cukup",
         "sangat",
         "membantu",
+        # Satisfaction in a word ("Puas", "Sangat memuaskan", "Mantap"): courtesy, not a new
+        # question; the survey form is sent again for the scores.
+        "puas",
+        "memuaskan",
+        "bagus",
+        "mantap",
+        "luar",
+        "biasa",
+        "semua",
+        "semuanya",
         "diterima",
         "dengan",
         "kami",

@@ -127,6 +127,15 @@ _TOKEN = re.compile(
 )
 # Nine scores in a row on one line: "4 4 3 4 4 4 4 3 4", "443444434", "d d c d d d d c d".
 _ROW = re.compile(r"(?:[0-9][\s,;/\-]*+){9}|(?:[a-d][\s,;/\-]*+){9}", re.IGNORECASE)
+# A label before a row of scores: "Nilai: 4 4 3 4 4 4 4 3 4", "Skor survei = a b c …".
+_ROW_LABEL = re.compile(
+    r"(?:nilai|skor|score|jawaban|penilaian|survei|survey|skm|ikm)(?:\s++\w++)?+\s*+[:=]\s*+", re.IGNORECASE
+)
+# One score for every element: "semua 4", "Semua unsur: 4", "semua nilai d".
+_ALL_SAME = re.compile(
+    r"(?:semua|seluruh|all)(?:\s++(?:unsur|nilai|elemen|pertanyaan|jawaban|skor))?+\s*+[:=]?\s*+(?P<v>[1-4a-d])\.?",
+    re.IGNORECASE,
+)
 # Numbered answers side by side on one line: "1.d 2.c 3.d", "1d, 2c, 3d", "U1=4 U2=3".
 _PAIR = re.compile(
     r"(?:u\s*+)?(?P<n>[1-9])\s*+(?P<sep>[.):=\-]?)\s*+(?P<v>[a-d]|[0-9])(?![^\W_])[\s,;]*+", re.IGNORECASE
@@ -304,6 +313,15 @@ def parse_survey(text: str, html: str = "", *, new_text: str | None = None) -> S
             m = _COMMENT.fullmatch(line)
             if m:
                 comment = comment or m.group("c").strip()
+                continue
+            label = _ROW_LABEL.match(line) if not quoted else None
+            if label is not None and _ROW.fullmatch(line[label.end() :]):
+                line = line[label.end() :]
+            same = _ALL_SAME.fullmatch(line) if not quoted and not scores else None
+            if same is not None:
+                tok = same.group("v").casefold()
+                score = _LETTERS.index(tok) + 1 if tok in _LETTERS else int(tok)
+                scores.update(dict.fromkeys(range(1, len(ELEMENTS) + 1), score))
                 continue
             if not quoted and not scores and _ROW.fullmatch(line) and not _a_number(line):
                 tokens = re.findall(r"[0-9a-d]", line.casefold())

@@ -149,6 +149,8 @@ def test_pure_rules_do_not_take_prose_for_courtesy_or_vacation() -> None:
     assert not out_of_office("Untuk pegawai yang bertugas di luar kantor, gunakan surat tugas.")
     assert not out_of_office("Pegawai yang sedang cuti sampai akhir tahun tetap dihitung dalam ABK.")
     assert not courtesy_only("Terima kasih pak, tapi masih kurang jelas")
+    for satisfied in ("Puas", "Sangat puas", "Sangat memuaskan, terima kasih", "Semua sangat baik"):
+        assert courtesy_only(satisfied), satisfied
     assert not courtesy_only("Saya sudah mencoba tetapi masih gagal login.")
     assert not courtesy_only("Terima kasih. " + "Bagaimana dengan jabatan pelaksana " * 5)
 

@@ -34,6 +34,12 @@ ALL4 = dict.fromkeys(range(1, 10), 4)
         ("U1 = 2", {1: 2}),
         ("U4: Cukup mahal", {4: 2}),
         ("1. Very appropriate\n9. Good", {1: 4, 9: 3}),
+        # One score for all, and a row behind a label.
+        ("semua 4", ALL4),
+        ("Semua unsur: 4", ALL4),
+        ("semua nilai d", ALL4),
+        ("Nilai: 4 4 3 4 4 4 4 3 4", {**ALL4, 3: 3, 8: 3}),
+        ("Skor survei = 4,4,4,4,4,4,4,4,1", {**ALL4, 9: 1}),
     ],
 )
 def test_accepted_forms(text: str, scores: dict[int, int]) -> None:
@@ -96,7 +102,13 @@ def test_wrong_values_are_errors_not_scores(text: str, errors: list[tuple[int, s
 
 
 def test_prose_is_not_a_survey() -> None:
-    for text in ("Terima kasih atas jawabannya.", "Saya masih bingung soal nomor 2 tadi.", ""):
+    for text in (
+        "Terima kasih atas jawabannya.",
+        "Saya masih bingung soal nomor 2 tadi.",
+        "",
+        "Semua pegawai 4 orang sudah dihitung",
+        "Semua 5",
+    ):
         assert not parse_survey(text).found, text
 
 
