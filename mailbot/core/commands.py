@@ -125,6 +125,12 @@ _ARG = re.compile(r"[*_]*+[ \t]*+:?+[ \t]*+")
 _NAME = re.compile(r"[^\W\d_][\w.'\- ]{0,60}", re.UNICODE)
 _DAYS = re.compile(r"(\d{1,3})(?:\s*(?:hari kerja|hari|days?|working days?))?", re.IGNORECASE)
 _ANY_CASE = {Verb.ASSIGN, Verb.FORWARD, Verb.EXTEND, Verb.MEDIUM, Verb.ANSWER, *TAKES_NO_ARGUMENT_VERBS}
+# How heads name the assignee around the name itself: "ke Budi", "kepada Pak Budi", "Sdr. Budi",
+# "Budi Santoso, mohon segera", "Budi Santoso (Analis SDM)".
+_TO_PERSON = re.compile(
+    r"(?:(?:ke|kepada|untuk|to)\s++)?+(?:(?:bapak|ibu|pak|bu|bp|sdr|sdri|saudara|saudari)\.?\s++)?+",
+    re.IGNORECASE,
+)
 
 # The Berita Acara's medium (DOMAIN.md s. 6: "melalui surat elektronik", a video conference, or a
 # day, date and place face to face): the words people write for each.
@@ -229,6 +235,8 @@ def _shaped(hit: _Hit) -> bool:
         return _DAYS.fullmatch(arg) is not None
     if hit.verb is Verb.MEDIUM:
         return medium_of(arg) is not None  # "Media sosial kami …" is prose
+    if hit.verb in (Verb.ASSIGN, Verb.FORWARD):
+        arg = arg[_TO_PERSON.match(arg).end() :]  # type: ignore[union-attr]  # "kepada Sdr. Budi"
     return bool(arg) and len(arg.split()) <= 6 and _NAME.fullmatch(arg) is not None
 
 
@@ -432,9 +440,21 @@ def not_an_answer(text: str) -> str | None:
 P = TypeVar("P", bound=Person)
 
 
+def person_query(text: str) -> str:
+    """The name in what follows ASSIGN or FORWARD, without the words around it."""
+    text = text.strip()
+    if "@" not in text:
+        text = re.split(r"[,;(]", text, maxsplit=1)[0]
+        text = text[_TO_PERSON.match(text).end() :]  # type: ignore[union-attr]  # matches ""
+    return text.strip().strip("<>\"'").strip()
+
+
 def match_person(query: str, people: Sequence[P]) -> list[P]:
-    """People matching a name, alias, address or mailbox name; exact matches win over prefixes."""
-    q = fold(query.strip().strip("<>\"'"))
+    """People matching a name, alias, address or mailbox name; exact matches win over prefixes.
+    The text as written is tried first (an alias may be "Pak Budi"), then without the words
+    around the name ("kepada Pak Budi Santoso, mohon segera")."""
+    written = fold(query.strip().strip("<>\"'"))
+    q = fold(person_query(query))
     if not q:
         return []
 
@@ -447,9 +467,10 @@ def match_person(query: str, people: Sequence[P]) -> list[P]:
             yield fold(address.split("@", 1)[0].replace(".", " "))
             yield fold(address.split("@", 1)[0])
 
-    exact = [p for p in people if q in set(keys(p))]
-    if exact:
-        return exact
+    for wanted in (written, q):
+        exact = [p for p in people if wanted in set(keys(p))]
+        if exact:
+            return exact
     # A first name or the start of a name: "Budi" for "Budi Santoso".
     return [
         p

@@ -192,3 +192,27 @@ def test_a_greeting_above_the_commands(text: str, verbs: list[Verb], body: str) 
 )
 def test_not_an_answer(text: str, why: str | None) -> None:
     assert not_an_answer(text) == why
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "Budi Santoso",
+        "ke Budi Santoso",
+        "kepada Budi Santoso",
+        "pak budi santoso",
+        "Sdr. Budi Santoso",
+        "Bapak Budi Santoso",
+        "Budi Santoso, mohon segera",
+        "Budi Santoso (Analis SDM)",
+        "<budi.santoso@bpsdm.example.go.id>",
+    ],
+)
+def test_the_assignee_named_with_the_words_around_a_name(arg: str) -> None:
+    people = [
+        StaffMember(name="Budi Santoso", emails=["budi.santoso@bpsdm.example.go.id"], role="consultant"),
+        StaffMember(name="Budi Hartono", emails=["budi.hartono@bpsdm.example.go.id"], role="consultant"),
+        StaffMember(name="Kepala Bagian Umum", emails=["kabag@bpsdm.example.go.id"], role="head"),
+    ]
+    assert [p.name for p in match_person(arg, people)] == ["Budi Santoso"]
+    assert [p.name for p in match_person("Kepala Bagian Umum", people)] == ["Kepala Bagian Umum"]

@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 from mailbot.app import App
 from mailbot.core.workflow import State
 from mailbot.pipeline.intake import Source
@@ -620,3 +622,16 @@ def test_the_surat_tugas_history_speaks_indonesian_without_codes(desk: Desk) -> 
     assert "Alamat Reply-To berbeda dari pengirim (tidak dipakai)" in history
     assert not re.search(r"\b(?:missing|complete|invalid)\b", history), history
     assert not re.search(r"\b[a-z]+(?:_[a-z]+)+\b", history), history  # no kind left as its code
+
+
+def test_a_disposition_names_the_assignee_as_heads_write_it(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "Disposisi kepada Sdr. Budi Santoso")
+    ticket = desk.ticket()
+    assert ticket.state is State.ASSIGNED and ticket.assignee_email == BUDI
+    desk.deliver(request_mail(subject="Pertanyaan lain"))
+    notify = next(m for m in desk.outbox(HEAD, "notify") if "000002" in m.subject)
+    desk.reply(notify, HEAD, "TUGASKAN ke Pak Budi Santoso, mohon segera")
+    with desk.app.sessions() as s:
+        second = s.execute(select(models.Ticket).where(models.Ticket.number.like("%000002"))).scalar_one()
+        assert second.state is State.ASSIGNED and second.assignee_email == BUDI
