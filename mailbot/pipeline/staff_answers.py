@@ -6,11 +6,12 @@ short reply to the office), with a word to the assignee."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.core.authz import is_lead
 from mailbot.core.classify import ThreadMatch, out_of_office_reply
 from mailbot.core.commands import not_an_answer
 from mailbot.core.message import InboundMessage
@@ -25,6 +26,9 @@ from mailbot.shell import models
 from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
+# Notices that a staff member's reply was only recorded, per person, ticket and day: a person
+# replying again and again to them is told a few times, not each time.
+MAX_REPLY_NOTICES_PER_DAY = 3
 
 
 class StaffAnswers:
@@ -156,6 +160,10 @@ class StaffAnswers:
                 )
                 self._answer_held(session, effects, ticket, profile, member, row, now, why)
                 return
+        since = now - timedelta(days=1)
+        told_today = sum(
+            1 for e in ticket.events if e.kind == "staff_reply" and e.actor == msg.from_addr and e.at >= since
+        )
         effects.record(
             ticket,
             "staff_reply",
@@ -170,6 +178,16 @@ class StaffAnswers:
                 self.replies.relay(
                     session, effects, ticket, profile, lead, text, "vendor_report", member.name, row, now
                 )
+        elif signed and text and told_today < MAX_REPLY_NOTICES_PER_DAY:
+            # Kept in the history, and nothing else happens: the sender is told so, never left
+            # to believe that an answer went out or that a command ran.
+            if mine and ticket.state is State.ASSIGNED:
+                why = "overtaken"
+            elif is_lead(profile, member):
+                why = "no_command"
+            else:
+                why = "not_assignee"
+            self._answer_held(session, effects, ticket, profile, member, row, now, why)
 
     def _answer_held(
         self,

@@ -199,6 +199,7 @@ class StaffCommands:
         if verb in (Verb.ASSIGN, Verb.FORWARD):
             assert plan.target is not None
             target = plan.target
+            previous = ticket.assignee_email
             ticket.assignee_email = target.emails[0]
             effects.transition(
                 ticket,
@@ -209,6 +210,8 @@ class StaffCommands:
                 detail=f"→ {target.name} <{target.emails[0]}>",
                 data={"assignee": target.emails[0], "by": member.name},
             )
+            if previous and previous not in member.emails and previous not in target.emails:
+                self._tell_previous_assignee(session, effects, ticket, profile, previous, member, target, now)
             if verb is Verb.ASSIGN:
                 self.replies.assigned(session, effects, ticket, profile, member, target, now)
                 return Line(command.line, True, "assigned", {"name": target.name})
@@ -286,6 +289,27 @@ class StaffCommands:
             effects.transition(ticket, event, actor=actor, now=now, inbound=row)
             return Line(command.line, True, "reopened")
         raise AssertionError(f"unhandled verb {verb}")
+
+    def _tell_previous_assignee(
+        self,
+        session: Session,
+        effects: Effects,
+        ticket: models.Ticket,
+        profile: Profile,
+        previous: str,
+        by: StaffMember,
+        target: StaffMember,
+        now: datetime,
+    ) -> None:
+        """A ticket taken from its assignee by someone else: they are told, so that they stop
+        work on it (and know that a late answer of theirs is not sent)."""
+        earlier = self.config.staff_by_email(previous)
+        if earlier is None:
+            return
+        ctx = {**self.replies.context(ticket, profile), "recipient": earlier, "assignee": target, "by": by}
+        self.replies.send_to_staff(
+            session, effects, ticket, profile, earlier, "reassigned", "reassigned", ctx, now
+        )
 
     def _transcript(
         self,

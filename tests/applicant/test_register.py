@@ -168,7 +168,7 @@ def test_every_applicant_template_is_known() -> None:
     """A template added for applicants is added to this test too (or it is a staff mail)."""
     staff = {
         "answer_held", "assignment", "deadline_reminder", "digest", "escalation", "follow_up",
-        "monthly_report", "notify_head", "record_step", "transcript",
+        "monthly_report", "notify_head", "reassigned", "record_step", "transcript",
     }  # fmt: skip
     # Partials ("_" first) are parts of other mails: the note on files left out is checked below.
     names = {p.name.split(".")[0] for p in (TEMPLATES / "id").glob("*.txt.j2") if not p.name.startswith("_")}

@@ -116,3 +116,29 @@ def test_the_assignees_signature_block_does_not_reach_the_applicant(desk: Desk) 
     answer = text_of(desk.last(APPLICANT, "answer"))
     assert "1.250 jam efektif" in answer and "021-8093008" in answer  # the office's number stays
     assert "0812-9999-8888" not in answer and "198001012005011001" not in answer
+
+
+def test_a_reassigned_consultant_is_told_and_their_late_answer_is_not_sent(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "ASSIGN Budi Santoso")
+    first = desk.last(BUDI, "assign")
+    desk.reply(desk.last(HEAD, "transcript"), HEAD, "ASSIGN Budi Hartono")
+    told = " ".join(text_of(desk.last(BUDI, "reassigned")).split())
+    assert "dialihkan oleh Siti Rahmawati kepada Budi Hartono" in told
+    desk.reply(first, BUDI, "ABK disusun per jabatan dengan 1.250 jam efektif per tahun.")
+    assert not desk.outbox(APPLICANT, "answer")
+    held = " ".join(text_of(desk.last(BUDI, "answer_held")).split())
+    assert "tidak sedang ditugaskan kepada Bapak/Ibu (penanggung jawab: Budi Hartono)" in held
+
+
+def test_a_heads_reply_without_a_command_is_recorded_and_said_so(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(desk.last(HEAD, "notify"), HEAD, "Tolak saja, ini bukan kewenangan BPSDM. Arahkan ke BKN.")
+    assert desk.ticket().state is State.NEW
+    held = desk.last(HEAD, "answer_held")
+    assert "tidak ada perintah yang dijalankan" in held.subject
+    assert "REJECT <alasan>" in text_of(held)
+    # Told a few times a day, not at every reply.
+    for _ in range(4):
+        desk.reply(desk.last(HEAD, "notify"), HEAD, "Mohon ditindaklanjuti segera oleh tim.")
+    assert len(desk.outbox(HEAD, "answer_held")) == 3
