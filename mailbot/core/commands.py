@@ -112,6 +112,9 @@ TAKES_NO_ARGUMENT_VERBS = (
 TAKES_THE_REST = (Verb.ANSWER, Verb.REPORT)
 TAKES_NO_ARGUMENT = set(TAKES_NO_ARGUMENT_VERBS)
 MAX_EXTEND_DAYS = 30
+# Verbs whose text may go on over the next lines, up to a blank line or the next command.
+CONTINUED = {Verb.NOTE, Verb.REQUEST_INFO, Verb.CLOSE, Verb.REJECT}
+MAX_CONTINUED_LINES = 30
 
 # A verb in capitals is a command, as the help text shows. People also write "Tugaskan Budi",
 # "assign budi" or "Jawab": a verb in any other case is a command when the line has the verb's
@@ -315,6 +318,8 @@ def parse_commands(text: str) -> ParsedCommands:
         hit = _command_line(line)
         clean = line.strip()[:200]
         alone = first and not any(x.strip() for x in lines[index + 1 :])
+        if hit is not None and not hit.capitals and not hit.arg and clean.endswith(":"):
+            break  # "Penting:" or "Catatan:" over a paragraph: a heading of prose, no command
         if hit is not None and not hit.capitals and not _shaped(hit):
             if alone and hit.verb in NEEDS_ARGUMENT and not hit.arg:
                 # "assign" or "Tugaskan" and nothing else: meant as a command, but incomplete.
@@ -350,6 +355,17 @@ def parse_commands(text: str) -> ParsedCommands:
             body = "\n".join([arg, *lines[index:]]).strip()
             commands.append(Command(verb, body, clean))
             return ParsedCommands(tuple(commands), tuple(errors), body)
+        elif verb in CONTINUED and arg:
+            # A reason or question over several lines ("TOLAK bukan kewenangan kami.\nSilakan
+            # menghubungi BKN …"): the lines below it, up to a blank line or the next command.
+            more: list[str] = []
+            while index < len(lines) and lines[index].strip() and len(more) < MAX_CONTINUED_LINES:
+                below = _command_line(lines[index])
+                if below is not None and (below.capitals or _shaped(below)):
+                    break
+                more.append(lines[index].strip())
+                index += 1
+            commands.append(Command(verb, "\n".join([arg.rstrip(), *more]), clean))
         else:
             commands.append(Command(verb, arg.rstrip() if verb in NEEDS_ARGUMENT else "", clean))
     body = "\n".join(lines[index:]).strip()

@@ -21,6 +21,7 @@ from mailbot.core.authz import GLOBAL_VERBS, is_lead
 from mailbot.core.classify import Kind, ThreadMatch
 from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands, text_after_commands
 from mailbot.core.message import InboundMessage
+from mailbot.core.staff_signature import strip_staff_signature
 from mailbot.core.workflow import (
     OPEN_STATES,
 )
@@ -251,9 +252,13 @@ class StaffCommands:
             if kept:
                 return Line(command.line, True, "answered_files_kept", {"files": kept})
             return Line(command.line, True, "answered")
+        # What the applicant reads (the question, the reason): without the sender's signature.
+        said = strip_staff_signature(
+            command.arg, names=[member.name, *member.aliases], nip=member.nip, position=member.position
+        )
         if verb is Verb.REQUEST_INFO:
-            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
-            ctx = {**self.replies.context(ticket, profile), "question_for_applicant": command.arg}
+            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=said)
+            ctx = {**self.replies.context(ticket, profile), "question_for_applicant": said}
             self.replies.send_to_applicant(
                 session,
                 effects,
@@ -267,8 +272,8 @@ class StaffCommands:
             )
             return Line(command.line, True, "info_requested")
         if verb in (Verb.CLOSE, Verb.REJECT):
-            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=command.arg)
-            ctx = {**self.replies.context(ticket, profile), "reason": command.arg}
+            effects.transition(ticket, event, actor=actor, now=now, inbound=row, detail=said)
+            ctx = {**self.replies.context(ticket, profile), "reason": said}
             template = "closed" if verb is Verb.CLOSE else "rejected"
             self.replies.send(
                 session,

@@ -216,3 +216,34 @@ def test_the_assignee_named_with_the_words_around_a_name(arg: str) -> None:
     ]
     assert [p.name for p in match_person(arg, people)] == ["Budi Santoso"]
     assert [p.name for p in match_person("Kepala Bagian Umum", people)] == ["Kepala Bagian Umum"]
+
+
+@pytest.mark.parametrize(
+    ("text", "commands", "body"),
+    [
+        (
+            "TOLAK Pertanyaan ini bukan kewenangan BPSDM.\nSilakan Ibu menghubungi BKN Regional I.",
+            [
+                (
+                    Verb.REJECT,
+                    "Pertanyaan ini bukan kewenangan BPSDM.\nSilakan Ibu menghubungi BKN Regional I.",
+                )
+            ],
+            "",
+        ),
+        (
+            "MINTA-INFO Mohon kirimkan:\n1. SK\n2. Daftar jabatan\n\nTerima kasih",
+            [(Verb.REQUEST_INFO, "Mohon kirimkan:\n1. SK\n2. Daftar jabatan")],
+            "Terima kasih",
+        ),
+        ("NOTE a\nb\nASSIGN Budi", [(Verb.NOTE, "a\nb"), (Verb.ASSIGN, "Budi")], ""),
+        # A heading of prose in mixed case is no command.
+        ("Penting:\nABK harus disusun per jabatan.", [], "Penting:\nABK harus disusun per jabatan."),
+    ],
+)
+def test_a_reason_or_question_over_several_lines(
+    text: str, commands: list[tuple[Verb, str]], body: str
+) -> None:
+    parsed = parse_commands(text)
+    assert [(c.verb, c.arg) for c in parsed.commands] == commands
+    assert parsed.body == body

@@ -142,3 +142,17 @@ def test_a_heads_reply_without_a_command_is_recorded_and_said_so(desk: Desk) -> 
     for _ in range(4):
         desk.reply(desk.last(HEAD, "notify"), HEAD, "Mohon ditindaklanjuti segera oleh tim.")
     assert len(desk.outbox(HEAD, "answer_held")) == 3
+
+
+def test_a_rejection_reason_over_two_lines_reaches_the_applicant_without_the_signature(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    desk.reply(
+        desk.last(HEAD, "notify"),
+        HEAD,
+        "TOLAK Pertanyaan ini bukan kewenangan BPSDM.\nSilakan Ibu menghubungi BKN Regional I.\nSiti",
+    )
+    assert desk.ticket().state is State.REJECTED
+    rejected = text_of(desk.last(APPLICANT, "rejected"))
+    assert "bukan kewenangan BPSDM." in rejected and "BKN Regional I." in rejected
+    assert "\nSiti" not in rejected.split("Alasan:")[1].split("Atas pengertian")[0]
+    assert "TIDAK DIPROSES" not in text_of(desk.last(HEAD, "transcript"))
