@@ -158,12 +158,13 @@ def _inline_fields(name: str, value: str) -> list[tuple[str, str]]:
     return [(n, v) for n, v in out if v]
 
 
-def extract_fields(text: str) -> dict[str, str]:
+def extract_fields(text: str, *, prose_question: bool = True) -> dict[str, str]:
     """Find labelled field values in a request's text.
 
     Copes with bullets, bold labels, table rows (tab- or pipe-separated),
     values on the next line, and a multi-line question. When no question is
-    labelled, the unlabelled prose of the mail is the question.
+    labelled, the unlabelled prose of the mail is the question (unless `prose_question` is
+    False: the labelled fields only).
     """
     lines = text.splitlines()
     found: dict[str, str] = {}
@@ -218,7 +219,7 @@ def extract_fields(text: str) -> dict[str, str]:
         elif stripped and not _GREETING_RE.match(stripped):
             prose.append(stripped)
     finish()
-    if "question" not in found:
+    if "question" not in found and prose_question:
         fallback = "\n".join(prose).strip()
         if len(fallback) >= _FIELD_MIN_LENGTH["question"]:
             found["question"] = fallback

@@ -99,13 +99,13 @@ class InboundMessage:
         carries every field never needs it."""
         return html_to_text(self.html) if self.html else ""
 
-    def fields_of(self, text: str) -> dict[str, str]:
+    def fields_of(self, text: str, *, prose_question: bool = True) -> dict[str, str]:
         """The labelled fields of `text` (the mail's or its new part's), the HTML part filling in
-        what it lacks."""
-        found = extract_fields(text)
+        what it lacks; unlabelled prose is the question unless `prose_question` is False."""
+        found = extract_fields(text, prose_question=prose_question)
         if not self.html or all(name in found for name in FIELDS):
             return found
-        return merge_fields(found, extract_fields(self.html_text))
+        return merge_fields(found, extract_fields(self.html_text, prose_question=prose_question))
 
     @cached_property
     def request_fields(self) -> dict[str, str]:

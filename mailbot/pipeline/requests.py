@@ -139,10 +139,17 @@ class Requests:
         new = msg.fields_of(msg.new_text)
         # A reply may carry only the missing value, unlabelled ("19860926 201505 1 001").
         new = _unlabelled_answer(new, msg.new_text, ticket.issues)
+        # What the reply states under a label is the applicant's latest word, also for a field
+        # given before ("Permasalahan: maaf, pertanyaan saya ubah: …"); unlabelled prose only
+        # fills what is missing (a "terima kasih" under the data is no new question).
+        labelled = msg.fields_of(msg.new_text, prose_question=False)
         pending = {i["field"] for i in ticket.issues}
         merged = dict(ticket.fields)
+        changed = sorted(
+            n for n, v in labelled.items() if n not in pending and n in merged and merged[n] != v
+        )
         for name, value in new.items():
-            if name in pending or name not in merged:
+            if name in pending or name not in merged or name in labelled:
                 merged[name] = value
         if msg.attachments:
             # Evidence sent later (the screenshot the reply was asked for) adds to what came before.
@@ -161,7 +168,9 @@ class Requests:
                 actor=msg.from_addr,
                 now=now,
                 inbound=row,
-                detail=f"data completed: {', '.join(got) or '-'}",
+                detail=f"data completed: {', '.join(got) or '-'}"
+                + (f"; changed: {', '.join(changed)}" if changed else ""),
+                data={"completed": got, "changed": changed},
             )
             self._registered(session, effects, ticket, profile, msg, now)
         else:

@@ -213,3 +213,41 @@ def test_bounces_without_a_null_return_path_are_machine_mail(desk: Desk, subject
     )
     assert out.status == "machine"
     assert desk.outbox("postmaster-relay@kemendesa.example.go.id") == []
+
+
+def _awaiting(desk: Desk) -> None:
+    desk.deliver(
+        request_mail(body="Nama: Rina Kartika\nSaya mau bertanya tentang penyusunan ABK unit kami ya Pak.")
+    )
+    assert desk.ticket().state is State.AWAITING_INFO
+
+
+DATA = (
+    "NIP: 19860926 201505 2 001\nUnit Kerja: Biro Perencanaan\nJabatan: Analis Kebijakan\n"
+    "Nomor Telepon: 0812-3456-7890\n"
+)
+
+
+def test_a_question_restated_under_its_label_with_the_data_replaces_the_first(desk: Desk) -> None:
+    _awaiting(desk)
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"),
+        APPLICANT,
+        DATA + "Permasalahan: Maaf pertanyaan saya ubah: bagaimana menghitung formasi PPPK tahun 2027?",
+    )
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW
+    assert "formasi PPPK tahun 2027" in ticket.fields["question"]
+    assert "formasi PPPK tahun 2027" in text_of(desk.last(HEAD, "notify"))
+    completed = next(e for e in _events(desk) if e.kind == "request_complete" and e.data.get("changed"))
+    assert completed.data["changed"] == ["question"]
+
+
+def test_thanks_under_the_data_is_no_new_question(desk: Desk) -> None:
+    _awaiting(desk)
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"), APPLICANT, DATA + "\nTerima kasih banyak atas bantuannya Pak"
+    )
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW
+    assert "penyusunan ABK" in ticket.fields["question"]
