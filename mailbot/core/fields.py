@@ -45,6 +45,15 @@ _GREETING_RE = re.compile(
     r"dear\b.*|hello\b.*|hi\b.*|halo\b.*|bapak/ibu.*|di tempat\.?)\s*$",
     re.IGNORECASE,
 )
+# A greeting is a short line: "Selamat siang, saya Rina dari Biro Perencanaan, ingin bertanya …"
+# is the question.
+_MAX_GREETING_CHARS = 80
+# A number under the closing, labelled without a colon: "NIP. 19860926 201505 2 001", "HP 0812…".
+_SIGNED_NUMBER = re.compile(
+    r"\s*+(?P<label>nip|nik|ni pppk|hp|no\.? ?hp|telp|telepon|wa)\b\.?+\s*+:?+\s*+"
+    r"(?P<v>\+?\d(?:[ .()-]{0,2}+\d){6,30}+)",
+    re.IGNORECASE,
+)
 _FIELD_MIN_LENGTH = {"name": 3, "unit": 2, "position": 2, "question": 10, "complaint_type": 3}
 
 
@@ -189,15 +198,26 @@ def extract_fields(text: str, *, prose_question: bool = True) -> dict[str, str]:
                 keep(current, value)
         current, collected = None, []
 
+    signed = False  # below the closing ("Hormat saya,"): only labelled fields (the NIP under the name)
     for raw in lines:
         if not raw or raw.isspace():  # most lines of a padded mail: no rule reads a blank line
             if current == "question":
                 collected.append("")
             continue
-        if _SIGNATURE_RE.match(raw):
+        if not signed and _SIGNATURE_RE.match(raw):
             finish()
-            break
+            # "Salam," above everything is a greeting; below the text, the closing.
+            signed = bool(found or prose)
+            continue
         hit = _split_label(raw)
+        if signed:
+            if hit is not None and hit[1] and hit[0] != "question":
+                for each, its_value in _inline_fields(*hit):
+                    keep(each, its_value)
+            elif (number := _SIGNED_NUMBER.match(raw[: _MAX_GREETING_CHARS * 2])) is not None:
+                label = number.group("label").casefold()
+                keep("id_number" if label.startswith(("nip", "nik", "ni ")) else "phone", number.group("v"))
+            continue
         if hit is not None:
             finish()
             name, value = hit
@@ -216,7 +236,7 @@ def extract_fields(text: str, *, prose_question: bool = True) -> dict[str, str]:
             if stripped:
                 collected.append(stripped)
                 finish()
-        elif stripped and not _GREETING_RE.match(stripped):
+        elif stripped and not (len(stripped) <= _MAX_GREETING_CHARS and _GREETING_RE.match(stripped)):
             prose.append(stripped)
     finish()
     if "question" not in found and prose_question:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -401,6 +402,14 @@ def _unlabelled_answer(found: dict[str, str], text: str, issues: list[dict[str, 
     field = pending[0]
     if field == "question":
         return {**found, field: "\n".join(lines)}
+    if field in ("id_number", "phone"):
+        # "Mohon maaf terlewat. / NIP saya 19860926 201505 2 001 / Terima kasih": the number.
+        number = next((m for m in (_NUMBER.search(ln) for ln in lines[:5]) if m is not None), None)
+        return {**found, field: number.group()} if number is not None else found
     if len(lines) <= 3:
         return {**found, field: lines[0]}
     return found
+
+
+# A NIP, NIK or phone number as people write it: digits with spaces, dots or dashes, perhaps +62.
+_NUMBER = re.compile(r"\+?\d(?:[ .()-]{0,2}+\d){6,30}+")

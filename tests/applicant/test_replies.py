@@ -251,3 +251,20 @@ def test_thanks_under_the_data_is_no_new_question(desk: Desk) -> None:
     ticket = desk.ticket()
     assert ticket.state is State.NEW
     assert "penyusunan ABK" in ticket.fields["question"]
+
+
+def test_the_one_missing_number_sent_with_a_word_around_it(desk: Desk) -> None:
+    desk.deliver(
+        request_mail(
+            body="Nama: Rina Kartika\nUnit Kerja: Biro Perencanaan\nJabatan: Analis Kebijakan\n"
+            "Nomor Telepon: 0812-3456-7890\nPertanyaan: Bagaimana menyusun ABK unit kami?"
+        )
+    )
+    assert [i["field"] for i in desk.ticket().issues] == ["id_number"]
+    desk.reply(
+        desk.last(APPLICANT, "missing_fields"),
+        APPLICANT,
+        "Mohon maaf terlewat.\nNIP saya 19860926 201505 2 001\nTerima kasih",
+    )
+    ticket = desk.ticket()
+    assert ticket.state is State.NEW and ticket.fields["id_number"].replace(" ", "") == "198609262015052001"

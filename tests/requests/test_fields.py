@@ -53,6 +53,7 @@ def test_label_variants(label: str, field: str | None) -> None:
     assert label_field(label) == field
 
 
+GREETING_QUESTION = "Selamat siang, saya Rina dari Biro Perencanaan, ingin bertanya tentang penyusunan ABK."
 EXTRACTION_CASES = [
     pytest.param(
         "Nama Lengkap : Rina Kartika\nNIP : 19860926 201505 2 001\nUnit Kerja : Biro Umum\n"
@@ -144,6 +145,36 @@ EXTRACTION_CASES = [
             "question": "Bagaimana cara menyusun ABK, NIP: apakah wajib dicantumkan?",
         },
         id="one-line-splits-only-at-field-labels-never-in-the-question",
+    ),
+    pytest.param(
+        "Yth. Bapak/Ibu,\nSaya ingin bertanya tentang ABK unit kami.\n\nHormat saya,\n\n\n"
+        "Rina Kartika, S.E.\nNIP. 19860926 201505 2 001\nHP 0812-3456-7890",
+        {
+            "id_number": "19860926 201505 2 001",
+            "phone": "0812-3456-7890",
+            "question": "Saya ingin bertanya tentang ABK unit kami.",
+        },
+        id="numbers-under-the-closing-count-the-name-and-prose-there-do-not",
+    ),
+    pytest.param(
+        "Pertanyaan saya tentang penyusunan ABK.\nTerima kasih.\nNIP: 19860926 201505 2 001\n"
+        "Unit Kerja: Biro Perencanaan",
+        {
+            "id_number": "19860926 201505 2 001",
+            "unit": "Biro Perencanaan",
+            "question": "Pertanyaan saya tentang penyusunan ABK.",
+        },
+        id="labelled-fields-below-a-thank-you-line",
+    ),
+    pytest.param(
+        "Salam,\nNama: Rina\nNIP: 19860926 201505 2 001\nPertanyaan: bagaimana ABK disusun?",
+        {"name": "Rina", "id_number": "19860926 201505 2 001", "question": "bagaimana ABK disusun?"},
+        id="a-closing-word-above-everything-is-a-greeting",
+    ),
+    pytest.param(
+        GREETING_QUESTION,
+        {"question": GREETING_QUESTION},
+        id="a-long-line-that-starts-with-a-greeting-is-the-question",
     ),
 ]
 
