@@ -18,12 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.core.classify import classify
-from mailbot.core.commands import parse_commands
+from mailbot.core.classify import classify, courtesy_only, out_of_office_reply
+from mailbot.core.commands import not_an_answer, parse_commands, text_after_commands
 from mailbot.core.fields import _LINE_RE, FIELDS, extract_fields, validate_fields
 from mailbot.core.html_text import html_to_text
 from mailbot.core.message import parse_message
 from mailbot.core.quotes import strip_quotes
+from mailbot.core.staff_signature import strip_staff_signature
 from mailbot.core.survey import parse_survey
 
 SIZE = int(os.environ.get("MAILBOT_LINEAR_SIZE", "1000000"))
@@ -77,12 +78,28 @@ BODY_LINES = {
     "stars": "Dari:" + "*" * SIZE,
     "dashes": "-" * SIZE + "x",
     "underscores": "_" * SIZE + "x",
+    # Greetings, closings and signatures (commands._after_greeting, text_after_commands,
+    # staff_signature, classify.out_of_office_reply, the survey's "semua N" and labelled row).
+    "greetings": "Baik,\n" * (SIZE // 6) + "ASSIGN Budi",
+    "thanks-lines": "Terima kasih,\n" * (SIZE // 14),
+    "digits-spaced": "NIP. " + "1 " * (SIZE // 2),
+    "phone-dashes": "0812" + "-" * SIZE + "x",
+    "semua-spaces": "semua" + SP + "4",
+    "nilai-spaces": "Nilai:" + SP + "4 4 4",
+    "sedang-cuti": "saya sedang cuti sampai " * (SIZE // 24),
 }
 READERS: dict[str, Callable[[str], object]] = {
     "fields": lambda text: validate_fields(extract_fields(text), FIELDS, TODAY),
     "quotes": strip_quotes,
     "commands": parse_commands,
     "survey": parse_survey,
+    "after commands": lambda text: text_after_commands(text, ["Budi Santoso"]),
+    "not an answer": not_an_answer,
+    "staff signature": lambda text: strip_staff_signature(
+        text, names=["Budi Santoso"], nip="198001012005011001"
+    ),
+    "courtesy": courtesy_only,
+    "out of office": lambda text: out_of_office_reply(parse_message(_mail(text))),
 }
 
 
