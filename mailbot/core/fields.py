@@ -40,6 +40,14 @@ _SIGNATURE_RE = re.compile(
     r"kind regards,?|sincerely,?|terima ?kasih(?: banyak)?[.,!]?|thank you[.,!]?|thanks[.,!]?)\s*+$",
     re.IGNORECASE,
 )
+# A mail client's own line under the text: "Dikirim dari Yahoo Mail di Android", "Sent from my
+# iPhone", "Dapatkan Outlook untuk Android".
+_MOBILE_SIGNATURE_RE = re.compile(
+    r"\s*+(?:sent from (?:my|yahoo|mail|outlook)|get outlook for|dapatkan outlook untuk|"
+    r"dikirim dari (?:yahoo|iphone|ipad|android|outlook|perangkat|ponsel|samsung|xiaomi|oppo|vivo|huawei|"
+    r"gmail|mail|surel))\b",
+    re.IGNORECASE,
+)
 _GREETING_RE = re.compile(
     r"^\s*(?:yth\.?.*|kepada\b.*|dengan hormat,?|assalamu.*|selamat (?:pagi|siang|sore|malam).*|"
     r"dear\b.*|hello\b.*|hi\b.*|halo\b.*|bapak/ibu.*|di tempat\.?)\s*$",
@@ -94,6 +102,11 @@ def label_field(label: str) -> str | None:
     found = _label_field(label)
     if found is None and "(" in label:
         found = _label_field(_PAREN_NOTE.sub(" ", label))
+    if found is None:
+        # "Nama saya", "NIP saya", "Pertanyaan saya": a label said in the first person.
+        norm = normalize_label(label)
+        if norm.endswith(" saya"):
+            found = _label_field(norm[: -len(" saya")])
     return found
 
 
@@ -204,7 +217,7 @@ def extract_fields(text: str, *, prose_question: bool = True) -> dict[str, str]:
             if current == "question":
                 collected.append("")
             continue
-        if not signed and _SIGNATURE_RE.match(raw):
+        if not signed and (_SIGNATURE_RE.match(raw) or _MOBILE_SIGNATURE_RE.match(raw)):
             finish()
             # "Salam," above everything is a greeting; below the text, the closing.
             signed = bool(found or prose)

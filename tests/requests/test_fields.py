@@ -172,6 +172,16 @@ EXTRACTION_CASES = [
         id="a-closing-word-above-everything-is-a-greeting",
     ),
     pytest.param(
+        "Nama saya : Rina Kartika\nPertanyaan: bagaimana ABK disusun?\n\nDikirim dari Yahoo Mail di Android",
+        {"name": "Rina Kartika", "question": "bagaimana ABK disusun?"},
+        id="a-label-in-the-first-person-and-a-phone-client-line",
+    ),
+    pytest.param(
+        "Dikirim dari kantor pusat, saya ingin bertanya tentang penyusunan ABK.",
+        {"question": "Dikirim dari kantor pusat, saya ingin bertanya tentang penyusunan ABK."},
+        id="dikirim-dari-in-prose-is-no-client-line",
+    ),
+    pytest.param(
         GREETING_QUESTION,
         {"question": GREETING_QUESTION},
         id="a-long-line-that-starts-with-a-greeting-is-the-question",
