@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.core.authz import GLOBAL_VERBS, is_lead
-from mailbot.core.classify import Kind, ThreadMatch
+from mailbot.core.classify import Kind, ThreadMatch, out_of_office_reply
 from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands, text_after_commands
 from mailbot.core.message import InboundMessage
 from mailbot.core.staff_signature import strip_staff_signature
@@ -27,6 +27,7 @@ from mailbot.core.workflow import (
 )
 from mailbot.pipeline.after_answer import AfterAnswerSteps, step_of
 from mailbot.pipeline.clocks import Clocks
+from mailbot.pipeline.notices import claim_notice
 from mailbot.pipeline.replies import Replies
 from mailbot.pipeline.staff_answers import StaffAnswers
 from mailbot.pipeline.staff_checks import EVENT_FOR, STATE_CHANGING, CommandChecks, Line, Plan
@@ -67,6 +68,16 @@ class StaffCommands:
         parsed = parse_commands(msg.new_text)
         if parsed.empty:
             self.answers.plain_reply(session, effects, row, msg, member, ticket, thread, now)
+            text = msg.new_text.strip()
+            if ticket is None and text and not out_of_office_reply(msg):
+                # A staff member's own new mail that is no reply and no command: nothing is done
+                # with it, and they are told so (once a day: an autoresponder gets no more).
+                key = f"unthreaded:{member.emails[0]}:{now.astimezone(self.replies.tz).date()}"
+                if claim_notice(session, key, "unthreaded_staff_mail", None, now):
+                    quoted = text.split("\n", 1)[0][:200] + (" …" if "\n" in text else "")
+                    profile = self.config.profile
+                    line = Line(quoted, False, "unthreaded")
+                    self._transcript(session, effects, msg, member, None, profile, [line], False, now)
             return
         profile = (
             self.config.profiles.get(ticket.profile, self.config.profile) if ticket else self.config.profile

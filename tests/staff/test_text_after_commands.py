@@ -156,3 +156,12 @@ def test_a_rejection_reason_over_two_lines_reaches_the_applicant_without_the_sig
     assert "bukan kewenangan BPSDM." in rejected and "BKN Regional I." in rejected
     assert "\nSiti" not in rejected.split("Alasan:")[1].split("Atas pengertian")[0]
     assert "TIDAK DIPROSES" not in text_of(desk.last(HEAD, "transcript"))
+
+
+def test_a_staff_members_new_mail_without_a_command_is_answered_once_a_day(desk: Desk) -> None:
+    mail = request_mail(sender=BUDI, name="Budi Santoso", subject="Pertanyaan soal ABK")
+    desk.deliver(mail)
+    transcript = " ".join(text_of(desk.last(BUDI, "transcript")).split())
+    assert "bukan balasan atas email tiket dan tidak memuat perintah" in transcript
+    desk.deliver(request_mail(sender=BUDI, name="Budi Santoso", subject="Pertanyaan lain"))
+    assert len(desk.outbox(BUDI, "transcript")) == 1
