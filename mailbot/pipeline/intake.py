@@ -40,6 +40,8 @@ from mailbot.shell.persist import Effects
 
 log = logging.getLogger(__name__)
 # Our Message-IDs (tokens.py) as a bounce quotes them.
+# A forward's subject prefix, repeated or not: "Fwd:", "FW:", "Fw: Fwd:", "TR:" (Outlook, French).
+_FORWARDED = re.compile(r"(?:\s*+(?:fwd?|fw|tr|trs|wg)\s*+:)++", re.IGNORECASE)
 _OUR_IDS = re.compile(rb"<mb\.(?:\d++|[nx]-[A-Za-z0-9-]++)\.[a-z_]++\.[0-9a-f]++\.[0-9a-f]++@[^>\s]++>")
 
 
@@ -439,6 +441,13 @@ class Intake:
                 ticket = store.ticket_by_number(session, number)
                 if ticket is not None:
                     return ThreadMatch(ticket.id, ticket.applicant_email, "subject")
+        forwarded = _FORWARDED.match(msg.subject)
+        if forwarded is not None and msg.from_addr:
+            # The applicant forwarding their own request again ("Fwd: Konsultasi ABK", "mohon
+            # tanggapannya"): a reminder on the open ticket, not a second ticket.
+            ticket = store.open_ticket_of(session, msg.from_addr, msg.subject[forwarded.end() :].strip())
+            if ticket is not None:
+                return ThreadMatch(ticket.id, ticket.applicant_email, "subject")
         return None
 
     def _follow_up(

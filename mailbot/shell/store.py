@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func, orm, select
 
-from mailbot.core.workflow import InboundStatus, OutboundStatus, next_outbound
+from mailbot.core.workflow import OPEN_STATES, InboundStatus, OutboundStatus, next_outbound
 from mailbot.settings import Profile
 from mailbot.shell import models
 from mailbot.shell.persist import Effects, QueuedMail, known_of
@@ -312,6 +312,22 @@ def ticket_by_referenced_message(session: orm.Session, message_ids: list[str]) -
         if ticket_id is not None:
             return session.get(models.Ticket, ticket_id)
     return None
+
+
+def open_ticket_of(session: orm.Session, applicant: str, subject: str) -> models.Ticket | None:
+    """The applicant's latest open ticket with this subject (a request they forward again)."""
+    if not subject:
+        return None
+    return session.execute(
+        select(models.Ticket)
+        .where(
+            models.Ticket.applicant_email == applicant.lower(),
+            func.lower(models.Ticket.subject) == subject.lower()[:500],
+            models.Ticket.state.in_(list(OPEN_STATES)),
+        )
+        .order_by(models.Ticket.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def ticket_by_number(session: orm.Session, number: str) -> models.Ticket | None:

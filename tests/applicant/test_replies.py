@@ -8,7 +8,7 @@ server flagged as spam is held for staff and can be released.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailbot.cli import main
 from mailbot.core.classify import courtesy_only, out_of_office
@@ -268,3 +268,20 @@ def test_the_one_missing_number_sent_with_a_word_around_it(desk: Desk) -> None:
     )
     ticket = desk.ticket()
     assert ticket.state is State.NEW and ticket.fields["id_number"].replace(" ", "") == "198609262015052001"
+
+
+def test_a_request_forwarded_again_by_its_applicant_is_a_reminder_not_a_second_ticket(desk: Desk) -> None:
+    desk.deliver(request_mail())
+    notified = len(desk.outbox(HEAD, "notify"))
+    desk.deliver(
+        request_mail(
+            subject="Fwd: Konsultasi penyusunan Analisis Beban Kerja",
+            body="Mohon tanggapannya, Pak.\n\n---------- Forwarded message ---------\n"
+            "From: Rina Kartika <rina.kartika@kemendesa.example.go.id>\nDate: Mon, 16 Nov 2026\n"
+            "Subject: Konsultasi penyusunan Analisis Beban Kerja\n\nNama: Rina Kartika\n",
+        )
+    )
+    with desk.app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Ticket)) == 1
+    assert len(desk.outbox(HEAD, "notify")) == notified
+    assert "Mohon tanggapannya" in text_of(desk.last(HEAD, "follow_up"))
