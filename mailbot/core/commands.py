@@ -425,6 +425,16 @@ def text_after_commands(body: str, signer_names: Sequence[str]) -> str:
 # An assignee's short reply to the office that is no answer for the applicant: "Siap Bu, segera
 # saya tindaklanjuti", "Mohon izin, ini bukan bidang saya, mohon dialihkan".
 MAX_ACKNOWLEDGMENT_WORDS = 30
+_INTERNAL_VERBS = {
+    Verb.NOTE,
+    Verb.REQUEST_INFO,
+    Verb.ASSIGN,
+    Verb.FORWARD,
+    Verb.CLOSE,
+    Verb.REJECT,
+    Verb.EXTEND,
+    Verb.URGENT,
+}
 _ACK_START = re.compile(r"(?:siap|noted|ok|oke|okay|sip|diterima|laksanakan)\b")
 _ACK_PHRASE = re.compile(
     r"\b(?:segera saya (?:tindak|pelajari|cek|jawab|kerjakan)\w*|"
@@ -443,7 +453,14 @@ def not_an_answer(text: str) -> str | None:
     lines = [line[:MAX_LINE] for line in text.split("\n") if line.strip()]
     for line in lines[1:]:
         hit = _command_line(line)
-        if hit is not None and hit.capitals:
+        # Only the verbs whose text or effect is internal: a heading in capitals that happens to
+        # be a verb ("DAFTAR PUSTAKA", "STATUS PPPK", "PENTING:") is part of an answer.
+        if (
+            hit is not None
+            and hit.capitals
+            and hit.verb in _INTERNAL_VERBS
+            and not line.rstrip().endswith(":")
+        ) and (hit.verb is not Verb.URGENT or not hit.arg):
             return "commands_below"
     folded = fold(" ".join(lines)[: MAX_LINE * 2])
     if len(folded.split()) <= MAX_ACKNOWLEDGMENT_WORDS and (

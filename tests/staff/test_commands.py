@@ -188,6 +188,10 @@ def test_a_greeting_above_the_commands(text: str, verbs: list[Verb], body: str) 
         ("ABK disusun per jabatan dengan 1.250 jam efektif per tahun.", None),
         ("Dokumen akan kami proses setelah Ibu mengirim SK.", None),
         ("Baik, silakan Ibu mengisi formulir di SIASN, menu Usul Mutasi.", None),
+        # Headings in capitals that happen to be verbs are part of an answer.
+        ("Jawaban.\nDAFTAR PUSTAKA\n1. PP 11/2017", None),
+        ("Jawaban.\nSTATUS PPPK berbeda dari PNS.", None),
+        ("Jawaban.\nPENTING: bawa SK asli.", None),
     ],
 )
 def test_not_an_answer(text: str, why: str | None) -> None:
