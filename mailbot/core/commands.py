@@ -435,7 +435,7 @@ _INTERNAL_VERBS = {
     Verb.EXTEND,
     Verb.URGENT,
 }
-_ACK_START = re.compile(r"(?:siap|noted|ok|oke|okay|sip|diterima|laksanakan)\b")
+_ACK_START = re.compile(r"(?:siap|noted|sip|laksanakan)\b")
 _ACK_PHRASE = re.compile(
     r"\b(?:segera saya (?:tindak|pelajari|cek|jawab|kerjakan)\w*|"
     r"akan (?:segera )?saya (?:tindak ?lanjut|pelajari|cek|jawab|kerjakan)\w*|"

@@ -190,6 +190,8 @@ def test_a_greeting_above_the_commands(text: str, verbs: list[Verb], body: str) 
         ("Baik, silakan Ibu mengisi formulir di SIASN, menu Usul Mutasi.", None),
         # Headings in capitals that happen to be verbs are part of an answer.
         ("Jawaban.\nDAFTAR PUSTAKA\n1. PP 11/2017", None),
+        ("Ok, Bapak cukup melampirkan SK saja.", None),
+        ("Diterima. Dokumen Ibu sudah lengkap dan akan kami proses.", None),
         ("Jawaban.\nSTATUS PPPK berbeda dari PNS.", None),
         ("Jawaban.\nPENTING: bawa SK asli.", None),
     ],
