@@ -98,7 +98,12 @@ class StaffCommands:
         rest = (
             ""
             if any(c.verb in TAKES_THE_REST for c in parsed.commands)
-            else text_after_commands(parsed.body, [member.name])
+            else strip_staff_signature(
+                text_after_commands(parsed.body, [member.name, *member.aliases]),
+                names=[member.name, *member.aliases],
+                nip=member.nip,
+                position=member.position,
+            )
         )
         verbs = {p.command.verb for p in plans}
         disposition_note = bool(rest) and executed and Verb.ASSIGN in verbs and Verb.NOTE not in verbs
