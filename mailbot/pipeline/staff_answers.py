@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.authz import is_lead
 from mailbot.core.classify import ThreadMatch, out_of_office_reply
-from mailbot.core.commands import not_an_answer
 from mailbot.core.message import InboundMessage
 from mailbot.core.staff_signature import strip_staff_signature
+from mailbot.core.staff_text import not_an_answer
 from mailbot.core.survey import ELEMENTS
 from mailbot.core.workflow import Event, InboundStatus, State, next_inbound
 from mailbot.pipeline.after_answer import AfterAnswerSteps

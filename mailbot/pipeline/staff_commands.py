@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.core.authz import GLOBAL_VERBS, is_lead
 from mailbot.core.classify import Kind, ThreadMatch, out_of_office_reply
-from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands, text_after_commands
+from mailbot.core.commands import TAKES_THE_REST, Verb, parse_commands
 from mailbot.core.message import InboundMessage
 from mailbot.core.staff_signature import strip_staff_signature
+from mailbot.core.staff_text import text_after_commands
 from mailbot.core.workflow import (
     OPEN_STATES,
 )

@@ -19,12 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.core.classify import classify, courtesy_only, out_of_office_reply
-from mailbot.core.commands import not_an_answer, parse_commands, text_after_commands
+from mailbot.core.commands import parse_commands
 from mailbot.core.fields import _LINE_RE, FIELDS, extract_fields, validate_fields
 from mailbot.core.html_text import html_to_text
 from mailbot.core.message import parse_message
 from mailbot.core.quotes import strip_quotes
 from mailbot.core.staff_signature import strip_staff_signature
+from mailbot.core.staff_text import not_an_answer, text_after_commands
 from mailbot.core.survey import parse_survey
 
 SIZE = int(os.environ.get("MAILBOT_LINEAR_SIZE", "1000000"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mailbot.core.authz import authenticated
-from mailbot.core.commands import Verb, fold, match_person, not_an_answer, parse_commands, text_after_commands
+from mailbot.core.commands import Verb, fold, match_person, parse_commands
+from mailbot.core.staff_text import not_an_answer, text_after_commands
 from mailbot.settings import StaffMember
 
 
